@@ -1,0 +1,161 @@
+"""The ``mailkit`` command line: the lab and a connection check, with one-line errors.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(main, ["lab", "up", "--release", "hamm"]).exit_code
+2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from mailkit.errors import MailkitError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Turn mailkit's exceptions into one error line: exit 2 for a wrong request, 1 for a failure."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            click.echo(f"mailkit: error: {exc}", err=True)
+            sys.exit(2)
+        except MailkitError as exc:
+            click.echo(f"mailkit: error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> Callable[[str], None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def show(line: str) -> None:
+        console.print(f"[dim]{line}[/dim]", highlight=False, markup=True, soft_wrap=True)
+
+    return show
+
+
+@click.group()
+@click.version_option(package_name="mailkit")
+def main() -> None:
+    """mailkit: the self-hosted mail server guide, executable."""
+
+
+@main.group()
+def lab() -> None:
+    """The disposable Debian lab: mail, outside and dns hosts on 198.51.100.0/24."""
+
+
+@lab.command()
+@click.option("--release", default=None, help="Debian release (default: trixie, the current stable).")
+@friendly_errors
+def up(release: str | None) -> None:
+    """Build (once) and boot the lab hosts; a no-op when the lab is already up."""
+    from mailkit.lab.lab import Lab
+    from mailkit.lab.layout import DEFAULT_RELEASE
+
+    chosen = release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE
+    the_lab = Lab()
+    started = the_lab.up(chosen, progress=_progress())
+    click.echo(f"lab {'up' if started else 'already up'}: {chosen}")
+    for name, host in the_lab.status()["hosts"].items():
+        click.echo(f"  {name:8} {host['hostname']:22} {host['address']}")
+
+
+@lab.command()
+@friendly_errors
+def down() -> None:
+    """Stop every lab host and remove what the lab made; a no-op when it is down."""
+    from mailkit.lab.lab import Lab
+
+    click.echo("lab down" if Lab().down() else "lab already down")
+
+
+@lab.command()
+@friendly_errors
+def reset() -> None:
+    """Replace the mail host with a fresh one (same name, addresses and host key)."""
+    from mailkit.lab.lab import Lab
+
+    Lab().reset(progress=_progress())
+    click.echo("mail host reset")
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def status(as_json: bool) -> None:
+    """Whether the lab is up, its release and its hosts."""
+    from mailkit.lab.lab import Lab
+
+    info = Lab().status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    click.echo(f"lab {info['state']}" + (f": {info['release']}" if info["release"] else ""))
+    for name, host in info["hosts"].items():
+        state = "running" if host["running"] else "stopped"
+        click.echo(f"  {name:8} {host['hostname']:22} {host['address']:16} {state}")
+
+
+@lab.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@friendly_errors
+def exec_(host: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND on a lab host over SSH; its exit code is passed through.
+
+    Example: mailkit lab exec mail -- postconf -n
+    """
+    from mailkit.target import lab_connection
+
+    with lab_connection(host) as conn:
+        result = conn.run(list(command), check=False)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    sys.exit(result.exited)
+
+
+@lab.command()
+@click.argument("host")
+@friendly_errors
+def ssh(host: str) -> None:
+    """An interactive shell on a lab host (OpenSSH, with the lab's key and known_hosts)."""
+    from mailkit.lab.lab import Lab
+    from mailkit.lab.layout import HOSTS
+
+    if host not in HOSTS:
+        raise UsageError(f"no lab host {host!r}: choose one of {', '.join(HOSTS)}")
+    the_lab = Lab()
+    the_lab.require_up()
+    os.execvp("ssh", ["ssh", "-F", str(the_lab.ssh_config), host])
+
+
+@lab.command()
+@friendly_errors
+def check() -> None:
+    """Connect to every lab host and print what it runs (release, systemd state, resolver answers)."""
+    from mailkit.labcheck import check_lab, render_text
+
+    results = check_lab()
+    click.echo(render_text(results))
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The lab's DNS: BIND 9 configuration and zones rendered here, records changed by dynamic update.
+
+The DNS host is authoritative for the root zone too, so a name outside the lab gets an immediate
+NXDOMAIN instead of a resolver time-out (the lab has no internet to recurse into).
+
+>>> reverse_name("198.51.100.25")
+'25.100.51.198.in-addr.arpa.'
+>>> zone_for("_dmarc.example.org")
+'example.org'
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+from collections.abc import Iterable
+
+from mailkit.errors import LabError
+from mailkit.lab.layout import (
+    HOSTS,
+    REVERSE_ZONE_V4,
+    REVERSE_ZONE_V6,
+    TSIG_KEY_NAME,
+    ZONES,
+)
+
+NAMESERVER = HOSTS["dns"]
+SOA_TIMERS = "1 3600 600 86400 300"
+ALL_ZONES: tuple[str, ...] = (*ZONES, REVERSE_ZONE_V4, REVERSE_ZONE_V6)
+
+
+def new_tsig_secret() -> str:
+    """A fresh HMAC-SHA256 key for dynamic updates, base64 as BIND writes it."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def reverse_name(address: str) -> str:
+    return ipaddress.ip_address(address).reverse_pointer + "."
+
+
+def zone_for(name: str) -> str:
+    """The lab zone that holds ``name`` (longest suffix wins); error if none does."""
+    fqdn = name.rstrip(".").lower()
+    matches = [z for z in ALL_ZONES if fqdn == z or fqdn.endswith("." + z)]
+    if not matches:
+        raise LabError(f"{name!r} is not in a lab zone ({', '.join(ALL_ZONES)})")
+    return max(matches, key=len)
+
+
+def _zone_file(origin: str, records: Iterable[str]) -> str:
+    ns = f"{NAMESERVER.fqdn}."
+    head = [
+        "$TTL 300",
+        f"$ORIGIN {origin}.",
+        f"@ IN SOA {ns} hostmaster.{origin if origin != '.' else 'example.net'}. ({SOA_TIMERS})",
+        f"@ IN NS {ns}",
+    ]
+    return "\n".join([*head, *records]) + "\n"
+
+
+def zone_files() -> dict[str, str]:
+    """Every zone's initial content: A/AAAA, MX and PTR records for every lab host."""
+    records: dict[str, list[str]] = {zone: [] for zone in ALL_ZONES}
+    for spec in HOSTS.values():
+        records[spec.domain] += [f"{spec.fqdn}. IN A {spec.address}", f"{spec.fqdn}. IN AAAA {spec.address6}"]
+        records[REVERSE_ZONE_V4].append(f"{reverse_name(spec.address)} IN PTR {spec.fqdn}.")
+        records[REVERSE_ZONE_V6].append(f"{reverse_name(spec.address6)} IN PTR {spec.fqdn}.")
+    mail, outside = HOSTS["mail"].fqdn, HOSTS["outside"].fqdn
+    records["example.org"] += [f"@ IN MX 10 {mail}.", f"b IN NS {NAMESERVER.fqdn}."]
+    records["b.example.org"].append(f"@ IN MX 10 {mail}.")
+    records["example.net"].append(f"@ IN MX 10 {outside}.")
+    files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
+    files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])
+    return files
+
+
+def zone_filename(zone: str) -> str:
+    return "db.root" if zone == "." else f"db.{zone}"
+
+
+def named_conf(tsig_secret: str) -> dict[str, str]:
+    """BIND's configuration files (paths under /etc/bind), replacing Debian's default zones."""
+    key = f'key "{TSIG_KEY_NAME}" {{ algorithm hmac-sha256; secret "{tsig_secret}"; }};\n'
+    zones = []
+    for zone in (".", *ALL_ZONES):
+        zones.append(
+            f'zone "{zone}" {{ type primary; file "/var/lib/bind/{zone_filename(zone)}"; '
+            f'allow-update {{ key "{TSIG_KEY_NAME}"; }}; }};'
+        )
+    options = (
+        "options {\n"
+        '    directory "/var/cache/bind";\n'
+        "    listen-on { any; };\n"
+        "    listen-on-v6 { any; };\n"
+        "    allow-query { any; };\n"
+        "    recursion no;\n"
+        "    dnssec-validation no;\n"
+        "    notify no;\n"
+        "};\n"
+    )
+    return {
+        "named.conf": 'include "/etc/bind/named.conf.options";\ninclude "/etc/bind/mailkit-lab.key";\n'
+        'include "/etc/bind/named.conf.local";\n',
+        "named.conf.options": options,
+        "mailkit-lab.key": key,
+        "named.conf.local": "\n".join(zones) + "\n",
+    }
+
+
+def set_records(name: str, rtype: str, values: list[str], secret: str, *, ttl: int = 300) -> None:
+    """Replace the ``rtype`` records of ``name`` with ``values`` in the running lab DNS (no restart).
+
+    >>> set_records("_dmarc.example.org", "TXT", ['"v=DMARC1; p=none"'], secret)  # doctest: +SKIP
+    """
+    import dns.query
+    import dns.rcode
+    import dns.tsigkeyring
+    import dns.update
+
+    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
+    update = dns.update.Update(zone_for(name) + ".", keyring=keyring, keyalgorithm="hmac-sha256")
+    fqdn = name.rstrip(".") + "."
+    if values:
+        update.replace(fqdn, ttl, rtype, *values)
+    else:
+        update.delete(fqdn, rtype)
+    response = dns.query.tcp(update, NAMESERVER.address, timeout=5)
+    if response.rcode() != dns.rcode.NOERROR:
+        raise LabError(f"DNS update of {fqdn} {rtype} refused: {dns.rcode.to_text(response.rcode())}")

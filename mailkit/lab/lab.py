@@ -1,0 +1,298 @@
+"""The lab as a whole: up, down, reset and status of its three hosts, the apt proxy and the network.
+
+Every step is recorded in ``state.json`` as it happens, so ``down`` can always undo a partial ``up``.
+
+>>> Lab().status()["state"] in ("up", "down", "broken")  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mailkit.errors import LabError, UsageError
+from mailkit.lab import dns, machine, network, proxy, rootfs
+from mailkit.lab.layout import DEFAULT_RELEASE, HOSTS, PREFIX, RELEASES, HostSpec, state_dir
+from mailkit.local import run_local
+
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "unshare", "ssh-keygen", "mount")
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def check_release(release: str) -> str:
+    if release not in RELEASES:
+        raise UsageError(f"unknown release {release!r}: choose one of {', '.join(RELEASES)}")
+    return release
+
+
+def check_can_run_lab() -> None:
+    """The lab needs root and a few Debian tools; say exactly which is missing."""
+    if os.geteuid() != 0:
+        raise UsageError("the lab needs root (namespaces, mounts, cgroups): run it as root or with sudo")
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise UsageError(
+            f"missing {', '.join(missing)}: install with "
+            "'apt-get install debootstrap systemd-container apt-cacher-ng iproute2 openssh-client'"
+        )
+
+
+class Lab:
+    """The lab on this machine. Cheap to create; nothing happens until a method is called."""
+
+    def __init__(self, state: Path | None = None) -> None:
+        self.dir = state or state_dir()
+
+    # -- paths and recorded state ------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def client_key(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh_config"
+
+    @property
+    def tsig_file(self) -> Path:
+        return self.dir / "tsig.secret"
+
+    def host_paths(self, name: str) -> machine.HostPaths:
+        return machine.HostPaths(self.dir / "hosts" / name)
+
+    def host_key(self, name: str) -> Path:
+        return self.dir / "hostkeys" / f"{name}_ed25519"
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, state: dict[str, Any]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+        tmp.rename(self.state_file)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        with open(self.dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    # -- facts ---------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """What is running: ``{"state", "release", "hosts": {name: {address, hostname, running}}}``."""
+        state = self._read()
+        hosts: dict[str, Any] = {}
+        for name, spec in HOSTS.items():
+            pid = state.get("hosts", {}).get(name, {}).get("pid")
+            hosts[name] = {
+                "address": spec.address,
+                "address6": spec.address6,
+                "hostname": spec.fqdn,
+                "running": machine.pid_alive(pid),
+            }
+        running = [h["running"] for h in hosts.values()]
+        if not state:
+            overall = "down"
+        elif all(running) and machine.pid_alive(state.get("proxy_pid")):
+            overall = "up"
+        else:
+            overall = "broken"
+        return {"state": overall, "release": state.get("release"), "hosts": hosts}
+
+    def tsig_secret(self) -> str:
+        try:
+            return self.tsig_file.read_text().strip()
+        except OSError as exc:
+            raise LabError("the lab is not up (no DNS update key): run 'mailkit lab up'") from exc
+
+    def require_up(self) -> dict[str, Any]:
+        status = self.status()
+        if status["state"] != "up":
+            raise LabError(f"the lab is {status['state']}: run 'mailkit lab up'")
+        return status
+
+    # -- actions -------------------------------------------------------------------------------
+    def up(self, release: str = DEFAULT_RELEASE, progress: Progress = _quiet) -> bool:
+        """Bring the lab up on ``release``; return False when it already was (nothing done)."""
+        check_release(release)
+        check_can_run_lab()
+        with self._locked():
+            status = self.status()
+            if status["state"] == "up":
+                if status["release"] != release:
+                    raise UsageError(f"the lab is up with {status['release']}: run 'mailkit lab down' before {release}")
+                return False
+            if status["state"] == "broken":
+                progress("cleaning up a lab that is partly up")
+                self._down()
+            lowers = {None: [rootfs.ensure_base(release, progress)]}
+            for role in {spec.layer for spec in HOSTS.values() if spec.layer}:
+                lowers[role] = [rootfs.ensure_layer(release, role, progress), lowers[None][0]]
+            try:
+                self._start(release, lowers, progress)
+            except BaseException:
+                self._down()
+                raise
+            return True
+
+    def _start(self, release: str, lowers: dict[str | None, list[Path]], progress: Progress) -> None:
+        self._make_keys()
+        state: dict[str, Any] = {"release": release, "hosts": {}}
+        self._write(state)
+        progress("creating the lab network on 198.51.100.0/24")
+        network.delete_all()
+        network.create_switch()
+        state["proxy_pid"] = proxy.start(self.dir)
+        self._write(state)
+        for spec in HOSTS.values():
+            network.create_host_network(spec)
+            state["hosts"][spec.name] = {"pid": self._boot(spec, lowers[spec.layer])}
+            self._write(state)
+        progress("waiting for SSH on every host")
+        for spec in HOSTS.values():
+            machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], self.host_paths(spec.name))
+        self._write_client_files()
+
+    def _boot(self, spec: HostSpec, lowers: list[Path]) -> int:
+        paths = self.host_paths(spec.name)
+        machine.mount_root(paths, lowers)
+        machine.write_identity(
+            paths.root, spec, self.host_key(spec.name), self.client_key.with_suffix(".pub").read_text()
+        )
+        if spec.name == "dns":
+            machine.write_dns_config(paths.root, self.tsig_secret())
+        return machine.boot(paths, spec)
+
+    def _make_keys(self) -> None:
+        """The client key, one host key per host and the DNS update secret, made once per lab."""
+        if not self.client_key.exists():
+            run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mailkit-lab", "-f", str(self.client_key)])
+        for name in HOSTS:
+            key = self.host_key(name)
+            key.parent.mkdir(mode=0o700, exist_ok=True)
+            if not key.exists():
+                run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", HOSTS[name].fqdn, "-f", str(key)])
+        if not self.tsig_file.exists():
+            self.tsig_file.touch(mode=0o600)
+            self.tsig_file.write_text(dns.new_tsig_secret() + "\n")
+
+    def _write_client_files(self) -> None:
+        """known_hosts from the keys the lab made (no trust on first use), and an ssh_config for aliases."""
+        lines, config = [], [f"# Written by mailkit for the lab in {self.dir}"]
+        for name, spec in HOSTS.items():
+            key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
+            lines.append(f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}")
+            config += [
+                f"Host {name} {spec.fqdn} {spec.address}",
+                f"    HostName {spec.address}",
+                "    User root",
+                f"    IdentityFile {self.client_key}",
+                "    IdentitiesOnly yes",
+                f"    UserKnownHostsFile {self.known_hosts}",
+                "    StrictHostKeyChecking yes",
+                "",
+            ]
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+        self.ssh_config.write_text("\n".join(config))
+
+    def down(self) -> bool:
+        """Stop everything the lab started; return False when nothing was there."""
+        check_can_run_lab()
+        with self._locked():
+            return self._down()
+
+    def _down(self) -> bool:
+        state = self._read()
+        leftovers = bool(state) or bool(network.lab_namespaces()) or bool(self._lab_mounts())
+        for name, spec in HOSTS.items():
+            pid = state.get("hosts", {}).get(name, {}).get("pid")
+            machine.stop(self.host_paths(name), spec, pid)
+            machine.wipe(self.host_paths(name))
+        proxy_pid = state.get("proxy_pid")
+        if machine.pid_alive(proxy_pid):
+            os.kill(proxy_pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while machine.pid_alive(proxy_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if machine.pid_alive(proxy_pid):
+                os.kill(proxy_pid, signal.SIGKILL)
+        for mount in self._lab_mounts():
+            run_local(["umount", "--lazy", mount], check=False)
+        network.delete_all()
+        for path in (self.state_file, self.tsig_file, self.known_hosts, self.ssh_config):
+            path.unlink(missing_ok=True)
+        return leftovers
+
+    def _lab_mounts(self) -> list[str]:
+        prefix = str(self.dir) + "/"
+        with open("/proc/self/mounts") as mounts:
+            return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+
+    def reset(self, progress: Progress = _quiet) -> None:
+        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key."""
+        check_can_run_lab()
+        with self._locked():
+            state = self._read()
+            status = self.status()
+            if status["state"] != "up":
+                raise LabError(f"the lab is {status['state']}: run 'mailkit lab up'")
+            spec = HOSTS["mail"]
+            paths = self.host_paths(spec.name)
+            progress("stopping mail")
+            machine.stop(paths, spec, state["hosts"]["mail"]["pid"])
+            machine.wipe(paths)
+            network.create_host_network(spec)
+            progress("booting a fresh mail host")
+            base = rootfs.ensure_base(state["release"], progress)
+            state["hosts"]["mail"]["pid"] = self._boot(spec, [base])
+            self._write(state)
+            machine.wait_for_ssh(spec, state["hosts"]["mail"]["pid"], paths)
+
+    def set_dns_records(self, name: str, rtype: str, values: list[str], ttl: int = 300) -> None:
+        """Replace records in the running lab DNS (no restart); an empty list deletes them."""
+        self.require_up()
+        dns.set_records(name, rtype, values, self.tsig_secret(), ttl=ttl)
+
+
+def leftovers() -> list[str]:
+    """Anything the lab may leave behind on the machine: namespaces, mounts, cgroups, processes."""
+    found = [f"netns {n}" for n in network.lab_namespaces()]
+    if Path(f"/sys/class/net/{network.MACHINE_LINK}").exists():
+        found.append(f"link {network.MACHINE_LINK}")
+    with open("/proc/self/mounts") as mounts:
+        found += [f"mount {line.split()[1]}" for line in mounts if f"/{PREFIX}/" in line.split()[1]]
+    for cg in machine.cgroup_mounts():
+        found += [f"cgroup {p}" for p in cg.glob(f"{PREFIX}-*")]
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith(("systemd-nspawn", "apt-cacher-ng")) and f"{PREFIX}" in cmdline:
+            found.append(f"process {proc.name}: {cmdline.strip()}")
+    return found

@@ -1,0 +1,130 @@
+"""The lab's fixed layout: releases, hosts, addresses, names and paths.
+
+Pure data, no side effects, so it can be read by the CLI, the tests and the notebooks alike.
+
+>>> HOSTS["mail"].fqdn
+'mail.example.org'
+>>> HOSTS["mail"].address
+'198.51.100.25'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Debian releases the lab can boot, oldest first. trixie (stable) is the default.
+RELEASES: tuple[str, ...] = ("bullseye", "bookworm", "trixie", "sid")
+DEFAULT_RELEASE = "trixie"
+
+#: Where every lab host gets its packages from (through the machine's caching proxy).
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+#: The lab network. Documentation ranges only (RFC 5737 / RFC 3849): nothing here is routable.
+NETWORK_V4 = "198.51.100.0/24"
+NETWORK_V6 = "2001:db8:100::/64"
+GATEWAY_V4 = "198.51.100.1"  # the machine's own leg on the lab network (apt proxy, DNS updates)
+GATEWAY_V6 = "2001:db8:100::1"
+PROXY_PORT = 3142
+
+#: Prefix of every kernel object the lab creates (namespaces, links, cgroups), so `down` can find them all.
+PREFIX = "mailkit"
+SWITCH_NETNS = f"{PREFIX}-switch"
+BRIDGE = "br0"
+MACHINE_LINK = "mk-lab0"  # the machine's end of its veth into the switch
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One lab host: its role, name and fixed addresses."""
+
+    name: str
+    fqdn: str
+    address: str
+    address6: str
+    mac: str
+    layer: str | None  # extra packages layered over the base rootfs, or None for a plain server
+    description: str
+
+    @property
+    def netns(self) -> str:
+        return f"{PREFIX}-{self.name}"
+
+    @property
+    def machine_name(self) -> str:
+        return f"{PREFIX}-{self.name}"
+
+    @property
+    def switch_link(self) -> str:
+        return f"mk-{self.name}"
+
+    @property
+    def domain(self) -> str:
+        return self.fqdn.split(".", 1)[1]
+
+
+HOSTS: dict[str, HostSpec] = {
+    spec.name: spec
+    for spec in (
+        HostSpec(
+            "dns",
+            "ns.example.net",
+            "198.51.100.53",
+            "2001:db8:100::53",
+            "02:00:c6:33:64:35",
+            "dns",
+            "BIND 9: authoritative for the lab zones, answers every lab host",
+        ),
+        HostSpec(
+            "mail",
+            "mail.example.org",
+            "198.51.100.25",
+            "2001:db8:100::25",
+            "02:00:c6:33:64:19",
+            None,
+            "a fresh Debian server, as a hosting provider hands it over",
+        ),
+        HostSpec(
+            "outside",
+            "outside.example.net",
+            "198.51.100.100",
+            "2001:db8:100::100",
+            "02:00:c6:33:64:64",
+            "outside",
+            "a host on 'the internet' with the clients the checks use",
+        ),
+    )
+}
+
+#: Zones the lab DNS serves; mailkit may add and replace records in them while the lab runs.
+ZONES: tuple[str, ...] = ("example.org", "b.example.org", "example.net")
+REVERSE_ZONE_V4 = "100.51.198.in-addr.arpa"
+REVERSE_ZONE_V6 = "0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa"
+TSIG_KEY_NAME = "mailkit-lab."
+
+#: Packages every host gets (a minimal server image), and what each layer adds on top.
+BASE_PACKAGES: tuple[str, ...] = (
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "ca-certificates",
+    "iproute2",
+    "procps",
+    "netbase",
+    "less",
+)
+LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "dns": ("bind9", "bind9-dnsutils"),
+    "outside": ("swaks", "curl", "openssl", "python3", "python3-dnspython", "bind9-dnsutils"),
+}
+
+
+def state_dir() -> Path:
+    """Where the running lab keeps its state (hosts' writable layers, keys, known_hosts)."""
+    return Path(os.environ.get("MAILKIT_LAB_DIR", "/var/lib/mailkit/lab"))
+
+
+def cache_dir() -> Path:
+    """Where base root filesystems and the apt cache are kept between labs (safe to delete)."""
+    return Path(os.environ.get("MAILKIT_CACHE_DIR", "/var/cache/mailkit"))

@@ -1,0 +1,286 @@
+"""One lab host: an overlay root, its own identity, booted by systemd-nspawn in its namespace.
+
+>>> nspawn_argv(Path("/r"), HOSTS["mail"])[:3]
+['systemd-nspawn', '--quiet', '--directory=/r']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailkit.errors import LabError
+from mailkit.lab.layout import GATEWAY_V4, HOSTS, PROXY_PORT, HostSpec
+from mailkit.local import run_local
+
+SSHD_DROPIN = """\
+# Written by mailkit's lab: one host key, made for this host by the lab (see the lab's known_hosts).
+HostKey /etc/ssh/ssh_host_ed25519_key
+PasswordAuthentication no
+"""
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Where one host lives under the lab's state directory."""
+
+    top: Path
+
+    @property
+    def upper(self) -> Path:
+        return self.top / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.top / "work"
+
+    @property
+    def root(self) -> Path:
+        return self.top / "root"
+
+    @property
+    def log(self) -> Path:
+        return self.top / "console.log"
+
+
+def cgroup_mounts() -> list[Path]:
+    """Cgroup hierarchies a booted systemd needs a cgroup of its own in (v2 and the v1 'systemd' one)."""
+    found = []
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            _dev, where, fstype, opts, *_ = line.split()
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(",")):
+                found.append(Path(where))
+    return found
+
+
+def mount_root(paths: HostPaths, lowers: list[Path]) -> None:
+    """Mount the host's root: a fresh-or-kept upper over the role layer and the base."""
+    for d in (paths.upper, paths.work, paths.root):
+        d.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(paths.root):
+        return
+    lowerdir = ":".join(str(p) for p in lowers)
+    run_local(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={lowerdir},upperdir={paths.upper},workdir={paths.work}",
+            str(paths.root),
+        ]
+    )
+
+
+def _owner(root: Path, user: str) -> tuple[int, int]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise LabError(f"no user {user!r} in {root}/etc/passwd")
+
+
+def _put(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
+    path = root / rel.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.write_text(text)
+    os.chown(path, *owner)
+    os.chmod(path, mode)
+
+
+def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: str) -> None:
+    """Give a host what must be its own before it boots: name, resolver, machine id, SSH keys, apt proxy."""
+    from mailkit.lab.dns import NAMESERVER
+
+    hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    hosts += [f"{spec.address}\t{spec.fqdn} {spec.name}", f"{spec.address6}\t{spec.fqdn} {spec.name}"]
+    _put(root, "etc/hostname", spec.name + "\n")
+    _put(root, "etc/hosts", "\n".join(hosts) + "\n")
+    _put(root, "etc/resolv.conf", f"nameserver {NAMESERVER.address}\n")
+    _put(root, "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    _put(
+        root,
+        "etc/apt/apt.conf.d/00mailkit-lab-proxy",
+        f"// The lab has no route out: apt goes through the machine's caching proxy.\n"
+        f'Acquire::http::Proxy "http://{GATEWAY_V4}:{PROXY_PORT}";\n',
+    )
+    _put(root, "etc/ssh/sshd_config.d/mailkit-lab.conf", SSHD_DROPIN)
+    _put(root, "etc/ssh/ssh_host_ed25519_key", host_key.read_text(), 0o600)
+    _put(root, "etc/ssh/ssh_host_ed25519_key.pub", host_key.with_suffix(".pub").read_text())
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    _put(root, "root/.ssh/authorized_keys", authorized_key, 0o600)
+
+
+def write_dns_config(root: Path, tsig_secret: str) -> None:
+    """Install the lab zones and BIND's configuration into the DNS host's root."""
+    from mailkit.lab import dns
+
+    bind = _owner(root, "bind")
+    for name, text in dns.named_conf(tsig_secret).items():
+        _put(root, f"etc/bind/{name}", text, 0o640, (0, bind[1]))
+    for zone, text in dns.zone_files().items():
+        _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
+
+
+def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
+    return [
+        "systemd-nspawn",
+        "--quiet",
+        f"--directory={root}",
+        f"--machine={spec.machine_name}",
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        f"--network-namespace-path=/run/netns/{spec.netns}",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--link-journal=no",
+        "--console=read-only",
+    ]
+
+
+# Move this shell into the host's own cgroups, then become systemd-nspawn.
+_BOOT_SCRIPT = (
+    'for cg in "$@"; do [ "$cg" = -- ] && break; echo $$ > "$cg/cgroup.procs"; done\n'
+    'while [ "$1" != -- ]; do shift; done; shift\nexec "$@"\n'
+)
+
+
+def boot(paths: HostPaths, spec: HostSpec) -> int:
+    """Start systemd-nspawn in the background; return its pid."""
+    cgroups = [m / spec.machine_name for m in cgroup_mounts()]
+    for cg in cgroups:
+        cg.mkdir(exist_ok=True)
+    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    with open(paths.log, "ab") as log:
+        proc = subprocess.Popen(
+            ["sh", "-c", _BOOT_SCRIPT, "sh", *map(str, cgroups), "--", *nspawn_argv(paths.root, spec)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def wait_for_ssh(spec: HostSpec, pid: int, paths: HostPaths, timeout: float = 60) -> float:
+    """Wait until the host's sshd sends its banner; return how long that took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if not pid_alive(pid):
+            tail = paths.log.read_text(errors="replace")[-2000:] if paths.log.exists() else ""
+            raise LabError(f"host {spec.name} stopped while booting:\n{tail}")
+        try:
+            with socket.create_connection((spec.address, 22), timeout=1) as sock:
+                sock.settimeout(2)
+                if sock.recv(4).startswith(b"SSH-"):
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise LabError(f"host {spec.name} did not answer SSH on {spec.address}:22 within {timeout:.0f} s")
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:  # a zombie is not alive
+        return stat.read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _cgroup_pids(cg: Path) -> list[int]:
+    pids: list[int] = []
+    for procs in cg.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in procs.read_text().split()]
+    return pids
+
+
+def stop(paths: HostPaths, spec: HostSpec, pid: int | None, timeout: float = 15) -> None:
+    """Halt the host cleanly (SIGTERM makes nspawn shut systemd down), then clean up after it."""
+    cgroups = [m / spec.machine_name for m in cgroup_mounts()]
+    if pid_alive(pid):
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # Anything still in the host's cgroups (a hung halt) is killed: down leaves no process behind.
+    for _ in range(50):
+        leftovers = [p for cg in cgroups if cg.exists() for p in _cgroup_pids(cg)]
+        if not leftovers:
+            break
+        for p in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        time.sleep(0.1)
+    _reap(pid)
+    if os.path.ismount(paths.root):
+        run_local(["umount", str(paths.root)], check=False)
+        if os.path.ismount(paths.root):
+            run_local(["umount", "--lazy", str(paths.root)])
+    for cg in cgroups:
+        _remove_cgroup(cg)
+
+
+def _reap(pid: int | None) -> None:
+    if not pid:
+        return
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _remove_cgroup(cg: Path) -> None:
+    if not cg.exists():
+        return
+    for sub in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        sub.rmdir()
+    cg.rmdir()
+
+
+def host_memory_kib(spec: HostSpec) -> int:
+    """Proportional set size of every process of the host, in KiB (for the benchmark)."""
+    total = 0
+    for cg in cgroup_mounts():
+        pids = _cgroup_pids(cg / spec.machine_name)
+        if not pids:
+            continue
+        for pid in set(pids):
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        break
+    return total
+
+
+def wipe(paths: HostPaths) -> None:
+    """Forget a host's writable layer (it must be stopped)."""
+    if paths.top.exists():
+        shutil.rmtree(paths.top)
+
+
+__all__ = ["HOSTS", "HostPaths", "boot", "stop", "wait_for_ssh", "write_dns_config", "write_identity"]

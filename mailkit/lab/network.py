@@ -1,0 +1,100 @@
+"""The lab network: a switch namespace with a bridge, one veth per host, one veth for the machine.
+
+No IP forwarding and no NAT: hosts reach each other over the bridge and the machine's leg
+(``GATEWAY_V4``) only, where the apt proxy listens.
+
+>>> [argv[:3] for argv in switch_commands()][:2]
+[['ip', 'netns', 'add'], ['ip', '-n', 'mailkit-switch']]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailkit.lab.layout import (
+    BRIDGE,
+    GATEWAY_V4,
+    GATEWAY_V6,
+    MACHINE_LINK,
+    NETWORK_V4,
+    NETWORK_V6,
+    PREFIX,
+    SWITCH_NETNS,
+    HostSpec,
+)
+from mailkit.local import run_local
+
+NETNS_DIR = Path("/run/netns")
+_V4_PREFIX = NETWORK_V4.split("/")[1]
+_V6_PREFIX = NETWORK_V6.split("/")[1]
+
+
+def _in(netns: str, *args: str) -> list[str]:
+    return ["ip", "-n", netns, *args]
+
+
+def switch_commands() -> list[list[str]]:
+    """Commands that create the switch and plug the machine into it."""
+    peer = f"{MACHINE_LINK}-sw"
+    return [
+        ["ip", "netns", "add", SWITCH_NETNS],
+        _in(SWITCH_NETNS, "link", "set", "lo", "up"),
+        _in(SWITCH_NETNS, "link", "add", BRIDGE, "type", "bridge"),
+        _in(SWITCH_NETNS, "link", "set", BRIDGE, "up"),
+        ["ip", "link", "add", MACHINE_LINK, "type", "veth", "peer", "name", peer, "netns", SWITCH_NETNS],
+        _in(SWITCH_NETNS, "link", "set", peer, "master", BRIDGE, "up"),
+        ["ip", "addr", "add", f"{GATEWAY_V4}/{_V4_PREFIX}", "dev", MACHINE_LINK],
+        ["ip", "-6", "addr", "add", f"{GATEWAY_V6}/{_V6_PREFIX}", "dev", MACHINE_LINK, "nodad"],
+        ["ip", "link", "set", MACHINE_LINK, "up"],
+    ]
+
+
+def host_commands(spec: HostSpec) -> list[list[str]]:
+    """Commands that give ``spec`` its own namespace, plugged into the switch with fixed addresses."""
+    ns = spec.netns
+    return [
+        ["ip", "netns", "add", ns],
+        _in(SWITCH_NETNS, "link", "add", spec.switch_link, "type", "veth", "peer", "name", "eth0", "netns", ns),
+        _in(SWITCH_NETNS, "link", "set", spec.switch_link, "master", BRIDGE, "up"),
+        _in(ns, "link", "set", "lo", "up"),
+        _in(ns, "link", "set", "eth0", "address", spec.mac),
+        _in(ns, "addr", "add", f"{spec.address}/{_V4_PREFIX}", "dev", "eth0"),
+        _in(ns, "-6", "addr", "add", f"{spec.address6}/{_V6_PREFIX}", "dev", "eth0", "nodad"),
+        _in(ns, "link", "set", "eth0", "up"),
+        _in(ns, "route", "add", "default", "via", GATEWAY_V4),
+        _in(ns, "-6", "route", "add", "default", "via", GATEWAY_V6),
+    ]
+
+
+def lab_namespaces() -> list[str]:
+    """Every network namespace the lab owns that exists now (found by name prefix)."""
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(f"{PREFIX}-"))
+
+
+def create_switch() -> None:
+    if SWITCH_NETNS in lab_namespaces():
+        return
+    for argv in switch_commands():
+        run_local(argv)
+
+
+def create_host_network(spec: HostSpec) -> None:
+    if spec.netns in lab_namespaces():
+        delete_namespace(spec.netns)
+    for argv in host_commands(spec):
+        run_local(argv)
+
+
+def delete_namespace(name: str) -> None:
+    """Delete one namespace; its veth ends go with it."""
+    run_local(["ip", "netns", "delete", name], check=False)
+
+
+def delete_all() -> None:
+    """Remove every lab namespace and the machine's link (deleting a namespace removes its veths)."""
+    for name in lab_namespaces():
+        delete_namespace(name)
+    if Path(f"/sys/class/net/{MACHINE_LINK}").exists():
+        run_local(["ip", "link", "delete", MACHINE_LINK], check=False)

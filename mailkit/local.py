@@ -1,0 +1,32 @@
+"""Running commands on this machine (the one that hosts the lab), argv lists only, never a shell.
+
+>>> run_local(["true"]).ok
+True
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Sequence
+
+from mailkit.errors import CommandError
+from mailkit.result import Result
+
+
+def run_local(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float | None = 600,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Run ``argv`` here; raise :class:`CommandError` on failure unless ``check`` is false."""
+    proc = subprocess.run(
+        list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    result = Result(shlex.join(argv), proc.stdout, proc.stderr, proc.returncode)
+    if check and result.failed:
+        raise CommandError(result)
+    return result
