@@ -1,7 +1,7 @@
 """Checks: small result values with a fix-it hint, collected apart from how they are shown.
 
 >>> render_text([CheckResult("dns", "mail.example.org resolves", True, "198.51.100.25")])
-'ok    dns       mail.example.org resolves  198.51.100.25'
+'ok    dns    mail.example.org resolves  198.51.100.25'
 """
 
 from __future__ import annotations

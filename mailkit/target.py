@@ -28,13 +28,13 @@ _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0
 def resolve_target(target: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
     """The target in effect, validated (a destination can never smuggle ssh options)."""
     env = os.environ if env is None else env
-    chosen = (target or env.get(ENV_VAR) or DEFAULT_TARGET).strip()
+    chosen = target or env.get(ENV_VAR) or DEFAULT_TARGET
     if chosen.startswith("lab:"):
         name = chosen[4:]
         if name not in HOSTS:
             raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)}")
         return chosen
-    if not _DESTINATION.match(chosen):
+    if not _DESTINATION.fullmatch(chosen):
         raise UsageError(f"{chosen!r} is not an SSH destination like 'user@host.example.org' or an alias")
     return chosen
 

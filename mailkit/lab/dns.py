@@ -50,10 +50,11 @@ def zone_for(name: str) -> str:
 
 def _zone_file(origin: str, records: Iterable[str]) -> str:
     ns = f"{NAMESERVER.fqdn}."
+    fqdn = origin if origin.endswith(".") else origin + "."
     head = [
         "$TTL 300",
-        f"$ORIGIN {origin}.",
-        f"@ IN SOA {ns} hostmaster.{origin if origin != '.' else 'example.net'}. ({SOA_TIMERS})",
+        f"$ORIGIN {fqdn}",
+        f"@ IN SOA {ns} hostmaster.{fqdn if fqdn != '.' else 'example.net.'} ({SOA_TIMERS})",
         f"@ IN NS {ns}",
     ]
     return "\n".join([*head, *records]) + "\n"

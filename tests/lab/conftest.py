@@ -1,0 +1,37 @@
+"""The lab fixture: one lab per Debian release for the whole session, brought up and torn down here.
+
+Releases come from ``MAILKIT_TEST_RELEASES`` (default ``trixie,bookworm``). The suite takes over the
+lab on this machine: whatever lab was up is taken down first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from mailkit.lab.lab import Lab, leftovers
+
+RELEASES = [r for r in os.environ.get("MAILKIT_TEST_RELEASES", "trixie,bookworm").split(",") if r]
+
+
+def _lab_possible() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    return None
+
+
+@pytest.fixture(scope="session", params=RELEASES)
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    reason = _lab_possible()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"lab tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    the_lab = Lab()
+    the_lab.down()
+    assert the_lab.up(request.param), "a lab that was just taken down must start"
+    yield the_lab
+    assert the_lab.down(), "down after up must find something to stop"
+    assert leftovers() == [], "lab down left things behind"

@@ -1,0 +1,134 @@
+"""The lab's pure parts: status shape, DNS zones, network commands, CLI errors (no root needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailkit.cli import main
+from mailkit.lab import dns, lab, network
+from mailkit.lab.layout import HOSTS, NETWORK_V4
+from mailkit.labcheck import parse_os_release
+
+
+def test_status_of_a_lab_never_started(tmp_path: Path) -> None:
+    status = lab.Lab(tmp_path).status()
+    assert status["state"] == "down"
+    assert status["release"] is None
+    assert set(status["hosts"]) == {"mail", "outside", "dns"}
+    assert status["hosts"]["mail"] == {
+        "address": "198.51.100.25",
+        "address6": "2001:db8:100::25",
+        "hostname": "mail.example.org",
+        "running": False,
+    }
+
+
+def test_status_with_dead_processes_is_broken(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(json.dumps({"release": "trixie", "hosts": {"mail": {"pid": 999999999}}}))
+    status = lab.Lab(tmp_path).status()
+    assert status["state"] == "broken"
+    assert status["release"] == "trixie"
+
+
+def test_status_json_from_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILKIT_LAB_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["lab", "status", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["release"] is None
+    for name, host in data["hosts"].items():
+        assert host["hostname"] == HOSTS[name].fqdn
+        assert host["address"].startswith("198.51.100.")
+
+
+def test_every_address_is_in_the_documentation_range() -> None:
+    import ipaddress
+
+    net = ipaddress.ip_network(NETWORK_V4)
+    v6 = ipaddress.ip_network("2001:db8::/32")
+    for spec in HOSTS.values():
+        assert ipaddress.ip_address(spec.address) in net
+        assert ipaddress.ip_address(spec.address6) in v6
+        assert spec.fqdn.endswith((".example.org", ".example.net"))
+
+
+def test_unknown_release_is_one_line_and_exit_2() -> None:
+    result = CliRunner().invoke(main, ["lab", "up", "--release", "hamm"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "mailkit: error: unknown release 'hamm': choose one of bullseye, bookworm, trixie, sid"
+    ]
+
+
+def test_not_root_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    result = CliRunner().invoke(main, ["lab", "up"])
+    assert result.exit_code == 2
+    assert "needs root" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_tools_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab.shutil, "which", lambda tool: None if tool in ("debootstrap", "systemd-nspawn") else "/x")
+    result = CliRunner().invoke(main, ["lab", "down"])
+    assert result.exit_code == 2
+    assert "missing debootstrap, systemd-nspawn" in result.output
+
+
+def test_zones_hold_a_mx_and_ptr_for_every_host() -> None:
+    zones = dns.zone_files()
+    for spec in HOSTS.values():
+        assert f"{spec.fqdn}. IN A {spec.address}" in zones[spec.domain]
+        assert f"{spec.fqdn}. IN AAAA {spec.address6}" in zones[spec.domain]
+        assert f"{dns.reverse_name(spec.address)} IN PTR {spec.fqdn}." in zones[dns.REVERSE_ZONE_V4]
+        assert f"{dns.reverse_name(spec.address6)} IN PTR {spec.fqdn}." in zones[dns.REVERSE_ZONE_V6]
+    assert "@ IN MX 10 mail.example.org." in zones["example.org"]
+    assert "@ IN MX 10 mail.example.org." in zones["b.example.org"]
+    assert "@ IN MX 10 outside.example.net." in zones["example.net"]
+
+
+def test_reverse_zone_v6_holds_the_host_pointers() -> None:
+    for spec in HOSTS.values():
+        assert dns.zone_for(dns.reverse_name(spec.address6)) == dns.REVERSE_ZONE_V6
+        assert dns.zone_for(dns.reverse_name(spec.address)) == dns.REVERSE_ZONE_V4
+
+
+def test_zone_for_picks_the_most_specific_zone() -> None:
+    assert dns.zone_for("mail.b.example.org.") == "b.example.org"
+    assert dns.zone_for("selector._domainkey.example.org") == "example.org"
+    with pytest.raises(Exception, match="not in a lab zone"):
+        dns.zone_for("example.com")
+
+
+def test_named_conf_serves_every_zone_with_updates_by_key_only() -> None:
+    conf = dns.named_conf("c2VjcmV0")
+    for zone in (".", *dns.ALL_ZONES):
+        assert f'zone "{zone}"' in conf["named.conf.local"]
+    assert conf["named.conf.local"].count('allow-update { key "mailkit-lab."; }') == len(dns.ALL_ZONES) + 1
+    assert "recursion no;" in conf["named.conf.options"]
+    assert "default-zones" not in conf["named.conf"]
+
+
+def test_network_commands_give_each_host_its_addresses() -> None:
+    for spec in HOSTS.values():
+        flat = [" ".join(argv) for argv in network.host_commands(spec)]
+        assert f"ip -n {spec.netns} addr add {spec.address}/24 dev eth0" in flat
+        assert f"ip -n {spec.netns} link set eth0 address {spec.mac}" in flat
+        assert any("default via 198.51.100.1" in line for line in flat)
+
+
+def test_os_release_codename() -> None:
+    assert parse_os_release("ID=debian\nVERSION_CODENAME=bookworm\n") == "bookworm"
+    assert parse_os_release("ID=debian\n") == "unknown"
+
+
+def test_every_zone_file_has_a_valid_origin_and_soa() -> None:
+    for zone, text in dns.zone_files().items():
+        origin_line, soa_line = text.splitlines()[1:3]
+        expected = "." if zone == "." else zone + "."
+        assert origin_line == f"$ORIGIN {expected}"
+        assert ".." not in soa_line and soa_line.startswith("@ IN SOA ns.example.net. hostmaster.")
