@@ -16,7 +16,7 @@ import select
 import shlex
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -220,8 +220,12 @@ class Connection:
         check: bool = True,
         sudo: bool | None = None,
         timeout: float | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> Result:
-        """Run ``argv`` on the host; raise :class:`CommandError` when it fails and ``check`` is true."""
+        """Run ``argv`` on the host; raise :class:`CommandError` when it fails and ``check`` is true.
+
+        ``on_output`` receives each complete line of stdout as it arrives (for progress displays).
+        """
         line = self.command_line(argv, sudo=sudo)
         channel = self._open_channel()
         try:
@@ -229,7 +233,7 @@ class Connection:
             if input is not None:
                 channel.sendall(input.encode() if isinstance(input, str) else input)
             channel.shutdown_write()
-            out, err = _drain(channel, timeout)
+            out, err = _drain(channel, timeout, on_output)
             exited = channel.recv_exit_status()
         finally:
             channel.close()
@@ -267,15 +271,23 @@ class Connection:
             self.sftp.chmod(path, mode)
 
 
-def _drain(channel: paramiko.Channel, timeout: float | None) -> tuple[bytes, bytes]:
+def _drain(
+    channel: paramiko.Channel, timeout: float | None, on_output: Callable[[str], None] | None = None
+) -> tuple[bytes, bytes]:
     """Read stdout and stderr together until the command closes them (neither can block the other)."""
     out, err = bytearray(), bytearray()
+    reported = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         progressed = False
         while channel.recv_ready():
             out += channel.recv(65536)
             progressed = True
+        if on_output is not None:
+            end = out.rfind(b"\n") + 1
+            for line in bytes(out[reported:end]).decode(errors="replace").splitlines():
+                on_output(line)
+            reported = max(reported, end)
         while channel.recv_stderr_ready():
             err += channel.recv_stderr(65536)
             progressed = True

@@ -1,0 +1,86 @@
+"""Showing plans, apply results and checks: plain text for a terminal, HTML for a notebook.
+
+Deterministic output only (no timestamps, no object ids), so stored notebook outputs compare.
+
+>>> plan_text([])
+'no change'
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailkit.checks import CheckResult
+    from mailkit.resources import Change
+
+_LINE_STYLE = {
+    "+": "color:#116329;background:#dafbe1",
+    "-": "color:#82071e;background:#ffebe9",
+    "@": "color:#0550ae",
+}
+_PRE = "margin:0 0 0.6em 0;padding:0.4em;background:#f6f8fa;font-size:90%;overflow-x:auto"
+
+
+def _pending_line(pending: Sequence[str]) -> str:
+    return f"pending from an interrupted apply: validate and reload {', '.join(pending)}"
+
+
+def plan_text(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
+    if not changes:
+        return _pending_line(pending) if pending else "no change"
+    out = [f"{len(changes)} change(s):"] + ([_pending_line(pending)] if pending else [])
+    for change in changes:
+        out.append(f"* {change.summary}")
+        out += [f"    {line}" for line in change.diff.splitlines()]
+    return "\n".join(out)
+
+
+def _diff_html(diff: str) -> str:
+    rows = []
+    for line in diff.splitlines():
+        style = "" if line.startswith(("+++", "---")) else _LINE_STYLE.get(line[:1], "")
+        text = html.escape(line)
+        rows.append(f'<span style="{style}">{text}</span>' if style else text)
+    return f'<pre style="{_PRE}">' + "\n".join(rows) + "</pre>"
+
+
+def plan_html(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
+    parts = [f"<p><b>{len(changes)} change(s)</b></p>" if changes else "<p><b>no change</b></p>"]
+    if pending:
+        parts.append(f"<p>{html.escape(_pending_line(pending))}</p>")
+    for change in changes:
+        parts.append(f"<div><code>{html.escape(change.summary)}</code></div>")
+        if change.diff:
+            parts.append(_diff_html(change.diff))
+    return "\n".join(parts)
+
+
+def result_text(changes: Sequence[Change], validated: Sequence[str], reloaded: Sequence[str]) -> str:
+    if not changes:
+        return "no change; nothing reloaded"
+    lines = [f"applied {len(changes)} change(s):"] + [f"  {c.summary}" for c in changes]
+    if validated:
+        lines.append(f"validated: {', '.join(validated)}")
+    lines.append(f"reloaded: {', '.join(reloaded) if reloaded else 'nothing'}")
+    return "\n".join(lines)
+
+
+def result_html(changes: Sequence[Change], validated: Sequence[str], reloaded: Sequence[str]) -> str:
+    return f"<pre>{html.escape(result_text(changes, validated, reloaded))}</pre>"
+
+
+def checks_html(results: Sequence[CheckResult]) -> str:
+    """A check table: ok/FAIL, what, what was seen, and for failures how to fix it."""
+    rows = []
+    for r in results:
+        mark = '<span style="color:#116329">ok</span>' if r.ok else '<b style="color:#82071e">FAIL</b>'
+        fix = html.escape(r.fix) if not r.ok else ""
+        rows.append(
+            f"<tr><td>{mark}</td><td>{html.escape(r.group)}</td><td>{html.escape(r.name)}</td>"
+            f"<td><code>{html.escape(r.detail)}</code></td><td>{fix}</td></tr>"
+        )
+    head = "<tr><th></th><th>part</th><th>check</th><th>seen</th><th>fix</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"

@@ -1,0 +1,68 @@
+"""The services mailkit configures: how to validate a config and how to make it take effect.
+
+A registry, not an if/else chain: a new service is one entry.
+
+>>> SERVICES["postfix"].validate
+('postfix', 'check')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailkit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Service:
+    """A systemd unit with its config validator and how a config change takes effect."""
+
+    name: str
+    unit: str
+    validate: tuple[str, ...]
+    reload: tuple[str, ...]
+    #: Config changes that a reload does not pick up need a restart instead.
+    restart: tuple[str, ...] = ()
+
+    def apply_command(self, needs_restart: bool) -> tuple[str, ...]:
+        return self.restart if needs_restart and self.restart else self.reload
+
+
+SERVICES: dict[str, Service] = {
+    s.name: s
+    for s in (
+        Service(
+            "postfix",
+            "postfix",
+            ("postfix", "check"),
+            ("systemctl", "reload", "postfix"),
+            ("systemctl", "restart", "postfix"),
+        ),
+        Service(
+            "dovecot",
+            "dovecot",
+            ("doveconf", "-n"),
+            ("systemctl", "reload", "dovecot"),
+            ("systemctl", "restart", "dovecot"),
+        ),
+        Service(
+            "opendkim",
+            "opendkim",
+            ("opendkim", "-n"),
+            ("systemctl", "restart", "opendkim"),
+        ),
+        Service(
+            "named",
+            "named",
+            ("named-checkconf",),
+            ("systemctl", "reload", "named"),
+        ),
+    )
+}
+
+
+def service(name: str) -> Service:
+    try:
+        return SERVICES[name]
+    except KeyError:
+        raise UsageError(f"unknown service {name!r}: known are {', '.join(SERVICES)}") from None
