@@ -148,8 +148,10 @@ class LookupTable(Resource):
         object.__setattr__(self, "path", RemotePath(self.path))
         if self.map_type not in ("lmdb", "cdb", "hash", "btree"):
             raise ValueRejected("map type", self.map_type, "is not a postmap database type")
-        for number, line in enumerate(self.content.splitlines(), 1):
-            setting_value(line.strip(), field=f"{self.path} line {number}")
+        for number, line in enumerate(self.content.split("\n"), 1):
+            for char, name in (("\r", "a carriage return"), ("\0", "a NUL byte")):
+                if char in line:
+                    raise ValueRejected(f"{self.path} line {number}", line, f"contains {name}")
 
     @property
     def db_path(self) -> str:

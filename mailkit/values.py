@@ -7,10 +7,10 @@ over-long labels, non-ASCII without IDNA) with an error that names the field.
 Domain('example.org')
 >>> EmailAddress("Postmaster@example.org")
 EmailAddress('postmaster@example.org')
->>> Domain("bad domain", field="mydomain")  # doctest: +ELLIPSIS
+>>> Domain("bad domain.org", field="mydomain")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-mailkit.values.ValueRejected: mydomain: 'bad domain' is not a valid domain name: label 'bad domain' may hold only...
+mailkit.values.ValueRejected: mydomain: 'bad domain.org' is not a valid domain name: label 'bad domain' may hold...
 """
 
 from __future__ import annotations
@@ -74,8 +74,6 @@ class Domain(str):
         if len(name) > 253:
             raise reject(f"it is {len(name)} characters long (at most 253)")
         labels = name.split(".")
-        if len(labels) < 2:
-            raise reject("it needs at least two labels, like example.org")
         for label in labels:
             if not label:
                 raise reject("it has an empty label (two dots in a row?)")
@@ -85,6 +83,8 @@ class Domain(str):
                 if label.startswith("-") or label.endswith("-"):
                     raise reject(f"label {label!r} may not start or end with '-'")
                 raise reject(f"label {label!r} may hold only letters, digits and '-'")
+        if len(labels) < 2:
+            raise reject("it needs at least two labels, like example.org")
         if labels[-1].isdigit():
             raise reject("the last label is numeric (an IP address is not a domain name)")
         return name

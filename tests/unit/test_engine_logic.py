@@ -1,0 +1,258 @@
+"""The engine's own logic, against a fake host: a local shell over a temporary directory."""
+
+from __future__ import annotations
+
+import getpass
+import grp
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mailkit import engine
+from mailkit.errors import CommandError
+from mailkit.facts import FileInfo, ListeningPorts, PackageVersion, PostconfExplicit, batch_script, gather, parse_batch
+from mailkit.redact import redact
+from mailkit.resources import Change, File, LookupTable, MasterService, Packages, Postconf, unified_diff
+from mailkit.result import Result
+from mailkit.templates import TemplateError, Templates
+
+USER = getpass.getuser()
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+class LocalShell:
+    """Runs commands here, as a stand-in for a host (for the engine's logic only)."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def run(self, argv, *, input=None, check=True, **_: object) -> Result:
+        self.commands.append(list(argv))
+        proc = subprocess.run(
+            list(argv),
+            input=input if isinstance(input, bytes) else (input or "").encode(),
+            capture_output=True,
+            check=False,
+        )
+        result = Result(shlex.join(argv), proc.stdout.decode(), proc.stderr.decode(), proc.returncode)
+        if check and result.failed:
+            raise CommandError(result)
+        return result
+
+
+def _file(path: Path, content: str, mode: int = 0o644) -> File:
+    return File(str(path), content, owner=USER, group=GROUP, mode=mode)
+
+
+def test_gather_reads_many_facts_in_one_command(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"line one\n\x00binary\n")
+    shell = LocalShell()
+    state, absent, version = gather(
+        shell, [FileInfo(str(tmp_path / "a")), FileInfo(str(tmp_path / "b")), PackageVersion("no-such-package-mailkit")]
+    )
+    assert len(shell.commands) == 1
+    assert state.content == b"line one\n\x00binary\n" and state.owner == USER
+    assert absent.content is None and not absent.exists
+    assert version is None
+
+
+def test_batch_output_with_lookalike_boundaries_still_parses() -> None:
+    facts = [PostconfExplicit(), ListeningPorts()]
+    script = batch_script(facts, "--b")
+    assert "postconf -n" in script and "ss -Hltn" in script
+    output = (
+        "--b 0\nmydomain = example.org\n--b 1 is in a value\n\n--b rc 0\n"
+        "--b 1\nLISTEN 0 100 0.0.0.0:25 0.0.0.0:*\n\n--b rc 0\n"
+    )
+    values = parse_batch(output, facts, "--b")
+    assert values[0] == {"mydomain": "example.org"}
+    assert values[1] == frozenset({25})
+
+
+def test_plan_of_unchanged_state_is_empty(tmp_path: Path) -> None:
+    target = tmp_path / "main.cf"
+    target.write_text("myhostname = mail.example.org\n")
+    target.chmod(0o644)
+    the_plan = engine.plan(LocalShell(), [_file(target, "myhostname = mail.example.org\n")], state_dir=str(tmp_path))
+    assert not the_plan
+    assert str(the_plan) == "no change"
+    assert "no change" in the_plan._repr_html_()
+
+
+def test_plan_shows_a_diff_and_changes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "main.cf"
+    target.write_text("old\n")
+    the_plan = engine.plan(LocalShell(), [_file(target, "new\n")], state_dir=str(tmp_path))
+    assert [c.summary for c in the_plan.changes] == [f"update {target}"]
+    assert "-old\n+new" in the_plan.changes[0].diff
+    assert target.read_text() == "old\n"
+
+
+def test_mode_only_change_is_planned(tmp_path: Path) -> None:
+    target = tmp_path / "passwd"
+    target.write_text("same\n")
+    target.chmod(0o644)
+    the_plan = engine.plan(LocalShell(), [_file(target, "same\n", mode=0o640)], state_dir=str(tmp_path))
+    assert the_plan.changes[0].summary.endswith("644 -> " + f"{USER}:{GROUP} 640")
+
+
+def test_apply_writes_atomically_backs_up_and_converges(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    old, new = tmp_path / "old.conf", tmp_path / "new.conf"
+    old.write_text("before\n")
+    resources = [_file(old, "after\n", 0o600), _file(new, "created\n")]
+    shell = LocalShell()
+    result = engine.apply(shell, resources, state_dir=str(state))
+    assert result.changed and result.reloaded == [] and result.validated == []
+    assert old.read_text() == "after\n" and oct(old.stat().st_mode & 0o777) == "0o600"
+    assert new.read_text() == "created\n"
+    backup = Path(result.backup)
+    manifest = (backup / "manifest").read_text().splitlines()
+    assert manifest == [f"0\t{old}", f"absent\t{new}"]
+    assert (backup / "0").read_text() == "before\n"
+    assert not list(tmp_path.glob("*.mailkit-new"))
+    again = engine.apply(shell, resources, state_dir=str(state))
+    assert not again.changed and str(again) == "no change; nothing reloaded"
+
+
+def test_restore_puts_back_every_file_of_the_apply(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    old, new = tmp_path / "old.conf", tmp_path / "new.conf"
+    old.write_text("before\n")
+    result = engine.apply(LocalShell(), [_file(old, "after\n"), _file(new, "created\n")], state_dir=str(state))
+    restored = engine._restore(LocalShell(), result.backup)
+    assert restored == [str(old), str(new)]
+    assert old.read_text() == "before\n"
+    assert not new.exists()
+
+
+def test_a_failing_script_restores_and_raises(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    good = tmp_path / "good.conf"
+    good.write_text("before\n")
+    # The second file's directory does not exist: the script fails after the first file was written.
+    resources = [_file(good, "after\n"), _file(tmp_path / "missing-dir" / "x.conf", "x\n")]
+    with pytest.raises(engine.ApplyError) as caught:
+        engine.apply(LocalShell(), resources, state_dir=str(state))
+    assert good.read_text() == "before\n"
+    assert str(good) in caught.value.restored
+    assert not (state / "pending-reload").exists()
+
+
+def test_incomplete_script_is_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    shell = LocalShell()
+    data = f"touch {marker}\n".encode()
+    with pytest.raises(CommandError) as caught:
+        shell.run(["sh", "-c", engine._RUN_VERIFIED, "sh", "0" * 64], input=data)
+    assert caught.value.result.exited == 98
+    assert not marker.exists()
+    engine.run_script(shell, f"touch {shlex.quote(str(marker))}\n")
+    assert marker.exists()
+
+
+def test_config_script_orders_postmap_before_postconf_and_quotes_everything() -> None:
+    table = LookupTable("/etc/postfix/virtual", "postmaster@example.org root\n")
+    settings = Postconf({"virtual_alias_maps": "lmdb:/etc/postfix/virtual"})
+    changes = [
+        Change(settings, "set", "", "postfix", data=("virtual_alias_maps=lmdb:/etc/postfix/virtual",)),
+        Change(table, "update", "", "postfix"),
+    ]
+    script = engine.config_script(changes, "/var/lib/mailkit/backups/x", ["postfix"])
+    assert script.index("postmap lmdb:/etc/postfix/virtual") < script.index("postconf -e")
+    assert "save /etc/postfix/virtual.lmdb" in script
+    assert "save /etc/postfix/main.cf" in script and "save /etc/postfix/master.cf" in script
+
+
+def test_pending_reload_from_an_interrupted_apply_is_planned(tmp_path: Path) -> None:
+    (tmp_path / "pending-reload").write_text("postfix\n\nunknown-thing\n")
+    the_plan = engine.plan(LocalShell(), [], state_dir=str(tmp_path))
+    assert the_plan.pending == ["postfix"]
+    assert the_plan.services == ["postfix"]
+    assert "interrupted apply" in str(the_plan)
+
+
+def test_secrets_are_redacted_in_diffs() -> None:
+    line = "alice@example.org:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g::5000:5000::\n"
+    diff = unified_diff("/etc/dovecot/users", None, line.encode())
+    assert "argon2id$v=19" not in diff and "<redacted>" in diff and "alice@example.org" in diff
+    crypt = unified_diff("/etc/x", b"bob:$6$saltsalt$abcdefghijk:1\n", b"bob:$y$j9T$salt$hash:1\n")
+    assert "$6$saltsalt" not in crypt and "$y$j9T" not in crypt
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n"
+    assert "MIIEvQ" not in redact(pem)
+    rsa = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIB\n-----END RSA PRIVATE KEY-----\n"
+    assert "MIIEpAIB" not in unified_diff("/etc/dkim.key", None, rsa.encode())
+    secret_file = unified_diff("/etc/ssl/private/mail.key", b"a", b"b", secret=True)
+    assert "secret content: not shown" in secret_file and "\n+b" not in secret_file
+    tsig = 'key "k." { algorithm hmac-sha256; secret "c2VjcmV0c2VjcmV0"; };'
+    assert "c2VjcmV0c2VjcmV0" not in redact(tsig)
+
+
+def test_postconf_diff_shows_old_and_new_values() -> None:
+    change = Postconf({"myhostname": "mail.$mydomain", "mydomain": "example.org"}).compare(
+        [{"myhostname": "mail.example.org", "mydomain": "example.org"}]
+    )
+    assert change is not None
+    assert change.data == ("myhostname=mail.$mydomain",)
+    assert "-myhostname = mail.example.org\n+myhostname = mail.$mydomain\n" in change.diff
+    assert not change.needs_restart
+    restart = Postconf({"inet_interfaces": "all"}).compare([{}])
+    assert restart is not None and restart.needs_restart
+
+
+def test_master_service_entry_and_diff() -> None:
+    service = MasterService(
+        "submission",
+        "inet",
+        "smtpd",
+        chroot="y",
+        options={"syslog_name": "postfix/submission", "smtpd_tls_security_level": "encrypt"},
+    )
+    assert service.entry == "submission inet n - y - - smtpd"
+    assert service.compare([(service.entry, dict(service.options))]) is None
+    change = service.compare([None])
+    assert change is not None and "+submission inet n - y - - smtpd" in change.diff
+    with pytest.raises(Exception, match="contains a space"):
+        MasterService("submission", "inet", "smtpd", options={"smtpd_client_restrictions": "a, b"})
+
+
+def test_packages_and_preseed_are_validated() -> None:
+    change = Packages(["postfix", "postfix-lmdb"]).compare(["3.10.13-1", None])
+    assert change is not None and change.data == ("postfix-lmdb",)
+    assert Packages(["postfix"]).compare(["3.10.13-1"]) is None
+    with pytest.raises(Exception, match="Debian package name"):
+        Packages(["postfix; rm -rf /"])
+    with pytest.raises(Exception, match="debconf line"):
+        Packages(["postfix"], preseed=["postfix postfix/mailname string $(reboot)"])
+
+
+def test_lookup_table_is_rebuilt_when_its_database_is_missing() -> None:
+    from mailkit.facts import FileState
+
+    table = LookupTable("/etc/postfix/virtual", "a@example.org b@example.org\n")
+    same = FileState(b"a@example.org b@example.org\n", 0o644, "root", "root")
+    assert table.compare([same, ("file", 0o644, "root", "root")]) is None
+    rebuild = table.compare([same, None])
+    assert rebuild is not None and rebuild.summary == "rebuild /etc/postfix/virtual.lmdb"
+    with pytest.raises(Exception, match=r"line 1.*carriage return"):
+        LookupTable("/etc/postfix/virtual", "a@example.org b@example.org\r\n")
+
+
+def test_template_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "postfix").mkdir()
+    (tmp_path / "postfix" / "main.cf.j2").write_text("# line 1\nmyhostname = {{ host }}\nmydomain = {{ nope }}\n")
+    (tmp_path / "postfix" / "broken.j2").write_text("ok\n{% if x %}\nunclosed\n")
+    templates = Templates(tmp_path)
+    assert templates.render("postfix/main.cf", {"host": "mail", "nope": "x"}).startswith("# line 1\nmyhostname = mail")
+    with pytest.raises(TemplateError) as undefined:
+        templates.render("postfix/main.cf", {"host": "mail"})
+    assert undefined.value.where.endswith("postfix/main.cf.j2:3")
+    assert "nope" in str(undefined.value)
+    with pytest.raises(TemplateError) as syntax:
+        templates.render("postfix/broken", {})
+    assert "broken.j2:" in syntax.value.where
+    with pytest.raises(TemplateError, match="no such template"):
+        templates.render("postfix/absent", {})
