@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailkit import display
-from mailkit.errors import CommandError, MailkitError
+from mailkit.errors import CommandError, ConnectionLost, MailkitError
 from mailkit.facts import FileInfo, gather
 from mailkit.resources import (
     Change,
@@ -66,8 +66,9 @@ class Plan:
     """The changes that would be made; empty means "no change"."""
 
     changes: list[Change]
-    #: Services an interrupted earlier apply left to validate and reload.
+    #: Services an interrupted earlier apply left to validate and reload, and that apply's backup.
     pending: list[str] = field(default_factory=list)
+    pending_backup: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.changes)
@@ -114,8 +115,10 @@ def plan(conn: Connection, resources: Sequence[Resource], *, state_dir: str = ST
         offset += len(group)
         if change is not None:
             changes.append(change)
-    pending = sorted(set((pending_state.content or b"").decode().split()))
-    return Plan(changes, [name for name in pending if name in SERVICES])
+    pending_lines = (pending_state.content or b"").decode().splitlines()
+    backups = [line.split(" ", 1)[1] for line in pending_lines if line.startswith("backup ")]
+    pending = sorted({line for line in pending_lines if line in SERVICES})
+    return Plan(changes, pending, backups[0] if backups else None)
 
 
 def apply(
@@ -143,12 +146,17 @@ def apply(
     if not config_plan and not config_plan.pending:
         return result
     if not config_plan:  # an earlier apply was cut off after writing: finish its validation and reload
-        _validate_and_reload(conn, config_plan, result, None, state_dir)
+        _validate_and_reload(conn, config_plan, result, config_plan.pending_backup, state_dir)
         return result
     backup = f"{state_dir}/backups/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
     script = config_script(config_plan.changes, backup, config_plan.services, state_dir)
     try:
         run_script(conn, script)
+    except ConnectionLost as exc:
+        raise ConnectionLost(
+            f"{exc}. Every file is either its old or its new version; apply again to finish "
+            "(validation and reload are recorded as pending on the host)"
+        ) from exc
     except CommandError as exc:
         restored = _restore(conn, backup)
         conn.run(["rm", "-f", f"{state_dir}/pending-reload"])
@@ -258,6 +266,7 @@ mkdir -p "$b"
 exec 3>&1 >"$b/log" 2>&1
 trap 'rc=$?; [ $rc = 0 ] || tail -n 20 "$b/log" >&3; exit $rc' EXIT
 : > "$b/manifest"
+printf 'backup %s\n' "$b" >> $PENDING
 printf '%s\n' $SERVICES >> $PENDING
 save() {
     n=$(wc -l < "$b/manifest")

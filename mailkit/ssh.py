@@ -235,8 +235,15 @@ class Connection:
             channel.shutdown_write()
             out, err = _drain(channel, timeout, on_output)
             exited = channel.recv_exit_status()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            # Not retried: the command may have started on the host.
+            self.close()
+            raise ConnectionLost(f"lost the SSH connection to {self.endpoint.hostname} during {line!r}: {exc}") from exc
         finally:
             channel.close()
+        if exited == -1 and not self._alive():
+            self.close()
+            raise ConnectionLost(f"lost the SSH connection to {self.endpoint.hostname} during {line!r}")
         result = Result(line, out.decode(errors="replace"), err.decode(errors="replace"), exited)
         if check and result.failed:
             raise CommandError(result)

@@ -168,9 +168,10 @@ def test_config_script_orders_postmap_before_postconf_and_quotes_everything() ->
 
 
 def test_pending_reload_from_an_interrupted_apply_is_planned(tmp_path: Path) -> None:
-    (tmp_path / "pending-reload").write_text("postfix\n\nunknown-thing\n")
+    (tmp_path / "pending-reload").write_text("backup /var/lib/mailkit/backups/b1\npostfix\n\nunknown-thing\n")
     the_plan = engine.plan(LocalShell(), [], state_dir=str(tmp_path))
     assert the_plan.pending == ["postfix"]
+    assert the_plan.pending_backup == "/var/lib/mailkit/backups/b1"
     assert the_plan.services == ["postfix"]
     assert "interrupted apply" in str(the_plan)
 

@@ -1,0 +1,230 @@
+"""The apply engine against real Postfix on the lab's mail host (trixie and bookworm)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mailkit import engine
+from mailkit.context import host_facts
+from mailkit.errors import MailkitError
+from mailkit.facts import (
+    Account,
+    DebianRelease,
+    ListeningPorts,
+    PackageVersion,
+    PostconfValue,
+    ReloadCount,
+    ServiceActive,
+    gather,
+)
+from mailkit.lab.lab import Lab
+from mailkit.resources import Directory, File, LookupTable, Packages, Postconf
+from mailkit.ssh import Connection
+from mailkit.target import lab_connection
+from mailkit.values import Domain, ValueRejected
+
+pytestmark = pytest.mark.lab
+
+PRESEED = (
+    "postfix postfix/main_mailer_type select Internet Site",
+    "postfix postfix/mailname string mail.example.org",
+)
+CONFIG = "/etc/postfix/main.cf /etc/postfix/master.cf /etc/postfix/virtual_alias /etc/postfix/virtual_alias.lmdb"
+
+
+@pytest.fixture(scope="module")
+def mail(lab: Lab) -> Iterator[Connection]:
+    conn = lab_connection("mail")
+    result = engine.apply(conn, [Packages(("postfix", "postfix-lmdb"), preseed=PRESEED)])
+    assert [c.summary for c in result.changes] == ["install postfix postfix-lmdb"]
+    yield conn
+    conn.close()
+    lab.reset()  # later tests expect the fresh server the lab hands over
+
+
+def _desired(alias_target: str = "root") -> list:
+    return [
+        Postconf(
+            {
+                "mydomain": Domain("example.org"),
+                "myorigin": "$mydomain",
+                "delay_warning_time": "4h",
+                "virtual_alias_maps": "lmdb:/etc/postfix/virtual_alias",
+            }
+        ),
+        LookupTable("/etc/postfix/virtual_alias", f"postmaster@example.org {alias_target}\n"),
+    ]
+
+
+def _master_pid(conn: Connection) -> str:
+    return conn.run(["cat", "/var/spool/postfix/pid/master.pid"]).stdout.strip()
+
+
+def _sums(conn: Connection) -> str:
+    return conn.run(["sh", "-c", f"sha256sum {CONFIG} /etc/mailname"]).stdout
+
+
+def test_facts_of_a_real_host(lab: Lab, mail: Connection) -> None:
+    release, version, active, delimiter, ports, root = gather(
+        mail,
+        [
+            DebianRelease(),
+            PackageVersion("postfix"),
+            ServiceActive("postfix"),
+            PostconfValue("mail_owner"),
+            ListeningPorts(),
+            Account("root"),
+        ],
+    )
+    assert release == ("forky" if lab.status()["release"] == "sid" else lab.status()["release"])
+    assert version and version[0].isdigit()
+    assert active is True
+    assert delimiter == "postfix"
+    assert 25 in ports and 22 in ports
+    assert root[:2] == (0, 0)
+    facts = host_facts(mail)
+    assert facts.postfix is not None and facts.postfix >= (3, 5)
+    assert facts.dovecot_major is None
+    assert facts.as_context()["release"] == release
+
+
+def test_small_postfix_change_is_shown_applied_and_reloaded(mail: Connection) -> None:
+    reloads = ReloadCount("postfix").get(mail)
+    pid = _master_pid(mail)
+    the_plan = engine.plan(mail, _desired())
+    text = str(the_plan)
+    assert "+delay_warning_time = 4h" in text
+    assert "+postmaster@example.org root" in text
+    assert "delay_warning_time" not in mail.run(["postconf", "-n"]).stdout, "plan must not change anything"
+    result = engine.apply(mail, _desired())
+    assert result.validated == ["postfix"] and result.reloaded == ["postfix"]
+    assert mail.run(["postconf", "-h", "delay_warning_time"]).stdout.strip() == "4h"
+    lookup = mail.run(["postmap", "-q", "postmaster@example.org", "lmdb:/etc/postfix/virtual_alias"])
+    assert lookup.stdout.strip() == "root"
+    assert ReloadCount("postfix").get(mail) > reloads
+    assert _master_pid(mail) == pid, "a reload keeps the master process"
+    assert "reloaded: postfix" in str(result)
+
+
+def test_second_apply_is_no_change_and_reloads_nothing(mail: Connection) -> None:
+    engine.apply(mail, _desired())
+    reloads = ReloadCount("postfix").get(mail)
+    pid = _master_pid(mail)
+    channels = mail.channels_opened
+    result = engine.apply(mail, _desired())
+    assert not result.changed
+    assert result.reloaded == [] and result.validated == []
+    assert str(result) == "no change; nothing reloaded"
+    assert mail.channels_opened - channels == 1, "a re-apply with nothing to do is one round trip"
+    assert ReloadCount("postfix").get(mail) == reloads
+    assert _master_pid(mail) == pid
+
+
+def test_rejected_value_restores_every_file_and_postfix_keeps_running(lab: Lab, mail: Connection) -> None:
+    engine.apply(mail, _desired())
+    before = _sums(mail)
+    pid = _master_pid(mail)
+    bad = [
+        *_desired(alias_target="abuse@example.org"),
+        Postconf({"message_size_limit": "abc"}),
+        File("/etc/mailname", "changed.example.org\n"),
+    ]
+    with pytest.raises(engine.ApplyError) as caught:
+        engine.apply(mail, bad)
+    assert "bad numerical configuration" in str(caught.value)
+    assert "message_size_limit" in caught.value.result.stderr + caught.value.result.stdout
+    assert "/etc/postfix/main.cf" in caught.value.restored
+    assert _sums(mail) == before, "files must be restored byte for byte"
+    assert ServiceActive("postfix").get(mail)
+    assert _master_pid(mail) == pid
+    assert not engine.plan(mail, _desired()), "the previous config is back"
+    with lab_connection("outside") as outside:
+        sent = outside.run(
+            [
+                "swaks",
+                "--to",
+                "root@mail.example.org",
+                "--from",
+                "test@example.net",
+                "--server",
+                "mail.example.org",
+                "--timeout",
+                "20",
+            ],
+            check=False,
+        )
+    assert sent.ok, sent.stdout + sent.stderr
+    assert "250 2.0.0 Ok: queued" in sent.stdout
+
+
+def test_bad_input_changes_nothing(mail: Connection) -> None:
+    before = _sums(mail)
+    channels = mail.channels_opened
+    for build in (
+        lambda: Postconf({"myhostname": "mail.example.org\nrelayhost = evil.test"}),
+        lambda: Postconf({"my hostname": "x"}),
+        lambda: File("/etc/postfix/../shadow", "x"),
+        lambda: LookupTable("/etc/postfix/virtual alias", "a b\n"),
+        lambda: Domain("example.org; rm -rf /"),
+        lambda: Packages(("postfix;reboot",)),
+    ):
+        with pytest.raises(ValueRejected):
+            engine.apply(mail, [build()])
+    assert mail.channels_opened == channels, "nothing may reach the host"
+    assert _sums(mail) == before
+
+
+def _kill_applying_session(watcher: Connection, stop: threading.Event, killed: list[str]) -> None:
+    """Wait for the verified-script wrapper of an apply, then kill its sshd session (the connection drops)."""
+    while not stop.is_set():
+        found = watcher.run(["pgrep", "-f", "-o", "^sh -c umask 077"], check=False).stdout.split()
+        if found:
+            parent = watcher.run(["ps", "-o", "ppid=", "-p", found[0]], check=False).stdout.strip()
+            if parent:
+                watcher.run(["kill", "-9", parent], check=False)
+                killed.append(parent)
+                return
+        time.sleep(0.01)
+
+
+def test_cut_connection_mid_apply_leaves_old_or_new_files_and_reapply_converges(mail: Connection) -> None:
+    count, size = 30, 256 * 1024
+
+    def version(tag: str) -> list:
+        files = [
+            File(f"/etc/mailkit-cut/f{i:02}.conf", (f"{tag} {i} " * (size // 8))[:size] + "\n", service="postfix")
+            for i in range(count)
+        ]
+        return [Directory("/etc/mailkit-cut"), *files]
+
+    old, new = version("old"), version("new")
+    engine.apply(mail, old)
+    applying = lab_connection("mail")
+    stop, killed = threading.Event(), []
+    with lab_connection("mail") as watcher:
+        thread = threading.Thread(target=_kill_applying_session, args=(watcher, stop, killed))
+        thread.start()
+        try:
+            engine.apply(applying, new)
+        except MailkitError:
+            pass  # the cut may surface as a failed apply (then its files were restored) or not at all
+        finally:
+            stop.set()
+            thread.join()
+    applying.close()
+    assert killed, "the apply finished before its connection could be cut"
+    with lab_connection("mail") as after:
+        time.sleep(0.5)  # a script that kept running on the host finishes its last rename
+        contents = {r.path: after.read(r.path) for r in new[1:]}
+        for o, n in zip(old[1:], new[1:], strict=True):
+            assert contents[n.path] in (o.data, n.data), f"{n.path} is neither the old nor the new version"
+        assert not after.run(["sh", "-c", "ls /etc/mailkit-cut | grep -v '\\.conf$'"], check=False).stdout
+        result = engine.apply(after, new)
+        assert result.reloaded == ["postfix"] or not result.changed
+        assert not engine.plan(after, new), "re-applying converges"
+        assert not engine.plan(after, new).pending
+        assert {r.path: after.read(r.path) for r in new[1:]} == {r.path: r.data for r in new[1:]}
