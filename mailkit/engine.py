@@ -172,7 +172,8 @@ def _validate_and_reload(
 ) -> None:
     """Validate every touched service (restoring on failure), then reload them and confirm they run."""
     for name in the_plan.services:
-        check = conn.run(list(service_named(name).validate), check=False)
+        svc = service_named(name)
+        check = conn.run(list(svc.validate), check=False, pty=svc.validate_on_tty)
         if check.failed:
             restored = _restore(conn, backup) if backup else []
             conn.run(["rm", "-f", f"{state_dir}/pending-reload"])

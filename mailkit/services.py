@@ -23,6 +23,8 @@ class Service:
     reload: tuple[str, ...]
     #: Config changes that a reload does not pick up need a restart instead.
     restart: tuple[str, ...] = ()
+    #: The validator prints its errors only to a terminal (else only to syslog).
+    validate_on_tty: bool = False
 
     def apply_command(self, needs_restart: bool) -> tuple[str, ...]:
         return self.restart if needs_restart and self.restart else self.reload
@@ -37,6 +39,7 @@ SERVICES: dict[str, Service] = {
             ("postfix", "check"),
             ("systemctl", "reload", "postfix"),
             ("systemctl", "restart", "postfix"),
+            validate_on_tty=True,
         ),
         Service(
             "dovecot",

@@ -221,14 +221,19 @@ class Connection:
         sudo: bool | None = None,
         timeout: float | None = None,
         on_output: Callable[[str], None] | None = None,
+        pty: bool = False,
     ) -> Result:
         """Run ``argv`` on the host; raise :class:`CommandError` when it fails and ``check`` is true.
 
         ``on_output`` receives each complete line of stdout as it arrives (for progress displays).
+        ``pty`` runs it on a terminal (stderr then arrives merged into stdout): some tools, like
+        ``postfix check`` before 3.9, print their errors only to a terminal, otherwise only to syslog.
         """
         line = self.command_line(argv, sudo=sudo)
         channel = self._open_channel()
         try:
+            if pty:
+                channel.get_pty(term="dumb", width=200)
             channel.exec_command(line)
             if input is not None:
                 channel.sendall(input.encode() if isinstance(input, str) else input)
