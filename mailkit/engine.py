@@ -21,6 +21,7 @@ import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailkit import display
 from mailkit.errors import CommandError, ConnectionLost, MailkitError
@@ -106,19 +107,29 @@ class ApplyResult:
 
 def plan(conn: Connection, resources: Sequence[Resource], *, state_dir: str = STATE_DIR) -> Plan:
     """Compare ``resources`` with the host in one round trip; changes nothing."""
+    pending, values = _read(conn, resources, state_dir)
+    return Plan(_compare(resources, values), *pending)
+
+
+def _read(
+    conn: Connection, resources: Sequence[Resource], state_dir: str
+) -> tuple[tuple[list[str], str | None], list[list[Any]]]:
+    """Every fact of every resource, and what an interrupted apply left pending, in one round trip."""
     facts = [resource.facts() for resource in resources]
-    pending_file = FileInfo(f"{state_dir}/pending-reload")
-    pending_state, *values = gather(conn, [pending_file, *(f for group in facts for f in group)])
-    changes, offset = [], 0
-    for resource, group in zip(resources, facts, strict=True):
-        change = resource.compare(values[offset : offset + len(group)])
+    pending_state, *flat = gather(conn, [FileInfo(f"{state_dir}/pending-reload"), *(f for g in facts for f in g)])
+    values, offset = [], 0
+    for group in facts:
+        values.append(flat[offset : offset + len(group)])
         offset += len(group)
-        if change is not None:
-            changes.append(change)
-    pending_lines = (pending_state.content or b"").decode().splitlines()
-    backups = [line.split(" ", 1)[1] for line in pending_lines if line.startswith("backup ")]
-    pending = sorted({line for line in pending_lines if line in SERVICES})
-    return Plan(changes, pending, backups[0] if backups else None)
+    lines = (pending_state.content or b"").decode().splitlines()
+    backups = [line.split(" ", 1)[1] for line in lines if line.startswith("backup ")]
+    services = sorted({line for line in lines if line in SERVICES})
+    return (services, backups[0] if backups else None), values
+
+
+def _compare(resources: Sequence[Resource], values: list[list[Any]]) -> list[Change]:
+    changes = [resource.compare(v) for resource, v in zip(resources, values, strict=True)]
+    return [c for c in changes if c is not None]
 
 
 def apply(
@@ -129,20 +140,17 @@ def apply(
     state_dir: str = STATE_DIR,
 ) -> ApplyResult:
     """Make the host match ``resources``; a second apply of the same resources changes nothing."""
-    system = [r for r in resources if r.phase == 0]
-    config = [r for r in resources if r.phase != 0]
-    done: list[Change] = []
-    if system:
-        system_plan = plan(conn, system, state_dir=state_dir)
-        for change in system_plan.changes:
-            _apply_system(conn, change, progress)
-        done += system_plan.changes
-    result = ApplyResult(done)
-    if not config:
-        return result
-    config_plan = plan(
-        conn, config, state_dir=state_dir
-    )  # after packages: installing them may have created config files
+    pending, values = _read(conn, resources, state_dir)  # one round trip when there is nothing to do
+    system = [(r, v) for r, v in zip(resources, values, strict=True) if r.phase == 0]
+    system_changes = _compare([r for r, _ in system], [v for _, v in system])
+    for change in system_changes:
+        _apply_system(conn, change, progress)
+    result = ApplyResult(list(system_changes))
+    config = [(r, v) for r, v in zip(resources, values, strict=True) if r.phase != 0]
+    if system_changes and config:  # packages may have created config files: read again
+        config_plan = plan(conn, [r for r, _ in config], state_dir=state_dir)
+    else:
+        config_plan = Plan(_compare([r for r, _ in config], [v for _, v in config]), *pending)
     if not config_plan and not config_plan.pending:
         return result
     if not config_plan:  # an earlier apply was cut off after writing: finish its validation and reload
@@ -163,7 +171,7 @@ def apply(
         raise ApplyError("apply", exc.result, restored) from None
     result.backup = backup
     _validate_and_reload(conn, config_plan, result, backup, state_dir)
-    result.changes = done + config_plan.changes
+    result.changes = system_changes + config_plan.changes
     return result
 
 

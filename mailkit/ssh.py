@@ -99,6 +99,7 @@ class Connection:
         key_file: Path | None = None,
         sudo: bool | None = None,
         connect_timeout: float = 10,
+        tcp_nodelay: bool = True,
     ) -> None:
         self.endpoint = resolve_endpoint(
             host, user=user, port=port, ssh_config=ssh_config, known_hosts=known_hosts, key_file=key_file
@@ -106,6 +107,7 @@ class Connection:
         #: Prefix commands with ``sudo -n`` (default: when logging in as someone other than root).
         self.sudo = self.endpoint.user != "root" if sudo is None else sudo
         self.connect_timeout = connect_timeout
+        self.tcp_nodelay = tcp_nodelay
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         #: Exec and SFTP channels opened so far (the benchmarks count round trips with it).
@@ -134,7 +136,7 @@ class Connection:
         except OSError as exc:
             raise MailkitError(f"cannot reach {e.hostname}:{e.port} ({exc})") from exc
         # paramiko leaves Nagle on: every small channel message would wait ~40 ms for an ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(self.tcp_nodelay))
         try:
             client.connect(
                 e.hostname,
