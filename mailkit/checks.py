@@ -6,7 +6,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from mailkit.errors import MailkitError
+
+#: When set (``mailkit guide run`` does), every reported check is appended to this JSON-lines file.
+RESULTS_FILE_ENV = "MAILKIT_CHECKS_FILE"
 
 
 @dataclass(frozen=True)
@@ -20,7 +28,16 @@ class CheckResult:
     fix: str = ""
 
 
-def render_text(results: list[CheckResult]) -> str:
+class ChecksFailed(MailkitError):
+    """At least one check failed; ``results`` holds them all."""
+
+    def __init__(self, results: Sequence[CheckResult]) -> None:
+        self.results = list(results)
+        failed = [r for r in results if not r.ok]
+        super().__init__(f"{len(failed)} of {len(results)} checks failed:\n" + render_text(failed))
+
+
+def render_text(results: Sequence[CheckResult]) -> str:
     """A plain table for a terminal (the notebook renders HTML from the same values)."""
     width_group = max((len(r.group) for r in results), default=0)
     width_name = max((len(r.name) for r in results), default=0)
@@ -31,3 +48,48 @@ def render_text(results: list[CheckResult]) -> str:
         if not r.ok and r.fix:
             lines.append(f"      fix: {r.fix}")
     return "\n".join(lines)
+
+
+class CheckTable(list[CheckResult]):
+    """A list of results that shows itself as a table in a notebook and as text in a terminal."""
+
+    def __str__(self) -> str:
+        return render_text(self)
+
+    def _repr_html_(self) -> str:
+        from mailkit.display import checks_html
+
+        return checks_html(self)
+
+
+def report(results: Sequence[CheckResult]) -> CheckTable:
+    """Record the results (for ``mailkit guide run``) and return them as a table; raise if any failed.
+
+    In a notebook, a failed check therefore fails the cell, the run and nbval.
+    """
+    table = CheckTable(results)
+    path = os.environ.get(RESULTS_FILE_ENV)
+    if path:
+        with open(path, "a") as out:
+            for r in table:
+                out.write(json.dumps(asdict(r)) + "\n")
+    if not all(r.ok for r in table):
+        _show_in_notebook(table)
+        raise ChecksFailed(table)
+    return table
+
+
+def _show_in_notebook(table: CheckTable) -> None:
+    """Show the whole table before the error, so a reader sees what passed as well as what failed."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(table)
+
+
+def load_results(path: str) -> list[CheckResult]:
+    with open(path) as lines:
+        return [CheckResult(**json.loads(line)) for line in lines if line.strip()]

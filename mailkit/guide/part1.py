@@ -1,0 +1,306 @@
+"""Part 1 of the guide, Postfix: the desired state of each section, and the checks that verify it.
+
+The notebook explains each setting; this module holds what it applies, so the notebook cells stay
+short and the same state can be applied from the CLI or tests.
+
+>>> p = Part1(domain="example.org", other_domains=("b.example.org",), mailboxes=("alice@example.org",))
+>>> p.virtual_mailbox_domains
+'$mydomain b.$mydomain'
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+from mailkit.checks import CheckResult
+from mailkit.errors import MailkitError, UsageError
+from mailkit.resources import Directory, LookupTable, Packages, Postconf, Resource, SystemAccount
+from mailkit.smtp import check_delivered, check_refused, relay_tricks
+from mailkit.ssh import Connection
+from mailkit.templates import Templates
+from mailkit.values import Domain, EmailAddress, Hostname
+
+VMAIL_UID = 5000
+VMAIL_BASE = "/var/vmail"
+MAILBOX_MAP = "/etc/postfix/vmailbox"
+ALIAS_MAP = "/etc/postfix/virtual"
+MAP_TYPE = "lmdb"
+GUIDE = "01-postfix.ipynb"
+
+
+def _relative(domain: str, mydomain: str) -> str:
+    """Write a domain relative to $mydomain where it can be, as main.cf readers expect."""
+    if domain == mydomain:
+        return "$mydomain"
+    if domain.endswith("." + mydomain):
+        return domain[: -len(mydomain)] + "$mydomain"
+    return domain
+
+
+@dataclass(frozen=True)
+class Part1:
+    """The parameters of part 1, validated on creation (nothing reaches a host before)."""
+
+    domain: str = "example.org"
+    other_domains: Sequence[str] = ("b.example.org",)
+    hostname: str | None = None
+    mailboxes: Sequence[str] = ("alice@example.org", "bob@example.org", "carol@b.example.org")
+    aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        domain = Domain(self.domain, field="DOMAIN")
+        others = tuple(Domain(d, field="OTHER_DOMAINS") for d in self.other_domains)
+        hostname = Hostname(self.hostname or f"mail.{domain}", field="HOSTNAME")
+        mailboxes = tuple(EmailAddress(m, field="MAILBOXES") for m in self.mailboxes)
+        domains = (domain, *others)
+        if len(set(domains)) != len(domains):
+            raise UsageError("DOMAIN and OTHER_DOMAINS must not repeat a domain")
+        if not mailboxes:
+            raise UsageError("MAILBOXES: at least one mailbox is needed (postmaster@ and abuse@ need a target)")
+        for mailbox in mailboxes:
+            if mailbox.domain not in domains:
+                raise UsageError(f"MAILBOXES: {mailbox} is not in {', '.join(domains)}")
+        if hostname in domains:
+            raise UsageError(f"HOSTNAME {hostname} must not be one of the mail domains (see mydestination)")
+        aliases: dict[EmailAddress, tuple[EmailAddress, ...]] = {}
+        for alias, targets in self.aliases.items():
+            address = EmailAddress(alias, field="ALIASES")
+            if address in mailboxes:
+                raise UsageError(f"ALIASES: {address} is a mailbox; an address is either a mailbox or an alias")
+            if address.domain not in domains:
+                raise UsageError(f"ALIASES: {address} is not in {', '.join(domains)}")
+            aliases[address] = tuple(EmailAddress(t, field=f"ALIASES[{alias}]") for t in targets)
+            if not aliases[address]:
+                raise UsageError(f"ALIASES: {address} has no target")
+        # RFC 2142: every mail domain answers postmaster@ and abuse@.
+        for d in domains:
+            for role in ("postmaster", "abuse"):
+                address = EmailAddress(f"{role}@{d}")
+                if address not in mailboxes:
+                    aliases.setdefault(address, (mailboxes[0],))
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "other_domains", others)
+        object.__setattr__(self, "hostname", hostname)
+        object.__setattr__(self, "mailboxes", mailboxes)
+        object.__setattr__(self, "aliases", dict(sorted(aliases.items())))
+
+    # -- what each section applies -------------------------------------------------------------
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return (self.domain, *self.other_domains)
+
+    def install(self) -> list[Resource]:
+        """Postfix as an "Internet Site", LMDB map support, and a `mail` command for test messages."""
+        preseed = (
+            "postfix postfix/main_mailer_type select Internet Site",
+            f"postfix postfix/mailname string {self.hostname}",
+        )
+        return [Packages(("postfix", "postfix-lmdb", "bsd-mailx"), preseed=preseed)]
+
+    def identity(self) -> list[Resource]:
+        myhostname = "mail.$mydomain" if self.hostname == f"mail.{self.domain}" else str(self.hostname)
+        return [
+            Postconf(
+                {
+                    "myhostname": myhostname,
+                    "mydomain": self.domain,
+                    "myorigin": "$mydomain",
+                    "mydestination": "$myhostname, localhost.$mydomain, localhost",
+                }
+            )
+        ]
+
+    def network(self) -> list[Resource]:
+        return [Postconf({"inet_interfaces": "all", "mynetworks": "127.0.0.0/8 [::1]/128", "relayhost": ""})]
+
+    def relay(self) -> list[Resource]:
+        """Refuse relaying for strangers for good (554), instead of Debian's temporary 454 safety net."""
+        return [
+            Postconf(
+                {"smtpd_relay_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"}
+            )
+        ]
+
+    def limits(self) -> list[Resource]:
+        return [Postconf({"mailbox_size_limit": "0", "recipient_delimiter": "+"})]
+
+    @property
+    def virtual_mailbox_domains(self) -> str:
+        return " ".join(_relative(d, self.domain) for d in self.domains)
+
+    def mailbox_map(self, templates: Templates | None = None) -> str:
+        context = {"mailboxes": self.mailboxes, "base": VMAIL_BASE, "map_type": MAP_TYPE, "path": MAILBOX_MAP}
+        return (templates or Templates()).render("postfix/vmailbox", context)
+
+    def alias_map(self, templates: Templates | None = None) -> str:
+        context = {"aliases": self.aliases, "map_type": MAP_TYPE, "path": ALIAS_MAP}
+        return (templates or Templates()).render("postfix/virtual", context)
+
+    def virtual(self) -> list[Resource]:
+        """Virtual mailboxes under /var/vmail, owned by one vmail user, listed in two flat-file maps."""
+        return [
+            SystemAccount("vmail", "vmail", VMAIL_UID, VMAIL_UID, VMAIL_BASE),
+            Directory(VMAIL_BASE, "vmail", "vmail", 0o770),
+            LookupTable(MAILBOX_MAP, self.mailbox_map(), MAP_TYPE),
+            LookupTable(ALIAS_MAP, self.alias_map(), MAP_TYPE),
+            Postconf(
+                {
+                    "virtual_mailbox_domains": self.virtual_mailbox_domains,
+                    "virtual_mailbox_base": VMAIL_BASE,
+                    "virtual_mailbox_maps": f"{MAP_TYPE}:{MAILBOX_MAP}",
+                    "virtual_alias_maps": f"{MAP_TYPE}:{ALIAS_MAP}",
+                    "virtual_minimum_uid": str(VMAIL_UID),
+                    "virtual_uid_maps": f"static:{VMAIL_UID}",
+                    "virtual_gid_maps": f"static:{VMAIL_UID}",
+                    "virtual_mailbox_limit": "0",
+                }
+            ),
+        ]
+
+    def everything(self) -> list[Resource]:
+        """The whole of part 1, in the article's order (what "apply again" re-applies)."""
+        return [
+            *self.install(),
+            *self.identity(),
+            *self.network(),
+            *self.limits(),
+            *self.relay(),
+            *self.virtual(),
+        ]
+
+    def settings(self) -> set[str]:
+        """Every main.cf setting part 1 writes (each must be explained in the notebook)."""
+        return {key for r in self.everything() if isinstance(r, Postconf) for key in r.settings}
+
+    def maildir(self, address: str) -> str:
+        a = EmailAddress(address)
+        return f"{VMAIL_BASE}/{a.domain}/{a.local}"
+
+    # -- checks -----------------------------------------------------------------------------------
+    def verify(self, mail: Connection, outside: Connection) -> list[CheckResult]:
+        """Everything part 1 promises, checked from the outside host with real SMTP."""
+        server = str(self.hostname)
+        results = [check_postfix_config(mail)]
+        fix_mailbox = f"{GUIDE} section 9: the address must be in {MAILBOX_MAP} (then postmap)"
+        for mailbox in self.mailboxes:
+            results.append(
+                check_delivered(
+                    outside,
+                    mail,
+                    server,
+                    mailbox,
+                    self.maildir(mailbox),
+                    group="delivery",
+                    label=f"to mailbox {mailbox}",
+                    fix=fix_mailbox,
+                )
+            )
+        chosen = [a for a in self.aliases if a.local not in ("postmaster", "abuse")] or list(self.aliases)
+        first_alias, targets = chosen[0], self.aliases[chosen[0]]
+        results.append(
+            check_delivered(
+                outside,
+                mail,
+                server,
+                first_alias,
+                self.maildir(targets[0]),
+                group="delivery",
+                label=f"to alias {first_alias} -> {targets[0]}",
+                fix=f"{GUIDE} section 9: the alias must be in {ALIAS_MAP} (then postmap)",
+            )
+        )
+        tagged = f"{self.mailboxes[0].local}+tag@{self.mailboxes[0].domain}"
+        results.append(
+            check_delivered(
+                outside,
+                mail,
+                server,
+                tagged,
+                self.maildir(self.mailboxes[0]),
+                group="delivery",
+                label=f"to {tagged} (recipient_delimiter)",
+                fix=f"{GUIDE} section 6: recipient_delimiter = +",
+            )
+        )
+        unknown = f"nobody-{secrets.token_hex(3)}@{self.domain}"
+        results.append(
+            check_refused(
+                outside,
+                server,
+                "unknown user",
+                unknown,
+                code=550,
+                text="User unknown in virtual mailbox table",
+                group="refused",
+                fix=f"{GUIDE} section 9: virtual_mailbox_maps decides who exists",
+            )
+        )
+        results[-1] = _stable_name(results[-1], unknown, f"nobody@{self.domain}")
+        for label, mail_from, rcpt in relay_tricks(self.domain):
+            results.append(
+                check_refused(
+                    outside,
+                    server,
+                    label,
+                    rcpt,
+                    mail_from=mail_from,
+                    code=554,
+                    text="Relay access denied",
+                    group="no open relay",
+                    fix=f"{GUIDE} section 7: mynetworks must only hold loopback; relayhost empty",
+                )
+            )
+        return results
+
+
+def _stable_name(result: CheckResult, random_part: str, shown: str) -> CheckResult:
+    """Checks use fresh random addresses; the table shows a stable one (outputs stay comparable)."""
+    return CheckResult(
+        result.group,
+        result.name.replace(random_part, shown),
+        result.ok,
+        result.detail.replace(random_part, shown),
+        result.fix,
+    )
+
+
+def check_postfix_config(mail: Connection) -> CheckResult:
+    check = mail.run(["postfix", "check"], check=False, pty=True)
+    output = check.stdout.strip()
+    return CheckResult(
+        "config",
+        "postfix check",
+        check.ok and not output,
+        output or "clean",
+        f"{GUIDE}: read the message above; the setting it names is explained in the guide",
+    )
+
+
+# -- the mail command and the mailbox it fills ------------------------------------------------------
+def send_local_mail(mail: Connection, to: str, subject: str, body: str = "Hello from mailkit.\n") -> None:
+    """Send a message on the server itself with the `mail` command (as the article does)."""
+    mail.run(["mail", "-s", subject, to], input=body)
+
+
+def last_mbox_message(mail: Connection, path: str, subject: str, timeout: float = 15) -> EmailMessage:
+    """The newest message with ``subject`` in an mbox file, waiting for delivery."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exists = mail.run(["test", "-f", path], check=False).ok
+        if exists:
+            for chunk in reversed(mail.read(path).split(b"\nFrom ")):
+                message = email.message_from_bytes(chunk.split(b"\n", 1)[1], policy=email.policy.default)
+                if message.get("Subject") == subject:
+                    return message  # type: ignore[return-value]
+        time.sleep(0.2)
+    raise MailkitError(f"no message with subject {subject!r} in {path} after {timeout:.0f} s")
+
+
+def headers(message: EmailMessage, names: Sequence[str] = ("From", "To", "Subject")) -> str:
+    return "\n".join(f"{name}: {message.get(name)}" for name in names)
