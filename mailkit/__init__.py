@@ -17,6 +17,31 @@ __all__ = [
     "Result",
     "UsageError",
     "connect",
+    "describe",
     "resolve_target",
 ]
 __version__ = "0.1.0"
+
+
+def describe(conn: Connection) -> str:
+    """One line about the target: its name, Debian release and mail stack versions.
+
+    >>> describe(mail)  # doctest: +SKIP
+    'mail.example.org: Debian trixie, postfix not installed, dovecot not installed'
+    """
+    from mailkit.context import host_facts
+
+    facts = host_facts(conn)
+    name = conn.run(["hostname", "-f"]).stdout.strip()
+    postfix = f"postfix {facts.postfix_version}" if facts.postfix_version else "postfix not installed"
+    dovecot = f"dovecot {facts.dovecot_version}" if facts.dovecot_version else "dovecot not installed"
+    return f"{name}: Debian {facts.release}, {postfix}, {dovecot}"
+
+
+def __getattr__(name: str) -> object:
+    """``mk.engine``, ``mk.checks``...: submodules on first use, so ``import mailkit`` stays light."""
+    import importlib
+
+    if name in ("engine", "checks", "resources", "smtp", "values", "templates", "facts"):
+        return importlib.import_module(f"mailkit.{name}")
+    raise AttributeError(name)

@@ -56,6 +56,8 @@ class CheckTable(list[CheckResult]):
     def __str__(self) -> str:
         return render_text(self)
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         from mailkit.display import checks_html
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -155,6 +156,48 @@ def check() -> None:
     click.echo(render_text(results))
     if not all(r.ok for r in results):
         sys.exit(1)
+
+
+@main.group()
+def guide() -> None:
+    """The guide's notebooks, executed headless."""
+
+
+@guide.command(name="run")
+@click.option("--release", default=None, help="Debian release of the lab (default: trixie).")
+@click.option("--parts", default="1", show_default=True, help="Comma-separated parts to run, in order.")
+@click.option("--keep", is_flag=True, help="Run on the mail host as it is, instead of a fresh one.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Where the executed notebooks are saved.",
+)
+@friendly_errors
+def guide_run(release: str | None, parts: str, keep: bool, output: Path) -> None:
+    """Execute the guide against the lab, print its checks; exit 1 if any check or cell fails."""
+    from mailkit.checks import render_text
+    from mailkit.guide.runner import prepare_lab, run_guide
+    from mailkit.lab.lab import check_release
+    from mailkit.lab.layout import DEFAULT_RELEASE
+
+    chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
+    try:
+        numbers = [int(p) for p in parts.split(",") if p.strip()]
+    except ValueError:
+        raise UsageError(f"--parts: {parts!r} is not a list of part numbers like 1,2") from None
+    progress = _progress()
+    prepare_lab(chosen, keep, progress)
+    run = run_guide(numbers, output, progress=progress)
+    click.echo(render_text(run.checks) if run.checks else "no checks ran")
+    for name, seconds in run.seconds.items():
+        click.echo(f"{name}: {seconds:.0f} s, saved to {output / name}")
+    if run.error:
+        click.echo(f"mailkit: error: {run.error}", err=True)
+    failed = sum(not c.ok for c in run.checks)
+    click.echo(f"{len(run.checks) - failed} passed, {failed} failed (Debian {chosen})")
+    sys.exit(0 if run.ok else 1)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ class Plan:
     def __str__(self) -> str:
         return display.plan_text(self.changes, self.pending)
 
+    __repr__ = __str__  # what a notebook shows as text: the diff, never the resources' content
+
     def _repr_html_(self) -> str:
         return display.plan_html(self.changes, self.pending)
 
@@ -100,6 +102,8 @@ class ApplyResult:
 
     def __str__(self) -> str:
         return display.result_text(self.changes, self.validated, self.reloaded)
+
+    __repr__ = __str__  # deterministic: no backup path (it holds a timestamp)
 
     def _repr_html_(self) -> str:
         return display.result_html(self.changes, self.validated, self.reloaded)

@@ -48,7 +48,7 @@ def _check_service(name: str | None) -> None:
 class Change:
     """One difference between desired and current state, with a (redacted) diff to show."""
 
-    resource: Resource
+    resource: Resource = field(repr=False)
     summary: str
     diff: str
     service: str | None = None
@@ -93,7 +93,7 @@ class File(Resource):
     """A whole file with owner, group and mode. ``secret`` hides its content from every diff."""
 
     path: str
-    content: str | bytes
+    content: str | bytes = field(repr=False)  # may be secret: never in a repr
     owner: str = "root"
     group: str = "root"
     mode: int = 0o644
@@ -140,7 +140,7 @@ class LookupTable(Resource):
     """
 
     path: str
-    content: str
+    content: str = field(repr=False)
     map_type: str = "lmdb"
     service: str = "postfix"
 

@@ -66,6 +66,18 @@ class Probe:
     def reply(self, stage: str) -> SmtpReply | None:
         return self.replies.get(stage)
 
+    def envelope(self) -> str:
+        """The MAIL and RCPT part of the transcript: what the article shows (stable across releases)."""
+        keep, lines = False, []
+        for line in self.transcript.splitlines():
+            if line.startswith(" -> MAIL") or line.startswith("-> MAIL"):
+                keep = True
+            if keep and line.strip().startswith(("->", "<-", "<**")):
+                if line.strip().startswith("-> QUIT"):
+                    break
+                lines.append(line.strip())
+        return "\n".join(lines)
+
 
 def probe(
     outside: Connection,

@@ -183,6 +183,37 @@ class Part1:
         return f"{VMAIL_BASE}/{a.domain}/{a.local}"
 
     # -- checks -----------------------------------------------------------------------------------
+    def relay_checks(self, outside: Connection) -> list[CheckResult]:
+        """Every classic relay trick, tried from the outside host, must get a permanent 554 refusal."""
+        return [
+            check_refused(
+                outside,
+                str(self.hostname),
+                label,
+                rcpt,
+                mail_from=mail_from,
+                code=554,
+                text="Relay access denied",
+                group="no open relay",
+                fix=f"{GUIDE} section 7: smtpd_relay_restrictions must end in reject_unauth_destination; "
+                "mynetworks only loopback",
+            )
+            for label, mail_from, rcpt in relay_tricks(self.domain)
+        ]
+
+    def local_recipient_check(self, outside: Connection) -> CheckResult:
+        """A user that does not exist at $myhostname is refused by the local recipient table."""
+        return check_refused(
+            outside,
+            str(self.hostname),
+            "unknown local user",
+            f"no-such-user@{self.hostname}",
+            code=550,
+            text="User unknown in local recipient table",
+            group="refused",
+            fix=f"{GUIDE} section 4: mydestination lists the domains delivered to local users",
+        )
+
     def verify(self, mail: Connection, outside: Connection) -> list[CheckResult]:
         """Everything part 1 promises, checked from the outside host with real SMTP."""
         server = str(self.hostname)
@@ -242,20 +273,7 @@ class Part1:
             )
         )
         results[-1] = _stable_name(results[-1], unknown, f"nobody@{self.domain}")
-        for label, mail_from, rcpt in relay_tricks(self.domain):
-            results.append(
-                check_refused(
-                    outside,
-                    server,
-                    label,
-                    rcpt,
-                    mail_from=mail_from,
-                    code=554,
-                    text="Relay access denied",
-                    group="no open relay",
-                    fix=f"{GUIDE} section 7: mynetworks must only hold loopback; relayhost empty",
-                )
-            )
+        results += self.relay_checks(outside)
         return results
 
 

@@ -1,0 +1,124 @@
+"""Running the guide headless: execute the notebooks in order against the lab, collect their checks.
+
+>>> [p.name for p in notebooks_for([1])]
+['01-postfix.ipynb']
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailkit.checks import RESULTS_FILE_ENV, CheckResult, load_results
+from mailkit.errors import MailkitError, UsageError
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebooks_for(parts: Sequence[int]) -> list[Path]:
+    """The notebooks of the given parts, in the guide's order."""
+    found = []
+    for part in sorted(set(parts)):
+        matches = sorted(NOTEBOOK_DIR.glob(f"{part:02}-*.ipynb"))
+        if not matches:
+            available = ", ".join(sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb")))
+            raise UsageError(f"no notebook for part {part} (there are: {available})")
+        found.append(matches[0])
+    return found
+
+
+@dataclass
+class GuideRun:
+    """What a run did: the executed notebooks, their checks, the first error if any, and timings."""
+
+    executed: list[Path]
+    checks: list[CheckResult]
+    seconds: dict[str, float]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(c.ok for c in self.checks)
+
+
+def run_guide(
+    parts: Sequence[int],
+    output: Path,
+    *,
+    target: str = "lab:mail",
+    progress: Callable[[str], None] = lambda _: None,
+    cell_timeout: int = 900,
+) -> GuideRun:
+    """Execute the notebooks of ``parts`` in order (stopping at the first failure); save them to ``output``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    output.mkdir(parents=True, exist_ok=True)
+    run = GuideRun([], [], {})
+    with tempfile.TemporaryDirectory(prefix="mailkit-guide-") as tmp:
+        results_file = Path(tmp) / "checks.jsonl"
+        results_file.touch()
+        saved = {k: os.environ.get(k) for k in ("MAILKIT_HOST", RESULTS_FILE_ENV)}
+        os.environ.update({"MAILKIT_HOST": target, RESULTS_FILE_ENV: str(results_file)})
+        try:
+            for path in notebooks_for(parts):
+                progress(f"running {path.name}")
+                notebook = nbformat.read(path, as_version=4)
+                client = NotebookClient(
+                    notebook,
+                    timeout=cell_timeout,
+                    kernel_name="python3",
+                    record_timing=False,
+                    resources={"metadata": {"path": str(path.parent)}},
+                )
+                start = time.monotonic()
+                try:
+                    client.execute()
+                except CellExecutionError as exc:
+                    run.error = f"{path.name}: {_first_lines(str(exc))}"
+                finally:
+                    run.seconds[path.name] = time.monotonic() - start
+                    nbformat.write(notebook, output / path.name)
+                    run.executed.append(output / path.name)
+                if run.error:
+                    break
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        run.checks = load_results(str(results_file))
+    return run
+
+
+def _first_lines(text: str, limit: int = 25) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-limit:])
+
+
+def prepare_lab(release: str, keep: bool, progress: Callable[[str], None]) -> None:
+    """The lab on ``release`` with a fresh mail host (or the mail host as it is, with ``keep``)."""
+    from mailkit.lab.lab import Lab
+
+    lab = Lab()
+    status = lab.status()
+    if status["state"] == "up" and status["release"] != release:
+        if keep:
+            raise UsageError(f"--keep: the lab runs {status['release']}, not {release}")
+        progress(f"taking down the {status['release']} lab")
+        lab.down()
+    started = lab.up(release, progress=progress)
+    if not started and not keep:
+        progress("resetting the mail host")
+        lab.reset(progress=progress)
+    if started and keep:
+        progress("the lab was down: --keep starts from a fresh mail host")
+
+
+__all__ = ["GuideRun", "MailkitError", "notebooks_for", "prepare_lab", "run_guide"]

@@ -1,0 +1,54 @@
+"""The notebooks as documents: every setting explained with its link, outputs stored and clean."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mailkit.guide.part1 import Part1
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+POSTCONF = "https://www.postfix.org/postconf.5.html#"
+
+
+def _cells(name: str) -> list[dict]:
+    return json.loads((NOTEBOOKS / name).read_text())["cells"]
+
+
+def _prose(name: str) -> str:
+    return "\n".join("".join(c["source"]) for c in _cells(name) if c["cell_type"] == "markdown")
+
+
+def test_every_part1_setting_is_explained_with_its_reference_link() -> None:
+    prose = _prose("01-postfix.ipynb")
+    settings = Part1().settings()
+    assert len(settings) >= 15
+    missing = sorted(s for s in settings if f"({POSTCONF}{s})" not in prose)
+    assert not missing, f"settings written without a linked explanation: {missing}"
+
+
+def test_every_linked_setting_is_one_postfix_knows_by_that_name() -> None:
+    prose = _prose("01-postfix.ipynb")
+    for name in re.findall(re.escape(POSTCONF) + r"([a-z0-9_]+)", prose):
+        assert re.fullmatch(r"[a-z][a-z0-9_]+", name)
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")), ids=lambda p: p.name)
+def test_stored_outputs_are_complete_and_deterministic(path: Path) -> None:
+    cells = json.loads(path.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    parameters = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(parameters) == 1, "one parameters cell (papermill style)"
+    for cell in code:
+        assert "execution" not in cell.get("metadata", {}), "no timing metadata"
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"stored error in {''.join(cell['source'])[:60]}"
+            text = json.dumps(output)
+            assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text), "timestamp in a stored output"
+            assert " at 0x" not in text, "object id in a stored output"
+            assert "/var/lib/mailkit/backups/" not in text
+    with_output = [c for c in code if c.get("outputs")]
+    assert len(with_output) >= len(code) // 2, "the notebook must be stored with its outputs"
