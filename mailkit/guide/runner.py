@@ -19,13 +19,13 @@ from mailkit.errors import MailkitError, UsageError
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def notebooks_for(parts: Sequence[int]) -> list[Path]:
+def notebooks_for(parts: Sequence[int], directory: Path = NOTEBOOK_DIR) -> list[Path]:
     """The notebooks of the given parts, in the guide's order."""
     found = []
     for part in sorted(set(parts)):
-        matches = sorted(NOTEBOOK_DIR.glob(f"{part:02}-*.ipynb"))
+        matches = sorted(directory.glob(f"{part:02}-*.ipynb"))
         if not matches:
-            available = ", ".join(sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb")))
+            available = ", ".join(sorted(p.name for p in directory.glob("[0-9][0-9]-*.ipynb")))
             raise UsageError(f"no notebook for part {part} (there are: {available})")
         found.append(matches[0])
     return found
@@ -52,6 +52,7 @@ def run_guide(
     target: str = "lab:mail",
     progress: Callable[[str], None] = lambda _: None,
     cell_timeout: int = 900,
+    notebook_dir: Path = NOTEBOOK_DIR,
 ) -> GuideRun:
     """Execute the notebooks of ``parts`` in order (stopping at the first failure); save them to ``output``."""
     import nbformat
@@ -66,7 +67,7 @@ def run_guide(
         saved = {k: os.environ.get(k) for k in ("MAILKIT_HOST", RESULTS_FILE_ENV)}
         os.environ.update({"MAILKIT_HOST": target, RESULTS_FILE_ENV: str(results_file)})
         try:
-            for path in notebooks_for(parts):
+            for path in notebooks_for(parts, notebook_dir):
                 progress(f"running {path.name}")
                 notebook = nbformat.read(path, as_version=4)
                 client = NotebookClient(
