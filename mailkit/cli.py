@@ -13,11 +13,16 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from mailkit.errors import MailkitError, UsageError
+
+if TYPE_CHECKING:
+    from mailkit.resources import Resource
+    from mailkit.ssh import Connection
+    from mailkit.values import Password
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -155,6 +160,95 @@ def check() -> None:
     results = check_lab()
     click.echo(render_text(results))
     if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+@main.group()
+def mailbox() -> None:
+    """Add, remove and list mailboxes; set passwords (lab mail host by default, or --host)."""
+
+
+_HOST = click.option("--host", default=None, help="SSH destination (default: MAILKIT_HOST, else lab:mail).")
+
+
+def _read_password(from_stdin: bool) -> Password:
+    from mailkit.values import Password
+
+    if from_stdin:
+        return Password(sys.stdin.readline().rstrip("\n"))
+    first = click.prompt("password", hide_input=True)
+    if click.prompt("again", hide_input=True) != first:
+        raise UsageError("the two passwords differ")
+    return Password(first)
+
+
+def _apply_mailbox_change(host: str | None, build: Callable[[Connection], list[Resource]]) -> None:
+    from mailkit import engine
+    from mailkit.target import connect
+
+    with connect(host) as conn:
+        result = engine.apply(conn, build(conn))
+    click.echo(str(result))
+
+
+@mailbox.command(name="add")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_HOST
+@friendly_errors
+def mailbox_add(address: str, password_stdin: bool, host: str | None) -> None:
+    """Add ADDRESS (its mail map, password and sender login); no change if it exists."""
+    from mailkit import mailboxes
+    from mailkit.values import EmailAddress
+
+    EmailAddress(address, field="address")
+    password = _read_password(password_stdin)
+    _apply_mailbox_change(host, lambda conn: mailboxes.add_mailbox(conn, address, password))
+
+
+@mailbox.command(name="remove")
+@click.argument("address")
+@_HOST
+@friendly_errors
+def mailbox_remove(address: str, host: str | None) -> None:
+    """Remove ADDRESS from the three files (its Maildir is kept)."""
+    from mailkit import mailboxes
+
+    _apply_mailbox_change(host, lambda conn: mailboxes.remove_mailbox(conn, address))
+
+
+@mailbox.command(name="passwd")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_HOST
+@friendly_errors
+def mailbox_passwd(address: str, password_stdin: bool, host: str | None) -> None:
+    """Set a new password for ADDRESS."""
+    from mailkit import mailboxes
+    from mailkit.values import EmailAddress
+
+    EmailAddress(address, field="address")
+    password = _read_password(password_stdin)
+    _apply_mailbox_change(host, lambda conn: mailboxes.set_password(conn, address, password))
+
+
+@mailbox.command(name="list")
+@_HOST
+@friendly_errors
+def mailbox_list(host: str | None) -> None:
+    """Every mailbox, and whether the mail map, passwd-file and sender logins agree."""
+    from mailkit import mailboxes
+    from mailkit.checks import render_text
+    from mailkit.target import connect
+
+    with connect(host) as conn:
+        files = mailboxes.MailboxFiles.read(conn)
+    for address in sorted(files.mailboxes):
+        password = "password" if address in files.hashes else "NO PASSWORD"
+        click.echo(f"{address:40} {files.mailboxes[address]:30} {password}")
+    checks = mailboxes.check_consistency(files)
+    click.echo(render_text(checks))
+    if not all(c.ok for c in checks):
         sys.exit(1)
 
 

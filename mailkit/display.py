@@ -84,3 +84,38 @@ def checks_html(results: Sequence[CheckResult]) -> str:
         )
     head = "<tr><th></th><th>part</th><th>check</th><th>seen</th><th>fix</th></tr>"
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+class SideBySide:
+    """Two texts in two columns (a notebook) or one after the other (a terminal), with what differs."""
+
+    def __init__(self, left_title: str, left: str, right_title: str, right: str) -> None:
+        self.left_title, self.left, self.right_title, self.right = left_title, left, right_title, right
+
+    def differences(self) -> list[str]:
+        """Setting names present in only one of the two texts (``name = value`` or ``name {`` lines)."""
+
+        def names(text: str) -> set[str]:
+            found = set()
+            for line in text.splitlines():
+                stripped = line.strip()
+                if stripped and not stripped.startswith(("#", "}")):
+                    found.add(stripped.split("=")[0].split("{")[0].strip())
+            return found
+
+        left, right = names(self.left), names(self.right)
+        return [f"only in {self.left_title}: {n}" for n in sorted(left - right)] + [
+            f"only in {self.right_title}: {n}" for n in sorted(right - left)
+        ]
+
+    def __repr__(self) -> str:
+        return f"=== {self.left_title} ===\n{self.left}\n=== {self.right_title} ===\n{self.right}\n" + "\n".join(
+            self.differences()
+        )
+
+    def _repr_html_(self) -> str:
+        cell = f'<td style="vertical-align:top"><pre style="{_PRE}">{{}}</pre></td>'
+        head = f"<tr><th>{html.escape(self.left_title)}</th><th>{html.escape(self.right_title)}</th></tr>"
+        body = "<tr>" + cell.format(html.escape(self.left)) + cell.format(html.escape(self.right)) + "</tr>"
+        diffs = "".join(f"<li><code>{html.escape(d)}</code></li>" for d in self.differences())
+        return f"<table>{head}{body}</table><p>What differs:</p><ul>{diffs}</ul>"

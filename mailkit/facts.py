@@ -290,6 +290,7 @@ class MasterEntry(Fact["tuple[str, dict[str, str]] | None"]):
         entry, _, params = stdout.partition("---\n")
         if exited != 0 or not entry.strip():
             return None
+        entry = entry.split(" -o ", 1)[0]  # postconf -M prints the -o options too; they come from -P
         options = {}
         for line in params.splitlines():
             key, sep, value = line.partition(" = ")

@@ -88,8 +88,28 @@ class CertificateAuthority:
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return self.cert_path.read_bytes()
 
+    def certificate(self, hostname: str, *, renew_within_days: int = 30) -> tuple[bytes, bytes]:
+        """The certificate and key for ``hostname``, issued once and kept (so applying it twice is no change).
+
+        A new one is issued when the kept one expires within ``renew_within_days``.
+        """
+        name = Hostname(hostname, field="certificate host name")
+        issued = self.directory / "issued"
+        cert_path, key_path = issued / f"{name}.pem", issued / f"{name}.key"
+        if cert_path.exists() and key_path.exists():
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            if cert.not_valid_after_utc - _now() > datetime.timedelta(days=renew_within_days):
+                return cert_path.read_bytes(), key_path.read_bytes()
+        chain, key = self.issue(name)
+        issued.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        cert_path.write_bytes(chain)
+        return chain, key
+
     def issue(self, hostname: str, *, days: int = 365) -> tuple[bytes, bytes]:
-        """A server certificate for ``hostname`` (PEM with the CA appended) and its new private key (PEM)."""
+        """A new server certificate for ``hostname`` (PEM with the CA appended) and its private key (PEM)."""
         name = Hostname(hostname, field="certificate host name")
         ca_pem = self.ensure()
         ca_cert = x509.load_pem_x509_certificate(ca_pem)

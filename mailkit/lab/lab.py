@@ -23,6 +23,7 @@ from mailkit.errors import LabError, UsageError
 from mailkit.lab import dns, machine, network, proxy, rootfs
 from mailkit.lab.layout import DEFAULT_RELEASE, HOSTS, PREFIX, RELEASES, HostSpec, state_dir
 from mailkit.local import run_local
+from mailkit.tls import CertificateAuthority
 
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "unshare", "ssh-keygen", "mount")
 Progress = Callable[[str], None]
@@ -177,6 +178,7 @@ class Lab:
         for spec in HOSTS.values():
             machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], self.host_paths(spec.name))
         self._write_client_files()
+        self._trust_ca_on_outside()
 
     def _boot(self, spec: HostSpec, lowers: list[Path]) -> int:
         paths = self.host_paths(spec.name)
@@ -187,6 +189,18 @@ class Lab:
         if spec.name == "dns":
             machine.write_dns_config(paths.root, self.tsig_secret())
         return machine.boot(paths, spec)
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The lab's certificate authority: it issues the mail host's certificate; lab clients trust it."""
+        return CertificateAuthority(self.dir / "ca")
+
+    def _trust_ca_on_outside(self) -> None:
+        from mailkit.target import lab_connection
+
+        with lab_connection("outside", require_up=False) as outside:
+            outside.write("/usr/local/share/ca-certificates/mailkit-lab.crt", self.ca.ensure())
+            outside.run(["update-ca-certificates"])
 
     def _make_keys(self) -> None:
         """The client key, one host key per host and the DNS update secret, made once per lab."""

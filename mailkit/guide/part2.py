@@ -1,0 +1,212 @@
+"""Part 2 of the guide, Dovecot: IMAP, passwd-file users, LMTP delivery, SASL submission and TLS.
+
+One set of templates serves Dovecot 2.3 (bookworm) and 2.4 (trixie): the host's facts choose.
+
+>>> Part2(Part1()).cert_file
+'/etc/ssl/certs/mail.example.org.pem'
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mailkit import mailboxes
+from mailkit.checks import CheckResult
+from mailkit.context import HostFacts
+from mailkit.display import SideBySide
+from mailkit.guide.part1 import VMAIL_BASE, VMAIL_UID, Part1
+from mailkit.resources import File, LookupTable, MasterService, Packages, Postconf, Resource
+from mailkit.ssh import Connection
+from mailkit.templates import Templates
+from mailkit.values import Password, RemotePath
+
+GUIDE = "02-dovecot.ipynb"
+#: The two Dovecot generations the guide serves, as Debian ships them (for the side-by-side section).
+RELEASE_FACTS = (
+    HostFacts("bookworm", "3.7.11-0+deb12u1", "1:2.3.19.1+dfsg1-2.1+deb12u1"),
+    HostFacts("trixie", "3.10.13-0+deb13u1", "1:2.4.1+dfsg1-6+deb13u7"),
+)
+#: Both releases' Postfix accept this (">=TLSv1.2" is 3.6+ syntax and disables TLS on bullseye's 3.5).
+TLS_PROTOCOLS = "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"
+SUBMISSION_OPTIONS = {
+    "smtpd_sasl_auth_enable": "yes",
+    "smtpd_client_restrictions": "permit_sasl_authenticated,reject",
+    "smtpd_sender_restrictions": "reject_sender_login_mismatch",
+    "smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
+}
+
+
+@dataclass(frozen=True)
+class Part2:
+    """Part 2's state, built on part 1's parameters. Passwords are only used to make new hashes."""
+
+    part1: Part1
+    passwords: Mapping[str, Password] = field(default_factory=dict, repr=False)
+    cert_file: str = ""
+    key_file: str = ""
+
+    def __post_init__(self) -> None:
+        host = self.part1.hostname
+        object.__setattr__(self, "cert_file", RemotePath(self.cert_file or f"/etc/ssl/certs/{host}.pem"))
+        object.__setattr__(self, "key_file", RemotePath(self.key_file or f"/etc/ssl/private/{host}.key"))
+        object.__setattr__(
+            self, "passwords", {str(k): Password(v, field=f"PASSWORDS[{k}]") for k, v in self.passwords.items()}
+        )
+
+    # -- what each section applies -------------------------------------------------------------
+    def install(self) -> list[Resource]:
+        return [Packages(("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"))]
+
+    def certificate(self, chain: bytes, key: bytes) -> list[Resource]:
+        """The server's certificate (public, with its chain) and private key (0600, never shown)."""
+        return [
+            File(self.cert_file, chain, mode=0o644),
+            File(self.key_file, key, mode=0o600, secret=True),
+        ]
+
+    def dovecot_config(self, facts: HostFacts) -> str:
+        context = {
+            **facts.as_context(),
+            "vmail_user": "vmail",
+            "vmail_uid": VMAIL_UID,
+            "vmail_base": VMAIL_BASE,
+            "scheme": mailboxes.SCHEME,
+            "passwd_file": mailboxes.PASSWD_FILE,
+            "cert_file": self.cert_file,
+            "key_file": self.key_file,
+        }
+        return Templates().render("dovecot/dovecot.conf", context)
+
+    def dovecot(self, facts: HostFacts) -> list[Resource]:
+        return [File("/etc/dovecot/dovecot.conf", self.dovecot_config(facts), service="dovecot")]
+
+    def users(self, mail: Connection) -> list[Resource]:
+        """The passwd-file: existing hashes kept, new mailboxes hashed on the server from PASSWORDS."""
+        files = mailboxes.MailboxFiles.read(mail)
+        hashes = mailboxes.desired_hashes(mail, files, self.part1.mailboxes, self.passwords)
+        return [mailboxes.passwd_file(hashes)]
+
+    def delivery(self) -> list[Resource]:
+        return [Postconf({"virtual_transport": "lmtp:unix:private/dovecot-lmtp"})]
+
+    def tls(self) -> list[Resource]:
+        return [
+            Postconf(
+                {
+                    "smtpd_tls_cert_file": self.cert_file,
+                    "smtpd_tls_key_file": self.key_file,
+                    "smtpd_tls_security_level": "may",
+                    "smtpd_tls_auth_only": "yes",
+                    "smtpd_tls_protocols": TLS_PROTOCOLS,
+                    "smtpd_tls_mandatory_protocols": TLS_PROTOCOLS,
+                }
+            )
+        ]
+
+    def sender_map(self) -> str:
+        owners = mailboxes.sender_logins(self.part1.mailboxes, self.part1.aliases)
+        return mailboxes.sender_map_content(owners)
+
+    def submission(self) -> list[Resource]:
+        return [
+            LookupTable(mailboxes.SENDER_MAP, self.sender_map()),
+            Postconf(
+                {
+                    "smtpd_sasl_type": "dovecot",
+                    "smtpd_sasl_path": "private/auth",
+                    "smtpd_sasl_auth_enable": "no",
+                    "smtpd_sender_login_maps": f"lmdb:{mailboxes.SENDER_MAP}",
+                }
+            ),
+            MasterService(
+                "submission",
+                "inet",
+                "smtpd",
+                chroot="y",
+                options={
+                    "syslog_name": "postfix/submission",
+                    "smtpd_tls_security_level": "encrypt",
+                    **SUBMISSION_OPTIONS,
+                },
+            ),
+            MasterService(
+                "submissions",
+                "inet",
+                "smtpd",
+                chroot="y",
+                options={"syslog_name": "postfix/submissions", "smtpd_tls_wrappermode": "yes", **SUBMISSION_OPTIONS},
+            ),
+        ]
+
+    def everything(self, mail: Connection, facts: HostFacts, chain: bytes | None, key: bytes | None) -> list[Resource]:
+        certificate = self.certificate(chain, key) if chain is not None and key is not None else []
+        return [
+            *self.install(),
+            *certificate,
+            *self.dovecot(facts),
+            *self.users(mail),
+            *self.delivery(),
+            *self.tls(),
+            *self.submission(),
+        ]
+
+    def settings(self) -> set[str]:
+        """Every Postfix setting part 2 writes, in main.cf and as master.cf -o options."""
+        names = set()
+        for r in [*self.delivery(), *self.tls(), *self.submission()]:
+            if isinstance(r, Postconf):
+                names |= set(r.settings)
+            elif isinstance(r, MasterService):
+                names |= set(r.options)
+        return names
+
+    def configs_side_by_side(self) -> SideBySide:
+        """dovecot.conf as rendered for Dovecot 2.3 (bookworm) and 2.4 (trixie), to compare."""
+        (old, new) = RELEASE_FACTS
+        return SideBySide(
+            f"Dovecot {old.dovecot_major} ({old.release})",
+            self.dovecot_config(old),
+            f"Dovecot {new.dovecot_major} ({new.release})",
+            self.dovecot_config(new),
+        )
+
+    # -- checks -----------------------------------------------------------------------------------
+    def verify(self, mail: Connection, outside: Connection, subject_from_part1: str | None = None) -> list[CheckResult]:
+        from mailkit.guide import part2_checks
+
+        return part2_checks.verify(self, mail, outside, subject_from_part1)
+
+
+def lab_passwords(mailboxes: Sequence[str]) -> dict[str, Password]:
+    """Passwords for lab mailboxes: derived from a secret kept in the lab's state (root only), stable across runs."""
+    import hashlib
+    import hmac
+
+    from mailkit.lab.lab import Lab
+
+    secret_file = Lab().dir / "passwords.secret"
+    if not secret_file.exists():
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.touch(mode=0o600)
+        secret_file.write_text(secrets.token_hex(32))
+    key = secret_file.read_text().strip().encode()
+    return {
+        str(m): Password(
+            base64.urlsafe_b64encode(hmac.new(key, str(m).encode(), hashlib.sha256).digest()[:18]).decode()
+        )
+        for m in mailboxes
+    }
+
+
+def passwords_for(target: str, mailboxes: Sequence[str], given: Mapping[str, str] | None) -> dict[str, Password]:
+    """The passwords a notebook uses: given ones, else the lab's, else asked for (never echoed)."""
+    if given:
+        return {k: Password(v, field=f"PASSWORDS[{k}]") for k, v in given.items()}
+    if target.startswith("lab:"):
+        return lab_passwords(mailboxes)
+    import getpass
+
+    return {str(m): Password(getpass.getpass(f"password for {m}: "), field=str(m)) for m in mailboxes}

@@ -1,0 +1,246 @@
+"""What part 2 promises, checked from the outside host with Python's smtplib and imaplib.
+
+>>> tls_detail({"tls": {"version": "TLSv1.3", "subject": "mail.example.org"}})
+'TLSv1.3, certificate for mail.example.org verified'
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from mailkit import mailboxes
+from mailkit.checks import CheckResult
+from mailkit.remote_client import run_client
+from mailkit.ssh import Connection
+
+if TYPE_CHECKING:
+    from mailkit.guide.part2 import Part2
+
+GUIDE = "02-dovecot.ipynb"
+IMAPS, IMAP, SMTP, SUBMISSION, SUBMISSIONS = 993, 143, 25, 587, 465
+
+
+def tls_detail(seen: dict[str, Any]) -> str:
+    if "tls_error" in seen:
+        return f"TLS failed: {seen['tls_error']}"
+    if "error" in seen:
+        return seen["error"]
+    tls = seen.get("tls") or {}
+    return f"{tls.get('version')}, certificate for {tls.get('subject')} verified"
+
+
+def _tls_ok(seen: dict[str, Any], host: str) -> bool:
+    tls = seen.get("tls") or {}
+    return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host
+
+
+def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: str | None) -> list[CheckResult]:
+    host = str(part2.part1.hostname)
+    users = [m for m in part2.part1.mailboxes if m in part2.passwords]
+    if len(users) < 2:
+        return [
+            CheckResult(
+                "setup",
+                "passwords for two mailboxes",
+                False,
+                f"{len(users)} given",
+                f"{GUIDE}: give PASSWORDS for at least two mailboxes so logins can be checked",
+            )
+        ]
+    user, other = users[0], users[1]
+    password = part2.passwords[user].reveal()
+    results: list[CheckResult] = []
+
+    def imap(mode: str, port: int, secret: str = password, **extra: Any) -> dict[str, Any]:
+        request = {"protocol": "imap", "host": host, "port": port, "mode": mode, "user": user, "password": secret}
+        return run_client(outside, {**request, **extra})
+
+    def smtp(mode: str, port: int, **extra: Any) -> dict[str, Any]:
+        return run_client(outside, {"protocol": "smtp", "host": host, "port": port, "mode": mode, **extra})
+
+    # IMAP: TLS on connect and STARTTLS log in and see part 1's mail; cleartext login is refused.
+    subject = part1_subject or "mailkit check"
+    for label, mode, port in (("IMAPS (993)", "tls", IMAPS), ("IMAP + STARTTLS (143)", "starttls", IMAP)):
+        seen = imap(mode, port, subject=subject)
+        ok = seen.get("login", [""])[0] == "OK" and seen.get("found", 0) >= 1
+        detail = f"login {seen.get('login', ['?'])[0]}, {seen.get('found', 0)} message(s) from part 1 in INBOX"
+        results.append(
+            CheckResult(
+                "imap",
+                f"{label}: log in and read part 1's mail",
+                ok,
+                seen.get("error", detail),
+                f"{GUIDE} sections 4-5: mail_home/mail_path must point at part 1's Maildirs",
+            )
+        )
+    plain = imap("plain", IMAP)
+    refused = plain.get("login", ["OK"])[0] != "OK" and "LOGINDISABLED" in plain.get("capabilities_before_tls", [])
+    results.append(
+        CheckResult(
+            "imap",
+            "cleartext LOGIN on 143 without STARTTLS refused",
+            refused,
+            f"LOGINDISABLED advertised, login {plain.get('login', ['?'])[0]}",
+            f"{GUIDE} section 4: auth_allow_cleartext = no / disable_plaintext_auth = yes",
+        )
+    )
+    wrong = imap("tls", IMAPS, secret=password + "-wrong")
+    results.append(
+        CheckResult(
+            "imap",
+            "wrong password refused",
+            wrong.get("login", ["OK"])[0] != "OK",
+            f"login {wrong.get('login', ['?'])[0]}",
+            f"{GUIDE} section 4",
+        )
+    )
+
+    # Port 25 -> Postfix -> LMTP -> Dovecot -> IMAP.
+    token = f"mailkit lmtp {secrets.token_hex(6)}"
+    data = f"From: probe@outside.example.net\r\nTo: {user}\r\nSubject: {token}\r\n\r\nvia LMTP\r\n"
+    sent = smtp("starttls", SMTP, mail_from="probe@outside.example.net", rcpt=user, data=data)
+    found = 0
+    deadline = time.monotonic() + 20
+    while sent.get("data", [0])[0] == 250 and time.monotonic() < deadline:
+        found = imap("tls", IMAPS, subject=token).get("found", 0)
+        if found:
+            break
+        time.sleep(0.3)
+    results.append(
+        CheckResult(
+            "delivery",
+            "a new message to port 25 arrives over LMTP, readable over IMAP",
+            bool(found),
+            f"SMTP {sent.get('data', ['?'])[0]}, found over IMAP: {bool(found)}",
+            f"{GUIDE} section 6: virtual_transport = lmtp:unix:private/dovecot-lmtp",
+        )
+    )
+
+    # Submission: TLS first, then AUTH; senders limited to their own addresses.
+    for mech in ("PLAIN", "LOGIN"):
+        seen = smtp("starttls", SUBMISSION, user=user, password=password, mechanism=mech)
+        results.append(
+            CheckResult(
+                "submission",
+                f"587 STARTTLS + AUTH {mech}",
+                seen.get("auth", [0])[0] == 235,
+                _reply(seen.get("auth")),
+                f"{GUIDE} section 7",
+            )
+        )
+    seen = smtp("starttls", SUBMISSION, user=user, password=password + "-wrong")
+    results.append(
+        CheckResult(
+            "submission",
+            "587 wrong password refused",
+            seen.get("auth", [0])[0] == 535,
+            _reply(seen.get("auth")),
+            f"{GUIDE} section 7",
+        )
+    )
+    seen = smtp("plain", SUBMISSION)
+    results.append(
+        CheckResult(
+            "submission",
+            "587 offers no AUTH before STARTTLS",
+            seen.get("auth_before_tls") is False and seen.get("starttls_offered") is True,
+            f"AUTH before TLS: {seen.get('auth_before_tls')}",
+            f"{GUIDE} section 7: smtpd_tls_auth_only = yes",
+        )
+    )
+    seen = smtp("starttls", SUBMISSION, mail_from=user, rcpt="victim@other.test")
+    code = seen.get("rcpt", seen.get("mail", [0]))[0]
+    results.append(
+        CheckResult(
+            "submission",
+            "587 without AUTH cannot relay",
+            500 <= code < 600,
+            _reply(seen.get("rcpt", seen.get("mail"))),
+            f"{GUIDE} section 7",
+        )
+    )
+    seen = smtp(
+        "tls",
+        SUBMISSIONS,
+        user=user,
+        password=password,
+        mail_from=user,
+        rcpt=other,
+        data=f"From: {user}\r\nTo: {other}\r\nSubject: via 465\r\n\r\nhello\r\n",
+    )
+    results.append(
+        CheckResult(
+            "submission",
+            "465 TLS on connect + AUTH, message accepted",
+            seen.get("auth", [0])[0] == 235 and seen.get("data", [0])[0] == 250,
+            f"AUTH {_reply(seen.get('auth'))}; DATA {_reply(seen.get('data'))}",
+            f"{GUIDE} section 7",
+        )
+    )
+    seen = smtp("starttls", SUBMISSION, user=user, password=password, mail_from=other, rcpt=user)
+    mail_reply = seen.get("mail", [0, ""])
+    rcpt_reply = seen.get("rcpt", mail_reply)
+    rejected = "not owned by user" in str(rcpt_reply[1]) and 500 <= rcpt_reply[0] < 600
+    results.append(
+        CheckResult(
+            "submission",
+            f"{user} cannot send as {other}",
+            rejected,
+            _reply(rcpt_reply),
+            f"{GUIDE} section 7: smtpd_sender_login_maps + reject_sender_login_mismatch",
+        )
+    )
+    seen = smtp("starttls", SMTP)
+    results.append(
+        CheckResult(
+            "smtp",
+            "port 25 offers no AUTH",
+            not seen.get("auth_offered") and seen.get("auth_before_tls") is False,
+            f"AUTH: {seen.get('auth_offered') or 'none'}",
+            f"{GUIDE} section 7: smtpd_sasl_auth_enable = no in main.cf",
+        )
+    )
+
+    # The same certificate, verified against the trust store, on every service.
+    for label, protocol, mode, port in (
+        ("SMTP 25 STARTTLS", "smtp", "starttls", SMTP),
+        ("submission 587 STARTTLS", "smtp", "starttls", SUBMISSION),
+        ("submissions 465", "smtp", "tls", SUBMISSIONS),
+        ("IMAP 143 STARTTLS", "imap", "starttls", IMAP),
+        ("IMAPS 993", "imap", "tls", IMAPS),
+    ):
+        seen = (imap if protocol == "imap" else smtp)(mode, port)
+        results.append(
+            CheckResult(
+                "tls",
+                label,
+                _tls_ok(seen, host),
+                tls_detail(seen),
+                f"{GUIDE} section 3: the certificate must be for {host}",
+            )
+        )
+
+    # On the server: Dovecot knows every user and checks their password.
+    for address in users:
+        auth = mail.run(
+            ["doveadm", "auth", "test", address], input=part2.passwords[address].reveal() + "\n", check=False
+        )
+        who = mail.run(["doveadm", "user", "-f", "home", address], check=False).stdout.strip()
+        ok = auth.ok and "auth succeeded" in auth.stdout and who == part2.part1.maildir(address)
+        results.append(
+            CheckResult(
+                "dovecot",
+                f"doveadm auth test + user {address}",
+                ok,
+                f"{'auth succeeded' if auth.ok else 'auth failed'}, home {who}",
+                f"{GUIDE} section 4: the passwd-file and userdb",
+            )
+        )
+    results += mailboxes.check_consistency(mailboxes.MailboxFiles.read(mail))
+    return results
+
+
+def _reply(reply: list[Any] | None) -> str:
+    return f"{reply[0]} {reply[1]}" if reply else "no reply"
