@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailkit.guide.part1 import Part1
+from mailkit.guide.part2 import Part2
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 POSTCONF = "https://www.postfix.org/postconf.5.html#"
@@ -28,6 +29,31 @@ def test_every_part1_setting_is_explained_with_its_reference_link() -> None:
     assert len(settings) >= 15
     missing = sorted(s for s in settings if f"({POSTCONF}{s})" not in prose)
     assert not missing, f"settings written without a linked explanation: {missing}"
+
+
+def test_every_part2_postfix_setting_is_explained_with_its_reference_link() -> None:
+    prose = _prose("02-dovecot.ipynb")
+    settings = Part2(Part1()).settings()
+    assert len(settings) >= 14
+    missing = sorted(s for s in settings if f"({POSTCONF}{s})" not in prose)
+    assert not missing, f"settings written without a linked explanation: {missing}"
+
+
+STRUCTURE = {"uid", "gid", "home", "mode", "user", "group", "inbox", "separator", "special_use", "auto", "args", "driver"}
+
+
+def test_every_dovecot_setting_of_both_generations_is_linked_to_its_version_docs() -> None:
+    prose = _prose("02-dovecot.ipynb")
+    both = Part2(Part1()).configs_side_by_side()
+    for version, text in (("2.3", both.left), ("2.4", both.right)):
+        names = {
+            line.split("=")[0].strip()
+            for line in text.splitlines()
+            if "=" in line and not line.lstrip().startswith("#")
+        } - STRUCTURE
+        anchor = "core_setting-{}" if version == "2.3" else "settings.html#{}"
+        missing = sorted(n for n in names if f"doc.dovecot.org/{version}" not in prose or anchor.format(n) not in prose)
+        assert not missing, f"Dovecot {version} settings without a linked explanation: {missing}"
 
 
 def test_every_linked_setting_is_one_postfix_knows_by_that_name() -> None:
