@@ -39,7 +39,20 @@ def test_every_part2_postfix_setting_is_explained_with_its_reference_link() -> N
     assert not missing, f"settings written without a linked explanation: {missing}"
 
 
-STRUCTURE = {"uid", "gid", "home", "mode", "user", "group", "inbox", "separator", "special_use", "auto", "args", "driver"}
+STRUCTURE = {
+    "uid",
+    "gid",
+    "home",
+    "mode",
+    "user",
+    "group",
+    "inbox",
+    "separator",
+    "special_use",
+    "auto",
+    "args",
+    "driver",
+}
 
 
 def test_every_dovecot_setting_of_both_generations_is_linked_to_its_version_docs() -> None:

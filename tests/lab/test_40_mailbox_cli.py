@@ -1,0 +1,108 @@
+"""`mailkit mailbox` on the lab's mail host after parts 1 and 2 (left by the notebook replay)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mailkit.lab.lab import Lab
+from mailkit.remote_client import run_client
+from mailkit.target import lab_connection
+
+pytestmark = pytest.mark.lab
+
+DAVE = "dave@example.org"
+FIRST, SECOND = "dave's first long password", "dave's second long password"
+
+
+def _mailkit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MAILKIT_HOST"}
+    return subprocess.run(
+        [sys.executable, "-m", "mailkit.cli", "mailbox", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+
+
+def _imap_login(password: str) -> str:
+    with lab_connection("outside") as outside:
+        seen = run_client(
+            outside,
+            {
+                "protocol": "imap",
+                "host": "mail.example.org",
+                "port": 993,
+                "mode": "tls",
+                "user": DAVE,
+                "password": password,
+            },
+        )
+    return seen.get("login", ["?"])[0]
+
+
+def _vmailbox() -> str:
+    with lab_connection("mail") as mail:
+        return mail.read("/etc/postfix/vmailbox").decode()
+
+
+@pytest.fixture(scope="module")
+def guide_applied(lab: Lab) -> Lab:
+    with lab_connection("mail") as mail:
+        if mail.run(["test", "-f", "/etc/dovecot/users"], check=False).failed:
+            pytest.fail("parts 1 and 2 must have run (test_30_notebooks) before these tests")
+    return lab
+
+
+def test_list_shows_the_guide_mailboxes_in_agreement(guide_applied: Lab) -> None:
+    listed = _mailkit("list")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    for address in ("alice@example.org", "bob@example.org", "carol@b.example.org"):
+        assert address in listed.stdout
+    assert "FAIL" not in listed.stdout
+
+
+def test_add_passwd_remove_round_trip(guide_applied: Lab) -> None:
+    added = _mailkit("add", DAVE, "--password-stdin", stdin=FIRST + "\n")
+    assert added.returncode == 0, added.stderr
+    assert "applied" in added.stdout and FIRST not in added.stdout + added.stderr
+    assert _imap_login(FIRST) == "OK"
+    again = _mailkit("add", DAVE, "--password-stdin", stdin=FIRST + "\n")
+    assert again.returncode == 0 and "no change" in again.stdout
+
+    changed = _mailkit("passwd", DAVE, "--password-stdin", stdin=SECOND + "\n")
+    assert changed.returncode == 0 and SECOND not in changed.stdout + changed.stderr
+    assert _imap_login(FIRST) == "NO"
+    assert _imap_login(SECOND) == "OK"
+
+    removed = _mailkit("remove", DAVE)
+    assert removed.returncode == 0, removed.stderr
+    assert _imap_login(SECOND) == "NO"
+    assert DAVE not in _vmailbox()
+    with lab_connection("mail") as mail:
+        assert mail.run(["test", "-d", "/var/vmail/example.org/dave"], check=False).ok, "mail is never deleted"
+    assert _mailkit("list").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("add", "not an address", "--password-stdin"), "exactly one '@'"),
+        (("add", "eve@unknown.example.net", "--password-stdin"), "virtual_mailbox_domains"),
+        (("add", "eve@example.org", "--password-stdin"), "at least 12"),
+        (("passwd", "nobody@example.org", "--password-stdin"), "not a mailbox"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_changes_nothing(guide_applied: Lab, args, message) -> None:
+    before = _vmailbox()
+    password = "short\n" if "eve@example.org" in args else "a perfectly long password\n"
+    result = _mailkit(*args, stdin=password)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _vmailbox() == before
