@@ -235,14 +235,16 @@ def _apply_system(conn: Connection, change: Change, progress: Progress | None) -
     resource = change.resource
     if isinstance(resource, Packages):
         missing = list(change.data)
+        names = " ".join(missing)
         if progress:
-            progress(f"installing {' '.join(missing)}")
+            progress(f"installing {names}")
         try:
-            conn.run(
-                ["sh", "-c", _INSTALL, "sh", "\n".join(resource.preseed), *missing],
-                on_output=progress,
-                timeout=1800,
-            )
+            with display.LiveStatus(f"installing {names}", f"installed {names}") as status:
+                conn.run(
+                    ["sh", "-c", _INSTALL, "sh", "\n".join(resource.preseed), *missing],
+                    on_output=progress or status,
+                    timeout=1800,
+                )
         except CommandError as exc:
             tail = "\n".join((exc.result.stdout + exc.result.stderr).strip().splitlines()[-12:])
             raise MailkitError(f"apt-get could not install {' '.join(missing)}:\n{tail}") from None

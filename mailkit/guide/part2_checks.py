@@ -1,12 +1,13 @@
 """What part 2 promises, checked from the outside host with Python's smtplib and imaplib.
 
->>> tls_detail({"tls": {"version": "TLSv1.3", "subject": "mail.example.org"}})
-'TLSv1.3, certificate for mail.example.org verified'
+>>> tls_detail({"tls": {"version": "TLSv1.3", "subject": "mail.example.org", "not_after": "Jan  1 00:00:00 2100 GMT"}})
+'TLSv1.3, certificate for mail.example.org verified, valid for more than 14 days'
 """
 
 from __future__ import annotations
 
 import secrets
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 GUIDE = "02-dovecot.ipynb"
 IMAPS, IMAP, SMTP, SUBMISSION, SUBMISSIONS = 993, 143, 25, 587, 465
+#: A certificate closer to its end than this fails the check: time to renew.
+MIN_DAYS_LEFT = 14
 
 
 def tls_detail(seen: dict[str, Any]) -> str:
@@ -28,12 +31,22 @@ def tls_detail(seen: dict[str, Any]) -> str:
     if "error" in seen:
         return seen["error"]
     tls = seen.get("tls") or {}
-    return f"{tls.get('version')}, certificate for {tls.get('subject')} verified"
+    left = days_left(tls.get("not_after"))
+    validity = "valid for more than 14 days" if left > MIN_DAYS_LEFT else f"expires in {left:.0f} days"
+    return f"{tls.get('version')}, certificate for {tls.get('subject')} verified, {validity}"
+
+
+def days_left(not_after: str | None) -> float:
+    """Days until an ``ssl.getpeercert()`` notAfter date ('Nov 25 03:37:20 2027 GMT')."""
+    if not not_after:
+        return -1.0
+    return (ssl.cert_time_to_seconds(not_after) - time.time()) / 86400
 
 
 def _tls_ok(seen: dict[str, Any], host: str) -> bool:
     tls = seen.get("tls") or {}
-    return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host
+    fresh = days_left(tls.get("not_after")) > MIN_DAYS_LEFT
+    return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host and fresh
 
 
 def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: str | None) -> list[CheckResult]:

@@ -138,6 +138,33 @@ def test_connection_reconnects_once_after_the_transport_drops(lab: Lab) -> None:
         assert mail.run(["echo", "back"]).stdout == "back\n"
 
 
+def test_a_non_root_login_runs_reads_and_writes_through_sudo(lab: Lab, tmp_path) -> None:
+    setup = (
+        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sudo >/dev/null && "
+        "(id admin >/dev/null 2>&1 || useradd -m -s /bin/bash admin) && "
+        "install -d -m 700 -o admin -g admin /home/admin/.ssh && "
+        "install -m 600 -o admin -g admin /root/.ssh/authorized_keys /home/admin/.ssh/authorized_keys && "
+        "echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin && chmod 440 /etc/sudoers.d/admin"
+    )
+    with lab_connection("mail") as root:
+        root.run(["sh", "-c", setup], timeout=300)
+        mail = HOSTS["mail"]
+        admin = Connection(
+            mail.address,
+            user="admin",
+            key_file=lab.client_key,
+            known_hosts=lab.known_hosts,
+            ssh_config=tmp_path / "none",
+        )
+        with admin:
+            assert admin.sudo, "a non-root login uses sudo by default"
+            assert admin.run(["id", "-un"]).stdout.strip() == "root"
+            assert admin.run(["id", "-un"], sudo=False).stdout.strip() == "admin"
+            admin.write("/etc/mailkit-sudo-test", b"written through sudo\n", mode=0o640)
+            assert admin.read("/etc/mailkit-sudo-test") == b"written through sudo\n"
+        assert root.run(["stat", "-c", "%a %U", "/etc/mailkit-sudo-test"]).stdout.strip() == "640 root"
+
+
 def test_wrong_host_key_is_refused(lab: Lab, tmp_path) -> None:
     mail = HOSTS["mail"]
     wrong = tmp_path / "known_hosts"
