@@ -124,13 +124,15 @@ class SideBySide:
 class LiveStatus:
     """One status line that follows a long step: updated in place in a notebook, silent elsewhere.
 
-    Its last state is fixed text (``done``), so a stored notebook output stays comparable.
+    Its last state is fixed text (``done``), so a stored notebook output stays comparable. With
+    ``MAILKIT_STATIC_OUTPUT=1`` (nbval, which does not follow display updates) only that last state is shown.
     """
 
     def __init__(self, doing: str, done: str, interval: float = 0.3) -> None:
         self.doing, self.done, self.interval = doing, done, interval
         self._handle: object | None = None
         self._last = 0.0
+        self._static = False
 
     def __enter__(self) -> LiveStatus:
         try:
@@ -138,8 +140,11 @@ class LiveStatus:
             from IPython.display import display
         except ImportError:
             return self
+        import os
+
         if get_ipython() is not None:
-            self._handle = display(_Text(self.doing), display_id=True)
+            self._static = os.environ.get("MAILKIT_STATIC_OUTPUT") == "1"
+            self._handle = None if self._static else display(_Text(self.doing), display_id=True)
         return self
 
     def __call__(self, line: str) -> None:
@@ -151,7 +156,11 @@ class LiveStatus:
             self._handle.update(_Text(f"{self.doing}: {line.strip()[:100]}"))  # type: ignore[attr-defined]
 
     def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
+        if self._static:
+            from IPython.display import display
+
+            display(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))
+        elif self._handle is not None:
             self._handle.update(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))  # type: ignore[attr-defined]
 
 
