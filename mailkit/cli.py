@@ -191,6 +191,20 @@ def _apply_mailbox_change(host: str | None, build: Callable[[Connection], list[R
     click.echo(str(result))
 
 
+def _change_with_password(
+    address: str,
+    password_stdin: bool,
+    host: str | None,
+    change: Callable[[Connection, str, Password], list[Resource]],
+) -> None:
+    """Validate the address before asking for a password, then apply ``change`` on the host."""
+    from mailkit.values import EmailAddress
+
+    EmailAddress(address, field="address")
+    password = _read_password(password_stdin)
+    _apply_mailbox_change(host, lambda conn: change(conn, address, password))
+
+
 @mailbox.command(name="add")
 @click.argument("address")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
@@ -199,11 +213,8 @@ def _apply_mailbox_change(host: str | None, build: Callable[[Connection], list[R
 def mailbox_add(address: str, password_stdin: bool, host: str | None) -> None:
     """Add ADDRESS (its mail map, password and sender login); no change if it exists."""
     from mailkit import mailboxes
-    from mailkit.values import EmailAddress
 
-    EmailAddress(address, field="address")
-    password = _read_password(password_stdin)
-    _apply_mailbox_change(host, lambda conn: mailboxes.add_mailbox(conn, address, password))
+    _change_with_password(address, password_stdin, host, mailboxes.add_mailbox)
 
 
 @mailbox.command(name="remove")
@@ -225,11 +236,8 @@ def mailbox_remove(address: str, host: str | None) -> None:
 def mailbox_passwd(address: str, password_stdin: bool, host: str | None) -> None:
     """Set a new password for ADDRESS."""
     from mailkit import mailboxes
-    from mailkit.values import EmailAddress
 
-    EmailAddress(address, field="address")
-    password = _read_password(password_stdin)
-    _apply_mailbox_change(host, lambda conn: mailboxes.set_password(conn, address, password))
+    _change_with_password(address, password_stdin, host, mailboxes.set_password)
 
 
 @mailbox.command(name="list")

@@ -6,9 +6,11 @@ True
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from mailkit.errors import CommandError
 from mailkit.result import Result
@@ -30,3 +32,10 @@ def run_local(
     if check and result.failed:
         raise CommandError(result)
     return result
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret file on this machine, readable by its owner only from the first byte (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)

@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 import datetime
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mailkit.local import write_private
 from mailkit.values import Hostname
 
 CA_NAME = "mailkit lab CA"
@@ -82,9 +82,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(_pem_key(key))
+        write_private(self.key_path, _pem_key(key))
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return self.cert_path.read_bytes()
 
@@ -102,9 +100,7 @@ class CertificateAuthority:
                 return cert_path.read_bytes(), key_path.read_bytes()
         chain, key = self.issue(name)
         issued.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
+        write_private(key_path, key)
         cert_path.write_bytes(chain)
         return chain, key
 

@@ -18,6 +18,7 @@ from mailkit.checks import CheckResult
 from mailkit.context import HostFacts
 from mailkit.display import SideBySide
 from mailkit.guide.part1 import VMAIL_BASE, VMAIL_UID, Part1
+from mailkit.local import write_private
 from mailkit.resources import File, LookupTable, MasterService, Packages, Postconf, Resource
 from mailkit.ssh import Connection
 from mailkit.templates import Templates
@@ -190,8 +191,7 @@ def lab_passwords(mailboxes: Sequence[str]) -> dict[str, Password]:
     secret_file = Lab().dir / "passwords.secret"
     if not secret_file.exists():
         secret_file.parent.mkdir(parents=True, exist_ok=True)
-        secret_file.touch(mode=0o600)
-        secret_file.write_text(secrets.token_hex(32))
+        write_private(secret_file, secrets.token_hex(32).encode())
     key = secret_file.read_text().strip().encode()
     return {
         str(m): Password(

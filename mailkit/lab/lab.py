@@ -22,7 +22,7 @@ from typing import Any
 from mailkit.errors import LabError, UsageError
 from mailkit.lab import dns, machine, network, proxy, rootfs
 from mailkit.lab.layout import DEFAULT_RELEASE, HOSTS, PREFIX, RELEASES, HostSpec, state_dir
-from mailkit.local import run_local
+from mailkit.local import run_local, write_private
 from mailkit.tls import CertificateAuthority
 
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "unshare", "ssh-keygen", "mount")
@@ -212,8 +212,7 @@ class Lab:
             if not key.exists():
                 run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", HOSTS[name].fqdn, "-f", str(key)])
         if not self.tsig_file.exists():
-            self.tsig_file.touch(mode=0o600)
-            self.tsig_file.write_text(dns.new_tsig_secret() + "\n")
+            write_private(self.tsig_file, (dns.new_tsig_secret() + "\n").encode())
 
     def _write_client_files(self) -> None:
         """known_hosts from the keys the lab made (no trust on first use), and an ssh_config for aliases."""
