@@ -39,15 +39,14 @@ def resolve_target(target: str | None = None, *, env: Mapping[str, str] | None =
     return chosen
 
 
-def lab_connection(name: str, *, require_up: bool = True) -> Connection:
+def lab_connection(name: str) -> Connection:
     """A connection to a lab host, with the lab's key, ssh_config and known_hosts."""
     from mailkit.lab.lab import Lab
 
     lab = Lab()
     if name not in HOSTS:
         raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)}")
-    if require_up:
-        lab.require_up()
+    lab.require_up()
     return Connection(HOSTS[name].fqdn, ssh_config=lab.ssh_config)
 
 

@@ -178,7 +178,6 @@ class Lab:
         for spec in HOSTS.values():
             machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], self.host_paths(spec.name))
         self._write_client_files()
-        self._trust_ca_on_outside()
 
     def _boot(self, spec: HostSpec, lowers: list[Path]) -> int:
         paths = self.host_paths(spec.name)
@@ -188,19 +187,14 @@ class Lab:
         )
         if spec.name == "dns":
             machine.write_dns_config(paths.root, self.tsig_secret())
+        if spec.name == "outside":
+            machine.trust_ca(paths.root, self.ca.ensure())
         return machine.boot(paths, spec)
 
     @property
     def ca(self) -> CertificateAuthority:
         """The lab's certificate authority: it issues the mail host's certificate; lab clients trust it."""
         return CertificateAuthority(self.dir / "ca")
-
-    def _trust_ca_on_outside(self) -> None:
-        from mailkit.target import lab_connection
-
-        with lab_connection("outside", require_up=False) as outside:
-            outside.write("/usr/local/share/ca-certificates/mailkit-lab.crt", self.ca.ensure())
-            outside.run(["update-ca-certificates"])
 
     def _make_keys(self) -> None:
         """The client key, one host key per host and the DNS update secret, made once per lab."""

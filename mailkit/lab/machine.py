@@ -135,6 +135,15 @@ def write_dns_config(root: Path, tsig_secret: str) -> None:
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
 
 
+def trust_ca(root: Path, ca_pem: bytes) -> None:
+    """Make a host trust the lab CA before it boots: where update-ca-certificates keeps local CAs, and
+    appended to the bundle every TLS client reads (what update-ca-certificates would do, without its cost)."""
+    _put(root, "usr/local/share/ca-certificates/mailkit-lab.crt", ca_pem.decode())
+    bundle = root / "etc/ssl/certs/ca-certificates.crt"
+    current = bundle.read_text() if bundle.exists() else ""
+    _put(root, "etc/ssl/certs/ca-certificates.crt", current + ca_pem.decode())
+
+
 def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
     return [
         "systemd-nspawn",
