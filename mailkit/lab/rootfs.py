@@ -25,7 +25,15 @@ from mailkit.errors import LabError
 from mailkit.lab.layout import BASE_PACKAGES, DEBIAN_MIRROR, LAYER_PACKAGES, cache_dir
 
 #: Bump when the way bases are built changes, so old caches are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+
+#: Releases whose Release files carry a Valid-Until date (stable releases do not).
+ROLLING = ("sid",)
+#: A lab reaches the archive through a cache, and archive copies lag: an expired sid Release file must not
+#: stop the early-warning run. Lab images only; a real server keeps apt's replay protection.
+ROLLING_APT_CONF = """// Written by mailkit's lab (sid only): accept a Release file past its Valid-Until date.
+Acquire::Check-Valid-Until "false";
+"""
 
 Progress = Callable[[str], None]
 
@@ -128,6 +136,8 @@ def ensure_base(release: str, progress: Progress) -> Path:
             f"debootstrap {release}",
         )
         _generalise(tmp)
+        if release in ROLLING:
+            (tmp / "etc/apt/apt.conf.d/99mailkit-lab-rolling").write_text(ROLLING_APT_CONF)
         _finish(tmp, final, recipe)
         return final
 
