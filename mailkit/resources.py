@@ -57,10 +57,12 @@ class Change:
     data: tuple[str, ...] = ()
 
 
-def unified_diff(path: str, old: bytes | None, new: bytes, *, secret: bool = False) -> str:
-    """A unified diff without timestamps; secrets redacted, binary and secret files summarised."""
+def unified_diff(path: str, old: bytes | None, new: bytes, *, secret: bool = False, summary: str = "") -> str:
+    """A unified diff without timestamps; secrets redacted, binary, secret and summarised files described."""
     if secret:
         return f"--- {path}\n+++ {path}\n(secret content: not shown)\n"
+    if summary:
+        return f"--- {path}\n+++ {path}\n(content not shown: {summary})\n"
     try:
         old_text = (old or b"").decode()
         new_text = new.decode()
@@ -99,6 +101,8 @@ class File(Resource):
     mode: int = 0o644
     service: str | None = None
     secret: bool = False
+    #: Shown instead of a diff, for content that is public but unreadable (a certificate).
+    summary: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", RemotePath(self.path))
@@ -128,7 +132,7 @@ class File(Resource):
             summary += f"{self.owner}:{self.group} {self.mode:o}"
             return Change(self, summary, "", self.service)
         verb = "update" if current.exists else "create"
-        diff = unified_diff(self.path, current.content, self.data, secret=self.secret)
+        diff = unified_diff(self.path, current.content, self.data, secret=self.secret, summary=self.summary)
         return Change(self, f"{verb} {self.path}", diff, self.service)
 
 

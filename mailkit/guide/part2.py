@@ -64,7 +64,7 @@ class Part2:
     def certificate(self, chain: bytes, key: bytes) -> list[Resource]:
         """The server's certificate (public, with its chain) and private key (0600, never shown)."""
         return [
-            File(self.cert_file, chain, mode=0o644),
+            File(self.cert_file, chain, mode=0o644, summary=f"certificate for {self.part1.hostname} and its chain"),
             File(self.key_file, key, mode=0o600, secret=True),
         ]
 

@@ -257,3 +257,10 @@ def test_template_errors_name_the_file_and_line(tmp_path: Path) -> None:
     assert "broken.j2:" in syntax.value.where
     with pytest.raises(TemplateError, match="no such template"):
         templates.render("postfix/absent", {})
+
+
+def test_a_summarised_file_shows_its_summary_not_its_content() -> None:
+    diff = unified_diff(
+        "/etc/ssl/certs/mail.pem", None, b"-----BEGIN CERTIFICATE-----\nMIIB\n", summary="a certificate"
+    )
+    assert "(content not shown: a certificate)" in diff and "MIIB" not in diff
