@@ -138,10 +138,17 @@ def write_dns_config(root: Path, tsig_secret: str) -> None:
 def trust_ca(root: Path, ca_pem: bytes) -> None:
     """Make a host trust the lab CA before it boots: where update-ca-certificates keeps local CAs, and
     appended to the bundle every TLS client reads (what update-ca-certificates would do, without its cost)."""
-    _put(root, "usr/local/share/ca-certificates/mailkit-lab.crt", ca_pem.decode())
+    local = "usr/local/share/ca-certificates/mailkit-lab.crt"
+    _put(root, local, ca_pem.decode())
     bundle = root / "etc/ssl/certs/ca-certificates.crt"
     current = bundle.read_text() if bundle.exists() else ""
     _put(root, "etc/ssl/certs/ca-certificates.crt", current + ca_pem.decode())
+    # Clients that look CAs up by subject hash (OpenSSL's CApath) need the hash link too; the host's own
+    # openssl computes it, so it matches that host's OpenSSL.
+    digest = run_local(["chroot", str(root), "openssl", "x509", "-hash", "-noout", "-in", "/" + local]).stdout.strip()
+    link = root / "etc/ssl/certs" / f"{digest}.0"
+    link.unlink(missing_ok=True)
+    link.symlink_to("/" + local)
 
 
 def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
