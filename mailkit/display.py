@@ -9,6 +9,7 @@ Deterministic output only (no timestamps, no object ids), so stored notebook out
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -72,12 +73,29 @@ def result_html(changes: Sequence[Change], validated: Sequence[str], reloaded: S
     return f"<pre>{html.escape(result_text(changes, validated, reloaded))}</pre>"
 
 
+_SECTION = re.compile(r"(\d\d-[a-z0-9-]+\.ipynb)( sections? (\d+)(?:-\d+)?)?")
+
+
+def fix_html(fix: str) -> str:
+    """A fix hint with its guide reference made a link: ``01-postfix.ipynb section 9`` -> that section.
+
+    >>> fix_html("01-postfix.ipynb section 9: add it")
+    '<a href="01-postfix.ipynb#section-9">01-postfix.ipynb section 9</a>: add it'
+    """
+
+    def link(match: re.Match[str]) -> str:
+        anchor = f"#section-{match.group(3)}" if match.group(3) else ""
+        return f'<a href="{match.group(1)}{anchor}">{match.group(0)}</a>'
+
+    return _SECTION.sub(link, html.escape(fix))
+
+
 def checks_html(results: Sequence[CheckResult]) -> str:
-    """A check table: ok/FAIL, what, what was seen, and for failures how to fix it."""
+    """A check table: ok/FAIL, what, what was seen, and for failures how to fix it (linked to the guide)."""
     rows = []
     for r in results:
         mark = '<span style="color:#116329">ok</span>' if r.ok else '<b style="color:#82071e">FAIL</b>'
-        fix = html.escape(r.fix) if not r.ok else ""
+        fix = fix_html(r.fix) if not r.ok else ""
         rows.append(
             f"<tr><td>{mark}</td><td>{html.escape(r.group)}</td><td>{html.escape(r.name)}</td>"
             f"<td><code>{html.escape(r.detail)}</code></td><td>{fix}</td></tr>"

@@ -91,3 +91,19 @@ def test_stored_outputs_are_complete_and_deterministic(path: Path) -> None:
             assert "/var/lib/mailkit/backups/" not in text
     with_output = [c for c in code if c.get("outputs")]
     assert len(with_output) >= len(code) // 2, "the notebook must be stored with its outputs"
+
+
+def test_every_section_a_fix_hint_names_has_an_anchor_in_its_notebook() -> None:
+    from mailkit.guide import part1, part2_checks
+
+    sources = [Path(part1.__file__).read_text(), Path(part2_checks.__file__).read_text()]
+    named = set()
+    for source in sources:
+        named |= set(re.findall(r"section (\d+)", source))
+        named |= {m[0] for m in re.findall(r"sections (\d+)-(\d+)", source)}
+    assert named, "the checks' fix hints name guide sections"
+    for notebook in ("01-postfix.ipynb", "02-dovecot.ipynb"):
+        prose = _prose(notebook)
+        anchors = set(re.findall(r'<a id="section-(\d+)"></a>', prose))
+        assert anchors >= {str(n) for n in range(1, 10)}, f"{notebook}: numbered sections need anchors"
+    assert {n for n in named} <= set(re.findall(r'<a id="section-(\d+)"></a>', _prose("01-postfix.ipynb")))
