@@ -121,27 +121,25 @@ class PostconfExplicit(Fact["dict[str, str] | None"]):
 
 
 @dataclass(frozen=True)
-class PostconfValue(Fact["str | None"]):
-    """One Postfix parameter as Postfix sees it (default or explicit), or None without Postfix."""
+class SettingValue(Fact["str | None"]):
+    """One setting as its service sees it (default or explicit), asked with ``TOOL -h NAME``; None without it."""
 
     name: str
+    tool = ""
 
     def command(self) -> list[str]:
-        return ["postconf", "-h", self.name]
+        return [self.tool, "-h", self.name]
 
     def parse(self, stdout: str, exited: int) -> str | None:
         return stdout.rstrip("\n") if exited == 0 else None
 
 
-@dataclass(frozen=True)
-class DoveconfValue(Fact["str | None"]):
-    name: str
+class PostconfValue(SettingValue):
+    tool = "postconf"
 
-    def command(self) -> list[str]:
-        return ["doveconf", "-h", self.name]
 
-    def parse(self, stdout: str, exited: int) -> str | None:
-        return stdout.rstrip("\n") if exited == 0 else None
+class DoveconfValue(SettingValue):
+    tool = "doveconf"
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,12 @@ def test_a_summarised_file_shows_its_summary_not_its_content() -> None:
         "/etc/ssl/certs/mail.pem", None, b"-----BEGIN CERTIFICATE-----\nMIIB\n", summary="a certificate"
     )
     assert "(content not shown: a certificate)" in diff and "MIIB" not in diff
+
+
+def test_config_value_facts_ask_their_own_tool() -> None:
+    from mailkit.facts import DoveconfValue, PostconfValue
+
+    assert PostconfValue("myhostname").command() == ["postconf", "-h", "myhostname"]
+    assert DoveconfValue("mail_home").command() == ["doveconf", "-h", "mail_home"]
+    assert DoveconfValue("mail_home").parse("/var/vmail/%d/%n\n", 0) == "/var/vmail/%d/%n"
+    assert DoveconfValue("nope").parse("", 1) is None
