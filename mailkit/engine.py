@@ -193,9 +193,9 @@ def _validate_and_reload(
         result.validated.append(name)
     for name in the_plan.services:
         restart = any(c.needs_restart for c in the_plan.changes if c.service == name)
-        unit = service_named(name).unit
-        conn.run(["systemctl", "restart" if restart else "reload-or-restart", unit])
-        conn.run(["systemctl", "is-active", "--quiet", unit])
+        svc = service_named(name)
+        conn.run(list(svc.apply_command(restart)))
+        conn.run(["systemctl", "is-active", "--quiet", svc.unit])
         result.reloaded.append(name)
     conn.run(["rm", "-f", f"{state_dir}/pending-reload"])
 

@@ -20,6 +20,7 @@ class Service:
     name: str
     unit: str
     validate: tuple[str, ...]
+    #: How a config change takes effect; reload-or-restart also starts a service that is not running.
     reload: tuple[str, ...]
     #: Config changes that a reload does not pick up need a restart instead.
     restart: tuple[str, ...] = ()
@@ -37,7 +38,7 @@ SERVICES: dict[str, Service] = {
             "postfix",
             "postfix",
             ("postfix", "check"),
-            ("systemctl", "reload", "postfix"),
+            ("systemctl", "reload-or-restart", "postfix"),
             ("systemctl", "restart", "postfix"),
             validate_on_tty=True,
         ),
@@ -45,7 +46,7 @@ SERVICES: dict[str, Service] = {
             "dovecot",
             "dovecot",
             ("doveconf", "-n"),
-            ("systemctl", "reload", "dovecot"),
+            ("systemctl", "reload-or-restart", "dovecot"),
             ("systemctl", "restart", "dovecot"),
         ),
         Service(
@@ -58,7 +59,7 @@ SERVICES: dict[str, Service] = {
             "named",
             "named",
             ("named-checkconf",),
-            ("systemctl", "reload", "named"),
+            ("systemctl", "reload-or-restart", "named"),
         ),
     )
 }

@@ -273,3 +273,12 @@ def test_config_value_facts_ask_their_own_tool() -> None:
     assert DoveconfValue("mail_home").command() == ["doveconf", "-h", "mail_home"]
     assert DoveconfValue("mail_home").parse("/var/vmail/%d/%n\n", 0) == "/var/vmail/%d/%n"
     assert DoveconfValue("nope").parse("", 1) is None
+
+
+def test_services_take_config_changes_by_reload_and_restart_only_when_needed() -> None:
+    from mailkit.services import SERVICES
+
+    postfix = SERVICES["postfix"]
+    assert postfix.apply_command(False) == ("systemctl", "reload-or-restart", "postfix")
+    assert postfix.apply_command(True) == ("systemctl", "restart", "postfix")
+    assert SERVICES["opendkim"].apply_command(False) == ("systemctl", "restart", "opendkim")
