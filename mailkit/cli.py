@@ -155,7 +155,8 @@ def ssh(host: str) -> None:
 @friendly_errors
 def check() -> None:
     """Connect to every lab host and print what it runs (release, systemd state, resolver answers)."""
-    from mailkit.labcheck import check_lab, render_text
+    from mailkit.checks import render_text
+    from mailkit.labcheck import check_lab
 
     results = check_lab()
     click.echo(render_text(results))

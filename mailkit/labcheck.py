@@ -6,11 +6,9 @@
 
 from __future__ import annotations
 
-from mailkit.checks import CheckResult, render_text
+from mailkit.checks import CheckResult
 from mailkit.errors import MailkitError
 from mailkit.lab.layout import HOSTS
-
-__all__ = ["check_lab", "parse_os_release", "render_text"]
 
 
 def parse_os_release(text: str) -> str:

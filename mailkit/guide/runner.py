@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailkit.checks import RESULTS_FILE_ENV, CheckResult, load_results
-from mailkit.errors import MailkitError, UsageError
+from mailkit.errors import UsageError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -120,6 +120,3 @@ def prepare_lab(release: str, keep: bool, progress: Callable[[str], None]) -> No
         lab.reset(progress=progress)
     if started and keep:
         progress("the lab was down: --keep starts from a fresh mail host")
-
-
-__all__ = ["GuideRun", "MailkitError", "notebooks_for", "prepare_lab", "run_guide"]

@@ -1,5 +1,6 @@
 """One lab host: an overlay root, its own identity, booted by systemd-nspawn in its namespace.
 
+>>> from mailkit.lab.layout import HOSTS
 >>> nspawn_argv(Path("/r"), HOSTS["mail"])[:3]
 ['systemd-nspawn', '--quiet', '--directory=/r']
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailkit.errors import LabError
-from mailkit.lab.layout import GATEWAY_V4, HOSTS, PROXY_PORT, HostSpec
+from mailkit.lab.layout import GATEWAY_V4, PROXY_PORT, HostSpec
 from mailkit.local import run_local
 
 SSHD_DROPIN = """\
@@ -297,6 +298,3 @@ def wipe(paths: HostPaths) -> None:
     """Forget a host's writable layer (it must be stopped)."""
     if paths.top.exists():
         shutil.rmtree(paths.top)
-
-
-__all__ = ["HOSTS", "HostPaths", "boot", "stop", "wait_for_ssh", "write_dns_config", "write_identity"]
