@@ -212,7 +212,7 @@ def _change_with_password(
 @_HOST
 @friendly_errors
 def mailbox_add(address: str, password_stdin: bool, host: str | None) -> None:
-    """Add ADDRESS (its mail map, password and sender login); no change if it exists."""
+    """Add ADDRESS (its mail map, password and sender login); an existing ADDRESS is refused."""
     from mailkit import mailboxes
 
     _change_with_password(address, password_stdin, host, mailboxes.add_mailbox)
@@ -226,7 +226,7 @@ def mailbox_remove(address: str, host: str | None) -> None:
     """Remove ADDRESS from the three files (its Maildir is kept)."""
     from mailkit import mailboxes
 
-    _apply_mailbox_change(host, lambda conn: mailboxes.remove_mailbox(conn, address))
+    _apply_mailbox_change(host, lambda conn: mailboxes.remove_mailbox(address))
 
 
 @mailbox.command(name="passwd")

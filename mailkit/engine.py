@@ -1,12 +1,14 @@
 """Render -> plan -> apply: compare desired with current state, then change only what differs.
 
-``plan`` reads every fact in one round trip and changes nothing. ``apply`` installs packages and
-accounts first, then writes config in one batched script: every touched file is backed up on the
-host, written to a temporary file in its own directory and renamed into place (each file is
-either the old or the new version, whatever happens to the connection). The touched services'
-validators run next; if one fails, every file of this apply is restored and the error carries the
-validator's output, while the services keep running on their old config. Only then are the touched
-services reloaded (or restarted where a reload is not enough) and checked to be active.
+``plan`` reads every fact in one round trip and changes nothing. ``apply`` does the same; when
+something differs it takes the host's apply lock, reads again (another apply may have changed the
+host meanwhile), and applies the changes in declared order. A change with a ``run`` step (packages)
+runs on its own; every other change joins one transaction script (:mod:`mailkit.transaction`):
+candidates are validated before they go live, and services that do not come back after the change
+get their old files back. Facts are read again after each step, so later resources see its effect
+(an apt source written before the packages that need it).
+
+The engine knows the stages of a change, never the kinds of resource.
 
 >>> plan(conn, [File("/etc/mailname", "example.org\\n")])  # doctest: +SKIP
 update /etc/mailname
@@ -14,10 +16,8 @@ update /etc/mailname
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,40 +26,45 @@ from typing import Any
 from mailkit import display
 from mailkit.errors import CommandError, ConnectionLost, MailkitError
 from mailkit.facts import FileInfo, gather
-from mailkit.resources import (
-    Change,
-    Directory,
-    File,
-    LookupTable,
-    MasterService,
-    Packages,
-    Postconf,
-    Resource,
-    SystemAccount,
-)
+from mailkit.hostlock import LOCK_TIMEOUT, HostLock
+from mailkit.resources.base import Change, Resource
 from mailkit.result import Result
 from mailkit.services import SERVICES
-from mailkit.services import service as service_named
 from mailkit.ssh import Connection
+from mailkit.transaction import FAILED, REJECTED, Status, finish_script, parse_status, transaction_script
 
-#: mailkit's own state on a host: backups of every apply, and ``pending-reload``, the services whose
-#: config was written but not yet validated and reloaded (it survives a dropped connection).
+#: mailkit's own state on a host (mode 0700): the apply lock, backups of every apply, and
+#: ``pending-reload``, the services whose config went live but did not yet take effect (it survives
+#: a dropped connection).
 STATE_DIR = "/var/lib/mailkit"
-KEEP_BACKUPS = 20
-POSTFIX_CONFIG = ("/etc/postfix/main.cf", "/etc/postfix/master.cf")
 Progress = Callable[[str], None]
 
 
 class ApplyError(MailkitError):
-    """Validation failed: the previous files were restored. ``result`` is the validator's output."""
+    """An apply that did not go through. ``result`` holds the validator's or the service's output.
 
-    def __init__(self, service: str, result: Result, restored: list[str]) -> None:
-        self.service, self.result, self.restored = service, result, restored
+    ``restored`` lists the paths put back (empty when a validator refused the candidates: then nothing
+    live had changed); ``status`` is everything the host reported.
+    """
+
+    def __init__(self, service: str, result: Result, restored: list[str], status: Status | None = None) -> None:
+        self.service, self.result, self.restored, self.status = service, result, restored, status
         output = (result.stdout + result.stderr).strip()
-        super().__init__(
-            f"{service} rejected the new config ({result.command} exited {result.exited}); "
-            f"restored {len(restored)} file(s), {service} keeps its previous config:\n{output}"
-        )
+        super().__init__(f"{self._headline(service, result, restored, status)}:\n{output}")
+
+    @staticmethod
+    def _headline(service: str, result: Result, restored: list[str], status: Status | None) -> str:
+        if status is not None and status.rejected:
+            return f"{service} was refused by its validator; nothing went live: the running services keep their config"
+        if status is not None and status.failed:
+            back = ", ".join(status.recovered) or "nothing"
+            down = f"; STILL DOWN: {', '.join(status.down)}" if status.down else ""
+            lost = f"; could NOT restore: {', '.join(status.restore_failed)}" if status.restore_failed else ""
+            return (
+                f"{service} did not come back after the change; restored {len(restored)} file(s), "
+                f"restarted on the old config: {back}{down}{lost}"
+            )
+        return f"{service} failed ({result.command} exited {result.exited}); restored {len(restored)} file(s)"
 
 
 @dataclass
@@ -67,7 +72,7 @@ class Plan:
     """The changes that would be made; empty means "no change"."""
 
     changes: list[Change]
-    #: Services an interrupted earlier apply left to validate and reload, and that apply's backup.
+    #: Services an interrupted earlier apply left to take effect, and that apply's backup.
     pending: list[str] = field(default_factory=list)
     pending_backup: str | None = None
 
@@ -76,7 +81,7 @@ class Plan:
 
     @property
     def services(self) -> list[str]:
-        return sorted({c.service for c in self.changes if c.service} | set(self.pending))
+        return sorted({s for c in self.changes for s in c.services} | set(self.pending))
 
     def __str__(self) -> str:
         return display.plan_text(self.changes, self.pending)
@@ -89,7 +94,7 @@ class Plan:
 
 @dataclass
 class ApplyResult:
-    """What an apply did: its changes, the services it validated and reloaded, where the backup is."""
+    """What an apply did: its changes, what was validated, the services reloaded, where the backup is."""
 
     changes: list[Change]
     validated: list[str] = field(default_factory=list)
@@ -109,15 +114,13 @@ class ApplyResult:
         return display.result_html(self.changes, self.validated, self.reloaded)
 
 
-def plan(conn: Connection, resources: Sequence[Resource], *, state_dir: str = STATE_DIR) -> Plan:
-    """Compare ``resources`` with the host in one round trip; changes nothing."""
-    pending, values = _read(conn, resources, state_dir)
-    return Plan(_compare(resources, values), *pending)
+@dataclass(frozen=True)
+class _Pending:
+    services: list[str]
+    backup: str | None
 
 
-def _read(
-    conn: Connection, resources: Sequence[Resource], state_dir: str
-) -> tuple[tuple[list[str], str | None], list[list[Any]]]:
+def _read(conn: Connection, resources: Sequence[Resource], state_dir: str) -> tuple[_Pending, list[list[Any]]]:
     """Every fact of every resource, and what an interrupted apply left pending, in one round trip."""
     facts = [resource.facts() for resource in resources]
     pending_state, *flat = gather(conn, [FileInfo(f"{state_dir}/pending-reload"), *(f for g in facts for f in g)])
@@ -128,12 +131,18 @@ def _read(
     lines = (pending_state.content or b"").decode().splitlines()
     backups = [line.split(" ", 1)[1] for line in lines if line.startswith("backup ")]
     services = sorted({line for line in lines if line in SERVICES})
-    return (services, backups[0] if backups else None), values
+    return _Pending(services, backups[0] if backups else None), values
 
 
 def _compare(resources: Sequence[Resource], values: list[list[Any]]) -> list[Change]:
     changes = [resource.compare(v) for resource, v in zip(resources, values, strict=True)]
     return [c for c in changes if c is not None]
+
+
+def plan(conn: Connection, resources: Sequence[Resource], *, state_dir: str = STATE_DIR) -> Plan:
+    """Compare ``resources`` with the host in one round trip; changes nothing, generates nothing."""
+    pending, values = _read(conn, resources, state_dir)
+    return Plan(_compare(resources, values), pending.services, pending.backup)
 
 
 def apply(
@@ -142,67 +151,84 @@ def apply(
     progress: Progress | None = None,
     *,
     state_dir: str = STATE_DIR,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> ApplyResult:
     """Make the host match ``resources``; a second apply of the same resources changes nothing."""
+    resources = list(resources)
     pending, values = _read(conn, resources, state_dir)  # one round trip when there is nothing to do
-    system = [(r, v) for r, v in zip(resources, values, strict=True) if r.phase == 0]
-    system_changes = _compare([r for r, _ in system], [v for _, v in system])
-    for change in system_changes:
-        _apply_system(conn, change, progress)
-    result = ApplyResult(list(system_changes))
-    config = [(r, v) for r, v in zip(resources, values, strict=True) if r.phase != 0]
-    if system_changes and config:  # packages may have created config files: read again
-        config_plan = plan(conn, [r for r, _ in config], state_dir=state_dir)
-    else:
-        config_plan = Plan(_compare([r for r, _ in config], [v for _, v in config]), *pending)
-    if not config_plan and not config_plan.pending:
-        return result
-    if not config_plan:  # an earlier apply was cut off after writing: finish its validation and reload
-        _validate_and_reload(conn, config_plan, result, config_plan.pending_backup, state_dir)
-        return result
-    backup = f"{state_dir}/backups/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
-    script = config_script(config_plan.changes, backup, config_plan.services, state_dir)
+    if not _compare(resources, values) and not pending.services:
+        return ApplyResult([])
+    with HostLock(conn, state_dir, lock_timeout, progress):
+        return _apply_locked(conn, resources, progress, state_dir)
+
+
+def _apply_locked(
+    conn: Connection, resources: list[Resource], progress: Progress | None, state_dir: str
+) -> ApplyResult:
+    result = ApplyResult([])
+    start = 0
+    pending, values = _read(conn, resources, state_dir)
+    if pending.services:  # an earlier apply was cut off after its commit: finish it first
+        status = _run(conn, finish_script(pending.services, pending.backup or _new_backup(state_dir), state_dir))
+        result.reloaded += status.reloaded
+    while True:
+        changes = _compare(resources[start:], values)
+        if not changes:
+            return result
+        batch = []
+        for change in changes:
+            if change.run is not None:
+                break
+            batch.append(change)
+        if batch:
+            backup = _new_backup(state_dir)
+            status = _run(conn, transaction_script(batch, backup, state_dir), batch)
+            result.changes += batch
+            result.validated += [v for v in status.validated if v not in result.validated]
+            result.reloaded += [r for r in status.reloaded if r not in result.reloaded]
+            result.backup = backup
+        else:
+            step = changes[0]
+            assert step.run is not None
+            step.run(conn, progress)
+            result.changes.append(step)
+            start = resources.index(step.resource, start) + 1
+        if start >= len(resources):
+            return result
+        _, values = _read(conn, resources[start:], state_dir)  # what the step changed, seen by the rest
+
+
+def _new_backup(state_dir: str) -> str:
+    return f"{state_dir}/backups/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def _run(conn: Connection, script: str, changes: Sequence[Change] = ()) -> Status:
+    """Run a transaction or finish script; raise :class:`ApplyError` with what the host reported."""
     try:
-        run_script(conn, script)
+        result = run_script(conn, script)
     except ConnectionLost as exc:
         raise ConnectionLost(
             f"{exc}. Every file is either its old or its new version; apply again to finish "
-            "(validation and reload are recorded as pending on the host)"
+            "(what is left to take effect is recorded as pending on the host)"
         ) from exc
     except CommandError as exc:
-        restored = _restore(conn, backup)
-        conn.run(["rm", "-f", f"{state_dir}/pending-reload"])
-        raise ApplyError("apply", exc.result, restored) from None
-    result.backup = backup
-    _validate_and_reload(conn, config_plan, result, backup, state_dir)
-    result.changes = system_changes + config_plan.changes
-    return result
+        status = parse_status(exc.result.stdout)
+        output = status.output or status.log or exc.result.stderr.strip()
+        shown = Result(exc.result.command, output, "", exc.result.exited)
+        restored = status.restored + status.restore_failed
+        if exc.result.exited == REJECTED and status.rejected:
+            raise ApplyError(status.rejected, shown, [], status) from None
+        if exc.result.exited == FAILED and status.failed:
+            raise ApplyError(status.failed, shown, status.restored, status) from None
+        what = "the apply" if not changes else ", ".join(c.summary for c in changes[:3])
+        raise ApplyError(what, shown, restored, status) from None
+    return parse_status(result.stdout)
 
 
-def _validate_and_reload(
-    conn: Connection, the_plan: Plan, result: ApplyResult, backup: str | None, state_dir: str
-) -> None:
-    """Validate every touched service (restoring on failure), then reload them and confirm they run."""
-    for name in the_plan.services:
-        svc = service_named(name)
-        check = conn.run(list(svc.validate), check=False, pty=svc.validate_on_tty)
-        if check.failed:
-            restored = _restore(conn, backup) if backup else []
-            conn.run(["rm", "-f", f"{state_dir}/pending-reload"])
-            raise ApplyError(name, check, restored)
-        result.validated.append(name)
-    for name in the_plan.services:
-        restart = any(c.needs_restart for c in the_plan.changes if c.service == name)
-        svc = service_named(name)
-        conn.run(list(svc.apply_command(restart)))
-        conn.run(["systemctl", "is-active", "--quiet", svc.unit])
-        result.reloaded.append(name)
-    conn.run(["rm", "-f", f"{state_dir}/pending-reload"])
-
-
-# The script is checked whole before it runs: a connection cut mid-transfer runs none of it.
+# The script is checked whole before it runs: a connection cut mid-transfer runs none of it. It is
+# kept in /run (memory, 0600) while it runs: it may hold a password on its way to ``doveadm pw``.
 _RUN_VERIFIED = r"""umask 077
-f=$(mktemp)
+f=$(mktemp -p /run mailkit-script.XXXXXX 2>/dev/null || mktemp)
 cat > "$f"
 if [ "$(sha256sum < "$f" | cut -d' ' -f1)" != "$1" ]; then rm -f "$f"; echo "incomplete script" >&2; exit 98; fi
 sh "$f"; rc=$?
@@ -215,159 +241,3 @@ def run_script(conn: Connection, script: str) -> Result:
     """Send ``script`` whole, verify it arrived intact, then run it (a cut connection does not stop it)."""
     data = script.encode()
     return conn.run(["sh", "-c", _RUN_VERIFIED, "sh", hashlib.sha256(data).hexdigest()], input=data)
-
-
-# -- system changes: packages, accounts, directories ---------------------------------------------
-_INSTALL = r"""
-set -eu
-export DEBIAN_FRONTEND=noninteractive
-if [ -n "$1" ]; then printf '%s\n' "$1" | debconf-set-selections; fi
-shift
-if ! find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -360 | grep -q .; then
-    apt-get -q -o DPkg::Lock::Timeout=120 update
-fi
-apt-get -q -y -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    install "$@"
-"""
-
-
-def _apply_system(conn: Connection, change: Change, progress: Progress | None) -> None:
-    resource = change.resource
-    if isinstance(resource, Packages):
-        missing = list(change.data)
-        names = " ".join(missing)
-        if progress:
-            progress(f"installing {names}")
-        try:
-            with display.LiveStatus(f"installing {names}", f"installed {names}") as status:
-                conn.run(
-                    ["sh", "-c", _INSTALL, "sh", "\n".join(resource.preseed), *missing],
-                    on_output=progress or status,
-                    timeout=1800,
-                )
-        except CommandError as exc:
-            tail = "\n".join((exc.result.stdout + exc.result.stderr).strip().splitlines()[-12:])
-            raise MailkitError(f"apt-get could not install {' '.join(missing)}:\n{tail}") from None
-    elif isinstance(resource, SystemAccount):
-        script = (
-            'getent group "$2" >/dev/null || groupadd --system --gid "$4" "$2"\n'
-            'getent passwd "$1" >/dev/null || useradd --system --uid "$3" --gid "$4" --home-dir "$5" '
-            '--no-create-home --shell "$6" "$1"\n'
-        )
-        r = resource
-        conn.run(["sh", "-ec", script, "sh", r.user, r.group, str(r.uid), str(r.gid), r.home, r.shell])
-    elif isinstance(resource, Directory):
-        d = resource
-        conn.run(
-            [
-                "sh",
-                "-ec",
-                'mkdir -p -- "$1"; chown -- "$2" "$1"; chmod -- "$3" "$1"',
-                "sh",
-                d.path,
-                f"{d.owner}:{d.group}",
-                f"{d.mode:o}",
-            ]
-        )
-    else:  # pragma: no cover - every phase-0 resource is handled above
-        raise MailkitError(f"cannot apply {type(resource).__name__} as a system change")
-
-
-# -- config changes: one script, backup first, atomic renames ------------------------------------
-_PRELUDE = r"""set -eu
-umask 077
-b=$BACKUP
-mkdir -p "$b"
-exec 3>&1 >"$b/log" 2>&1
-trap 'rc=$?; [ $rc = 0 ] || tail -n 20 "$b/log" >&3; exit $rc' EXIT
-: > "$b/manifest"
-printf 'backup %s\n' "$b" >> $PENDING
-printf '%s\n' $SERVICES >> $PENDING
-save() {
-    n=$(wc -l < "$b/manifest")
-    if [ -e "$1" ]; then cp -a -- "$1" "$b/$n"; printf '%s\t%s\n' "$n" "$1" >> "$b/manifest"
-    else printf 'absent\t%s\n' "$1" >> "$b/manifest"; fi
-}
-put() {
-    t="$1.mailkit-new"
-    base64 -d > "$t"
-    chown -- "$2:$3" "$t"
-    chmod -- "$4" "$t"
-    mv -f -- "$t" "$1"
-}
-"""
-
-_RESTORE = r"""set -u
-b=$1
-[ -f "$b/manifest" ] || exit 0
-tab=$(printf '\t')
-while IFS="$tab" read -r n path; do
-    if [ "$n" = absent ]; then rm -f -- "$path"
-    else cp -a -- "$b/$n" "$path.mailkit-restore" && mv -f -- "$path.mailkit-restore" "$path"; fi
-    printf '%s\n' "$path"
-done < "$b/manifest"
-"""
-
-
-def _heredoc(data: bytes) -> str:
-    encoded = base64.encodebytes(data).decode()
-    return f"<<'MAILKIT_DATA'\n{encoded}MAILKIT_DATA\n"
-
-
-def config_script(changes: list[Change], backup: str, services: list[str], state_dir: str = STATE_DIR) -> str:
-    """The shell script that applies config changes. Order: files, tables (postmap), then postconf.
-
-    Running ``postmap`` before ``postconf -e`` avoids Postfix's wait for a freshly written main.cf.
-    """
-    q = shlex.quote
-    saves: list[str] = []
-    writes: list[str] = []
-    postfix_cmds: list[str] = []
-    for change in changes:
-        r = change.resource
-        if isinstance(r, File):
-            saves.append(f"save {q(r.path)}")
-            writes.append(f"put {q(r.path)} {q(r.owner)} {q(r.group)} {r.mode:o} {_heredoc(r.data)}")
-        elif isinstance(r, LookupTable):
-            saves += [f"save {q(r.path)}", f"save {q(r.db_path)}"]
-            writes.append(f"put {q(r.path)} root root 644 {_heredoc(r.content.encode())}")
-            writes.append(f"postmap {q(r.reference)}")
-        elif isinstance(r, Postconf):
-            postfix_cmds.append(shlex.join(["postconf", "-e", *change.data]))
-        elif isinstance(r, MasterService):
-            postfix_cmds.append(shlex.join(["postconf", "-Me", f"{r.key}={r.entry}"]))
-            for key, value in r.options.items():
-                postfix_cmds.append(shlex.join(["postconf", "-Pe", f"{r.key}/{key}={value}"]))
-            postfix_cmds.append(_drop_other_options(r))
-    if postfix_cmds:
-        saves += [f"save {q(path)}" for path in POSTFIX_CONFIG]
-    prune = (
-        f"ls -1d {q(state_dir)}/backups/*/ 2>/dev/null | sort | head -n -{KEEP_BACKUPS} | "
-        'while read -r old; do rm -rf -- "$old"; done\n'
-    )
-    return (
-        _PRELUDE.replace("$BACKUP", q(backup))
-        .replace("$SERVICES", " ".join(q(name) for name in services) or "''")
-        .replace("$PENDING", q(f"{state_dir}/pending-reload"))
-        + "\n".join(saves)
-        + "\n"
-        + "".join(w if w.endswith("\n") else w + "\n" for w in writes)
-        + "\n".join(postfix_cmds)
-        + "\n"
-        + prune
-    )
-
-
-def _drop_other_options(r: MasterService) -> str:
-    """Remove ``-o`` options of the service that the desired state does not list."""
-    keep = " ".join(shlex.quote(k) for k in r.options)
-    return (
-        f"for p in $(postconf -P {shlex.quote(r.key)} | sed 's|^[^/]*/[^/]*/\\([^ ]*\\) = .*|\\1|'); do "
-        f'case " {keep} " in *" $p "*) ;; *) postconf -PX {shlex.quote(r.key)}/"$p" ;; esac; done'
-    )
-
-
-def _restore(conn: Connection, backup: str) -> list[str]:
-    """Put back every file this apply saved (or remove the ones it created); return their paths."""
-    result = conn.run(["sh", "-c", _RESTORE, "sh", backup], check=False)
-    return [line for line in result.stdout.splitlines() if line]

@@ -40,3 +40,7 @@ class HostKeyError(MailkitError):
 
 class ConnectionLost(MailkitError):
     """The SSH transport dropped and could not be re-opened."""
+
+
+class StateConflict(MailkitError):
+    """The host's current state forbids the change asked for (e.g. adding an address that exists)."""

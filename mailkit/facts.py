@@ -295,3 +295,28 @@ class MasterEntry(Fact["tuple[str, dict[str, str]] | None"]):
             if sep:
                 options[key.rsplit("/", 1)[1]] = value
         return " ".join(entry.split()), options
+
+
+_APT_SCRIPT = r"""lists=$(ls -t /var/lib/apt/lists/*_Packages* 2>/dev/null | head -n 1)
+[ -n "$lists" ] || { echo none; exit 0; }
+newer=$(find /etc/apt/sources.list /etc/apt/sources.list.d -newer "$lists" -type f 2>/dev/null | head -n 1)
+echo "$(( $(date +%s) - $(stat -c %Y -- "$lists") )) ${newer:+sources-changed}"
+"""
+
+
+@dataclass(frozen=True)
+class AptLists(Fact["tuple[int, bool] | None"]):
+    """Age in seconds of apt's package lists, and whether an apt source changed after them; None if absent.
+
+    >>> AptLists().parse("120 sources-changed\\n", 0)
+    (120, True)
+    """
+
+    def command(self) -> list[str]:
+        return ["sh", "-c", _APT_SCRIPT]
+
+    def parse(self, stdout: str, exited: int) -> tuple[int, bool] | None:
+        words = stdout.split()
+        if exited != 0 or not words or words[0] == "none":
+            return None
+        return int(words[0]), "sources-changed" in words[1:]

@@ -1,68 +1,72 @@
-"""The services mailkit configures: how to validate a config and how to make it take effect.
+"""The services mailkit configures: how a config change takes effect, and how to tell they run.
 
-A registry, not an if/else chain: a new service is one entry.
+A registry, not an if/else chain: a new service is one :func:`register` call. ``before`` orders
+them: a milter restarts before the MTA that connects to it.
 
->>> SERVICES["postfix"].validate
-('postfix', 'check')
+>>> [s.name for s in in_order(["postfix", "opendkim"])]
+['opendkim', 'postfix']
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mailkit.errors import UsageError
 
+#: Prints the TCP ports of Postfix's inet services, as its master.cf says (names through /etc/services).
+POSTFIX_PORTS = r"""postconf -M | awk '$2 == "inet" {print $1}' | while read -r s; do
+    p=${s##*:}
+    case $p in *[!0-9]*) p=$(getent services "$p/tcp" | awk '{split($2, a, "/"); print a[1]}') ;; esac
+    echo "$p"
+done"""
+
 
 @dataclass(frozen=True)
 class Service:
-    """A systemd unit with its config validator and how a config change takes effect."""
+    """A systemd unit, how a config change takes effect, and what "running" means for it."""
 
     name: str
     unit: str
-    validate: tuple[str, ...]
     #: How a config change takes effect; reload-or-restart also starts a service that is not running.
     reload: tuple[str, ...]
     #: Config changes that a reload does not pick up need a restart instead.
     restart: tuple[str, ...] = ()
-    #: The validator prints its errors only to a terminal (else only to syslog).
-    validate_on_tty: bool = False
+    #: A shell command that succeeds when the service really runs, besides its unit being active
+    #: (bookworm's postfix.service is a wrapper that stays "active" when the master has died).
+    probe: str = ""
+    #: A shell command printing the TCP ports the service must listen on afterwards.
+    ports: str = ""
+    #: Services that must take effect before this one (a milter before the MTA).
+    after: tuple[str, ...] = ()
 
     def apply_command(self, needs_restart: bool) -> tuple[str, ...]:
         return self.restart if needs_restart and self.restart else self.reload
 
 
-SERVICES: dict[str, Service] = {
-    s.name: s
-    for s in (
-        Service(
-            "postfix",
-            "postfix",
-            ("postfix", "check"),
-            ("systemctl", "reload-or-restart", "postfix"),
-            ("systemctl", "restart", "postfix"),
-            validate_on_tty=True,
-        ),
-        Service(
-            "dovecot",
-            "dovecot",
-            ("doveconf", "-n"),
-            ("systemctl", "reload-or-restart", "dovecot"),
-            ("systemctl", "restart", "dovecot"),
-        ),
-        Service(
-            "opendkim",
-            "opendkim",
-            ("opendkim", "-n"),
-            ("systemctl", "restart", "opendkim"),
-        ),
-        Service(
-            "named",
-            "named",
-            ("named-checkconf",),
-            ("systemctl", "reload-or-restart", "named"),
-        ),
-    )
-}
+
+SERVICES: dict[str, Service] = {}
+
+
+def register(svc: Service) -> Service:
+    """Add (or replace) a service in the registry."""
+    SERVICES[svc.name] = svc
+    return svc
+
+
+def _systemd(name: str, **kwargs: object) -> Service:
+    reload = ("systemctl", "reload-or-restart", name)
+    return Service(name, name, reload, ("systemctl", "restart", name), **kwargs)  # type: ignore[arg-type]
+
+
+for _svc in (
+    _systemd("postfix", probe="postfix status", ports=POSTFIX_PORTS, after=("opendkim", "rspamd", "dovecot")),
+    _systemd("dovecot"),
+    Service("opendkim", "opendkim", ("systemctl", "restart", "opendkim")),
+    _systemd("rspamd"),
+    _systemd("named"),
+):
+    register(_svc)
 
 
 def service(name: str) -> Service:
@@ -70,3 +74,24 @@ def service(name: str) -> Service:
         return SERVICES[name]
     except KeyError:
         raise UsageError(f"unknown service {name!r}: known are {', '.join(SERVICES)}") from None
+
+
+def in_order(names: Iterable[str]) -> list[Service]:
+    """The named services, each after those it depends on (then by name)."""
+    wanted = sorted(set(names))
+    done: list[Service] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise UsageError(f"services depend on each other in a circle: {' -> '.join((*path, name))}")
+        svc = service(name)
+        if svc in done:
+            return
+        for dependency in sorted(svc.after):
+            if dependency in wanted:
+                visit(dependency, (*path, name))
+        done.append(svc)
+
+    for name in wanted:
+        visit(name, ())
+    return done

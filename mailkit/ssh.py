@@ -256,6 +256,18 @@ class Connection:
             raise CommandError(result)
         return result
 
+    def start(self, argv: Sequence[str], *, sudo: bool | None = None) -> RemoteProcess:
+        """Start ``argv`` without waiting for it; the caller reads it and closes it (which ends it)."""
+        line = self.command_line(argv, sudo=sudo)
+        channel = self._open_channel()
+        try:
+            channel.exec_command(line)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            channel.close()
+            self.close()
+            raise ConnectionLost(f"lost the SSH connection to {self.endpoint.hostname} during {line!r}: {exc}") from exc
+        return RemoteProcess(channel)
+
     # -- files ---------------------------------------------------------------------------------
     @property
     def sftp(self) -> paramiko.SFTPClient:
@@ -283,6 +295,28 @@ class Connection:
             remote.write(payload)
         if mode is not None:
             self.sftp.chmod(path, mode)
+
+
+class RemoteProcess:
+    """A command running on the host, read as it goes; closing the channel ends it."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    def read(self, timeout: float) -> bytes:
+        """What it printed since the last read, waiting up to ``timeout`` for something."""
+        if not self.channel.recv_ready():
+            select.select([self.channel], [], [], timeout)
+        return self.channel.recv(4096) if self.channel.recv_ready() else b""
+
+    def exit_code(self) -> int | None:
+        """Its exit status once it has ended (and printed everything), else None."""
+        if self.channel.exit_status_ready() and not self.channel.recv_ready():
+            return self.channel.recv_exit_status()
+        return None
+
+    def close(self) -> None:
+        self.channel.close()
 
 
 def _drain(

@@ -19,17 +19,18 @@ from email.message import EmailMessage
 
 from mailkit.checks import CheckResult
 from mailkit.errors import MailkitError, UsageError
+from mailkit.layout import LAYOUT, MailLayout
 from mailkit.resources import Directory, LookupTable, Packages, Postconf, Resource, SystemAccount
 from mailkit.smtp import check_delivered, check_refused, relay_tricks
 from mailkit.ssh import Connection
 from mailkit.templates import Templates
 from mailkit.values import Domain, EmailAddress, Hostname
 
-VMAIL_UID = 5000
-VMAIL_BASE = "/var/vmail"
-MAILBOX_MAP = "/etc/postfix/vmailbox"
-ALIAS_MAP = "/etc/postfix/virtual"
-MAP_TYPE = "lmdb"
+# The mail layout's facts, named as part 1's readers know them (one source: mailkit.layout).
+VMAIL_UID = LAYOUT.vmail_uid
+VMAIL_BASE = LAYOUT.vmail_base
+MAILBOX_MAP = LAYOUT.mailbox_map
+ALIAS_MAP = LAYOUT.alias_map
 GUIDE = "01-postfix.ipynb"
 
 
@@ -51,6 +52,7 @@ class Part1:
     hostname: str | None = None
     mailboxes: Sequence[str] = ("alice@example.org", "bob@example.org", "carol@b.example.org")
     aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    layout: MailLayout = LAYOUT
 
     def __post_init__(self) -> None:
         domain = Domain(self.domain, field="DOMAIN")
@@ -134,29 +136,30 @@ class Part1:
         return " ".join(_relative(d, self.domain) for d in self.domains)
 
     def mailbox_map(self, templates: Templates | None = None) -> str:
-        context = {"mailboxes": self.mailboxes, "base": VMAIL_BASE, "map_type": MAP_TYPE, "path": MAILBOX_MAP}
+        context = {"mailboxes": self.mailboxes, "layout": self.layout}
         return (templates or Templates()).render("postfix/vmailbox", context)
 
     def alias_map(self, templates: Templates | None = None) -> str:
-        context = {"aliases": self.aliases, "map_type": MAP_TYPE, "path": ALIAS_MAP}
+        context = {"aliases": self.aliases, "layout": self.layout}
         return (templates or Templates()).render("postfix/virtual", context)
 
     def virtual(self) -> list[Resource]:
         """Virtual mailboxes under /var/vmail, owned by one vmail user, listed in two flat-file maps."""
+        lay = self.layout
         return [
-            SystemAccount("vmail", "vmail", VMAIL_UID, VMAIL_UID, VMAIL_BASE),
-            Directory(VMAIL_BASE, "vmail", "vmail", 0o770),
-            LookupTable(MAILBOX_MAP, self.mailbox_map(), MAP_TYPE),
-            LookupTable(ALIAS_MAP, self.alias_map(), MAP_TYPE),
+            SystemAccount(lay.vmail_user, lay.vmail_user, lay.vmail_uid, lay.vmail_uid, lay.vmail_base),
+            Directory(lay.vmail_base, lay.vmail_user, lay.vmail_user, 0o770),
+            LookupTable(lay.mailbox_map, self.mailbox_map(), lay.map_type),
+            LookupTable(lay.alias_map, self.alias_map(), lay.map_type),
             Postconf(
                 {
                     "virtual_mailbox_domains": self.virtual_mailbox_domains,
-                    "virtual_mailbox_base": VMAIL_BASE,
-                    "virtual_mailbox_maps": f"{MAP_TYPE}:{MAILBOX_MAP}",
-                    "virtual_alias_maps": f"{MAP_TYPE}:{ALIAS_MAP}",
-                    "virtual_minimum_uid": str(VMAIL_UID),
-                    "virtual_uid_maps": f"static:{VMAIL_UID}",
-                    "virtual_gid_maps": f"static:{VMAIL_UID}",
+                    "virtual_mailbox_base": lay.vmail_base,
+                    "virtual_mailbox_maps": lay.map_ref(lay.mailbox_map),
+                    "virtual_alias_maps": lay.map_ref(lay.alias_map),
+                    "virtual_minimum_uid": str(lay.vmail_uid),
+                    "virtual_uid_maps": f"static:{lay.vmail_uid}",
+                    "virtual_gid_maps": f"static:{lay.vmail_uid}",
                     "virtual_mailbox_limit": "0",
                 }
             ),
@@ -178,8 +181,7 @@ class Part1:
         return {key for r in self.everything() if isinstance(r, Postconf) for key in r.settings}
 
     def maildir(self, address: str) -> str:
-        a = EmailAddress(address)
-        return f"{VMAIL_BASE}/{a.domain}/{a.local}"
+        return self.layout.maildir(EmailAddress(address))
 
     # -- checks -----------------------------------------------------------------------------------
     def relay_checks(self, outside: Connection) -> list[CheckResult]:

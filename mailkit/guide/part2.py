@@ -17,9 +17,9 @@ from mailkit import mailboxes
 from mailkit.checks import CheckResult
 from mailkit.context import HostFacts
 from mailkit.display import SideBySide
-from mailkit.guide.part1 import VMAIL_BASE, VMAIL_UID, Part1
+from mailkit.guide.part1 import Part1
 from mailkit.local import write_private
-from mailkit.resources import File, LookupTable, MasterService, Packages, Postconf, Resource
+from mailkit.resources import CANDIDATE, File, LookupTable, MasterService, Packages, Postconf, Resource
 from mailkit.ssh import Connection
 from mailkit.templates import Templates
 from mailkit.values import Password, RemotePath
@@ -62,33 +62,38 @@ class Part2:
         return [Packages(("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"))]
 
     def certificate(self, chain: bytes, key: bytes) -> list[Resource]:
-        """The server's certificate (public, with its chain) and private key (0600, never shown)."""
+        """The server's certificate (public, with its chain) and private key (0600, never shown).
+
+        Both belong to Postfix and Dovecot: a renewed certificate reloads them.
+        """
+        users = ("postfix", "dovecot")
+        summary = f"certificate for {self.part1.hostname} and its chain"
         return [
-            File(self.cert_file, chain, mode=0o644, summary=f"certificate for {self.part1.hostname} and its chain"),
-            File(self.key_file, key, mode=0o600, secret=True),
+            File(self.cert_file, chain, mode=0o644, summary=summary, service=users),
+            File(self.key_file, key, mode=0o600, secret=True, service=users),
         ]
 
     def dovecot_config(self, facts: HostFacts) -> str:
+        layout = self.part1.layout
         context = {
             **facts.as_context(),
-            "vmail_user": "vmail",
-            "vmail_uid": VMAIL_UID,
-            "vmail_base": VMAIL_BASE,
-            "scheme": mailboxes.SCHEME,
-            "passwd_file": mailboxes.PASSWD_FILE,
+            "vmail_user": layout.vmail_user,
+            "vmail_uid": layout.vmail_uid,
+            "vmail_base": layout.vmail_base,
+            "scheme": layout.scheme,
+            "passwd_file": layout.passwd_file,
             "cert_file": self.cert_file,
             "key_file": self.key_file,
         }
         return Templates().render("dovecot/dovecot.conf", context)
 
     def dovecot(self, facts: HostFacts) -> list[Resource]:
-        return [File("/etc/dovecot/dovecot.conf", self.dovecot_config(facts), service="dovecot")]
+        check = ("doveconf", "-n", "-c", CANDIDATE)  # the candidate, before it replaces the live file
+        return [File("/etc/dovecot/dovecot.conf", self.dovecot_config(facts), service="dovecot", check=check)]
 
-    def users(self, mail: Connection) -> list[Resource]:
-        """The passwd-file: existing hashes kept, new mailboxes hashed on the server from PASSWORDS."""
-        files = mailboxes.MailboxFiles.read(mail)
-        hashes = mailboxes.desired_hashes(mail, files, self.part1.mailboxes, self.passwords)
-        return [mailboxes.passwd_file(hashes)]
+    def users(self) -> list[Resource]:
+        """The passwd-file: existing hashes kept, new mailboxes hashed on the server (at apply time)."""
+        return [mailboxes.passwd_file(self.part1.mailboxes, self.passwords, self.part1.layout)]
 
     def delivery(self) -> list[Resource]:
         return [Postconf({"virtual_transport": "lmtp:unix:private/dovecot-lmtp"})]
@@ -109,17 +114,18 @@ class Part2:
 
     def sender_map(self) -> str:
         owners = mailboxes.sender_logins(self.part1.mailboxes, self.part1.aliases)
-        return mailboxes.sender_map_content(owners)
+        return mailboxes.sender_map_content(owners, self.part1.layout)
 
     def submission(self) -> list[Resource]:
+        layout = self.part1.layout
         return [
-            LookupTable(mailboxes.SENDER_MAP, self.sender_map()),
+            LookupTable(layout.sender_map, self.sender_map(), layout.map_type),
             Postconf(
                 {
                     "smtpd_sasl_type": "dovecot",
                     "smtpd_sasl_path": "private/auth",
                     "smtpd_sasl_auth_enable": "no",
-                    "smtpd_sender_login_maps": f"lmdb:{mailboxes.SENDER_MAP}",
+                    "smtpd_sender_login_maps": layout.map_ref(layout.sender_map),
                 }
             ),
             MasterService(
@@ -142,13 +148,13 @@ class Part2:
             ),
         ]
 
-    def everything(self, mail: Connection, facts: HostFacts, chain: bytes | None, key: bytes | None) -> list[Resource]:
+    def everything(self, facts: HostFacts, chain: bytes | None, key: bytes | None) -> list[Resource]:
         certificate = self.certificate(chain, key) if chain is not None and key is not None else []
         return [
             *self.install(),
             *certificate,
             *self.dovecot(facts),
-            *self.users(mail),
+            *self.users(),
             *self.delivery(),
             *self.tls(),
             *self.submission(),

@@ -22,7 +22,9 @@ from mailkit.facts import (
     gather,
 )
 from mailkit.lab.lab import Lab
-from mailkit.resources import Directory, File, LookupTable, Packages, Postconf
+from mailkit.resources import Directory, File, GeneratedKey, LookupTable, MasterService, Packages, Postconf
+from mailkit.resources.keys import PublicKey
+from mailkit.services import SERVICES, Service, register
 from mailkit.ssh import Connection
 from mailkit.target import lab_connection
 from mailkit.values import Domain, ValueRejected
@@ -101,7 +103,7 @@ def test_small_postfix_change_is_shown_applied_and_reloaded(mail: Connection) ->
     assert "+postmaster@example.org root" in text
     assert "delay_warning_time" not in mail.run(["postconf", "-n"]).stdout, "plan must not change anything"
     result = engine.apply(mail, _desired())
-    assert result.validated == ["postfix"] and result.reloaded == ["postfix"]
+    assert result.validated == ["/etc/postfix/virtual_alias", "postfix"] and result.reloaded == ["postfix"]
     assert mail.run(["postconf", "-h", "delay_warning_time"]).stdout.strip() == "4h"
     lookup = mail.run(["postmap", "-q", "postmaster@example.org", "lmdb:/etc/postfix/virtual_alias"])
     assert lookup.stdout.strip() == "root"
@@ -124,7 +126,7 @@ def test_second_apply_is_no_change_and_reloads_nothing(mail: Connection) -> None
     assert _master_pid(mail) == pid
 
 
-def test_rejected_value_restores_every_file_and_postfix_keeps_running(lab: Lab, mail: Connection) -> None:
+def test_rejected_value_never_goes_live_and_postfix_keeps_running(lab: Lab, mail: Connection) -> None:
     engine.apply(mail, _desired())
     before = _sums(mail)
     pid = _master_pid(mail)
@@ -133,14 +135,18 @@ def test_rejected_value_restores_every_file_and_postfix_keeps_running(lab: Lab, 
         Postconf({"message_size_limit": "abc"}),
         File("/etc/mailname", "changed.example.org\n"),
     ]
+    reloads = ReloadCount("postfix").get(mail)
     with pytest.raises(engine.ApplyError) as caught:
         engine.apply(mail, bad)
     assert "bad numerical configuration" in str(caught.value)
     assert "message_size_limit" in caught.value.result.stderr + caught.value.result.stdout
-    assert "/etc/postfix/main.cf" in caught.value.restored
-    assert _sums(mail) == before, "files must be restored byte for byte"
+    assert caught.value.restored == [] and "nothing went live" in str(caught.value)
+    assert _sums(mail) == before, "no live file was touched"
     assert ServiceActive("postfix").get(mail)
     assert _master_pid(mail) == pid
+    assert ReloadCount("postfix").get(mail) == reloads, "the running Postfix never saw the bad config"
+    leftovers = mail.run(["sh", "-c", "ls -a /etc/postfix /etc | grep mailkit"], check=False).stdout
+    assert leftovers == "", "candidates are removed"
     assert not engine.plan(mail, _desired()), "the previous config is back"
     with lab_connection("outside") as outside:
         sent = outside.run(
@@ -228,3 +234,107 @@ def test_cut_connection_mid_apply_leaves_old_or_new_files_and_reapply_converges(
         assert not engine.plan(after, new), "re-applying converges"
         assert not engine.plan(after, new).pending
         assert {r.path: after.read(r.path) for r in new[1:]} == {r.path: r.data for r in new[1:]}
+
+
+def test_removal_is_planned_applied_and_reapplied_as_no_change(mail: Connection) -> None:
+    engine.apply(mail, [*_desired(), MasterService("mailkit-test", "unix", "discard", maxproc="1")])
+    removal = [
+        Postconf({"delay_warning_time": None}),
+        LookupTable("/etc/postfix/virtual_alias", present=False),
+        MasterService("mailkit-test", "unix", present=False),
+        File("/etc/mailname.mailkit-test", present=False),
+    ]
+    mail.run(["sh", "-c", "echo old > /etc/mailname.mailkit-test"])
+    text = str(engine.plan(mail, removal))
+    assert "-delay_warning_time = 4h" in text and "-postmaster@example.org root" in text
+    assert "remove master.cf service mailkit-test/unix" in text and "-old" in text
+    engine.apply(mail, [Postconf({"virtual_alias_maps": None})])
+    result = engine.apply(mail, removal)
+    assert result.reloaded == ["postfix"]
+    assert "delay_warning_time" not in mail.run(["postconf", "-n"]).stdout
+    assert mail.run(["postconf", "-M", "mailkit-test/unix"]).stdout.strip() == ""
+    assert mail.run(["ls", "/etc/postfix"]).stdout.count("virtual_alias") == 0
+    again = engine.apply(mail, removal)
+    assert not again.changed and not again.reloaded
+
+
+MILTER_UNIT = """[Unit]
+Description=a stand-in milter for mailkit's tests
+[Service]
+ExecStart=/bin/sleep infinity
+ExecReload=/bin/true
+"""
+
+
+def test_services_take_effect_in_dependency_order(mail: Connection) -> None:
+    register(Service("test-milter", "mailkit-test-milter", ("systemctl", "restart", "mailkit-test-milter"), after=()))
+    postfix = SERVICES["postfix"]
+    register(Service(**{**postfix.__dict__, "after": (*postfix.after, "test-milter")}))
+    try:
+        engine.apply(mail, [File("/etc/systemd/system/mailkit-test-milter.service", MILTER_UNIT)])
+        mail.run(["systemctl", "daemon-reload"])
+        since = mail.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+        result = engine.apply(
+            mail,
+            [
+                Postconf({"delay_warning_time": "5h"}),
+                File("/etc/mailkit-test-milter.conf", "x\n", service="test-milter"),
+            ],
+        )
+        assert result.reloaded == ["test-milter", "postfix"]
+        log = mail.run(["journalctl", "-q", "-o", "cat", "--since", since, "_PID=1"]).stdout
+        started = log.index("Started mailkit-test-milter.service")
+        assert started < log.index("Reload", started), "the milter was (re)started before Postfix reloaded"
+    finally:
+        register(postfix)
+        del SERVICES["test-milter"]
+        mail.run(
+            ["sh", "-c", "systemctl stop mailkit-test-milter; rm -f /etc/systemd/system/mailkit-test-milter.service"]
+        )
+
+
+def test_a_restart_that_fails_brings_the_old_files_back_and_postfix_keeps_accepting_mail(mail: Connection) -> None:
+    engine.apply(mail, _desired())
+    before = _sums(mail)
+    # Something else holds port 2525: the master cannot bind it and exits after the restart.
+    mail.run(["sh", "-c", "setsid python3 -m http.server 2525 >/dev/null 2>&1 & sleep 1"])
+    try:
+        with pytest.raises(engine.ApplyError) as caught:
+            engine.apply(
+                mail,
+                [Postconf({"inet_protocols": "all"}), MasterService("2525", "inet", "smtpd", chroot="y")],
+            )
+    finally:
+        mail.run(["pkill", "-f", "http.server 2525"], check=False)
+    error = caught.value
+    assert error.service == "postfix" and "did not come back" in str(error)
+    assert "/etc/postfix/main.cf" in error.restored and "/etc/postfix/master.cf" in error.restored
+    assert error.status.recovered == ["postfix"] and "STILL DOWN" not in str(error)
+    assert _sums(mail) == before
+    assert mail.run(["postfix", "status"], check=False).ok
+    with lab_connection("outside") as outside:
+        sent = outside.run(
+            ["swaks", "--to", "root@mail.example.org", "--from", "test@example.net", "--server", "mail.example.org"],
+            check=False,
+        )
+    assert "250 2.0.0 Ok: queued" in sent.stdout
+
+
+def test_a_generated_key_never_leaves_the_host(mail: Connection) -> None:
+    key = GeneratedKey("/etc/mailkit-test/dkim.key", group="postfix", mode=0o640)
+    the_plan = engine.plan(mail, [key])
+    assert "never shown" in str(the_plan)
+    result = engine.apply(mail, [key])
+    public = PublicKey(key.path).get(mail)
+    assert public and len(public) > 300
+    private = mail.run(["cat", key.path]).stdout
+    body = "".join(private.splitlines()[1:-1])
+    assert body[:40] not in str(the_plan) + str(result) + the_plan._repr_html_()
+    assert mail.run(["stat", "-c", "%U:%G %a", key.path]).stdout.strip() == "root:postfix 640"
+    assert not engine.apply(mail, [key]).changed, "an existing key is kept"
+    assert mail.run(["find", "/etc/mailkit-test", "-perm", "/o=rwx", "-type", "f"]).stdout == ""
+    # Backups keep each file's own mode inside directories only root can enter.
+    modes = mail.run(["sh", "-c", "stat -c %a /var/lib/mailkit /var/lib/mailkit/backups /var/lib/mailkit/backups/*/"])
+    assert set(modes.stdout.split()) == {"700"}
+    copies = mail.run(["sh", "-c", "cat /var/lib/mailkit/backups/*/* 2>/dev/null"], check=False).stdout
+    assert body[:40] not in copies

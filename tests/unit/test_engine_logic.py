@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import grp
 import os
+import select
 import shlex
 import subprocess
 from pathlib import Path
@@ -13,11 +14,21 @@ import pytest
 
 from mailkit import engine
 from mailkit.errors import CommandError
-from mailkit.facts import FileInfo, ListeningPorts, PackageVersion, PostconfExplicit, batch_script, gather, parse_batch
+from mailkit.facts import (
+    FileInfo,
+    FileState,
+    ListeningPorts,
+    PackageVersion,
+    PostconfExplicit,
+    batch_script,
+    gather,
+    parse_batch,
+)
 from mailkit.redact import redact
-from mailkit.resources import Change, File, LookupTable, MasterService, Packages, Postconf, unified_diff
+from mailkit.resources import CANDIDATE, Directory, File, LookupTable, MasterService, Packages, Postconf, unified_diff
 from mailkit.result import Result
 from mailkit.templates import TemplateError, Templates
+from mailkit.transaction import parse_status, transaction_script
 
 USER = getpass.getuser()
 GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -41,6 +52,29 @@ class LocalShell:
         if check and result.failed:
             raise CommandError(result)
         return result
+
+    def start(self, argv, **_: object) -> LocalProcess:
+        self.commands.append(list(argv))
+        return LocalProcess(subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+
+
+class LocalProcess:
+    """Stands in for :class:`mailkit.ssh.RemoteProcess`."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    def read(self, timeout: float) -> bytes:
+        select.select([self.proc.stdout], [], [], timeout)
+        return self.proc.stdout.read() or b""
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
 
 
 def _file(path: Path, content: str, mode: int = 0o644) -> File:
@@ -111,35 +145,68 @@ def test_apply_writes_atomically_backs_up_and_converges(tmp_path: Path) -> None:
     assert new.read_text() == "created\n"
     backup = Path(result.backup)
     manifest = (backup / "manifest").read_text().splitlines()
-    assert manifest == [f"0\t{old}", f"absent\t{new}"]
+    assert manifest == [f"copy\t0\t{old}", f"absent\t-\t{new}"]
     assert (backup / "0").read_text() == "before\n"
-    assert not list(tmp_path.glob("*.mailkit-new"))
+    assert oct(backup.stat().st_mode & 0o777) == "0o700" and oct(state.stat().st_mode & 0o777) == "0o700"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.conf", "old.conf", "state"], "no candidate left"
+    assert not (state / "pending-reload").exists()
     again = engine.apply(shell, resources, state_dir=str(state))
     assert not again.changed and str(again) == "no change; nothing reloaded"
 
 
-def test_restore_puts_back_every_file_of_the_apply(tmp_path: Path) -> None:
+def test_a_rejected_candidate_changes_nothing_live(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    old, new = tmp_path / "old.conf", tmp_path / "new.conf"
-    old.write_text("before\n")
-    result = engine.apply(LocalShell(), [_file(old, "after\n"), _file(new, "created\n")], state_dir=str(state))
-    restored = engine._restore(LocalShell(), result.backup)
-    assert restored == [str(old), str(new)]
-    assert old.read_text() == "before\n"
-    assert not new.exists()
-
-
-def test_a_failing_script_restores_and_raises(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    good = tmp_path / "good.conf"
+    good, checked = tmp_path / "good.conf", tmp_path / "checked.conf"
     good.write_text("before\n")
-    # The second file's directory does not exist: the script fails after the first file was written.
-    resources = [_file(good, "after\n"), _file(tmp_path / "missing-dir" / "x.conf", "x\n")]
+    refuse = ("sh", "-c", 'grep -q ok "$1" || { echo "no ok in it"; exit 3; }', "sh", CANDIDATE)
+    resources = [_file(good, "after\n"), File(str(checked), "bad\n", owner=USER, group=GROUP, check=refuse)]
     with pytest.raises(engine.ApplyError) as caught:
         engine.apply(LocalShell(), resources, state_dir=str(state))
-    assert good.read_text() == "before\n"
-    assert str(good) in caught.value.restored
+    assert caught.value.restored == [] and caught.value.service == str(checked)
+    assert "no ok in it" in str(caught.value) and "nothing went live" in str(caught.value)
+    assert good.read_text() == "before\n" and not checked.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.conf", "state"], "candidates are removed"
     assert not (state / "pending-reload").exists()
+    fixed = engine.apply(
+        LocalShell(), [File(str(checked), "ok\n", owner=USER, group=GROUP, check=refuse)], state_dir=str(state)
+    )
+    assert fixed.validated == [str(checked)] and checked.read_text() == "ok\n"
+
+
+def test_a_service_that_does_not_come_back_gets_its_old_files_and_is_restarted(tmp_path: Path) -> None:
+    from mailkit.services import SERVICES, Service, register
+
+    state, log = tmp_path / "state", tmp_path / "effects"
+    conf, extra = tmp_path / "svc.conf", tmp_path / "new.d"
+    conf.write_text("old\n")
+    # Reload and restart are recorded; "running" needs a unit that does not exist, so it never is.
+    record = lambda word: ("sh", "-c", f"echo {word} >> {shlex.quote(str(log))}")  # noqa: E731
+    register(Service("fake", "mailkit-no-such-unit", record("reload"), record("restart")))
+    try:
+        resources = [
+            Directory(str(extra), USER, GROUP),
+            File(str(conf), "new\n", owner=USER, group=GROUP, service="fake"),
+        ]
+        with pytest.raises(engine.ApplyError) as caught:
+            engine.apply(LocalShell(), resources, state_dir=str(state))
+    finally:
+        del SERVICES["fake"]
+    error = caught.value
+    assert error.service == "fake" and "did not come back" in str(error)
+    assert sorted(error.restored) == sorted([str(conf), str(extra)])
+    assert error.status.down == ["fake"] and "STILL DOWN: fake" in str(error)
+    assert conf.read_text() == "old\n" and not extra.exists()
+    assert log.read_text().split() == ["reload", "restart"], "restarted on the old files after the restore"
+    assert not (state / "pending-reload").exists()
+
+
+def test_restore_reports_what_it_could_not_put_back() -> None:
+    status = parse_status(
+        "@@ failed postfix\nbind: in use\n@@ end\n@@ restored /a\n@@ restore-failed /b\n@@ down postfix\n"
+    )
+    error = engine.ApplyError("postfix", Result("sh", status.output, "", 96), status.restored, status)
+    assert "could NOT restore: /b" in str(error) and "STILL DOWN: postfix" in str(error)
+    assert status.output == "bind: in use"
 
 
 def test_incomplete_script_is_not_run(tmp_path: Path) -> None:
@@ -154,17 +221,17 @@ def test_incomplete_script_is_not_run(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-def test_config_script_orders_postmap_before_postconf_and_quotes_everything() -> None:
+def test_transaction_stages_check_before_commit_and_quotes_everything() -> None:
     table = LookupTable("/etc/postfix/virtual", "postmaster@example.org root\n")
-    settings = Postconf({"virtual_alias_maps": "lmdb:/etc/postfix/virtual"})
-    changes = [
-        Change(settings, "set", "", "postfix", data=("virtual_alias_maps=lmdb:/etc/postfix/virtual",)),
-        Change(table, "update", "", "postfix"),
-    ]
-    script = engine.config_script(changes, "/var/lib/mailkit/backups/x", ["postfix"])
-    assert script.index("postmap lmdb:/etc/postfix/virtual") < script.index("postconf -e")
-    assert "save /etc/postfix/virtual.lmdb" in script
-    assert "save /etc/postfix/main.cf" in script and "save /etc/postfix/master.cf" in script
+    settings = Postconf({"virtual_alias_maps": "lmdb:/etc/postfix/virtual", "smtpd_banner": "$myhostname ESMTP; x"})
+    changes = [c for c in (settings.compare([{}]), table.compare([FileState(None), None])) if c]
+    script = transaction_script(changes, "/var/lib/mailkit/backups/x", "/var/lib/mailkit")
+    stage, check, commit = script.index("postmap lmdb:"), script.index("postfix -c"), script.index("phase=commit")
+    assert script.index('postconf -c "$pf" -e') < check < commit < script.index('mv -f -- "$pf/main.cf"')
+    assert stage < check and script.index('mv -f -- "$mk1.lmdb" /etc/postfix/virtual.lmdb') > commit
+    assert "'smtpd_banner=$myhostname ESMTP; x'" in script
+    assert "save /etc/postfix/virtual.lmdb" in script and "save /etc/postfix/main.cf" in script
+    assert script.index("effect postfix") > commit and "'postfix status'" in script
 
 
 def test_pending_reload_from_an_interrupted_apply_is_planned(tmp_path: Path) -> None:
@@ -196,8 +263,7 @@ def test_postconf_diff_shows_old_and_new_values() -> None:
     change = Postconf({"myhostname": "mail.$mydomain", "mydomain": "example.org"}).compare(
         [{"myhostname": "mail.example.org", "mydomain": "example.org"}]
     )
-    assert change is not None
-    assert change.data == ("myhostname=mail.$mydomain",)
+    assert change is not None and change.summary == "set 1 main.cf setting(s): myhostname"
     assert "-myhostname = mail.example.org\n+myhostname = mail.$mydomain\n" in change.diff
     assert not change.needs_restart
     restart = Postconf({"inet_interfaces": "all"}).compare([{}])
@@ -221,9 +287,9 @@ def test_master_service_entry_and_diff() -> None:
 
 
 def test_packages_and_preseed_are_validated() -> None:
-    change = Packages(["postfix", "postfix-lmdb"]).compare(["3.10.13-1", None])
-    assert change is not None and change.data == ("postfix-lmdb",)
-    assert Packages(["postfix"]).compare(["3.10.13-1"]) is None
+    change = Packages(["postfix", "postfix-lmdb"]).compare([(60, False), "3.10.13-1", None])
+    assert change is not None and change.summary == "install postfix-lmdb" and change.run is not None
+    assert Packages(["postfix"]).compare([None, "3.10.13-1"]) is None
     with pytest.raises(Exception, match="Debian package name"):
         Packages(["postfix; rm -rf /"])
     with pytest.raises(Exception, match="debconf line"):
@@ -231,8 +297,6 @@ def test_packages_and_preseed_are_validated() -> None:
 
 
 def test_lookup_table_is_rebuilt_when_its_database_is_missing() -> None:
-    from mailkit.facts import FileState
-
     table = LookupTable("/etc/postfix/virtual", "a@example.org b@example.org\n")
     same = FileState(b"a@example.org b@example.org\n", 0o644, "root", "root")
     assert table.compare([same, ("file", 0o644, "root", "root")]) is None

@@ -6,21 +6,24 @@ import pytest
 
 from mailkit import mailboxes
 from mailkit.display import SideBySide
+from mailkit.errors import StateConflict
+from mailkit.facts import FileState
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
-from mailkit.values import ValueRejected
+from mailkit.resources.dovecot import HEADER, PasswdFile, PasswdUser, parse_passwd
+from mailkit.values import Password, ValueRejected
 
 
 def _files(boxes: dict[str, str], hashes: dict[str, str], senders: dict[str, str]) -> mailboxes.MailboxFiles:
-    return mailboxes.MailboxFiles(boxes, hashes, senders, {}, "", "")
+    return mailboxes.MailboxFiles(boxes, hashes, senders, {})
 
 
 def test_tables_and_passwd_files_are_parsed() -> None:
     assert mailboxes.parse_table("# c\n\nalice@example.org   example.org/alice/\n") == {
         "alice@example.org": "example.org/alice/"
     }
-    assert mailboxes.parse_passwd("# c\nalice@example.org:{SHA512-CRYPT}$6$x$y::::\n") == {
-        "alice@example.org": "{SHA512-CRYPT}$6$x$y"
+    assert parse_passwd("# c\nalice@example.org:{SHA512-CRYPT}$6$x$y::::\n") == {
+        "alice@example.org": ("{SHA512-CRYPT}$6$x$y", "::::")
     }
 
 
@@ -38,10 +41,50 @@ def test_sender_logins_let_aliases_be_used_by_their_target_mailboxes() -> None:
     assert "info@example.org bob@example.org\n" in text
 
 
-def test_passwd_content_is_sorted_and_has_no_secret_in_its_header() -> None:
-    text = mailboxes.passwd_content({"b@example.org": "{SHA512-CRYPT}$6$b", "a@example.org": "{SHA512-CRYPT}$6$a"})
-    lines = text.splitlines()
-    assert lines[1:] == ["a@example.org:{SHA512-CRYPT}$6$a", "b@example.org:{SHA512-CRYPT}$6$b"]
+HASH_A, HASH_B = "{SHA512-CRYPT}$6$aaaa$hash", "{SHA512-CRYPT}$6$bbbb$hash"
+CURRENT = FileState(
+    f"{HEADER}a@example.org:{HASH_A}\nb@example.org:{HASH_B}::::::nologin=y reason=suspended\n".encode(),
+    0o640,
+    "root",
+    "dovecot",
+)
+
+
+def test_passwd_file_keeps_hashes_and_extra_fields_and_never_shows_a_hash() -> None:
+    guide = mailboxes.passwd_file(["a@example.org", "b@example.org"], {})
+    assert guide.compare([CURRENT]) is None, "existing users keep their hash: applying twice changes nothing"
+    added = PasswdFile((PasswdUser("c@example.org", Password("a long enough password")),)).compare([CURRENT])
+    assert added is not None and added.summary == "update /etc/dovecot/users (1 new hash(es))"
+    assert "+c@example.org:{SHA512-CRYPT}<new hash, made on the host>" in added.diff
+    assert "$6$" not in added.diff and "a long enough password" not in added.diff + repr(added)
+    script = added.script("mk0")
+    assert "nologin=y reason=suspended" in script.stage, "a suspended user stays suspended"
+    assert "doveadm pw -s SHA512-CRYPT" in script.stage and "check /etc/dovecot/users" in script.check
+
+
+def test_adding_an_existing_address_is_refused_naming_passwd() -> None:
+    again = PasswdFile((PasswdUser("a@example.org", Password("a long enough password"), new=True),))
+    with pytest.raises(StateConflict, match=r"mailbox passwd a@example\.org"):
+        again.compare([CURRENT])
+
+
+def test_a_password_reset_keeps_the_other_fields() -> None:
+    reset = PasswdFile((PasswdUser("b@example.org", Password("another long password"), reset=True),))
+    change = reset.compare([CURRENT])
+    assert (
+        change is not None and "+b@example.org:{SHA512-CRYPT}<new hash, made on the host>::::::nologin=y" in change.diff
+    )
+    removed = PasswdFile((), remove=("a@example.org",)).compare([CURRENT])
+    assert removed is not None and "-a@example.org:<redacted>" in removed.diff and "$6$" not in removed.diff
+
+
+def test_mailbox_commands_edit_what_the_host_has() -> None:
+    vmailbox, _, _ = mailboxes.remove_mailbox("a@example.org")
+    current = FileState(
+        b"# header\na@example.org example.org/a/\nb@example.org example.org/b/\n", 0o644, "root", "root"
+    )
+    change = vmailbox.compare([current, ("file", 0o644, "root", "root")])
+    assert change is not None and change.diff.count("\n-a@example.org") == 1 and "+" not in change.diff.split("@@")[-1]
 
 
 def test_consistency_names_what_disagrees() -> None:
@@ -52,13 +95,6 @@ def test_consistency_names_what_disagrees() -> None:
     assert results["every mailbox has a password (Dovecot passwd-file)"].detail == "b@example.org"
     assert not results["every mailbox has a sender login (smtpd_sender_login_maps)"].ok
     assert results["every password belongs to a mailbox"].detail == "z@example.org"
-
-
-def test_a_line_is_replaced_or_removed_keeping_comments() -> None:
-    text = "# header\nalice@example.org example.org/alice/\nbob@example.org example.org/bob/\n"
-    assert mailboxes._with_line(text, "bob@example.org", None) == "# header\nalice@example.org example.org/alice/\n"
-    added = mailboxes._with_line(text, "carol@example.org", "carol@example.org example.org/carol/")
-    assert added.endswith("carol@example.org example.org/carol/\n") and added.startswith("# header\n")
 
 
 def test_part2_validates_its_parameters_before_anything_runs() -> None:

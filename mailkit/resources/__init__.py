@@ -1,0 +1,31 @@
+"""Desired state, in layers: the protocol (:mod:`.base`), generic resources (:mod:`.files`,
+:mod:`.system`, :mod:`.keys`) and the mail stack's own (:mod:`.postfix`, :mod:`.dovecot`).
+
+The engine imports only :mod:`.base`; a new kind of resource is a new class here, nothing more.
+"""
+
+from mailkit.resources.base import Change, Resource, Script, SharedStage, unified_diff
+from mailkit.resources.dovecot import PasswdFile, PasswdUser
+from mailkit.resources.files import CANDIDATE, Directory, File
+from mailkit.resources.keys import GeneratedKey
+from mailkit.resources.postfix import LookupTable, MasterService, Postconf
+from mailkit.resources.system import Packages, SystemAccount
+
+__all__ = [
+    "CANDIDATE",
+    "Change",
+    "Directory",
+    "File",
+    "GeneratedKey",
+    "LookupTable",
+    "MasterService",
+    "Packages",
+    "PasswdFile",
+    "PasswdUser",
+    "Postconf",
+    "Resource",
+    "Script",
+    "SharedStage",
+    "SystemAccount",
+    "unified_diff",
+]
