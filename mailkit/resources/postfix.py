@@ -81,7 +81,8 @@ class Postconf(Resource):
         changed = self.changed_settings(current)
         if not changed:
             return None
-        lines = [f"--- {MAIN_CF}\n", f"+++ {MAIN_CF} (postconf -e/-X)\n"]
+        tools = "postconf -e" + ("/-X" if any(v is None for v in changed.values()) else "")
+        lines = [f"--- {MAIN_CF}\n", f"+++ {MAIN_CF} ({tools})\n"]
         for key, value in changed.items():
             if key in current:
                 lines.append(redact(f"-{key} = {current[key]}\n"))

@@ -73,8 +73,14 @@ def test_add_passwd_remove_round_trip(guide_applied: Lab) -> None:
     assert added.returncode == 0, added.stderr
     assert "applied" in added.stdout and FIRST not in added.stdout + added.stderr
     assert _imap_login(FIRST) == "OK"
-    again = _mailkit("add", DAVE, "--password-stdin", stdin=FIRST + "\n")
-    assert again.returncode == 0 and "no change" in again.stdout
+    with lab_connection("mail") as mail:
+        files = mail.run(["sh", "-c", "sha256sum /etc/postfix/vmailbox* /etc/dovecot/users"]).stdout
+        again = _mailkit("add", DAVE, "--password-stdin", stdin=SECOND + "\n")
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "exists already" in again.stderr and "mailbox passwd" in again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1
+        assert mail.run(["sh", "-c", "sha256sum /etc/postfix/vmailbox* /etc/dovecot/users"]).stdout == files
+    assert _imap_login(FIRST) == "OK", "the password stays what it was"
 
     changed = _mailkit("passwd", DAVE, "--password-stdin", stdin=SECOND + "\n")
     assert changed.returncode == 0 and SECOND not in changed.stdout + changed.stderr
@@ -106,3 +112,35 @@ def test_bad_input_is_one_error_line_and_changes_nothing(guide_applied: Lab, arg
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert _vmailbox() == before
+
+
+def test_ten_concurrent_adds_all_land(guide_applied: Lab) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [f"load{i:02}@example.org" for i in range(10)]
+
+    def add(address: str) -> subprocess.CompletedProcess[str]:
+        return _mailkit("add", address, "--password-stdin", stdin=f"{address} long password\n")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(add, users))
+    assert [r.returncode for r in results] == [0] * 10, [r.stderr for r in results]
+    table = _vmailbox()
+    assert all(address in table for address in users)
+    with lab_connection("outside") as outside:
+        for address in users[::3]:
+            seen = run_client(
+                outside,
+                {
+                    "protocol": "imap",
+                    "host": "mail.example.org",
+                    "port": 993,
+                    "mode": "tls",
+                    "user": address,
+                    "password": f"{address} long password",
+                },
+            )
+            assert seen.get("login", ["?"])[0] == "OK", address
+    for address in users:
+        assert _mailkit("remove", address).returncode == 0
+    assert _mailkit("list").returncode == 0
