@@ -15,8 +15,13 @@ _PATTERNS = [
         re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S),
         "<redacted private key>",
     ),
-    # Dovecot-style {SCHEME}hash.
-    (re.compile(r"(\{[A-Z0-9][A-Z0-9.-]*\})[^\s:]+"), r"\1" + REDACTED),
+    # Dovecot-style {SCHEME}hash, also {PLAIN}secret and {SHA256.b64}... (any case).
+    (re.compile(r"(\{[A-Za-z0-9][A-Za-z0-9._-]*\})[^\s:]+"), r"\1" + REDACTED),
+    # sasl_passwd lines: "[relay.example.net]:587 user:password".
+    (
+        re.compile(r"^([-+ ]?\s*(?:\[[A-Za-z0-9.-]+\](?::\d+)?|[A-Za-z0-9.-]+:\d+)\s+[^\s:]+:)\S+", re.M),
+        r"\1" + REDACTED,
+    ),
     # crypt(3) hashes: $1$, $5$, $6$, $2b$, $y$, $argon2id$...
     (re.compile(r"\$(?:1|2[aby]?|5|6|y|gy|7|argon2(?:id|i|d))\$[^\s:]+"), REDACTED),
     # DKIM/TSIG-style secrets in key = "..." settings.

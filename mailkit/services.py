@@ -44,7 +44,6 @@ class Service:
         return self.restart if needs_restart and self.restart else self.reload
 
 
-
 SERVICES: dict[str, Service] = {}
 
 

@@ -16,15 +16,26 @@ mailkit.values.ValueRejected: mydomain: 'bad domain.org' is not a valid domain n
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from mailkit.errors import UsageError
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _LOCAL_PART = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-_PATH = re.compile(r"/(?:[A-Za-z0-9._+-]+/?)*")
+_PATH_PART = re.compile(r"[A-Za-z0-9._+-]+")
 _PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
 _FORBIDDEN_IN_SETTING = {"\n": "a newline", "\r": "a carriage return", "\0": "a NUL byte"}
+
+
+def _control_character(text: str) -> str | None:
+    """The name of the first control character or line/paragraph separator in ``text``, if any."""
+    for char in text:
+        if char in _FORBIDDEN_IN_SETTING:
+            return _FORBIDDEN_IN_SETTING[char]
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") and char != "\t":
+            return f"a control character (U+{ord(char):04X})"
+    return None
 
 
 class ValueRejected(UsageError):
@@ -44,6 +55,15 @@ def _text(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise ValueRejected(field, value, f"must be text, not {type(value).__name__}")
     return value
+
+
+def _idna2008_hint(text: str) -> str:
+    try:
+        import idna
+
+        return f" ({idna.encode(text, uts46=True).decode()})"
+    except Exception:
+        return " (xn--...)"
 
 
 class Domain(str):
@@ -66,10 +86,9 @@ class Domain(str):
         if text.endswith("."):
             raise reject("drop the trailing dot")
         if not text.isascii():
-            try:
-                text = text.encode("idna").decode("ascii")
-            except UnicodeError as exc:
-                raise reject(f"IDNA cannot encode it ({exc})") from None
+            # Never rewritten silently: Python's "idna" codec is IDNA 2003, which maps straße.de to
+            # strasse.de, another domain. Ask for the IDNA 2008 form, and show it when we can.
+            raise reject(f"it is not ASCII: write its IDNA 2008 form{_idna2008_hint(text)}")
         name = text.lower()
         if len(name) > 253:
             raise reject(f"it is {len(name)} characters long (at most 253)")
@@ -160,7 +179,8 @@ class RemotePath(str):
         parts = text.split("/")
         if ".." in parts or "." in parts or "//" in text:
             raise ValueRejected(field, text, "must be normalised (no '.', '..' or '//')")
-        if not _PATH.fullmatch(text):
+        # One linear pass per component (a nested regex backtracked for seconds on a long bad path).
+        if not all(_PATH_PART.fullmatch(part) for part in parts[1:] if part):
             raise ValueRejected(field, text, "may hold only letters, digits, '/', '.', '_', '+' and '-'")
         return super().__new__(cls, text)
 
@@ -179,9 +199,9 @@ class Password:
             value = value.reveal()
         if not isinstance(value, str):
             raise ValueRejected(field, "********", f"must be text, not {type(value).__name__}")
-        for char, name in _FORBIDDEN_IN_SETTING.items():
-            if char in value:
-                raise ValueRejected(field, "********", f"contains {name}")
+        bad = _control_character(value)
+        if bad:
+            raise ValueRejected(field, "********", f"contains {bad}")
         if len(value) < 12:
             raise ValueRejected(field, "********", f"is {len(value)} characters long (at least 12)")
         if len(value) > 1024:
@@ -218,9 +238,9 @@ def setting_value(value: Any, *, field: str = "setting value") -> str:
     if isinstance(value, int):
         value = str(value)
     text = _text(value, field)
-    for char, name in _FORBIDDEN_IN_SETTING.items():
-        if char in text:
-            raise ValueRejected(field, text, f"contains {name}")
+    bad = _control_character(text)
+    if bad:
+        raise ValueRejected(field, text, f"contains {bad}")
     if text != text.strip():
         raise ValueRejected(field, text, "has leading or trailing spaces")
     if len(text) > 4000:

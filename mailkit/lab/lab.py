@@ -241,12 +241,12 @@ class Lab:
             machine.stop(self.host_paths(name), spec, pid)
             machine.wipe(self.host_paths(name))
         proxy_pid = state.get("proxy_pid")
-        if machine.pid_alive(proxy_pid):
+        if machine.pid_is(proxy_pid, "apt-cacher-ng"):
             os.kill(proxy_pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
             while machine.pid_alive(proxy_pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if machine.pid_alive(proxy_pid):
+            if machine.pid_is(proxy_pid, "apt-cacher-ng"):
                 os.kill(proxy_pid, signal.SIGKILL)
         for mount in self._lab_mounts():
             run_local(["umount", "--lazy", mount], check=False)

@@ -126,5 +126,8 @@ def state_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where base root filesystems and the apt cache are kept between labs (safe to delete)."""
-    return Path(os.environ.get("MAILKIT_CACHE_DIR", "/var/cache/mailkit"))
+    """Where base root filesystems and the apt cache are kept between labs (safe to delete); root only."""
+    path = Path(os.environ.get("MAILKIT_CACHE_DIR", "/var/cache/mailkit"))
+    if path.is_dir() and path.stat().st_mode & 0o077 and os.geteuid() == path.stat().st_uid:
+        path.chmod(0o700)
+    return path

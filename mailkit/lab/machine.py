@@ -226,6 +226,21 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
+def pid_is(pid: int | None, program: str) -> bool:
+    """``pid`` is alive *and* runs ``program``: a PID from an old state file may belong to anyone now.
+
+    >>> pid_is(os.getpid(), "no-such-program-mailkit")
+    False
+    """
+    if not pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(argv) and Path(argv[0].decode(errors="replace")).name == program
+
+
 def _cgroup_pids(cg: Path) -> list[int]:
     pids: list[int] = []
     for procs in cg.rglob("cgroup.procs"):
@@ -237,7 +252,7 @@ def _cgroup_pids(cg: Path) -> list[int]:
 def stop(paths: HostPaths, spec: HostSpec, pid: int | None, timeout: float = 15) -> None:
     """Halt the host cleanly (SIGTERM makes nspawn shut systemd down), then clean up after it."""
     cgroups = [m / spec.machine_name for m in cgroup_mounts()]
-    if pid_alive(pid):
+    if pid_is(pid, "systemd-nspawn"):  # never signal a PID the system has given to someone else
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout

@@ -80,7 +80,8 @@ def _finish(tmp: Path, final: Path, recipe: dict[str, object]) -> None:
 @contextmanager
 def _cache_lock() -> Iterator[None]:
     root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.chmod(0o700)  # base images and the apt cache: root only
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

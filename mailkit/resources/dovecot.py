@@ -26,8 +26,8 @@ MADE_ON_HOST = "<new hash, made on the host>"
 
 # Checks a candidate passwd-file: every line is a comment or user:{SCHEME}hash[:fields].
 _FORMAT_CHECK = (
-    "awk -F: '/^#/ || /^$/ {next} NF < 2 || $1 == \"\" || $2 !~ /^\\{[A-Z0-9.-]+\\}./ "
-    "{bad = 1; print \"line \" NR \": not user:{SCHEME}hash\"} END {exit bad}'"
+    'awk -F: \'/^#/ || /^$/ {next} NF < 2 || $1 == "" || $2 !~ /^\\{[A-Z0-9.-]+\\}./ '
+    '{bad = 1; print "line " NR ": not user:{SCHEME}hash"} END {exit bad}\''
 )
 
 
