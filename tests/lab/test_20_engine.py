@@ -297,7 +297,9 @@ def test_a_restart_that_fails_brings_the_old_files_back_and_postfix_keeps_accept
     engine.apply(mail, _desired())
     before = _sums(mail)
     # Something else holds port 2525: the master cannot bind it and exits after the restart.
-    mail.run(["sh", "-c", "setsid python3 -m http.server 2525 >/dev/null 2>&1 & sleep 1"])
+    started = "setsid python3 -m http.server 2525 >/dev/null 2>&1 & for i in $(seq 100); do "
+    started += "ss -Hltn '( sport = :2525 )' | grep -q . && exit 0; sleep 0.1; done; exit 1"
+    mail.run(["sh", "-c", started])
     try:
         with pytest.raises(engine.ApplyError) as caught:
             engine.apply(
