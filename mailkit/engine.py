@@ -175,11 +175,8 @@ def _apply_locked(
         changes = _compare(resources[start:], values)
         if not changes:
             return result
-        batch = []
-        for change in changes:
-            if change.run is not None:
-                break
-            batch.append(change)
+        step = next((c for c in changes if c.run is not None), None)
+        batch = changes[: changes.index(step)] if step is not None else changes
         if batch:
             backup = _new_backup(state_dir)
             status = _run(conn, transaction_script(batch, backup, state_dir), batch)
@@ -187,15 +184,17 @@ def _apply_locked(
             result.validated += [v for v in status.validated if v not in result.validated]
             result.reloaded += [r for r in status.reloaded if r not in result.reloaded]
             result.backup = backup
+            if step is None:  # everything planned is done; comparing again would judge the new state
+                return result
+            start = resources.index(step.resource, start)
         else:
-            step = changes[0]
-            assert step.run is not None
+            assert step is not None
             step.run(conn, progress)
             result.changes.append(step)
             start = resources.index(step.resource, start) + 1
         if start >= len(resources):
             return result
-        _, values = _read(conn, resources[start:], state_dir)  # what the step changed, seen by the rest
+        _, values = _read(conn, resources[start:], state_dir)  # what was just changed, seen by the rest
 
 
 def _new_backup(state_dir: str) -> str:

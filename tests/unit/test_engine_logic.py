@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailkit import engine
-from mailkit.errors import CommandError
+from mailkit.errors import CommandError, StateConflict
 from mailkit.facts import (
     FileInfo,
     FileState,
@@ -152,6 +152,28 @@ def test_apply_writes_atomically_backs_up_and_converges(tmp_path: Path) -> None:
     assert not (state / "pending-reload").exists()
     again = engine.apply(shell, resources, state_dir=str(state))
     assert not again.changed and str(again) == "no change; nothing reloaded"
+
+
+class _CreateOnly(File):
+    """A file that must not exist yet, as ``mailbox add`` wants its address to be new."""
+
+    def compare(self, values):  # type: ignore[no-untyped-def]
+        if values[0].exists:
+            raise StateConflict(f"{self.path} exists already")
+        return super().compare(values)
+
+
+def test_apply_judges_the_state_it_read_not_the_state_it_made(tmp_path: Path) -> None:
+    made = tmp_path / "new-mailbox"
+    shell = LocalShell()
+    result = engine.apply(
+        shell, [_CreateOnly(str(made), "x\n", owner=USER, group=GROUP)], state_dir=str(tmp_path / "s")
+    )
+    assert result.changed and made.read_text() == "x\n"
+    # read, lock, read again under the lock, one transaction: nothing compares the new state
+    assert len(shell.commands) == 4, [c[:3] for c in shell.commands]
+    with pytest.raises(StateConflict, match="exists already"):
+        engine.plan(shell, [_CreateOnly(str(made), "x\n", owner=USER, group=GROUP)], state_dir=str(tmp_path / "s"))
 
 
 def test_a_rejected_candidate_changes_nothing_live(tmp_path: Path) -> None:
