@@ -297,9 +297,11 @@ def test_a_restart_that_fails_brings_the_old_files_back_and_postfix_keeps_accept
     engine.apply(mail, _desired())
     before = _sums(mail)
     # Something else holds port 2525: the master cannot bind it and exits after the restart.
-    started = "setsid python3 -m http.server 2525 >/dev/null 2>&1 & for i in $(seq 100); do "
-    started += "ss -Hltn '( sport = :2525 )' | grep -q . && exit 0; sleep 0.1; done; exit 1"
-    mail.run(["sh", "-c", started])
+    # (perl-base is on every Debian host; python3 is not on the mail host.)
+    hold = "use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalPort => 2525, Listen => 1) or die $!; sleep 300"
+    mail.run(["systemd-run", "--unit", "mailkit-test-port-blocker", "perl", "-e", hold])
+    waited = "for i in $(seq 100); do ss -Hltn '( sport = :2525 )' | grep -q . && exit 0; sleep 0.1; done; exit 1"
+    mail.run(["sh", "-c", waited])
     try:
         with pytest.raises(engine.ApplyError) as caught:
             engine.apply(
@@ -307,7 +309,7 @@ def test_a_restart_that_fails_brings_the_old_files_back_and_postfix_keeps_accept
                 [Postconf({"inet_protocols": "all"}), MasterService("2525", "inet", "smtpd", chroot="y")],
             )
     finally:
-        mail.run(["pkill", "-f", "http.server 2525"], check=False)
+        mail.run(["systemctl", "stop", "mailkit-test-port-blocker"], check=False)
     error = caught.value
     assert error.service == "postfix" and "did not come back" in str(error)
     assert "/etc/postfix/main.cf" in error.restored and "/etc/postfix/master.cf" in error.restored
