@@ -4,6 +4,9 @@ The client program below uses only the standard library; it is sent to ``python3
 and its request (including any password) travels on standard input, never on a command line. TLS is
 verified against the other host's trust store (the lab CA is in it) and the server's host name.
 
+A real credential never crosses an unencrypted connection: a request in ``plain`` mode that carries a
+password is refused unless it says the credential is a throwaway one (:func:`throwaway_login`).
+
 >>> sorted(run_client.__annotations__)
 ['outside', 'request', 'return']
 """
@@ -11,9 +14,10 @@ verified against the other host's trust store (the lab CA is in it) and the serv
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
-from mailkit.errors import MailkitError
+from mailkit.errors import MailkitError, UsageError
 from mailkit.ssh import Connection
 
 CLIENT = r"""
@@ -56,7 +60,7 @@ def smtp():
     if mode in ("starttls", "tls"):
         out["tls"] = tls_info(s.sock)
     out["auth_offered"] = s.esmtp_features.get("auth", "").split()
-    if req.get("user"):
+    if req.get("user") and (mode != "plain" or req.get("throwaway")):
         mech = req.get("mechanism", "PLAIN")
         s.user, s.password = req["user"], req["password"]
         auth = {"PLAIN": s.auth_plain, "LOGIN": s.auth_login}[mech]
@@ -92,6 +96,8 @@ def imap():
     if mode in ("starttls", "tls"):
         out["tls"] = tls_info(m.sock)
     out["capabilities"] = list(m.capabilities)
+    if mode == "plain" and not req.get("throwaway"):
+        out["login"] = ["SKIPPED", "no real password is sent without TLS"]; return
     try:
         typ, data = m.login(req["user"], req["password"])
         out["login"] = [typ, data[0].decode(errors="replace")]
@@ -117,8 +123,24 @@ json.dump(out, sys.stdout)
 """
 
 
+def throwaway_login(domain: str) -> dict[str, Any]:
+    """A user and password that exist nowhere, for probing what a server does with cleartext.
+
+    >>> login = throwaway_login("example.org")
+    >>> login["user"].startswith("mailkit-probe-") and login["user"].endswith("@example.org"), login["throwaway"]
+    (True, True)
+    """
+    return {
+        "user": f"mailkit-probe-{secrets.token_hex(4)}@{domain}",
+        "password": secrets.token_urlsafe(18),
+        "throwaway": True,
+    }
+
+
 def run_client(outside: Connection, request: dict[str, Any]) -> dict[str, Any]:
     """Run one SMTP or IMAP conversation from ``outside``; return what it saw (see ``CLIENT``)."""
+    if request.get("mode") == "plain" and request.get("password") and not request.get("throwaway"):
+        raise UsageError("a real password is never sent without TLS: use throwaway_login() to probe cleartext")
     result = outside.run(["python3", "-c", CLIENT], input=json.dumps(request), check=False, timeout=120)
     try:
         return json.loads(result.stdout)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailkit import mailboxes
 from mailkit.checks import CheckResult
-from mailkit.remote_client import run_client
+from mailkit.remote_client import run_client, throwaway_login
 from mailkit.ssh import Connection
 
 if TYPE_CHECKING:
@@ -88,14 +88,19 @@ def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: s
                 f"{GUIDE} sections 4-5: mail_home/mail_path must point at part 1's Maildirs",
             )
         )
-    plain = imap("plain", IMAP)
-    refused = plain.get("login", ["OK"])[0] != "OK" and "LOGINDISABLED" in plain.get("capabilities_before_tls", [])
+    # Probed with a throwaway user and password: a real one never crosses an unencrypted connection.
+    # The refusal must come from the cleartext rule, not from the unknown user.
+    probe = throwaway_login(user.split("@", 1)[1])
+    plain = run_client(outside, {"protocol": "imap", "host": host, "port": IMAP, "mode": "plain", **probe})
+    advertised = "LOGINDISABLED" in plain.get("capabilities_before_tls", [])
+    answer = plain.get("login", ["OK", ""])
+    refused = advertised and answer[0] != "OK" and "AUTHENTICATIONFAILED" not in answer[1]
     results.append(
         CheckResult(
             "imap",
             "cleartext LOGIN on 143 without STARTTLS refused",
             refused,
-            f"LOGINDISABLED advertised, login {plain.get('login', ['?'])[0]}",
+            f"LOGINDISABLED {'advertised' if advertised else 'NOT advertised'}, login {_imap_refusal(answer)}",
             f"{GUIDE} section 4: auth_allow_cleartext = no / disable_plaintext_auth = yes",
         )
     )
@@ -253,6 +258,24 @@ def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: s
         )
     results += mailboxes.check_consistency(mailboxes.MailboxFiles.read(mail))
     return results
+
+
+def _imap_refusal(answer: list[str]) -> str:
+    """How an IMAP server answered a cleartext login, in words stable across Dovecot versions.
+
+    >>> _imap_refusal(["NO", "[AUTHENTICATIONFAILED] Authentication failed."])
+    'refused as a wrong password (the cleartext rule did not apply)'
+    >>> _imap_refusal(["NO", "[PRIVACYREQUIRED] Plaintext authentication disallowed"])
+    'refused'
+    """
+    status, text = [*answer, "", ""][:2]
+    if status == "OK":
+        return "ACCEPTED"
+    if status == "SKIPPED":
+        return "not tried"
+    if "AUTHENTICATIONFAILED" in text:
+        return "refused as a wrong password (the cleartext rule did not apply)"
+    return "refused"
 
 
 def _reply(reply: list[Any] | None) -> str:

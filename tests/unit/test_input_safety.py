@@ -63,3 +63,61 @@ def test_the_lab_signals_only_its_own_processes() -> None:
         sleeper.kill()
         sleeper.wait()
     assert not pid_is(sleeper.pid, "sleep")
+
+
+def test_a_real_password_never_goes_out_without_tls() -> None:
+    from mailkit.errors import UsageError
+    from mailkit.remote_client import run_client, throwaway_login
+
+    class Untouchable:
+        def run(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("nothing may reach the host")
+
+    request = {"protocol": "imap", "host": "mail.example.org", "port": 143, "mode": "plain"}
+    with pytest.raises(UsageError, match="never sent without TLS"):
+        run_client(Untouchable(), {**request, "user": "alice@example.org", "password": "alice's password"})  # type: ignore[arg-type]
+    probe = throwaway_login("example.org")
+    assert probe["user"] != throwaway_login("example.org")["user"], "a fresh throwaway user each time"
+    # The script that runs on the other host refuses the same: against a loopback IMAP server it
+    # reads the greeting and capabilities and sends no LOGIN.
+    heard = _imap_conversation({**request, "user": "alice@example.org", "password": "alice's password"})
+    assert not any(line.split()[1:2] == ["LOGIN"] for line in heard), heard
+    assert any(line.split()[1:2] == ["LOGIN"] for line in _imap_conversation({**request, **probe}))
+
+
+def _imap_conversation(request: dict[str, object]) -> list[str]:
+    """Run the outside host's client script here against a loopback IMAP server; return what it sent."""
+    import json
+    import socket
+    import sys
+    import threading
+
+    from mailkit.remote_client import CLIENT
+
+    server = socket.create_server(("127.0.0.1", 0))
+    heard: list[str] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, conn.makefile("rwb") as stream:
+            stream.write(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+            stream.flush()
+            for raw in stream:
+                line = raw.decode().strip()
+                heard.append(line)
+                tag, command = [*line.split(), ""][:2]
+                if command == "CAPABILITY":
+                    stream.write(b"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n")
+                answer = "NO [PRIVACYREQUIRED] no" if command == "LOGIN" else "OK done"
+                stream.write(f"{tag} {answer}\r\n".encode())
+                stream.flush()
+                if command in ("LOGIN", "LOGOUT"):
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    request = {**request, "host": "127.0.0.1", "port": server.getsockname()[1]}
+    subprocess.run([sys.executable, "-c", CLIENT], input=json.dumps(request).encode(), timeout=20, check=False)
+    thread.join(5)
+    server.close()
+    return heard
