@@ -74,7 +74,7 @@ class File(Resource):
         return service_names(self.service)
 
     def facts(self) -> list[Fact[Any]]:
-        return [FileInfo(self.path)]
+        return [FileInfo(self.path, known=self.data if self.present and not self.secret else None)]
 
     def compare(self, values: list[Any]) -> Change | None:
         current: FileState = values[0]

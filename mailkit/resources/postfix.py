@@ -265,7 +265,8 @@ class LookupTable(Resource):
         return f"{self.map_type}:{self.path}"
 
     def facts(self) -> list[Fact[Any]]:
-        return [FileInfo(self.path), PathInfo(self.db_path)]
+        known = self.content.encode() if self.content is not None and self.present and not self.secret else None
+        return [FileInfo(self.path, known=known), PathInfo(self.db_path)]
 
     def wanted(self, current: FileState) -> bytes:
         if self.content is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
 import grp
 import os
@@ -91,6 +92,18 @@ def test_gather_reads_many_facts_in_one_command(tmp_path: Path) -> None:
     assert state.content == b"line one\n\x00binary\n" and state.owner == USER
     assert absent.content is None and not absent.exists
     assert version is None
+
+
+def test_a_file_that_holds_the_known_content_is_not_sent_back(tmp_path: Path) -> None:
+    (tmp_path / "same").write_bytes(b"kept\n")
+    (tmp_path / "other").write_bytes(b"changed on the host\n")
+    shell = LocalShell()
+    facts = [FileInfo(str(tmp_path / "same"), known=b"kept\n"), FileInfo(str(tmp_path / "other"), known=b"kept\n")]
+    script = batch_script(facts, "--b")
+    raw = shell.run(["sh", "-s"], input=script).stdout
+    assert raw.count("=same") == 1 and base64.b64encode(b"kept\n").decode() not in raw
+    same, other = parse_batch(raw, facts, "--b")
+    assert same.content == b"kept\n" and other.content == b"changed on the host\n"
 
 
 def test_batch_output_with_lookalike_boundaries_still_parses() -> None:
