@@ -122,6 +122,16 @@ restore() {
     done
 }
 # running UNIT PROBE PORTS-COMMAND: the unit is active, the probe succeeds and every port listens.
+# port_owned UNIT PORT: some process of UNIT listens on PORT (another program holding it does not count).
+port_owned() {
+    pids=$(ss -Hltnp "( sport = :$2 )" | grep -o 'pid=[0-9]*' | cut -d= -f2)
+    [ -n "$pids" ] || { echo closed; return 1; }
+    for pid in $pids; do
+        grep -Eq "/$1([.@]|\$)" "/proc/$pid/cgroup" 2>/dev/null && return 0
+    done
+    echo "held by another program"
+    return 1
+}
 running() {
     i=0
     while :; do
@@ -130,7 +140,7 @@ running() {
         if [ -n "$2" ] && ! sh -c "$2" >/dev/null 2>&1; then missing="$missing '$2' failed"; fi
         if [ -n "$3" ]; then
             for p in $(sh -c "$3"); do
-                ss -Hltn "( sport = :$p )" | grep -q . || missing="$missing port $p (closed)"
+                owned=$(port_owned "$1" "$p") || missing="$missing port $p ($owned)"
             done
         fi
         [ -z "$missing" ] && return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -13,15 +14,27 @@ from mailkit.redact import redact
 from mailkit.values import Domain, Password, RemotePath, ValueRejected, setting_value
 
 
+def _fastest(judge: Callable[[], object], tries: int = 5) -> float:
+    """The best of a few timings: a busy machine may pause one, never all (quadratic time took 36 s)."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        judge()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _refused(path: str) -> None:
+    with pytest.raises(ValueRejected):
+        RemotePath(path)
+
+
 @pytest.mark.parametrize("tail", [" ", "!", "/ ", "é"])
 def test_a_long_path_is_judged_in_linear_time(tail: str) -> None:
-    path = "/" + "a/" * 2047 + tail
-    started = time.perf_counter()
-    with pytest.raises(ValueRejected):
-        RemotePath(path[:4096])
-    assert time.perf_counter() - started < 0.01
-    started = time.perf_counter()
-    assert RemotePath("/" + "a/" * 2047 + "b") and time.perf_counter() - started < 0.01
+    path = ("/" + "a/" * 2047 + tail)[:4096]
+    assert _fastest(lambda: _refused(path)) < 0.01
+    accepted = "/" + "a/" * 2047 + "b"
+    assert RemotePath(accepted) == accepted and _fastest(lambda: RemotePath(accepted)) < 0.01
 
 
 def test_non_ascii_domains_are_refused_with_their_idna_2008_form_never_rewritten() -> None:
