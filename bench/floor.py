@@ -4,8 +4,9 @@ One paramiko connection (host key checked, TCP_NODELAY on), one batched read (ha
 file, ``postconf -n``), and, only when something differs, one batched write (files from a here-document,
 postmap, postconf -e/-X, reload). No backup, no validation, no lock: what mailkit does on top is its cost.
 
-Run:  .venv/bin/python bench/floor.py apply|remove [--cool-down]
-(``--cool-down`` leaves main.cf's new mtime alone, so Postfix waits for it to "cool down" before reading it.)
+Run:  .venv/bin/python bench/floor.py apply|remove [--cool-down] [--check]
+(``--cool-down`` leaves main.cf's new mtime alone, so Postfix waits for it to "cool down" before reading it;
+``--check`` runs ``postfix check`` before the reload, as mailkit validates before anything goes live.)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("state", choices=("apply", "remove"))
     parser.add_argument("--cool-down", action="store_true")
+    parser.add_argument("--check", action="store_true", help="run 'postfix check' before the reload")
     args = parser.parse_args()
     present = args.state == "apply"
     wanted = {**files(), **tables()} if present else {}
@@ -88,7 +90,8 @@ def main() -> None:
     if write:
         if not args.cool_down:
             write.append("touch -d '-3 sec' /etc/postfix/main.cf\n")
-        run(client, "set -e\n" + "".join(write) + "postfix reload 2>/dev/null\n")
+        check = "postfix check\n" if args.check else ""
+        run(client, "set -e\n" + "".join(write) + check + "postfix reload 2>/dev/null\n")
     client.close()
 
 
