@@ -59,9 +59,12 @@ def _systemd(name: str, **kwargs: object) -> Service:
 
 
 for _svc in (
-    _systemd("postfix", probe="postfix status", ports=POSTFIX_PORTS, after=("opendkim", "rspamd", "dovecot")),
+    _systemd(
+        "postfix", probe="postfix status", ports=POSTFIX_PORTS, after=("opendkim", "opendmarc", "rspamd", "dovecot")
+    ),
     _systemd("dovecot"),
     Service("opendkim", "opendkim", ("systemctl", "restart", "opendkim")),
+    Service("opendmarc", "opendmarc", ("systemctl", "restart", "opendmarc")),
     _systemd("rspamd"),
     _systemd("named"),
 ):

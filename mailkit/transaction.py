@@ -68,7 +68,13 @@ candidate() {
     printf '%s\n' "$c"
 }
 also_candidate() { printf '%s\n' "$1" >> "$b/candidates"; }
-own() { chown -- "$2:$3" "$1"; chmod -- "$4" "$1"; }
+# The mode is padded to five digits: GNU chmod keeps a directory's setgid bit (inherited from a setgid
+# parent such as /var/mail) unless the numeric mode names those bits too ("00750").
+own() {
+    m=$4
+    while [ "${#m}" -lt 5 ]; do m=0$m; done
+    chown -- "$2:$3" "$1"; chmod -- "$m" "$1"
+}
 # Postfix re-reads a main.cf whose mtime is within about a second of "now" until it looks settled
 # (up to ~2.5 s per command), so as never to parse a half-written file. Our candidates are written
 # whole and only then renamed into place, so no reader can ever see half of one: dating them back a

@@ -187,7 +187,7 @@ class Lab:
         )
         if spec.name == "dns":
             machine.write_dns_config(paths.root, self.tsig_secret())
-        if spec.name == "outside":
+        if spec.name in ("mail", "outside"):  # as real hosts trust public CAs
             machine.trust_ca(paths.root, self.ca.ensure())
         return machine.boot(paths, spec)
 

@@ -116,7 +116,19 @@ BASE_PACKAGES: tuple[str, ...] = (
 )
 LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
     "dns": ("bind9", "bind9-dnsutils"),
-    "outside": ("swaks", "curl", "openssl", "python3", "python3-dnspython", "bind9-dnsutils"),
+    # The outside host is also another provider's mail server (mailkit/lab/receiver.py).
+    "outside": (
+        "swaks",
+        "curl",
+        "openssl",
+        "python3",
+        "python3-dnspython",
+        "bind9-dnsutils",
+        "postfix",
+        "opendkim",
+        "opendmarc",
+        "postfix-policyd-spf-python",
+    ),
 }
 
 

@@ -381,3 +381,13 @@ def test_services_take_config_changes_by_reload_and_restart_only_when_needed() -
     assert postfix.apply_command(False) == ("systemctl", "reload-or-restart", "postfix")
     assert postfix.apply_command(True) == ("systemctl", "restart", "postfix")
     assert SERVICES["opendkim"].apply_command(False) == ("systemctl", "restart", "opendkim")
+
+
+def test_a_directory_under_a_setgid_parent_gets_exactly_its_mode(tmp_path: Path) -> None:
+    parent = tmp_path / "mail"
+    parent.mkdir()
+    parent.chmod(0o2775)  # like Debian's /var/mail
+    wanted = Directory(str(parent / "vhosts"), owner=USER, group=GROUP, mode=0o750)
+    engine.apply(LocalShell(), [wanted], state_dir=str(tmp_path / "state"))
+    assert oct((parent / "vhosts").stat().st_mode & 0o7777) == "0o750", "the inherited setgid bit is cleared"
+    assert not engine.apply(LocalShell(), [wanted], state_dir=str(tmp_path / "state")).changed

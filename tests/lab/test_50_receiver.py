@@ -1,0 +1,120 @@
+"""The lab's independent receiver (another provider for example.net, on the outside host), from the sender's side.
+
+Runs after the notebooks (test_30), so the mail host sends with parts 1 and 2 applied. SPF and DMARC
+records are published for the test and taken away after it.
+"""
+
+from __future__ import annotations
+
+import email
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mailkit import dnsrecords, engine
+from mailkit.dnsrecords import RecordSet, txt
+from mailkit.lab import receiver
+from mailkit.lab.dns import NAMESERVER, reverse_name, set_records
+from mailkit.lab.lab import Lab
+from mailkit.lab.layout import HOSTS
+from mailkit.ssh import Connection
+from mailkit.target import lab_connection
+
+pytestmark = pytest.mark.lab
+
+DANA = "dana@example.net"
+SPF = RecordSet("example.org", "TXT", (txt("v=spf1 mx -all"),))
+DMARC = RecordSet("_dmarc.example.org", "TXT", (txt("v=DMARC1; p=reject"),))
+
+
+@pytest.fixture(scope="module")
+def outside(lab: Lab) -> Iterator[Connection]:
+    conn = lab_connection("outside")
+    first = receiver.ensure(conn)
+    assert first.changed and "postfix" in first.reloaded
+    assert not receiver.ensure(conn).changed, "configuring the receiver again changes nothing"
+    lookup = dnsrecords.lookup_at(NAMESERVER.address)
+    dnsrecords.publish_lab([SPF, DMARC], lookup, lab.tsig_secret())
+    assert not dnsrecords.plan([SPF, DMARC], lookup, NAMESERVER.fqdn), "published records are answered"
+    yield conn
+    secret = lab.tsig_secret()
+    set_records(SPF.name, "TXT", [], secret)
+    set_records(DMARC.name, "TXT", [], secret)
+    conn.close()
+
+
+def _wait_for(outside: Connection, token: str, seconds: float = 30) -> email.message.Message | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for raw in receiver.messages(outside, DANA):
+            message = email.message_from_bytes(raw)
+            if message["Subject"] == token:
+                return message
+        time.sleep(0.3)
+    return None
+
+
+def _send_from_mail(token: str) -> None:
+    with lab_connection("mail") as mail:
+        body = f"From: alice@example.org\nTo: {DANA}\nSubject: {token}\n\nfrom the mail host\n"
+        mail.run(["/usr/sbin/sendmail", "-f", "alice@example.org", DANA], input=body)
+
+
+def test_mail_from_the_server_arrives_over_tls_with_spf_pass_and_dmarc_pass_by_alignment(outside: Connection) -> None:
+    token = f"receiver {secrets.token_hex(4)}"
+    _send_from_mail(token)
+    message = _wait_for(outside, token)
+    assert message is not None, "the message never reached dana's Maildir on the receiver"
+    results = " ".join(message.get_all("Authentication-Results", []))
+    assert "outside.example.net" in results
+    assert "spf=pass" in results and "smtp.mailfrom=example.org" in results.replace("alice@", "")
+    assert "dkim=none" in results, "not signed yet: the receiver says so rather than passing it"
+    assert "dmarc=pass" in results, results
+    received = message.get_all("Received", [])[0]
+    assert "outside.example.net" in received and "TLS" in received, received
+
+
+def test_a_forged_sender_fails_spf_and_is_refused_under_p_reject(outside: Connection) -> None:
+    token = f"forged {secrets.token_hex(4)}"
+    sent = outside.run(
+        [
+            "swaks", "--server", HOSTS["outside"].fqdn, "--to", DANA, "--from", "alice@example.org",
+            "--helo", HOSTS["outside"].fqdn, "--header", f"Subject: {token}",
+        ],
+        check=False,
+    )  # fmt: skip
+    assert "550 5.7.1" in sent.stdout and "DMARC" in sent.stdout.upper(), sent.stdout[-600:]
+    assert _wait_for(outside, token, seconds=2) is None
+
+
+def test_without_reverse_dns_the_receiver_refuses_the_server(lab: Lab, outside: Connection) -> None:
+    mail_spec = HOSTS["mail"]
+    pointers = [reverse_name(mail_spec.address), reverse_name(mail_spec.address6)]  # both: IPv6 is tried first
+    secret = lab.tsig_secret()
+    for ptr in pointers:
+        set_records(ptr, "PTR", [], secret)
+    token = f"no ptr {secrets.token_hex(4)}"
+    try:
+        _send_from_mail(token)
+        with lab_connection("mail") as mail:
+            deadline, queue = time.monotonic() + 30, ""
+            while time.monotonic() < deadline and "cannot find your hostname" not in queue:
+                time.sleep(0.5)
+                queue = mail.run(["postqueue", "-p"]).stdout
+        assert "cannot find your hostname" in queue, queue
+        assert _wait_for(outside, token, seconds=1) is None
+    finally:
+        for ptr in pointers:
+            set_records(ptr, "PTR", [mail_spec.fqdn + "."], secret)
+    with lab_connection("mail") as mail:
+        mail.run(["postqueue", "-f"])
+    assert _wait_for(outside, token) is not None, "with the PTR back, the deferred message is delivered"
+
+
+def test_the_receiver_keeps_its_private_key_to_root(outside: Connection) -> None:
+    key = f"/etc/ssl/private/{receiver.RECEIVER.host}.key"
+    assert outside.run(["stat", "-c", "%U %a", key]).stdout.split() == ["root", "600"]
+    chain, private = Lab().ca.certificate(receiver.RECEIVER.host)
+    assert not engine.plan(outside, receiver.RECEIVER.resources(chain, private))
