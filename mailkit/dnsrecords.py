@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mailkit.errors import MailkitError
 from mailkit.values import ValueRejected
@@ -98,8 +99,21 @@ class RecordChange:
     seen: tuple[str, ...]
 
     def diff(self) -> str:
-        old = [f"-{self.wanted.name}. IN {self.wanted.rtype} {v}" for v in self.seen]
-        return "\n".join([*old, *(f"+{line}" for line in self.wanted.zone_lines())])
+        """Old and new records; a long value (a DKIM key) is shortened, its length kept, to stay readable."""
+        old = [f"-{self.wanted.name}. IN {self.wanted.rtype} {_short(v)}" for v in self.seen]
+        new = [f"+{self.wanted.name}. {self.wanted.ttl} IN {self.wanted.rtype} {_short(v)}" for v in self.wanted.values]
+        return "\n".join([*old, *new])
+
+
+def _short(rdata: str, keep: int = 60) -> str:
+    """``rdata`` as is, or its start and end around the number of characters left out.
+
+    >>> _short('"v=DKIM1; k=rsa; p=' + "A" * 380 + 'IDAQAB"')
+    '"v=DKIM1; k=rsa; p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA ...(339 more)... IDAQAB"'
+    """
+    if len(rdata) <= 2 * keep:
+        return rdata
+    return f"{rdata[:keep]} ...({len(rdata) - keep - 7} more)... {rdata[-7:]}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,16 @@ class RecordPlan:
         if not self.changes:
             return f"DNS: no change (as answered by {self.nameserver})"
         return "\n".join(change.diff() for change in self.changes)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+class ZoneText(str):
+    """Zone-file lines, shown as they are in a notebook (not as a quoted string)."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 Lookup = Callable[[str, str], tuple[str, ...]]
@@ -166,6 +190,6 @@ def publish_lab(records: Sequence[RecordSet], lookup: Lookup, secret: str) -> Re
     return done
 
 
-def zone_text(records: Sequence[RecordSet]) -> str:
+def zone_text(records: Sequence[RecordSet]) -> ZoneText:
     """The records in zone-file syntax, to paste at a DNS provider."""
-    return "\n".join(line for record in records for line in record.zone_lines()) + "\n"
+    return ZoneText("\n".join(line for record in records for line in record.zone_lines()) + "\n")

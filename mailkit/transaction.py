@@ -138,6 +138,8 @@ port_owned() {
     echo "held by another program"
     return 1
 }
+# running UNIT PROBE PORTS TRIES: wait (TRIES x 0.2 s at most) until the unit is active, PROBE succeeds
+# and its own processes listen on PORTS.
 running() {
     i=0
     while :; do
@@ -151,17 +153,17 @@ running() {
         fi
         [ -z "$missing" ] && return 0
         i=$((i + 1))
-        # A unit that failed or stopped is given a second to come up; one still starting, up to 10 s.
+        # A unit that failed or stopped is given a second to come up; one still starting, its TRIES.
         case $st in failed | inactive | unknown | "") gone=yes ;; *) gone= ;; esac
-        if [ "$i" -ge 50 ] || { [ -n "$gone" ] && [ "$i" -ge 5 ]; }; then echo "not running:$missing"; return 1; fi
+        if [ "$i" -ge "$4" ] || { [ -n "$gone" ] && [ "$i" -ge 5 ]; }; then echo "not running:$missing"; return 1; fi
         sleep 0.2
     done
 }
-# effect NAME UNIT PROBE PORTS CMD...: make a service take its new config, then confirm it runs.
+# effect NAME UNIT PROBE PORTS TRIES CMD...: make a service take its new config, then confirm it runs.
 effect() {
-    name=$1 unit=$2 probe=$3 ports=$4
-    shift 4
-    if "$@" > "$b/effect.out" 2>&1 && running "$unit" "$probe" "$ports" >> "$b/effect.out" 2>&1; then
+    name=$1 unit=$2 probe=$3 ports=$4 tries=$5
+    shift 5
+    if "$@" > "$b/effect.out" 2>&1 && running "$unit" "$probe" "$ports" "$tries" >> "$b/effect.out" 2>&1; then
         printf '@@ reloaded %s\n' "$name" >> "$b/status"
         return 0
     fi
@@ -185,7 +187,8 @@ def _take_effect(services: Sequence[Service], restart: set[str], state_dir: str)
     q = shlex.quote
 
     def call(svc: Service, command: Sequence[str]) -> str:
-        return f"effect {q(svc.name)} {q(svc.unit)} {q(svc.probe)} {q(svc.ports)} {shlex.join(command)}"
+        tries = max(1, round(svc.start_seconds / 0.2))
+        return f"effect {q(svc.name)} {q(svc.unit)} {q(svc.probe)} {q(svc.ports)} {tries} {shlex.join(command)}"
 
     go = " &&\n    ".join(call(s, s.apply_command(s.name in restart)) for s in services) or "true"
     back = "".join(

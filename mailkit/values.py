@@ -25,7 +25,8 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _LOCAL_PART = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 _PATH_PART = re.compile(r"[A-Za-z0-9._+-]+")
 # '-' only inside: Postfix names per-service parameters after master.cf services (policyd-spf_time_limit).
-_PARAM_NAME = re.compile(r"[a-z](?:[a-z0-9_-]{0,98}[a-z0-9_])?")
+# Upper case too: smtp_tls_CApath, smtpd_tls_CAfile.
+_PARAM_NAME = re.compile(r"[a-z](?:[A-Za-z0-9_-]{0,98}[A-Za-z0-9_])?")
 _FORBIDDEN_IN_SETTING = {"\n": "a newline", "\r": "a carriage return", "\0": "a NUL byte"}
 
 
@@ -225,14 +226,16 @@ class Password:
 
 
 def setting_name(value: Any, *, field: str = "setting name") -> str:
-    """A Postfix or Dovecot parameter name: lower case letters, digits, '_' and an inner '-'.
+    """A Postfix or Dovecot parameter name: letters, digits, '_' and an inner '-'.
 
     >>> setting_name("policyd-spf_time_limit")
     'policyd-spf_time_limit'
     """
     text = _text(value, field)
     if not _PARAM_NAME.fullmatch(text):
-        raise ValueRejected(field, text, "is not a parameter name (lower case letters, digits, '_' and '-')")
+        raise ValueRejected(
+            field, text, "is not a parameter name (letters, digits, '_' and '-', starting with a lower case letter)"
+        )
     return text
 
 

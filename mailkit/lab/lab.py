@@ -261,7 +261,7 @@ class Lab:
             return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
     def reset(self, progress: Progress = _quiet) -> None:
-        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key."""
+        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``."""
         check_can_run_lab()
         with self._locked():
             state = self._read()
@@ -279,6 +279,25 @@ class Lab:
             state["hosts"]["mail"]["pid"] = self._boot(spec, [base])
             self._write(state)
             machine.wait_for_ssh(spec, state["hosts"]["mail"]["pid"], paths)
+            progress("restoring the lab DNS zones")
+            self._restore_zones()
+
+    def _restore_zones(self) -> None:
+        """Put every zone back as ``up`` wrote it: what the guide published (SPF, DKIM, DMARC) is gone."""
+        from mailkit.ssh import Connection
+
+        spec = HOSTS["dns"]
+        files = " ".join(f"/var/lib/bind/{dns.zone_filename(z)}" for z in dns.zone_files())
+        with Connection(spec.fqdn, ssh_config=self.ssh_config) as conn:
+            conn.run(["sh", "-c", f"systemctl stop named && rm -f /var/lib/bind/*.jnl {files}"])
+            for zone, text in dns.zone_files().items():
+                conn.write(f"/var/lib/bind/{dns.zone_filename(zone)}", text, mode=0o644)
+            conn.run(["sh", "-c", f"chown bind:bind {files} && systemctl start named"])
+        # The receiver's verifiers cache DNS answers (a DKIM key for 5 minutes): the new mail host makes new
+        # keys under the same selector, so they start afresh too. (A real receiver would not: never reuse a
+        # selector for a new key.)
+        with Connection(HOSTS["outside"].fqdn, ssh_config=self.ssh_config) as conn:
+            conn.run(["systemctl", "try-restart", "opendkim", "opendmarc"])
 
     def set_dns_records(self, name: str, rtype: str, values: list[str], ttl: int = 300) -> None:
         """Replace records in the running lab DNS (no restart); an empty list deletes them."""

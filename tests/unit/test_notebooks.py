@@ -107,3 +107,21 @@ def test_every_section_a_fix_hint_names_has_an_anchor_in_its_notebook() -> None:
         anchors = set(re.findall(r'<a id="section-(\d+)"></a>', prose))
         assert anchors >= {str(n) for n in range(1, 10)}, f"{notebook}: numbered sections need anchors"
     assert {n for n in named} <= set(re.findall(r'<a id="section-(\d+)"></a>', _prose("01-postfix.ipynb")))
+
+
+def test_every_part3_postfix_setting_is_explained_with_its_reference_link() -> None:
+    from mailkit.guide.part3 import Part3
+    from mailkit.resources import Postconf
+
+    prose = _prose("03-spam-outbound.ipynb")
+    settings = {k for r in Part3(Part1()).everything() if isinstance(r, Postconf) for k in r.settings}
+    assert len(settings) >= 7
+    missing = sorted(s for s in settings if f"({POSTCONF}{s})" not in prose)
+    assert not missing, f"settings written without a linked explanation: {missing}"
+    for rfc in ("rfc7208", "rfc6376", "rfc9989", "rfc8301", "rfc8601"):
+        assert f"https://www.rfc-editor.org/rfc/{rfc}" in prose
+    anchors = set(re.findall(r'<a id="section-(\d+)"></a>', prose))
+    from mailkit.guide import part3_checks
+
+    named = set(re.findall(r"section (\d+)", Path(part3_checks.__file__).read_text()))
+    assert named and named <= anchors

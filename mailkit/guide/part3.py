@@ -1,0 +1,159 @@
+"""Part 3 of the guide, "Your e-mails are spam": reverse DNS, HELO, SPF, DKIM with rspamd, DMARC, outbound TLS.
+
+The signing key is made on the server and never leaves it; only its public half is read back and
+published. DNS records are desired state like files (:mod:`mailkit.dnsrecords`).
+
+>>> part3 = Part3(Part1())
+>>> part3.key_path("example.org")
+'/var/lib/rspamd/dkim/example.org.s202611.key'
+>>> part3.dmarc_value("example.org")
+'v=DMARC1; p=none; rua=mailto:postmaster@example.org'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailkit.dnsrecords import Lookup, RecordPlan, RecordSet, ZoneText, publish_lab, txt, zone_text
+from mailkit.facts import gather
+from mailkit.guide.part1 import Part1
+from mailkit.guide.part2 import TLS_PROTOCOLS
+from mailkit.resources import Directory, File, GeneratedKey, Packages, Postconf, Resource
+from mailkit.resources.keys import PublicKey
+from mailkit.services import RSPAMD_MILTER_PORT
+from mailkit.ssh import Connection
+from mailkit.templates import Templates
+from mailkit.values import ValueRejected
+
+GUIDE = "03-spam-outbound.ipynb"
+DKIM_DIR = "/var/lib/rspamd/dkim"
+RSPAMD_USER = "_rspamd"
+#: Where rspamd listens for Postfix (Debian's worker-proxy.inc: milter mode).
+RSPAMD_MILTER = f"inet:localhost:{RSPAMD_MILTER_PORT}"
+#: rspamd modules that ask the internet (block lists, fuzzy hashes, URL and map downloads): off in the
+#: lab, which has no internet; on a real server they stay on (part 4 explains them).
+NETWORK_MODULES = ("rbl", "fuzzy_check", "asn", "url_redirector", "emails", "phishing")
+DMARC_POLICIES = ("none", "quarantine", "reject")
+_SELECTOR = re.compile(r"[a-z][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Part3:
+    """Part 3's state, on part 1's domains. ``selector`` names the DKIM key (dated, so keys can rotate)."""
+
+    part1: Part1
+    selector: str = "s202611"
+    dmarc_policy: str = "none"
+    offline: bool = False
+
+    def __post_init__(self) -> None:
+        if not _SELECTOR.fullmatch(self.selector):
+            raise ValueRejected("SELECTOR", self.selector, "is not a DKIM selector (lower case letters, digits, '-')")
+        if self.dmarc_policy not in DMARC_POLICIES:
+            raise ValueRejected("DMARC_POLICY", self.dmarc_policy, f"is not one of {', '.join(DMARC_POLICIES)}")
+
+    @property
+    def domains(self) -> list[str]:
+        return [self.part1.domain, *self.part1.other_domains]
+
+    def key_path(self, domain: str) -> str:
+        return f"{DKIM_DIR}/{domain}.{self.selector}.key"
+
+    # -- what each section applies -------------------------------------------------------------
+    def install(self) -> list[Resource]:
+        return [Packages(("rspamd",))]
+
+    def dkim_keys(self) -> list[Resource]:
+        """One RSA-2048 key per domain, made on the server; readable by rspamd only."""
+        folder = Directory(DKIM_DIR, owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o750)
+        keys = [
+            GeneratedKey(self.key_path(d), owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o600, service="rspamd")
+            for d in self.domains
+        ]
+        return [folder, *keys]
+
+    def rspamd_config(self) -> list[Resource]:
+        """rspamd's local overrides: DKIM signing, and (offline) the network modules switched off."""
+        signing = Templates().render("rspamd/dkim_signing.conf", {"dkim_dir": DKIM_DIR, "selector": self.selector})
+        files = [File("/etc/rspamd/local.d/dkim_signing.conf", signing, service="rspamd")]
+        off = "# Switched off by mailkit: this host has no internet (the lab).\nenabled = false;\n"
+        files += [
+            File(f"/etc/rspamd/local.d/{name}.conf", off, service="rspamd", present=self.offline)
+            for name in NETWORK_MODULES
+        ]
+        return files
+
+    def milter(self) -> list[Resource]:
+        return [
+            Postconf(
+                {
+                    "smtpd_milters": RSPAMD_MILTER,
+                    "non_smtpd_milters": "$smtpd_milters",
+                    "milter_default_action": "accept",
+                }
+            )
+        ]
+
+    def outbound_tls(self) -> list[Resource]:
+        return [
+            Postconf(
+                {
+                    "smtp_tls_security_level": "may",
+                    "smtp_tls_CApath": "/etc/ssl/certs",
+                    "smtp_tls_loglevel": "1",
+                    "smtp_tls_protocols": TLS_PROTOCOLS,
+                }
+            )
+        ]
+
+    def everything(self) -> list[Resource]:
+        return [*self.install(), *self.dkim_keys(), *self.rspamd_config(), *self.milter(), *self.outbound_tls()]
+
+    # -- DNS -------------------------------------------------------------------------------------
+    def public_keys(self, conn: Connection) -> dict[str, str]:
+        """Each domain's DKIM public key, read from the server (the private key never leaves it)."""
+        keys = gather(conn, [PublicKey(self.key_path(d)) for d in self.domains])
+        return {domain: key for domain, key in zip(self.domains, keys, strict=True) if key}
+
+    def dmarc_value(self, domain: str) -> str:
+        return f"v=DMARC1; p={self.dmarc_policy}; rua=mailto:postmaster@{domain}"
+
+    def records(self, public_keys: dict[str, str]) -> list[RecordSet]:
+        """SPF, DKIM and DMARC records for every domain, and SPF for the HELO name.
+
+        ``public_keys`` maps each domain to its DKIM public key (base64 DER, read from the server).
+        """
+        host = self.part1.hostname
+        records = [RecordSet(host, "TXT", (txt("v=spf1 a -all"),))]
+        for domain in self.domains:
+            records.append(RecordSet(domain, "TXT", (txt("v=spf1 mx -all"),)))
+            if public_keys.get(domain):
+                key = f"v=DKIM1; k=rsa; p={public_keys[domain]}"
+                records.append(RecordSet(f"{self.selector}._domainkey.{domain}", "TXT", (txt(key),)))
+            records.append(RecordSet(f"_dmarc.{domain}", "TXT", (txt(self.dmarc_value(domain)),)))
+        return records
+
+
+def publish(records: list[RecordSet], target: str, lookup: Lookup) -> RecordPlan | ZoneText:
+    """In the lab, publish by dynamic update and return what changed; elsewhere, the zone-file lines to paste."""
+    if not target.startswith("lab:"):
+        return zone_text(records)
+    from mailkit.lab.lab import Lab
+
+    return publish_lab(records, lookup, Lab().tsig_secret())
+
+
+def dns_lookup(target: str, nameserver: str | None) -> tuple[Lookup, str]:
+    """Where the checks read DNS: the lab's nameserver, or the one given for a real server."""
+    from mailkit.dnsrecords import lookup_at
+
+    if nameserver is None:
+        if not target.startswith("lab:"):
+            from mailkit.errors import UsageError
+
+            raise UsageError("set NAMESERVER to a nameserver that answers for your domain (its primary, say)")
+        from mailkit.lab.dns import NAMESERVER
+
+        nameserver = NAMESERVER.address
+    return lookup_at(nameserver), nameserver

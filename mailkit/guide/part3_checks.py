@@ -1,0 +1,270 @@
+"""Part 3's checks: the records in DNS, then mail signed by the server judged by an independent receiver.
+
+The receiver (:mod:`mailkit.lab.receiver`) stamps its own ``Authentication-Results``; every message is
+also verified a second way here, with dkimpy against the same nameserver. Lab only for the receiver
+checks: on a real server, send to a mailbox at a big provider and read the headers it added.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import re
+import secrets
+import time
+from typing import Any
+
+from mailkit.checks import CheckResult
+from mailkit.dnsrecords import Lookup, RecordSet, plan
+from mailkit.guide.part2 import Part2
+from mailkit.guide.part3 import GUIDE, RSPAMD_USER, Part3
+from mailkit.headers import verdicts
+from mailkit.lab import receiver
+from mailkit.remote_client import run_client
+from mailkit.ssh import Connection
+
+RECIPIENT = f"dana@{receiver.RECEIVER.domain}"
+
+
+def dns_checks(part3: Part3, records: list[RecordSet], lookup: Lookup, nameserver: str) -> list[CheckResult]:
+    """Each record as the nameserver answers it, and forward-confirmed reverse DNS for the server."""
+    results = []
+    for record in records:
+        differs = plan([record], lookup, nameserver)
+        seen = lookup(record.name, record.rtype)
+        shown = " ".join(seen)[:60] + ("..." if len(" ".join(seen)) > 60 else "")
+        results.append(
+            CheckResult(
+                "dns",
+                f"{record.rtype} {record.name}",
+                not differs,
+                shown or "no record",
+                f"{GUIDE} section 6: publish the record shown by the plan",
+            )
+        )
+    host = part3.part1.hostname
+    for rtype in ("A", "AAAA"):
+        for address in lookup(host, rtype):
+            names = lookup(_reverse(address), "PTR")
+            back = [a for n in names for a in lookup(n.rstrip("."), rtype)]
+            results.append(
+                CheckResult(
+                    "dns",
+                    f"reverse DNS of {address} names {host} and back (FCrDNS)",
+                    [n.rstrip(".") for n in names] == [host] and address in back,
+                    f"PTR {' '.join(names) or 'none'}",
+                    f"{GUIDE} section 2: set the PTR at your hosting provider",
+                )
+            )
+    return results
+
+
+def _reverse(address: str) -> str:
+    import ipaddress
+
+    return ipaddress.ip_address(address).reverse_pointer
+
+
+def _authentication_results(message: email.message.Message, authserv: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """``method -> (result, properties)`` from the receiver's own Authentication-Results headers."""
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    for header in message.get_all("Authentication-Results", []):
+        server, results = verdicts(str(header))
+        if server == authserv:
+            for method, result, properties in results:
+                found.setdefault(method, (result, properties))
+    return found
+
+
+def _wait_for(outside: Connection, token: str, seconds: float = 30) -> tuple[bytes, email.message.Message] | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for raw in reversed(receiver.messages(outside, RECIPIENT)):
+            message = email.message_from_bytes(raw, policy=email.policy.compat32)
+            if message["Subject"] == token:
+                return raw, message
+        time.sleep(0.3)
+    return None
+
+
+def dkim_verifies(raw: bytes, lookup: Lookup) -> bool:
+    """dkimpy's verdict on ``raw``, with keys from ``lookup`` (the nameserver the checks use)."""
+    import dkim
+
+    from mailkit.dnsrecords import txt_text
+
+    def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes:
+        text = name.decode() if isinstance(name, bytes) else name
+        answers = lookup(text.rstrip("."), "TXT")
+        return txt_text(answers[0]).encode() if answers else b""
+
+    try:
+        return bool(dkim.verify(raw, dnsfunc=dnsfunc))
+    except dkim.DKIMException:
+        return False
+
+
+def _judged(
+    kind: str, found: tuple[bytes, email.message.Message] | None, part3: Part3, domain: str, lookup: Lookup
+) -> list[CheckResult]:
+    if found is None:
+        return [
+            CheckResult(
+                "receiver",
+                f"{kind}: arrives at {RECIPIENT}",
+                False,
+                "not delivered in 30 s",
+                f"{GUIDE} section 8: look at 'journalctl -u postfix' on both sides",
+            )
+        ]
+    raw, message = found
+    judged = _authentication_results(message, receiver.RECEIVER.host)
+    spf, dmarc = judged.get("spf", ("none", {}))[0], judged.get("dmarc", ("none", {}))[0]
+    dkim, signer = judged.get("dkim", ("none", {}))
+    wanted_dkim = signer.get("header.d") == domain and signer.get("header.s") == part3.selector
+    received = " ".join(str(message.get_all("Received", [""])[0]).split())
+    second = dkim_verifies(raw, lookup)
+    return [
+        CheckResult(
+            "receiver",
+            f"{kind}: SPF at the receiver",
+            spf == "pass",
+            f"spf={spf}",
+            f"{GUIDE} section 3",
+        ),
+        CheckResult(
+            "receiver",
+            f"{kind}: DKIM at the receiver ({domain}, {part3.selector})",
+            dkim == "pass" and wanted_dkim,
+            f"dkim={dkim} {signer.get('header.d', '')} {signer.get('header.s', '')}".strip(),
+            f"{GUIDE} section 4: rspamd signs mail whose From: domain has a key",
+        ),
+        CheckResult(
+            "receiver",
+            f"{kind}: DMARC at the receiver",
+            dmarc == "pass",
+            f"dmarc={dmarc}",
+            f"{GUIDE} section 5",
+        ),
+        CheckResult(
+            "receiver",
+            f"{kind}: DKIM verified again by dkimpy",
+            second,
+            "pass" if second else "fail",
+            f"{GUIDE} section 4",
+        ),
+        CheckResult(
+            "receiver",
+            f"{kind}: came over TLS",
+            "TLS" in received,
+            "ESMTPS" if "ESMTPS" in received else "no TLS",
+            f"{GUIDE} section 7",
+        ),
+    ]
+
+
+def verify(
+    part3: Part3, part2: Part2, mail: Connection, outside: Connection, lookup: Lookup, public_keys: dict[str, str]
+) -> list[CheckResult]:
+    """Part 3 in the lab: DNS, then mail from a user and from the server judged by the receiver."""
+    from mailkit.lab.dns import NAMESERVER
+
+    domain = part3.part1.domain
+    results = dns_checks(part3, part3.records(public_keys), lookup, NAMESERVER.fqdn)
+    user = next(m for m in part3.part1.mailboxes if m.endswith("@" + domain))
+    since = mail.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+
+    token = f"mailkit part 3 {secrets.token_hex(4)}"
+    body = "A message sent by a logged-in user, to be signed.\r\n"
+    data = f"From: {user}\r\nTo: {RECIPIENT}\r\nSubject: {token}\r\n\r\n{body}"
+    request: dict[str, Any] = {
+        "protocol": "smtp",
+        "host": part3.part1.hostname,
+        "port": 587,
+        "mode": "starttls",
+        "user": user,
+        "password": part2.passwords[user].reveal(),
+        "mail_from": user,
+        "rcpt": RECIPIENT,
+        "data": data,
+    }
+    sent = run_client(outside, request)
+    found = _wait_for(outside, token) if sent.get("data", [0])[0] == 250 else None
+    results += _judged("mail from a user (587)", found, part3, domain, lookup)
+    if found is not None:
+        altered = found[0].replace(body.strip().encode(), b"A message changed on its way.")
+        refused = not dkim_verifies(altered, lookup)
+        results.append(
+            CheckResult(
+                "receiver",
+                "a copy with its body altered fails DKIM",
+                refused,
+                "fail" if refused else "PASS",
+                f"{GUIDE} section 4",
+            )
+        )
+
+    token = f"mailkit part 3 local {secrets.token_hex(4)}"
+    local = f"From: root@{domain}\nTo: {RECIPIENT}\nSubject: {token}\n\nMade on the server (as cron does).\n"
+    mail.run(["/usr/sbin/sendmail", "-t", "-f", f"root@{domain}"], input=local)
+    results += _judged("mail made on the server", _wait_for(outside, token), part3, domain, lookup)[:2]
+
+    log = mail.run(["journalctl", "-q", "-o", "cat", "-u", "postfix*", "--since", since], check=False).stdout
+    trusted = f"Trusted TLS connection established to {receiver.RECEIVER.host}" in log
+    results.append(
+        CheckResult(
+            "tls",
+            "the sender trusted the receiver's certificate",
+            trusted,
+            "Trusted TLS connection" if trusted else "no trusted TLS line in the log",
+            f"{GUIDE} section 7: smtp_tls_CApath = /etc/ssl/certs",
+        )
+    )
+    keys = mail.run(["sh", "-c", 'stat -c "%U %a" "$@"', "sh", *map(part3.key_path, part3.domains)]).stdout.split("\n")
+    private = all(line == f"{RSPAMD_USER} 600" for line in keys if line)
+    results.append(
+        CheckResult(
+            "dkim",
+            "private keys readable by rspamd only (0600)",
+            private,
+            ", ".join(sorted(set(k for k in keys if k))),
+            f"{GUIDE} section 4",
+        )
+    )
+    return results
+
+
+def forged_sender_refused(part3: Part3, outside: Connection) -> list[CheckResult]:
+    """A message claiming ``From: <user>@<domain>`` sent straight from the outside host to the receiver.
+
+    It fails SPF (the outside host is not the domain's MX) and carries no signature, so DMARC fails; the
+    receiver must refuse it when the domain publishes ``p=reject`` and may accept it under ``p=none``.
+    """
+    domain = part3.part1.domain
+    token = f"mailkit forged {secrets.token_hex(4)}"
+    host = receiver.RECEIVER.host
+    argv = ["swaks", "--server", host, "--helo", host, "--to", RECIPIENT, "--from", f"alice@{domain}",
+            "--header", f"Subject: {token}"]  # fmt: skip
+    said = outside.run(argv, check=False).stdout
+    reply = next((line[4:].strip() for line in said.splitlines() if line.startswith("<** ")), "accepted")
+    wanted = part3.dmarc_policy == "reject"
+    refused = reply.startswith("550") and "DMARC" in reply.upper()
+    return [
+        CheckResult(
+            "dmarc",
+            f"a forged From: alice@{domain} is {'refused' if wanted else 'delivered (p=none only reports)'}",
+            refused == wanted,
+            reply[:70],
+            f"{GUIDE} section 9: p=reject in _dmarc.{domain}",
+        )
+    ]
+
+
+def user_message(outside: Connection) -> bytes | None:
+    """The newest message alice sent through submission in :func:`verify`, as the receiver stored it."""
+    for raw in reversed(receiver.messages(outside, RECIPIENT)):
+        subject = email.message_from_bytes(raw, policy=email.policy.compat32)["Subject"] or ""
+        if re.fullmatch(r"mailkit part 3 [0-9a-f]{8}", subject):
+            return raw
+    return None

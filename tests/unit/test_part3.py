@@ -1,0 +1,51 @@
+"""Part 3's desired state, without a host: records, keys, rspamd files and refusals of bad parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailkit.dnsrecords import txt_text
+from mailkit.guide.part1 import Part1
+from mailkit.guide.part3 import DKIM_DIR, NETWORK_MODULES, Part3
+from mailkit.resources import File, GeneratedKey
+from mailkit.values import ValueRejected
+
+KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "k" * 342 + "IDAQAB"
+
+
+def test_records_cover_every_domain_and_the_helo_name() -> None:
+    part3 = Part3(Part1("example.org", ["b.example.org"]))
+    records = {(r.name, r.rtype): [txt_text(v) for v in r.values] for r in part3.records({"example.org": KEY})}
+    assert records[("mail.example.org", "TXT")] == ["v=spf1 a -all"]
+    assert records[("example.org", "TXT")] == records[("b.example.org", "TXT")] == ["v=spf1 mx -all"]
+    assert records[("s202611._domainkey.example.org", "TXT")] == [f"v=DKIM1; k=rsa; p={KEY}"]
+    assert ("s202611._domainkey.b.example.org", "TXT") not in records, "no key read back, no record"
+    assert records[("_dmarc.b.example.org", "TXT")] == ["v=DMARC1; p=none; rua=mailto:postmaster@b.example.org"]
+    assert all("pct=" not in v for values in records.values() for v in values), "RFC 9989 has no pct"
+
+
+def test_keys_are_made_on_the_host_for_rspamd_only() -> None:
+    keys = [r for r in Part3(Part1("example.org", ["b.example.org"])).dkim_keys() if isinstance(r, GeneratedKey)]
+    assert [k.path for k in keys] == [f"{DKIM_DIR}/example.org.s202611.key", f"{DKIM_DIR}/b.example.org.s202611.key"]
+    assert {(k.owner, k.mode, k.bits, k.service) for k in keys} == {("_rspamd", 0o600, 2048, "rspamd")}
+
+
+def test_network_modules_are_off_only_offline() -> None:
+    def switched_off(part3: Part3) -> set[str]:
+        return {
+            r.path
+            for r in part3.rspamd_config()
+            if isinstance(r, File) and r.present and "enabled = false" in r.data.decode()
+        }
+
+    assert switched_off(Part3(Part1(), offline=True)) == {f"/etc/rspamd/local.d/{m}.conf" for m in NETWORK_MODULES}
+    assert switched_off(Part3(Part1())) == set(), "a real server keeps them (and has the files removed)"
+    signing = Part3(Part1(), "s2027a").rspamd_config()[0]
+    assert isinstance(signing, File) and 'selector = "s2027a";' in signing.data.decode()
+    assert "sign_local = true;" in signing.data.decode() and "sign_authenticated = true;" in signing.data.decode()
+
+
+@pytest.mark.parametrize(("field", "value"), [("selector", "2026 11"), ("selector", "S_1"), ("dmarc_policy", "block")])
+def test_bad_parameters_are_refused(field: str, value: str) -> None:
+    with pytest.raises(ValueRejected):
+        Part3(Part1(), **{field: value})
