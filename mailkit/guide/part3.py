@@ -35,6 +35,9 @@ RSPAMD_MILTER = f"inet:localhost:{RSPAMD_MILTER_PORT}"
 #: lab, which has no internet; on a real server they stay on (part 4 explains them).
 NETWORK_MODULES = ("rbl", "fuzzy_check", "asn", "url_redirector", "emails", "phishing")
 DMARC_POLICIES = ("none", "quarantine", "reject")
+#: The system's CAs in one file: read before Postfix's smtp client enters its chroot (a CApath directory is
+#: read during the handshake, inside the chroot, where bookworm's chrooted smtp cannot see it).
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _SELECTOR = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
@@ -100,7 +103,7 @@ class Part3:
             Postconf(
                 {
                     "smtp_tls_security_level": "may",
-                    "smtp_tls_CApath": "/etc/ssl/certs",
+                    "smtp_tls_CAfile": CA_BUNDLE,
                     "smtp_tls_loglevel": "1",
                     "smtp_tls_protocols": TLS_PROTOCOLS,
                 }

@@ -18,7 +18,7 @@ from typing import Any
 from mailkit.checks import CheckResult
 from mailkit.dnsrecords import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
-from mailkit.guide.part3 import GUIDE, RSPAMD_USER, Part3
+from mailkit.guide.part3 import CA_BUNDLE, GUIDE, RSPAMD_USER, Part3
 from mailkit.headers import verdicts
 from mailkit.lab import receiver
 from mailkit.remote_client import run_client
@@ -218,7 +218,7 @@ def verify(
             "the sender trusted the receiver's certificate",
             trusted,
             "Trusted TLS connection" if trusted else "no trusted TLS line in the log",
-            f"{GUIDE} section 7: smtp_tls_CApath = /etc/ssl/certs",
+            f"{GUIDE} section 7: smtp_tls_CAfile = {CA_BUNDLE}",
         )
     )
     keys = mail.run(["sh", "-c", 'stat -c "%U %a" "$@"', "sh", *map(part3.key_path, part3.domains)]).stdout.split("\n")
