@@ -12,6 +12,7 @@ published. DNS records are desired state like files (:mod:`mailkit.dnsrecords`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -127,15 +128,33 @@ class Part3:
 
         ``public_keys`` maps each domain to its DKIM public key (base64 DER, read from the server).
         """
-        host = self.part1.hostname
-        records = [RecordSet(host, "TXT", (txt("v=spf1 a -all"),))]
+        records = [RecordSet(self.part1.hostname, "TXT", (txt("v=spf1 a -all"),))]
         for domain in self.domains:
             records.append(RecordSet(domain, "TXT", (txt("v=spf1 mx -all"),)))
-            if public_keys.get(domain):
-                key = f"v=DKIM1; k=rsa; p={public_keys[domain]}"
-                records.append(RecordSet(f"{self.selector}._domainkey.{domain}", "TXT", (txt(key),)))
+            records += self.dkim_records({d: k for d, k in public_keys.items() if d == domain})
             records.append(RecordSet(f"_dmarc.{domain}", "TXT", (txt(self.dmarc_value(domain)),)))
         return records
+
+    def dkim_records(self, public_keys: dict[str, str]) -> list[RecordSet]:
+        """The DKIM public key of each domain, at ``<selector>._domainkey.<domain>``."""
+        return [
+            RecordSet(f"{self.selector}._domainkey.{domain}", "TXT", (txt(f"v=DKIM1; k=rsa; p={key}"),))
+            for domain, key in public_keys.items()
+            if key
+        ]
+
+    # -- key rotation ------------------------------------------------------------------------------
+    def rotated(self, selector: str) -> Part3:
+        """The same part with a new key name: new keys are made for it and signing switches to it."""
+        return dataclasses.replace(self, selector=selector)
+
+    def retired_records(self) -> list[RecordSet]:
+        """This selector's DKIM records, deleted (once no message signed with it needs verifying)."""
+        return [RecordSet(f"{self.selector}._domainkey.{domain}", "TXT", ()) for domain in self.domains]
+
+    def retire(self) -> list[Resource]:
+        """This selector's private keys, removed from the server (a copy stays in the apply's backup)."""
+        return [File(self.key_path(domain), present=False, secret=True, service="rspamd") for domain in self.domains]
 
 
 def publish(records: list[RecordSet], target: str, lookup: Lookup) -> RecordPlan | ZoneText:

@@ -44,6 +44,17 @@ def dns_checks(part3: Part3, records: list[RecordSet], lookup: Lookup, nameserve
             )
         )
     host = part3.part1.hostname
+    for domain in part3.domains:
+        exchanges = [answer.split()[-1].rstrip(".") for answer in lookup(domain, "MX")]
+        results.append(
+            CheckResult(
+                "dns",
+                f"MX {domain} names {host}",
+                exchanges == [host],
+                " ".join(exchanges) or "no MX",
+                "01-postfix.ipynb section 1: the domain's MX record names the server",
+            )
+        )
     for rtype in ("A", "AAAA"):
         for address in lookup(host, rtype):
             names = lookup(_reverse(address), "PTR")
@@ -164,20 +175,16 @@ def _judged(
     ]
 
 
-def verify(
-    part3: Part3, part2: Part2, mail: Connection, outside: Connection, lookup: Lookup, public_keys: dict[str, str]
-) -> list[CheckResult]:
-    """Part 3 in the lab: DNS, then mail from a user and from the server judged by the receiver."""
-    from mailkit.lab.dns import NAMESERVER
+BODY = "A message sent by a logged-in user, to be signed.\r\n"
 
+
+def _send_as_user(
+    part3: Part3, part2: Part2, outside: Connection, body: str = BODY
+) -> tuple[bytes, email.message.Message] | None:
+    """The first mailbox of the main domain sends to the receiver on 587 (logged in); what the receiver stored."""
     domain = part3.part1.domain
-    results = dns_checks(part3, part3.records(public_keys), lookup, NAMESERVER.fqdn)
     user = next(m for m in part3.part1.mailboxes if m.endswith("@" + domain))
-    since = mail.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
-
     token = f"mailkit part 3 {secrets.token_hex(4)}"
-    body = "A message sent by a logged-in user, to be signed.\r\n"
-    data = f"From: {user}\r\nTo: {RECIPIENT}\r\nSubject: {token}\r\n\r\n{body}"
     request: dict[str, Any] = {
         "protocol": "smtp",
         "host": part3.part1.hostname,
@@ -187,10 +194,23 @@ def verify(
         "password": part2.passwords[user].reveal(),
         "mail_from": user,
         "rcpt": RECIPIENT,
-        "data": data,
+        "data": f"From: {user}\r\nTo: {RECIPIENT}\r\nSubject: {token}\r\n\r\n{body}",
     }
     sent = run_client(outside, request)
-    found = _wait_for(outside, token) if sent.get("data", [0])[0] == 250 else None
+    return _wait_for(outside, token) if sent.get("data", [0])[0] == 250 else None
+
+
+def verify(
+    part3: Part3, part2: Part2, mail: Connection, outside: Connection, lookup: Lookup, public_keys: dict[str, str]
+) -> list[CheckResult]:
+    """Part 3 in the lab: DNS, then mail from a user and from the server judged by the receiver."""
+    from mailkit.lab.dns import NAMESERVER
+
+    domain = part3.part1.domain
+    results = dns_checks(part3, part3.records(public_keys), lookup, NAMESERVER.fqdn)
+    since = mail.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    body = BODY
+    found = _send_as_user(part3, part2, outside, body)
     results += _judged("mail from a user (587)", found, part3, domain, lookup)
     if found is not None:
         altered = found[0].replace(body.strip().encode(), b"A message changed on its way.")
@@ -268,3 +288,40 @@ def user_message(outside: Connection) -> bytes | None:
         if re.fullmatch(r"mailkit part 3 [0-9a-f]{8}", subject):
             return raw
     return None
+
+
+def signed_message(outside: Connection, selector: str) -> bytes | None:
+    """The newest message from a user (sent by :func:`verify`) that carries a signature by ``selector``."""
+    for raw in reversed(receiver.messages(outside, RECIPIENT)):
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        subject = message["Subject"] or ""
+        tags = " ".join(str(v) for v in message.get_all("DKIM-Signature", []))
+        if re.fullmatch(r"mailkit part 3 [0-9a-f]{8}", subject) and re.search(rf"\bs={re.escape(selector)};", tags):
+            return raw
+    return None
+
+
+def rotation(old: Part3, new: Part3, part2: Part2, outside: Connection, lookup: Lookup) -> list[CheckResult]:
+    """With both keys published and signing switched: old mail still verifies, new mail is signed with the new key."""
+    earlier = signed_message(outside, old.selector)
+    still = earlier is not None and dkim_verifies(earlier, lookup)
+    results = [
+        CheckResult("rotation", f"a message signed earlier with {old.selector} still verifies", still,
+                    "pass" if still else "fail", f"{GUIDE} section 11: keep the old record published"),
+    ]  # fmt: skip
+    found = _send_as_user(new, part2, outside)
+    judged = [r for r in _judged("after the switch", found, new, new.part1.domain, lookup) if "DKIM" in r.name]
+    return results + judged
+
+
+def after_retirement(old: Part3, new: Part3, outside: Connection, lookup: Lookup) -> list[CheckResult]:
+    """With the old record deleted, old mail no longer verifies (which is why it stayed published) and new mail does."""
+    earlier, later = signed_message(outside, old.selector), signed_message(outside, new.selector)
+    old_fails = earlier is not None and not dkim_verifies(earlier, lookup)
+    new_passes = later is not None and dkim_verifies(later, lookup)
+    return [
+        CheckResult("rotation", f"a message signed with the retired {old.selector} no longer verifies", old_fails,
+                    "fail (as expected)" if old_fails else "still passes", f"{GUIDE} section 11"),
+        CheckResult("rotation", f"a message signed with {new.selector} verifies", new_passes,
+                    "pass" if new_passes else "fail", f"{GUIDE} section 11"),
+    ]  # fmt: skip

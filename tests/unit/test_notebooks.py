@@ -125,3 +125,10 @@ def test_every_part3_postfix_setting_is_explained_with_its_reference_link() -> N
 
     named = set(re.findall(r"section (\d+)", Path(part3_checks.__file__).read_text()))
     assert named and named <= anchors
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")), ids=lambda p: p.name)
+def test_no_private_key_or_password_hash_in_any_stored_output(path: Path) -> None:
+    outputs = json.dumps([c.get("outputs", []) for c in json.loads(path.read_text())["cells"]])
+    assert "PRIVATE KEY" not in outputs
+    assert not re.search(r"\{(ARGON2ID|BLF-CRYPT|SHA512-CRYPT)\}\$", outputs), "a password hash in an output"

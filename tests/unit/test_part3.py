@@ -49,3 +49,19 @@ def test_network_modules_are_off_only_offline() -> None:
 def test_bad_parameters_are_refused(field: str, value: str) -> None:
     with pytest.raises(ValueRejected):
         Part3(Part1(), **{field: value})
+
+
+def test_rotation_makes_new_keys_under_a_new_name_and_retires_the_old_ones_whole() -> None:
+    old = Part3(Part1("example.org", ["b.example.org"]))
+    new = old.rotated("s202612")
+    assert new.key_path("example.org").endswith("example.org.s202612.key") and new.part1 is old.part1
+    both = old.dkim_records({"example.org": KEY}) + new.dkim_records({"example.org": KEY + "x"})
+    assert [r.name for r in both] == ["s202611._domainkey.example.org", "s202612._domainkey.example.org"]
+    gone = old.retired_records()
+    assert [(r.name, r.values) for r in gone] == [
+        ("s202611._domainkey.example.org", ()),
+        ("s202611._domainkey.b.example.org", ()),
+    ]
+    removed = old.retire()
+    assert all(isinstance(r, File) and not r.present and r.secret for r in removed)
+    assert [r.path for r in removed if isinstance(r, File)] == [old.key_path(d) for d in old.domains]
