@@ -69,12 +69,13 @@ class Part3:
         return [Packages(("rspamd",))]
 
     def dkim_keys(self) -> list[Resource]:
-        """One RSA-2048 key per domain, made on the server; readable by rspamd only."""
+        """One RSA-2048 key per domain, made on the server; readable by rspamd only.
+
+        rspamd reads a key when it first signs with it, so a new key needs no restart (restarting rspamd
+        waits up to 16 s for Postfix's open milter sessions); the configuration that names it does.
+        """
         folder = Directory(DKIM_DIR, owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o750)
-        keys = [
-            GeneratedKey(self.key_path(d), owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o600, service="rspamd")
-            for d in self.domains
-        ]
+        keys = [GeneratedKey(self.key_path(d), owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o600) for d in self.domains]
         return [folder, *keys]
 
     def rspamd_config(self) -> list[Resource]:
@@ -154,7 +155,7 @@ class Part3:
 
     def retire(self) -> list[Resource]:
         """This selector's private keys, removed from the server (a copy stays in the apply's backup)."""
-        return [File(self.key_path(domain), present=False, secret=True, service="rspamd") for domain in self.domains]
+        return [File(self.key_path(domain), present=False, secret=True) for domain in self.domains]
 
 
 def publish(records: list[RecordSet], target: str, lookup: Lookup) -> RecordPlan | ZoneText:

@@ -136,6 +136,10 @@ def _judged(
     wanted_dkim = signer.get("header.d") == domain and signer.get("header.s") == part3.selector
     received = " ".join(str(message.get_all("Received", [""])[0]).split())
     second = dkim_verifies(raw, lookup)
+    stale_key_hint = (
+        f"{GUIDE} section 11: the receiver still holds the key it cached for {part3.selector} earlier (a new key "
+        "under a used selector); wait for the record's TTL, or sign with a new SELECTOR"
+    )
     return [
         CheckResult(
             "receiver",
@@ -149,7 +153,9 @@ def _judged(
             f"{kind}: DKIM at the receiver ({domain}, {part3.selector})",
             dkim == "pass" and wanted_dkim,
             f"dkim={dkim} {signer.get('header.d', '')} {signer.get('header.s', '')}".strip(),
-            f"{GUIDE} section 4: rspamd signs mail whose From: domain has a key",
+            stale_key_hint
+            if dkim == "fail" and second
+            else f"{GUIDE} section 4: rspamd signs mail whose From: domain has a key",
         ),
         CheckResult(
             "receiver",
