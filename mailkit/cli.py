@@ -61,6 +61,16 @@ def main() -> None:
     """mailkit: the self-hosted mail server guide, executable."""
 
 
+@main.command()
+@click.argument("message", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly_errors
+def headers(message: Path) -> None:
+    """Explain a received MESSAGE's trace and authentication headers in plain words (a file, e.g. from a Maildir)."""
+    from mailkit.headers import explain
+
+    click.echo(str(explain(message.read_bytes())))
+
+
 @main.group()
 def lab() -> None:
     """The disposable Debian lab: mail, outside and dns hosts on 198.51.100.0/24."""

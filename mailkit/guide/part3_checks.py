@@ -116,9 +116,53 @@ def dkim_verifies(raw: bytes, lookup: Lookup) -> bool:
         return False
 
 
+def spf_verdict(message: email.message.Message, nameserver: str) -> str:
+    """pyspf's verdict for the hop the receiver took ``message`` from, asking ``nameserver`` only.
+
+    The client address and HELO name come from the receiver's own ``Received:`` line, the envelope
+    sender from ``Return-Path:``.
+    """
+    import dns.exception
+    import dns.resolver
+    import spf
+
+    received = " ".join(str(message.get_all("Received", [""])[0]).split())
+    hop = re.match(r"from (\S+) \(\S+ \[(?:IPv6:)?([0-9A-Fa-f:.]+)\]\)", received)
+    sender = str(message.get("Return-Path", "")).strip("<> ")
+    if not hop or not sender:
+        return "unreadable"
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [nameserver]
+
+    def lookup(name: str, qtype: str, tcpfallback: bool = True, timeout: int = 30) -> list[tuple[Any, Any]]:
+        try:
+            answers = resolver.resolve(name, qtype, lifetime=timeout)
+        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            return []
+        except dns.exception.DNSException as exc:
+            raise spf.TempError(f"DNS {exc}") from None
+        shown = {
+            "A": lambda r: r.address,
+            "AAAA": lambda r: r.address,
+            "MX": lambda r: (r.preference, r.exchange),
+            "PTR": lambda r: r.target.to_text(True),
+            "TXT": lambda r: r.strings,
+        }[qtype]
+        return [((name, qtype), shown(r)) for r in answers]
+
+    usual, spf.DNSLookup = spf.DNSLookup, lookup  # pyspf asks its module-level lookup function
+    try:
+        return str(spf.check2(i=hop[2], s=sender, h=hop[1])[0])
+    finally:
+        spf.DNSLookup = usual
+
+
 def _judged(
     kind: str, found: tuple[bytes, email.message.Message] | None, part3: Part3, domain: str, lookup: Lookup
 ) -> list[CheckResult]:
+    from mailkit.lab.dns import NAMESERVER
+
+    nameserver = NAMESERVER.address  # the receiver checks are lab-only
     if found is None:
         return [
             CheckResult(
@@ -136,6 +180,7 @@ def _judged(
     wanted_dkim = signer.get("header.d") == domain and signer.get("header.s") == part3.selector
     received = " ".join(str(message.get_all("Received", [""])[0]).split())
     second = dkim_verifies(raw, lookup)
+    spf_again = spf_verdict(message, nameserver)
     stale_key_hint = (
         f"{GUIDE} section 11: the receiver still holds the key it cached for {part3.selector} earlier (a new key "
         "under a used selector); wait for the record's TTL, or sign with a new SELECTOR"
@@ -163,6 +208,9 @@ def _judged(
             dmarc == "pass",
             f"dmarc={dmarc}",
             f"{GUIDE} section 5",
+        ),
+        CheckResult(
+            "receiver", f"{kind}: SPF checked again by pyspf", spf_again == "pass", spf_again, f"{GUIDE} section 3"
         ),
         CheckResult(
             "receiver",

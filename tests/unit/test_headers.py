@@ -38,3 +38,14 @@ def test_trace_verdicts_and_signature_in_plain_words() -> None:
     assert rows[6].header == "DKIM-Signature" and "s=s202611 (selector" in says[6] and "b=def" not in says[6]
     shown = explain(RECEIVED)._repr_html_()
     assert shown.startswith("<table>") and "&lt;s&gt;._domainkey" in shown and "<s>" not in shown, "text is escaped"
+
+
+def test_the_terminal_command_prints_the_same_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from mailkit.cli import main
+
+    message = tmp_path / "message.eml"
+    message.write_bytes(RECEIVED)
+    shown = CliRunner().invoke(main, ["headers", str(message)])
+    assert shown.exit_code == 0 and shown.output == str(explain(RECEIVED)) + "\n"
