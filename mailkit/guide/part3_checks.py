@@ -12,7 +12,6 @@ import email.message
 import email.policy
 import re
 import secrets
-import time
 from typing import Any
 
 from mailkit.checks import CheckResult
@@ -89,14 +88,7 @@ def _authentication_results(message: email.message.Message, authserv: str) -> di
 
 
 def _wait_for(outside: Connection, token: str, seconds: float = 30) -> tuple[bytes, email.message.Message] | None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for raw in reversed(receiver.messages(outside, RECIPIENT)):
-            message = email.message_from_bytes(raw, policy=email.policy.compat32)
-            if message["Subject"] == token:
-                return raw, message
-        time.sleep(0.3)
-    return None
+    return receiver.newest(outside, RECIPIENT, lambda m: m["Subject"] == token, seconds=seconds)
 
 
 def dkim_verifies(raw: bytes, lookup: Lookup) -> bool:
@@ -335,24 +327,24 @@ def forged_sender_refused(part3: Part3, outside: Connection) -> list[CheckResult
     ]
 
 
+_USER_SUBJECT = re.compile(r"mailkit part 3 [0-9a-f]{8}")
+
+
 def user_message(outside: Connection) -> bytes | None:
     """The newest message alice sent through submission in :func:`verify`, as the receiver stored it."""
-    for raw in reversed(receiver.messages(outside, RECIPIENT)):
-        subject = email.message_from_bytes(raw, policy=email.policy.compat32)["Subject"] or ""
-        if re.fullmatch(r"mailkit part 3 [0-9a-f]{8}", subject):
-            return raw
-    return None
+    found = receiver.newest(outside, RECIPIENT, lambda m: bool(_USER_SUBJECT.fullmatch(m["Subject"] or "")))
+    return found[0] if found else None
 
 
 def signed_message(outside: Connection, selector: str) -> bytes | None:
-    """The newest message from a user (sent by :func:`verify`) that carries a signature by ``selector``."""
-    for raw in reversed(receiver.messages(outside, RECIPIENT)):
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-        subject = message["Subject"] or ""
-        tags = " ".join(str(v) for v in message.get_all("DKIM-Signature", []))
-        if re.fullmatch(r"mailkit part 3 [0-9a-f]{8}", subject) and re.search(rf"\bs={re.escape(selector)};", tags):
-            return raw
-    return None
+    """The newest such message that carries a signature by ``selector``."""
+
+    def wanted(message: email.message.Message) -> bool:
+        tags = "".join("".join(str(v).split()) for v in message.get_all("DKIM-Signature", []))  # unfolded
+        return bool(_USER_SUBJECT.fullmatch(message["Subject"] or "")) and f";s={selector};" in tags
+
+    found = receiver.newest(outside, RECIPIENT, wanted)
+    return found[0] if found else None
 
 
 def rotation(old: Part3, new: Part3, part2: Part2, outside: Connection, lookup: Lookup) -> list[CheckResult]:

@@ -15,6 +15,11 @@ Messages land in a Maildir the checks read over SSH.
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailkit import engine
@@ -150,3 +155,18 @@ def messages(outside: Connection, address: str) -> list[bytes]:
         check=False,
     ).stdout
     return [outside.read(line.split(" ", 1)[1]) for line in listing.splitlines() if " " in line]
+
+
+def newest(
+    outside: Connection, address: str, wanted: Callable[[email.message.Message], bool], *, seconds: float = 0
+) -> tuple[bytes, email.message.Message] | None:
+    """The newest message in ``address``'s Maildir that ``wanted`` accepts, waiting up to ``seconds`` for one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for raw in reversed(messages(outside, address)):
+            message = email.message_from_bytes(raw, policy=email.policy.compat32)
+            if wanted(message):
+                return raw, message
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.3)

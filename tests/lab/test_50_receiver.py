@@ -45,14 +45,8 @@ def outside(lab: Lab) -> Iterator[Connection]:
 
 
 def _wait_for(outside: Connection, token: str, seconds: float = 30) -> email.message.Message | None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for raw in receiver.messages(outside, DANA):
-            message = email.message_from_bytes(raw)
-            if message["Subject"] == token:
-                return message
-        time.sleep(0.3)
-    return None
+    found = receiver.newest(outside, DANA, lambda m: m["Subject"] == token, seconds=seconds)
+    return found[1] if found else None
 
 
 def _send_from_mail(token: str) -> None:

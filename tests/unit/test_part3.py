@@ -65,3 +65,35 @@ def test_rotation_makes_new_keys_under_a_new_name_and_retires_the_old_ones_whole
     removed = old.retire()
     assert all(isinstance(r, File) and not r.present and r.secret for r in removed)
     assert [r.path for r in removed if isinstance(r, File)] == [old.key_path(d) for d in old.domains]
+
+
+class _Maildir:
+    """Stands in for the outside host: a Maildir listing and the files in it (oldest first)."""
+
+    def __init__(self, files: list[bytes]) -> None:
+        self.files = {f"/m/new/{i}": raw for i, raw in enumerate(files)}
+
+    def run(self, argv: list[str], **_: object) -> object:
+        from mailkit.result import Result
+
+        return Result("find", "".join(f"{i} {path}\n" for i, path in enumerate(self.files)), "", 0)
+
+    def read(self, path: str) -> bytes:
+        return self.files[path]
+
+
+def test_the_newest_user_message_signed_by_a_selector_is_found_even_when_folded() -> None:
+    from mailkit.guide.part3_checks import signed_message, user_message
+
+    def message(subject: str, selector: str) -> bytes:
+        signature = f"DKIM-Signature: v=1; a=rsa-sha256; d=example.org;\r\n\ts={selector}; h=from; bh=x; b=y\r\n"
+        return (signature + f"Subject: {subject}\r\n\r\nbody\r\n").encode()
+
+    outside = _Maildir(
+        [message("mailkit part 3 0000000a", "s202611"), message("mailkit part 3 0000000b", "s202612"),
+         message("mailkit forged 0000000c", "s202611")]
+    )  # fmt: skip
+    assert b"0000000a" in (signed_message(outside, "s202611") or b"")  # type: ignore[arg-type]
+    assert b"0000000b" in (signed_message(outside, "s202612") or b"")  # type: ignore[arg-type]
+    assert signed_message(outside, "s2026") is None  # type: ignore[arg-type]
+    assert b"0000000b" in (user_message(outside) or b""), "the newest user message, not the forged one"  # type: ignore[arg-type]
