@@ -141,7 +141,13 @@ def run_client(outside: Connection, request: dict[str, Any]) -> dict[str, Any]:
     """Run one SMTP or IMAP conversation from ``outside``; return what it saw (see ``CLIENT``)."""
     if request.get("mode") == "plain" and request.get("password") and not request.get("throwaway"):
         raise UsageError("a real password is never sent without TLS: use throwaway_login() to probe cleartext")
-    result = outside.run(["python3", "-c", CLIENT], input=json.dumps(request), check=False, timeout=120)
+    return run_program(outside, CLIENT, request)
+
+
+def run_program(outside: Connection, program: str, request: dict[str, Any], timeout: int = 180) -> dict[str, Any]:
+    """Run a standard-library Python ``program`` on ``outside``: the request (passwords too) on its standard
+    input as JSON, never on a command line; its JSON answer back."""
+    result = outside.run(["python3", "-c", program], input=json.dumps(request), check=False, timeout=timeout)
     try:
         return json.loads(result.stdout)
     except ValueError:

@@ -74,8 +74,16 @@ for _svc in (
     # Restarted, not reloaded: a reload soon after a start left rspamd 3.12 without workers for 20 s. Its
     # first starts after installation take over 10 s (2 CPUs) before the milter port opens.
     Service(
-        "rspamd", "rspamd", ("systemctl", "restart", "rspamd"), ports=f"echo {RSPAMD_MILTER_PORT}", start_seconds=90
+        "rspamd",
+        "rspamd",
+        ("systemctl", "restart", "rspamd"),
+        ports=f"echo {RSPAMD_MILTER_PORT}",
+        after=("redis-server", "valkey-server"),
+        start_seconds=90,
     ),
+    # rspamd's memory for Bayes (part 4): Redis in bookworm, Valkey (its community fork) from trixie on.
+    _systemd("redis-server", ports="echo 6379"),
+    _systemd("valkey-server", ports="echo 6379"),
     _systemd("named"),
 ):
     register(_svc)

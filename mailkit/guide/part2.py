@@ -25,6 +25,7 @@ from mailkit.templates import Templates
 from mailkit.values import Password, RemotePath
 
 GUIDE = "02-dovecot.ipynb"
+DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
 #: The two Dovecot generations the guide serves, as Debian ships them (for the side-by-side section).
 RELEASE_FACTS = (
     HostFacts("bookworm", "3.7.11-0+deb12u1", "1:2.3.19.1+dfsg1-2.1+deb12u1"),
@@ -73,9 +74,11 @@ class Part2:
             File(self.key_file, key, mode=0o600, secret=True, service=users),
         ]
 
-    def dovecot_config(self, facts: HostFacts) -> str:
+    def dovecot_config(self, facts: HostFacts, sieve: Mapping[str, str] | None = None) -> str:
+        """dovecot.conf for this host's Dovecot; ``sieve`` (part 4's paths) adds Sieve and ManageSieve."""
         layout = self.part1.layout
         context = {
+            "sieve": sieve,
             **facts.as_context(),
             "vmail_user": layout.vmail_user,
             "vmail_uid": layout.vmail_uid,
@@ -87,9 +90,11 @@ class Part2:
         }
         return Templates().render("dovecot/dovecot.conf", context)
 
-    def dovecot(self, facts: HostFacts) -> list[Resource]:
+    def dovecot(self, facts: HostFacts, sieve: Mapping[str, str] | None = None) -> list[Resource]:
         check = ("doveconf", "-n", "-c", CANDIDATE)  # the candidate, before it replaces the live file
-        return [File("/etc/dovecot/dovecot.conf", self.dovecot_config(facts), service="dovecot", check=check)]
+        content = self.dovecot_config(facts, sieve)
+        # A new service (ManageSieve's listener) needs a restart: a reload leaves 2.4 without its socket directory.
+        return [File(DOVECOT_CONF, content, service="dovecot", check=check, restart=sieve is not None)]
 
     def users(self) -> list[Resource]:
         """The passwd-file: existing hashes kept, new mailboxes hashed on the server (at apply time)."""

@@ -18,7 +18,9 @@ from collections.abc import Iterable
 
 from mailkit.errors import LabError
 from mailkit.lab.layout import (
+    BLOCKLIST_ZONE,
     HOSTS,
+    LISTED_ADDRESS,
     REVERSE_ZONE_V4,
     REVERSE_ZONE_V6,
     TSIG_KEY_NAME,
@@ -70,10 +72,24 @@ def zone_files() -> dict[str, str]:
     mail, outside = HOSTS["mail"].fqdn, HOSTS["outside"].fqdn
     records["example.org"] += [f"@ IN MX 10 {mail}.", f"b IN NS {NAMESERVER.fqdn}."]
     records["b.example.org"].append(f"@ IN MX 10 {mail}.")
-    records["example.net"].append(f"@ IN MX 10 {outside}.")
+    records["example.net"] += [f"@ IN MX 10 {outside}.", f"bl IN NS {NAMESERVER.fqdn}."]
+    records[BLOCKLIST_ZONE] += blocklist_records()
     files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
     files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])
     return files
+
+
+def blocklist_records() -> list[str]:
+    """The lab block list: the listed sender, and RFC 5782's 127.0.0.2 test entry every list carries.
+
+    >>> blocklist_records()[0]
+    '66.100.51.198.bl.example.net. IN A 127.0.0.2'
+    """
+    records = []
+    for address in (LISTED_ADDRESS, "127.0.0.2"):
+        name = ".".join(reversed(address.split("."))) + f".{BLOCKLIST_ZONE}."
+        records += [f"{name} IN A 127.0.0.2", f'{name} IN TXT "listed by the mailkit lab block list"']
+    return records
 
 
 def zone_filename(zone: str) -> str:

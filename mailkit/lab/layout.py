@@ -46,6 +46,8 @@ class HostSpec:
     mac: str
     layer: str | None  # extra packages layered over the base rootfs, or None for a plain server
     description: str
+    #: More IPv4 addresses on the same link, each playing another sender on "the internet".
+    extra_addresses: tuple[str, ...] = ()
 
     @property
     def netns(self) -> str:
@@ -93,12 +95,20 @@ HOSTS: dict[str, HostSpec] = {
             "02:00:c6:33:64:64",
             "outside",
             "a host on 'the internet' with the clients the checks use",
+            ("198.51.100.66", "198.51.100.67"),
         ),
     )
 }
 
+#: Senders part 4 refuses, played by the outside host's extra addresses: one is on the lab's block
+#: list, the other is a spam bot that talks before the greeting (and so is never cached as "passed").
+LISTED_ADDRESS = "198.51.100.66"
+BOT_ADDRESS = "198.51.100.67"
+#: The lab's own DNS block list (RFC 5782 layout), answering like a real one does, offline.
+BLOCKLIST_ZONE = "bl.example.net"
+
 #: Zones the lab DNS serves; mailkit may add and replace records in them while the lab runs.
-ZONES: tuple[str, ...] = ("example.org", "b.example.org", "example.net")
+ZONES: tuple[str, ...] = ("example.org", "b.example.org", "example.net", BLOCKLIST_ZONE)
 REVERSE_ZONE_V4 = "100.51.198.in-addr.arpa"
 REVERSE_ZONE_V6 = "0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa"
 TSIG_KEY_NAME = "mailkit-lab."

@@ -60,6 +60,7 @@ def host_commands(spec: HostSpec) -> list[list[str]]:
         _in(ns, "link", "set", "eth0", "address", spec.mac),
         _in(ns, "addr", "add", f"{spec.address}/{_V4_PREFIX}", "dev", "eth0"),
         _in(ns, "-6", "addr", "add", f"{spec.address6}/{_V6_PREFIX}", "dev", "eth0", "nodad"),
+        *[_in(ns, "addr", "add", f"{extra}/{_V4_PREFIX}", "dev", "eth0") for extra in spec.extra_addresses],
         _in(ns, "link", "set", "eth0", "up"),
         _in(ns, "route", "add", "default", "via", GATEWAY_V4),
         _in(ns, "-6", "route", "add", "default", "via", GATEWAY_V6),

@@ -5,9 +5,9 @@ The engine imports only :mod:`.base`; a new kind of resource is a new class here
 """
 
 from mailkit.resources.base import Change, Resource, Script, SharedStage, unified_diff
-from mailkit.resources.dovecot import PasswdFile, PasswdUser
+from mailkit.resources.dovecot import PasswdFile, PasswdUser, SieveScript
 from mailkit.resources.files import CANDIDATE, Directory, File
-from mailkit.resources.keys import GeneratedKey
+from mailkit.resources.keys import GeneratedKey, GeneratedSecret
 from mailkit.resources.postfix import LookupTable, MasterService, Postconf
 from mailkit.resources.system import Packages, SystemAccount
 
@@ -17,6 +17,7 @@ __all__ = [
     "Directory",
     "File",
     "GeneratedKey",
+    "GeneratedSecret",
     "LookupTable",
     "MasterService",
     "Packages",
@@ -26,6 +27,7 @@ __all__ = [
     "Resource",
     "Script",
     "SharedStage",
+    "SieveScript",
     "SystemAccount",
     "unified_diff",
 ]

@@ -151,7 +151,11 @@ class Directory(Resource):
         q, path = shlex.quote, shlex.quote(self.path)
         if not self.present:
             return Script(backup=(self.path,), commit=f"rm -rf -- {path}\n")
-        # Made at stage time: candidates of files inside it are staged in it. ``save_meta`` records
+        # Made at stage time: candidates of files inside it are staged in it. Parents it creates are
+        # 0755, as parent directories are (the script's own umask is 077). ``save_meta`` records
         # its owner and mode (not its content) or that it was absent, for a restore.
-        stage = f"save_meta {path}\nmkdir -p -- {path}\nown {path} {q(self.owner)} {q(self.group)} {self.mode:o}\n"
+        stage = (
+            f"save_meta {path}\n(umask 022 && mkdir -p -- {path})\n"
+            f"own {path} {q(self.owner)} {q(self.group)} {self.mode:o}\n"
+        )
         return Script(stage=stage)

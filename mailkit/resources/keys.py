@@ -60,7 +60,7 @@ class GeneratedKey(Resource):
     def _generate(self, ref: str) -> Script:
         q, path = shlex.quote, shlex.quote(self.path)
         stage = (
-            f'mkdir -p -- "$(dirname -- {path})"\n{ref}=$(candidate {path})\n'
+            f'(umask 022 && mkdir -p -- "$(dirname -- {path})")\n{ref}=$(candidate {path})\n'
             f'openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{self.bits} -out "${ref}"\n'
             f'own "${ref}" {q(self.owner)} {q(self.group)} {self.mode:o}\n'
         )
@@ -89,3 +89,61 @@ class PublicKey(Fact["str | None"]):
         if exited != 0:
             return None
         return "".join(line for line in stdout.splitlines() if line and not line.startswith("-----"))
+
+
+@dataclass(frozen=True)
+class GeneratedSecret(Resource):
+    """A file holding a secret made on the host by ``recipe`` when the file is absent; an existing one is kept.
+
+    ``recipe`` is mailkit's own shell text (never user input) that writes the file named by ``$out``,
+    e.g. a password hash made from random bytes. Nothing of the secret is ever read back.
+
+    >>> secret = GeneratedSecret("/etc/x/pw", "openssl rand -hex 16 > \\"$out\\"", "a random password")
+    >>> secret.compare([None]).summary
+    'generate /etc/x/pw (a random password)'
+    """
+
+    path: str
+    recipe: str
+    description: str
+    owner: str = "root"
+    group: str = "root"
+    mode: int = 0o600
+    service: str | tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", RemotePath(self.path))
+        account_name(self.owner, "owner")
+        account_name(self.group, "group")
+        file_mode(self.mode)
+        if self.mode & 0o007:
+            raise ValueRejected("mode", oct(self.mode), "lets everyone read a secret")
+        service_names(self.service)
+
+    def facts(self) -> list[Fact[Any]]:
+        return [PathInfo(self.path)]  # never the content
+
+    def compare(self, values: list[Any]) -> Change | None:
+        current = values[0]
+        if current == ("file", self.mode, self.owner, self.group):
+            return None
+        services = service_names(self.service)
+        if current is None:
+            diff = f"+++ {self.path}\n(secret made on the host: never shown, never copied)\n"
+            return Change(self, f"generate {self.path} ({self.description})", diff, services, script=self._generate)
+        summary = f"{self.path}: {current[2]}:{current[3]} {current[1]:o} -> {self.owner}:{self.group} {self.mode:o}"
+        return Change(self, summary, "", services, script=self._fix)
+
+    def _generate(self, ref: str) -> Script:
+        q, path = shlex.quote, shlex.quote(self.path)
+        stage = (
+            f'(umask 022 && mkdir -p -- "$(dirname -- {path})")\n{ref}=$(candidate {path})\n'
+            f'out="${ref}"\n{self.recipe}\n'
+            f'[ -s "${ref}" ] || {{ echo "nothing was generated for {self.path}" >&2; exit 1; }}\n'
+            f'own "${ref}" {q(self.owner)} {q(self.group)} {self.mode:o}\n'
+        )
+        return Script(backup=(self.path,), stage=stage, commit=f'mv -f -- "${ref}" {path}\n')
+
+    def _fix(self, ref: str) -> Script:
+        q, path = shlex.quote, shlex.quote(self.path)
+        return Script(backup=(self.path,), commit=f"own {path} {q(self.owner)} {q(self.group)} {self.mode:o}\n")

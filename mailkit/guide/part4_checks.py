@@ -1,0 +1,482 @@
+"""Part 4's checks: each layer of inbound filtering proved from the outside host, with real clients.
+
+Every expected refusal is asserted as one (code and reason), every delivery is found where it belongs
+over IMAP, and learning is read from rspamd's own statistics. Messages carry a random token, so no
+check can pass on a message an earlier run left behind (nor can rspamd call it "already learned").
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from mailkit.checks import CheckResult
+from mailkit.guide.part2 import Part2
+from mailkit.guide.part4 import (
+    CONTROLLER_PORT,
+    GUIDE,
+    LEARN_EXTENSIONS,
+    LEARN_PLUGINS,
+    MANAGESIEVE_PORT,
+    SIEVE_DIR,
+    SIEVE_SCRIPTS,
+    Part4,
+)
+from mailkit.lab.layout import BLOCKLIST_ZONE, BOT_ADDRESS, LISTED_ADDRESS
+from mailkit.remote_client import run_program
+from mailkit.ssh import Connection
+
+#: rspamd's test strings (https://rspamd.com/doc/gtube_patterns.html): GTUBE itself asks for "reject";
+#: the same string starting with Y asks for "add header" (lab only: options.inc enables it).
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+GTUBE_ADD_HEADER = "Y" + GTUBE[1:]
+#: Where rspamd's Bayes (new schema, one set for all users) counts what it learned: hash "RS".
+BAYES_COUNTERS = "RS"
+#: Words for message bodies: Bayes learns nothing from fewer than 11 tokens.
+_WORDS = [
+    "garden",
+    "letter",
+    "harbour",
+    "winter",
+    "meeting",
+    "pencil",
+    "orchard",
+    "journey",
+    "kettle",
+    "window",
+    "violin",
+    "marble",
+    "ladder",
+    "candle",
+    "meadow",
+    "river",
+    "basket",
+    "lantern",
+    "pepper",
+    "saddle",
+    "thunder",
+    "blanket",
+    "compass",
+    "tunnel",
+]
+
+CLIENT = r"""
+import base64, imaplib, json, smtplib, socket, ssl, sys, time
+
+req = json.load(sys.stdin)
+out = {}
+ctx = ssl.create_default_context()
+ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+host = req["host"]
+imaplib.Commands.setdefault("MOVE", ("SELECTED",))
+
+def reply(r):
+    return [r[0], r[1].decode(errors="replace") if isinstance(r[1], bytes) else str(r[1])]
+
+def pregreet():
+    # What spam bots do: talk before the server has finished its greeting.
+    s = socket.create_connection((host, 25), timeout=30, source_address=(req["source"], 0))
+    s.sendall(b"EHLO bot.example.net\r\n")
+    data = b""
+    try:
+        while len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        out["timed_out"] = True
+    out["replies"] = data.decode(errors="replace").splitlines()
+
+def send():
+    source = (req["source"], 0) if req.get("source") else None
+    s = smtplib.SMTP(host, 25, timeout=90, source_address=source)
+    helo = req.get("helo", "outside.example.net")
+    s.ehlo(helo)
+    if s.has_extn("starttls"):
+        s.starttls(context=ctx)
+        s.ehlo(helo)
+    stages = [("mail", lambda: s.mail(req["mail_from"])), ("rcpt", lambda: s.rcpt(req["rcpt"])),
+              ("data", lambda: s.data(req["data"].encode()))]
+    for name, step in stages:
+        out[name] = reply(step())
+        if out[name][0] not in (250, 251):
+            break
+    try:
+        s.quit()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+def wait_for(m, folder, token, seconds):
+    deadline = time.time() + seconds
+    while True:
+        m.select(folder)
+        typ, data = m.uid("SEARCH", None, "SUBJECT", '"' + token + '"')
+        uids = data[0].split()
+        if uids or time.time() > deadline:
+            return uids
+        time.sleep(0.5)
+
+def imap():
+    m = imaplib.IMAP4_SSL(host, 993, ssl_context=ctx, timeout=30)
+    m.login(req["user"], req["password"])
+    for step in req["steps"]:
+        key = step["name"]
+        uids = wait_for(m, step["folder"], step["token"], step.get("wait", 0))
+        out[key] = {"found": len(uids)}
+        if uids and step.get("headers"):
+            typ, data = m.uid("FETCH", uids[-1], "(BODY.PEEK[HEADER])")
+            out[key]["headers"] = data[0][1].decode(errors="replace")
+        if uids and step.get("move_to"):
+            typ, data = m.uid("MOVE", uids[-1], step["move_to"])
+            out[key]["moved"] = typ
+    m.logout()
+
+def managesieve():
+    s = socket.create_connection((host, req["port"]), timeout=30)
+    f = s.makefile("rb")
+    def response():
+        lines = []
+        while True:
+            line = f.readline().decode(errors="replace").rstrip("\r\n")
+            if not line:
+                return lines + ["BYE (connection closed)"]
+            lines.append(line)
+            if line.startswith(("OK", "NO", "BYE")):
+                return lines
+    out["before_tls"] = response()
+    s.sendall(b"STARTTLS\r\n")
+    out["starttls"] = response()[-1]
+    s = ctx.wrap_socket(s, server_hostname=host)
+    f = s.makefile("rb")
+    out["after_tls"] = response()
+    token = base64.b64encode(("\0" + req["user"] + "\0" + req["password"]).encode()).decode()
+    s.sendall(('AUTHENTICATE "PLAIN" "' + token + '"\r\n').encode())
+    out["auth"] = response()[-1]
+    for name, script in req["scripts"].items():
+        data = script.encode()
+        s.sendall(b"CHECKSCRIPT {" + str(len(data)).encode() + b"+}\r\n" + data + b"\r\n")
+        out[name] = response()
+    s.sendall(b"LOGOUT\r\n")
+    response()
+
+try:
+    {"pregreet": pregreet, "send": send, "imap": imap, "managesieve": managesieve}[req["action"]]()
+except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as e:
+    out["error"] = type(e).__name__ + ": " + str(e)
+json.dump(out, sys.stdout)
+"""
+
+
+def _client(outside: Connection, request: dict[str, Any]) -> dict[str, Any]:
+    return run_program(outside, CLIENT, request)
+
+
+def token() -> str:
+    return f"mk4-{secrets.token_hex(5)}"
+
+
+def message(subject: str, body_extra: str = "", sender: str = "dana@example.net", rcpt: str = "") -> str:
+    """An RFC 5322 message with enough words for Bayes, and a unique subject."""
+    words = " ".join(secrets.choice(_WORDS) for _ in range(60))
+    return (
+        f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject}@example.net>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n"
+        f"{words}\r\n{body_extra}\r\n"
+    )
+
+
+def _reply(seen: Mapping[str, Any], stage: str) -> str:
+    answer = seen.get(stage)
+    if seen.get("error"):
+        return seen["error"][:80]
+    return f"{answer[0]} {answer[1][:70]}" if answer else "no reply"
+
+
+def _refused_at(seen: Mapping[str, Any], stage: str, code: int, reason: str) -> bool:
+    answer = seen.get(stage)
+    return bool(answer) and answer[0] == code and reason.lower() in answer[1].lower()
+
+
+# -- postscreen and restrictions -----------------------------------------------------------------------
+def _postscreen_said(mail: Connection, verdict: str, address: str) -> str:
+    """postscreen's newest log line with ``verdict`` for a client at ``address`` (empty if none)."""
+    pattern = f"{verdict} .* from \\[{re.escape(address)}\\]"
+    log = mail.run(["journalctl", "-u", "postfix*", "--since", "-2min", "-o", "cat", "--no-pager", "-g", pattern],
+                   check=False, timeout=60).stdout  # fmt: skip
+    lines = log.strip().splitlines()
+    return re.sub(r"\[\d+\]", "", lines[-1]).split(": ", 1)[-1] if lines else ""
+
+
+def screening(part4: Part4, mail: Connection, outside: Connection) -> list[CheckResult]:
+    """The bot, the listed sender and the sloppy client, each refused for its own reason."""
+    host, rcpt = part4.hostname, part4.part3.part1.mailboxes[0]
+    bot = _client(outside, {"action": "pregreet", "host": host, "source": BOT_ADDRESS})
+    replies = bot.get("replies", [])
+    # postscreen answers 521 and closes; the client's unread EHLO can turn the close into a reset that
+    # swallows the 521, so the server's own log line says what happened.
+    closed = not bot.get("timed_out") and not any(line.startswith("250") for line in replies)
+    logged = _postscreen_said(mail, "PREGREET", BOT_ADDRESS)
+    results = [
+        CheckResult(
+            "postscreen",
+            f"a client talking before the greeting ({BOT_ADDRESS}) is dropped",
+            closed and bool(logged),
+            (logged or bot.get("error") or (replies or ["nothing"])[-1])[:80],
+            f"{GUIDE} section 1: postscreen_greet_action = drop, and smtp inet runs postscreen",
+        )
+    ]
+    listed = _client(
+        outside,
+        {"action": "send", "host": host, "source": LISTED_ADDRESS, "mail_from": "x@example.net", "rcpt": rcpt},
+    )
+    zones = [site.split("*")[0].split("=")[0] for site in part4.blocklists]
+    results.append(
+        CheckResult(
+            "postscreen",
+            f"a sender listed on {zones[0]} ({LISTED_ADDRESS}) is refused, the list named",
+            _refused_at(listed, "rcpt", 550, f"blocked using {zones[0]}"),
+            _reply(listed, "rcpt"),
+            f"{GUIDE} section 2: postscreen_dnsbl_sites and the threshold; "
+            f"'dig {LISTED_ADDRESS.split('.')[3]}.100.51.198.{BLOCKLIST_ZONE}' on the server",
+        )
+    )
+    sloppy = [
+        ("a HELO that is not a full host name", {"helo": "localhost"}, 504, "need fully-qualified hostname"),
+        ("a sender domain that does not exist", {"mail_from": "x@nowhere.invalid"}, 450, "Domain not found"),
+        ("a sender address without a domain", {"mail_from": "x"}, 504, "need fully-qualified address"),
+    ]
+    for label, change, code, reason in sloppy:
+        request = {"action": "send", "host": host, "mail_from": "x@example.net", "rcpt": rcpt, **change}
+        seen = _client(outside, request)
+        stage = "mail" if _refused_at(seen, "mail", code, reason) else "rcpt"
+        results.append(
+            CheckResult(
+                "restrictions",
+                f"{label} is refused ({code})",
+                _refused_at(seen, stage, code, reason),
+                _reply(seen, stage),
+                f"{GUIDE} section 3: smtpd_helo_restrictions and smtpd_sender_restrictions",
+            )
+        )
+    return results
+
+
+# -- rspamd and Sieve ----------------------------------------------------------------------------------
+def filtering(part4: Part4, part2: Part2, outside: Connection) -> tuple[list[CheckResult], dict[str, str]]:
+    """GTUBE refused, a spammy message in Junk, an ordinary one in INBOX with the filter's headers.
+
+    Returns the results and the subjects of the delivered messages (for the learning checks).
+    """
+    host = part4.hostname
+    user = part4.part3.part1.mailboxes[0]
+    password = part2.passwords[user].reveal()
+    subjects = {"ham": token(), "junk": token(), "trash": token()}
+
+    def send(subject: str, extra: str = "") -> dict[str, Any]:
+        data = message(subject, extra, rcpt=user)
+        return _client(outside, {"action": "send", "host": host, "mail_from": "dana@example.net", "rcpt": user,
+                                 "data": data})  # fmt: skip
+
+    gtube = send(token(), GTUBE)
+    results = [
+        CheckResult(
+            "rspamd",
+            "GTUBE is refused during the SMTP session (5xx at DATA: the sender is told)",
+            bool(gtube.get("data")) and 500 <= gtube["data"][0] < 600,
+            _reply(gtube, "data"),
+            f"{GUIDE} section 4: rspamd's reject action, and smtpd_milters from part 3",
+        )
+    ]
+    sent = {name: send(subject, GTUBE_ADD_HEADER if name == "junk" else "") for name, subject in subjects.items()}
+    for name, seen in sent.items():
+        results.append(
+            CheckResult(
+                "rspamd",
+                f"the {name} test message is accepted (250)",
+                bool(seen.get("data")) and seen["data"][0] == 250,
+                _reply(seen, "data"),
+                f"{GUIDE} section 4",
+            )
+        )
+    steps = [
+        {"name": "ham_inbox", "folder": "INBOX", "token": subjects["ham"], "wait": 30, "headers": True},
+        {"name": "junk_junk", "folder": "Junk", "token": subjects["junk"], "wait": 30},
+        {"name": "junk_inbox", "folder": "INBOX", "token": subjects["junk"]},
+        {"name": "trash_inbox", "folder": "INBOX", "token": subjects["trash"], "wait": 30},
+    ]
+    found = _client(outside, {"action": "imap", "host": host, "user": user, "password": password, "steps": steps})
+    headers = found.get("ham_inbox", {}).get("headers", "")
+    auth = re.findall(rf"^Authentication-Results: {re.escape(host)};.*?(?=^\S)", headers, re.M | re.S)
+    results += [
+        CheckResult(
+            "delivery",
+            "an ordinary message is in INBOX",
+            found.get("ham_inbox", {}).get("found") == 1,
+            f"{found.get('ham_inbox', {}).get('found', found.get('error', 0))} found",
+            f"{GUIDE} section 5: look at 'journalctl -u dovecot' for the delivery",
+        ),
+        CheckResult(
+            "delivery",
+            f"it carries Authentication-Results from {host} and X-Spamd-Bar",
+            bool(auth) and "X-Spamd-Bar:" in headers,
+            " ".join(auth[0].split())[:70] if auth else "no Authentication-Results from this server",
+            f"{GUIDE} section 4: milter_headers.conf",
+        ),
+        CheckResult(
+            "sieve",
+            "a message rspamd marks as spam (add header) is filed into Junk",
+            found.get("junk_junk", {}).get("found") == 1 and found.get("junk_inbox", {}).get("found") == 0,
+            f"Junk {found.get('junk_junk', {}).get('found')}, INBOX {found.get('junk_inbox', {}).get('found')}",
+            f"{GUIDE} section 5: the global script {SIEVE_SCRIPTS['after']} and sieve_after",
+        ),
+    ]
+    return results, subjects
+
+
+def learned(mail: Connection) -> dict[str, int]:
+    """How many messages rspamd's Bayes has learned, per class, as Redis/Valkey holds them now.
+
+    ``rspamc stat`` shows the same numbers, but refreshes them only every minute or so.
+    """
+    cli = "$(command -v valkey-cli || command -v redis-cli)"
+    seen = mail.run(["sh", "-c", f"{cli} --raw HMGET {BAYES_COUNTERS} learns_spam learns_ham"], timeout=60).stdout
+    numbers = [int(n) if n.strip().isdigit() else 0 for n in seen.split("\n")] + [0, 0]
+    return {"spam": numbers[0], "ham": numbers[1]}
+
+
+def learning(
+    part4: Part4, part2: Part2, mail: Connection, outside: Connection, subjects: Mapping[str, str]
+) -> list[CheckResult]:
+    """Moves over IMAP teach rspamd: into Junk is spam, out of Junk is ham, Junk to Trash is nothing.
+
+    The messages are ordinary ones (rspamd's test strings short-cut the scan, so they would teach nothing
+    and a wrong "learned" could not show): one is marked as spam and then rescued, the other is marked
+    as spam and then deleted.
+    """
+    user = part4.part3.part1.mailboxes[0]
+    request = {"action": "imap", "host": part4.hostname, "user": user, "password": part2.passwords[user].reveal()}
+    moves = [
+        ("INBOX -> Junk", "INBOX", subjects["ham"], "Junk", {"spam": 1, "ham": 0}),
+        ("Junk -> INBOX", "Junk", subjects["ham"], "INBOX", {"spam": -1, "ham": 1}),
+        ("INBOX -> Junk", "INBOX", subjects["trash"], "Junk", {"spam": 1, "ham": 0}),
+        ("Junk -> Trash", "Junk", subjects["trash"], "Trash", {"spam": 0, "ham": 0}),
+    ]
+    results = []
+    for label, folder, subject, target, expected in moves:
+        before = learned(mail)
+        step = {"name": "move", "folder": folder, "token": subject, "move_to": target, "wait": 10}
+        seen = _client(outside, {**request, "steps": [step]})
+        after = learned(mail)
+        change = {k: after[k] - before[k] for k in ("spam", "ham")}
+        what = {(1, 0): "learned as spam", (-1, 1): "relearned as ham", (0, 0): "nothing learned"}
+        results.append(
+            CheckResult(
+                "learning",
+                f"{label}: {what[(expected['spam'], expected['ham'])]}",
+                seen.get("move", {}).get("moved") == "OK" and change == expected,
+                f"moved {seen.get('move', {}).get('moved', seen.get('error', 'no'))}; "
+                f"spam {change['spam']:+d}, ham {change['ham']:+d}",
+                f"{GUIDE} section 6: 'journalctl -u dovecot | grep sieve' shows the learning script's errors",
+            )
+        )
+    return results
+
+
+def managesieve(part4: Part4, part2: Part2, outside: Connection) -> list[CheckResult]:
+    """ManageSieve on 4190: no login before TLS, a login after it, scripts checked by the server."""
+    user = part4.part3.part1.mailboxes[0]
+    scripts = {"good": 'require "fileinto";\nif header :contains "List-Id" "example" { fileinto "Lists"; }\n',
+               "broken": 'require "fileinto";\nif header :contains "List-Id" { fileinto "Lists" }\n'}  # fmt: skip
+    seen = _client(
+        outside,
+        {
+            "action": "managesieve",
+            "host": part4.hostname,
+            "port": MANAGESIEVE_PORT,
+            "user": user,
+            "password": part2.passwords[user].reveal(),
+            "scripts": scripts,
+        },
+    )
+    before = seen.get("before_tls", [])
+    sasl_before = next((line for line in before if line.startswith('"SASL"')), '"SASL" ""')
+    where = f"{GUIDE} section 5: protocols includes sieve; service managesieve-login"
+    return [
+        CheckResult(
+            "managesieve",
+            f"port {MANAGESIEVE_PORT} offers STARTTLS and no login before it",
+            '"STARTTLS"' in before and sasl_before == '"SASL" ""',
+            seen.get("error") or sasl_before,
+            where,
+        ),
+        CheckResult(
+            "managesieve",
+            "after STARTTLS (certificate verified) the user logs in",
+            seen.get("auth", "").startswith("OK"),
+            (seen.get("auth") or seen.get("error", "no answer"))[:70],
+            where,
+        ),
+        CheckResult(
+            "managesieve",
+            "the server checks scripts: a good one passes, a broken one is refused",
+            seen.get("good", [""])[-1].startswith("OK") and seen.get("broken", [""])[-1].startswith("NO"),
+            " ".join(seen.get("broken", ["no answer"]))[:70],
+            where,
+        ),
+    ]
+
+
+# -- inside the server ----------------------------------------------------------------------------------
+def inside(mail: Connection) -> list[CheckResult]:
+    """rspamd's and Sieve's own validators, and the controller locked."""
+    configtest = mail.run(["rspamadm", "configtest"], check=False, timeout=120)
+    results = [
+        CheckResult(
+            "rspamd",
+            "rspamadm configtest",
+            configtest.exited == 0 and "syntax OK" in configtest.stdout,
+            (configtest.stdout + configtest.stderr).strip().splitlines()[-1][:70],
+            f"{GUIDE} section 4: the file and line rspamadm names",
+        )
+    ]
+    for key, name in SIEVE_SCRIPTS.items():
+        flags = [] if key == "after" else [*(a for p in LEARN_PLUGINS for a in ("-P", p)), "-x",
+                                           " ".join("+" + e for e in LEARN_EXTENSIONS)]  # fmt: skip
+        command = shlex.join(["sievec", *flags, f"{SIEVE_DIR}/{name}"]) + ' "$t" && rm -f -- "$t"'
+        seen = mail.run(["sh", "-c", f"t=$(mktemp) && {command}"], check=False, timeout=60)
+        results.append(
+            CheckResult(
+                "sieve",
+                f"sievec {SIEVE_DIR}/{name}",
+                seen.exited == 0,
+                "compiles" if seen.exited == 0 else seen.stderr.strip()[-70:],
+                f"{GUIDE} section 5",
+            )
+        )
+    for label, extra in (("no password", []), ("Debian's old default 'q1'", ["-P", "q1"])):
+        seen = mail.run(["rspamc", *extra, "-h", f"localhost:{CONTROLLER_PORT}", "stat"], check=False, timeout=60)
+        text = (seen.stdout + seen.stderr).strip()
+        results.append(
+            CheckResult(
+                "rspamd",
+                f"the controller on localhost:{CONTROLLER_PORT} refuses {label}",
+                "401" in text or "Unauthorized" in text,
+                text.splitlines()[-1][:70] if text else "no answer",
+                f"{GUIDE} section 4: override.d/worker-controller.inc (secure_ip cleared, password hash)",
+            )
+        )
+    return results
+
+
+def verify(part4: Part4, part2: Part2, mail: Connection, outside: Connection) -> list[CheckResult]:
+    """Every check of part 4, inside and out."""
+    results = inside(mail) + screening(part4, mail, outside)
+    filtered, subjects = filtering(part4, part2, outside)
+    results += filtered
+    results += learning(part4, part2, mail, outside, subjects)
+    results += managesieve(part4, part2, outside)
+    return results
