@@ -278,7 +278,7 @@ def guide() -> None:
 
 @guide.command(name="run")
 @click.option("--release", default=None, help="Debian release of the lab (default: trixie).")
-@click.option("--parts", default="1,2,3", show_default=True, help="Comma-separated parts to run, in order.")
+@click.option("--parts", default="1,2,3,4", show_default=True, help="Comma-separated parts to run, in order.")
 @click.option("--keep", is_flag=True, help="Run on the mail host as it is, instead of a fresh one.")
 @click.option(
     "--output",

@@ -4,6 +4,7 @@ rspamd as the content filter, Sieve filing spam into Junk, and learning from wha
 Each layer is a section of ``04-spam-inbound.ipynb``; :mod:`mailkit.guide.part4_checks` proves each one
 from the outside host.
 
+>>> from mailkit.guide.part1 import Part1
 >>> part4 = Part4(Part3(Part1()), Part2(Part1()))
 >>> part4.postscreen()[-1].settings["postscreen_dnsbl_sites"]
 'bl.example.net*3'
@@ -61,7 +62,7 @@ _PASSWORD_RECIPE = (
     'printf \'password = "%s";\\n\' "$(rspamadm pw -q -p "$(openssl rand -hex 24)")" > "$out"\n'
     'grep -q \'^password = "\\$\' "$out"'
 )
-_BLOCKLIST_SITE = re.compile(r"(?P<zone>[^*=]+)(?:=(?P<answer>[0-9.;]+))?(?:\*(?P<weight>-?[0-9]+))?")
+_BLOCKLIST_SITE = re.compile(r"(?P<zone>[^*=]+)(?:=(?P<answer>[0-9.;\[\]]+))?(?:\*(?P<weight>-?[0-9]+))?")
 
 
 def redis_package(release: str) -> str:
@@ -70,20 +71,31 @@ def redis_package(release: str) -> str:
 
 
 def blocklist_site(site: str) -> str:
-    """A ``postscreen_dnsbl_sites`` entry, checked: ``zone[=answer]*weight``.
+    """A ``postscreen_dnsbl_sites`` entry, checked: ``zone[=answer]*weight``, answers as Postfix writes them.
 
     >>> blocklist_site("zen.spamhaus.org=127.0.0.[2..11]*3")
+    'zen.spamhaus.org=127.0.0.[2..11]*3'
+    >>> blocklist_site("bl.example.net*x")
     Traceback (most recent call last):
     ...
-    mailkit.values.ValueRejected: BLOCKLISTS: 'zen.spamhaus.org=127.0.0.[2..11]*3' is not zone[=address]*weight
-    >>> blocklist_site("bl.example.net*3")
-    'bl.example.net*3'
+    mailkit.values.ValueRejected: BLOCKLISTS: 'bl.example.net*x' is not zone[=address]*weight
     """
     match = _BLOCKLIST_SITE.fullmatch(site)
     if not match:
         raise ValueRejected("BLOCKLISTS", site, "is not zone[=address]*weight")
     Domain(match["zone"], field="BLOCKLISTS")
     return site
+
+
+def lab_blocklists(target: str, blocklists: list[str] | None) -> tuple[str, ...]:
+    """The block lists to use: as given; if none given, the lab's own list in the lab and none elsewhere.
+
+    >>> lab_blocklists("lab:mail", None), lab_blocklists("mail.example.org", None)
+    (('bl.example.net*3',), ())
+    """
+    if blocklists is not None:
+        return tuple(blocklists)
+    return (f"{BLOCKLIST_ZONE}*3",) if target.startswith("lab:") else ()
 
 
 @dataclass(frozen=True)
@@ -99,12 +111,16 @@ class Part4:
     reject_score: float = 15
     greylisting: bool = False
     greylist_score: float = 4
+    #: How long a greylisted sender must wait before its retry is accepted (rspamd's ``timeout``).
+    greylist_delay: str = "5min"
     offline: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocklists", tuple(blocklist_site(s) for s in self.blocklists))
         if not 0 < self.junk_score < self.reject_score:
             raise ValueRejected("JUNK_SCORE", self.junk_score, f"must be above 0 and below {self.reject_score}")
+        if not re.fullmatch(r"[1-9][0-9]*(s|min|h)", self.greylist_delay):
+            raise ValueRejected("GREYLIST_DELAY", self.greylist_delay, "is not a duration like 30s, 5min or 1h")
         if self.dnsbl_threshold < 1:
             raise ValueRejected("DNSBL_THRESHOLD", self.dnsbl_threshold, "must be 1 or more")
 
@@ -127,7 +143,7 @@ class Part4:
                 {
                     "postscreen_access_list": "permit_mynetworks",
                     "postscreen_greet_action": "drop",
-                    "postscreen_dnsbl_sites": ", ".join(self.blocklists),
+                    "postscreen_dnsbl_sites": ", ".join(self.blocklists) or None,
                     "postscreen_dnsbl_threshold": str(self.dnsbl_threshold),
                     "postscreen_dnsbl_action": "enforce",
                 }
@@ -160,6 +176,7 @@ class Part4:
             "junk_score": self.junk_score,
             "greylisting": self.greylisting,
             "greylist_score": self.greylist_score,
+            "greylist_delay": self.greylist_delay,
             "controller_port": CONTROLLER_PORT,
             "learn_socket": LEARN_SOCKET,
             "password_file": CONTROLLER_PASSWORD,

@@ -7,10 +7,13 @@ check can pass on a message an earlier run left behind (nor can rspamd call it "
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import secrets
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mailkit.checks import CheckResult
@@ -64,7 +67,7 @@ _WORDS = [
 ]
 
 CLIENT = r"""
-import base64, imaplib, json, smtplib, socket, ssl, sys, time
+import base64, imaplib, json, re, smtplib, socket, ssl, sys, time
 
 req = json.load(sys.stdin)
 out = {}
@@ -144,7 +147,10 @@ def managesieve():
             line = f.readline().decode(errors="replace").rstrip("\r\n")
             if not line:
                 return lines + ["BYE (connection closed)"]
-            lines.append(line)
+            literal = re.match(r"(OK|NO|BYE) .*\{(\d+)\}$", line)
+            if literal:  # the reason follows as a literal: read it
+                line = line[: line.rindex("{")] + f.read(int(literal.group(2))).decode(errors="replace")
+            lines.append(" ".join(line.split()))
             if line.startswith(("OK", "NO", "BYE")):
                 return lines
     out["before_tls"] = response()
@@ -202,39 +208,52 @@ def _refused_at(seen: Mapping[str, Any], stage: str, code: int, reason: str) -> 
 
 
 # -- postscreen and restrictions -----------------------------------------------------------------------
-def _postscreen_said(mail: Connection, verdict: str, address: str) -> str:
+def postscreen_said(mail: Connection, verdict: str, address: str) -> str:
     """postscreen's newest log line with ``verdict`` for a client at ``address`` (empty if none)."""
     pattern = f"{verdict} .* from \\[{re.escape(address)}\\]"
     log = mail.run(["journalctl", "-u", "postfix*", "--since", "-2min", "-o", "cat", "--no-pager", "-g", pattern],
                    check=False, timeout=60).stdout  # fmt: skip
     lines = log.strip().splitlines()
-    return re.sub(r"\[\d+\]", "", lines[-1]).split(": ", 1)[-1] if lines else ""
+    return re.sub(r"(\]):\d+", r"\1", lines[-1]) if lines else ""  # the client's port differs every time
 
 
 def screening(part4: Part4, mail: Connection, outside: Connection) -> list[CheckResult]:
     """The bot, the listed sender and the sloppy client, each refused for its own reason."""
-    host, rcpt = part4.hostname, part4.part3.part1.mailboxes[0]
+    return pregreet(part4, mail, outside) + blocklisted(part4, outside) + restricted(part4, outside)
+
+
+def pregreet(part4: Part4, mail: Connection, outside: Connection) -> list[CheckResult]:
+    """A client that talks before the greeting is dropped by postscreen."""
+    host = part4.hostname
     bot = _client(outside, {"action": "pregreet", "host": host, "source": BOT_ADDRESS})
     replies = bot.get("replies", [])
     # postscreen answers 521 and closes; the client's unread EHLO can turn the close into a reset that
     # swallows the 521, so the server's own log line says what happened.
     closed = not bot.get("timed_out") and not any(line.startswith("250") for line in replies)
-    logged = _postscreen_said(mail, "PREGREET", BOT_ADDRESS)
+    logged = postscreen_said(mail, "PREGREET", BOT_ADDRESS)
     results = [
         CheckResult(
             "postscreen",
             f"a client talking before the greeting ({BOT_ADDRESS}) is dropped",
             closed and bool(logged),
-            (logged or bot.get("error") or (replies or ["nothing"])[-1])[:80],
+            f"postscreen logged PREGREET from [{BOT_ADDRESS}], then closed"
+            if closed and logged
+            else (logged or bot.get("error") or (replies or ["nothing"])[-1])[:80],
             f"{GUIDE} section 1: postscreen_greet_action = drop, and smtp inet runs postscreen",
         )
     ]
+    return results
+
+
+def blocklisted(part4: Part4, outside: Connection) -> list[CheckResult]:
+    """A client on the block list is refused at RCPT, the list named (lab: the outside host's listed address)."""
+    host, rcpt = part4.hostname, part4.part3.part1.mailboxes[0]
     listed = _client(
         outside,
         {"action": "send", "host": host, "source": LISTED_ADDRESS, "mail_from": "x@example.net", "rcpt": rcpt},
     )
     zones = [site.split("*")[0].split("=")[0] for site in part4.blocklists]
-    results.append(
+    results = [
         CheckResult(
             "postscreen",
             f"a sender listed on {zones[0]} ({LISTED_ADDRESS}) is refused, the list named",
@@ -243,7 +262,14 @@ def screening(part4: Part4, mail: Connection, outside: Connection) -> list[Check
             f"{GUIDE} section 2: postscreen_dnsbl_sites and the threshold; "
             f"'dig {LISTED_ADDRESS.split('.')[3]}.100.51.198.{BLOCKLIST_ZONE}' on the server",
         )
-    )
+    ]
+    return results
+
+
+def restricted(part4: Part4, outside: Connection) -> list[CheckResult]:
+    """Clients and senders no real mail server uses are refused by smtpd's restrictions."""
+    host, rcpt = part4.hostname, part4.part3.part1.mailboxes[0]
+    results = []
     sloppy = [
         ("a HELO that is not a full host name", {"helo": "localhost"}, 504, "need fully-qualified hostname"),
         ("a sender domain that does not exist", {"mail_from": "x@nowhere.invalid"}, 450, "Domain not found"),
@@ -266,10 +292,24 @@ def screening(part4: Part4, mail: Connection, outside: Connection) -> list[Check
 
 
 # -- rspamd and Sieve ----------------------------------------------------------------------------------
-def filtering(part4: Part4, part2: Part2, outside: Connection) -> tuple[list[CheckResult], dict[str, str]]:
+@dataclass(frozen=True)
+class Inbound:
+    """What :func:`filtering` delivered: the test messages' subjects, and the ordinary message's headers."""
+
+    subjects: dict[str, str]
+    headers: str
+
+    def filter_headers(self) -> str:
+        """The headers rspamd added to the ordinary message (unfolded), one per line."""
+        wanted = ("Authentication-Results", "X-Spamd-Bar", "X-Spam-Status", "X-Spam")
+        message = email.message_from_string(self.headers, policy=email.policy.default)
+        return "\n".join(f"{name}: {' '.join(str(v).split())}" for name in wanted for v in message.get_all(name, []))
+
+
+def filtering(part4: Part4, part2: Part2, outside: Connection) -> tuple[list[CheckResult], Inbound]:
     """GTUBE refused, a spammy message in Junk, an ordinary one in INBOX with the filter's headers.
 
-    Returns the results and the subjects of the delivered messages (for the learning checks).
+    Returns the results and what was delivered (for the learning checks).
     """
     host = part4.hostname
     user = part4.part3.part1.mailboxes[0]
@@ -334,7 +374,7 @@ def filtering(part4: Part4, part2: Part2, outside: Connection) -> tuple[list[Che
             f"{GUIDE} section 5: the global script {SIEVE_SCRIPTS['after']} and sieve_after",
         ),
     ]
-    return results, subjects
+    return results, Inbound(subjects, headers)
 
 
 def learned(mail: Connection) -> dict[str, int]:
@@ -348,16 +388,14 @@ def learned(mail: Connection) -> dict[str, int]:
     return {"spam": numbers[0], "ham": numbers[1]}
 
 
-def learning(
-    part4: Part4, part2: Part2, mail: Connection, outside: Connection, subjects: Mapping[str, str]
-) -> list[CheckResult]:
+def learning(part4: Part4, part2: Part2, mail: Connection, outside: Connection, inbound: Inbound) -> list[CheckResult]:
     """Moves over IMAP teach rspamd: into Junk is spam, out of Junk is ham, Junk to Trash is nothing.
 
     The messages are ordinary ones (rspamd's test strings short-cut the scan, so they would teach nothing
     and a wrong "learned" could not show): one is marked as spam and then rescued, the other is marked
     as spam and then deleted.
     """
-    user = part4.part3.part1.mailboxes[0]
+    user, subjects = part4.part3.part1.mailboxes[0], inbound.subjects
     request = {"action": "imap", "host": part4.hostname, "user": user, "password": part2.passwords[user].reveal()}
     moves = [
         ("INBOX -> Junk", "INBOX", subjects["ham"], "Junk", {"spam": 1, "ham": 0}),
@@ -424,7 +462,7 @@ def managesieve(part4: Part4, part2: Part2, outside: Connection) -> list[CheckRe
             "managesieve",
             "the server checks scripts: a good one passes, a broken one is refused",
             seen.get("good", [""])[-1].startswith("OK") and seen.get("broken", [""])[-1].startswith("NO"),
-            " ".join(seen.get("broken", ["no answer"]))[:70],
+            re.sub(r"^NO \S+: ", "NO ", (seen.get("broken") or [seen.get("error", "no answer")])[-1])[:70],
             where,
         ),
     ]
@@ -475,8 +513,37 @@ def inside(mail: Connection) -> list[CheckResult]:
 def verify(part4: Part4, part2: Part2, mail: Connection, outside: Connection) -> list[CheckResult]:
     """Every check of part 4, inside and out."""
     results = inside(mail) + screening(part4, mail, outside)
-    filtered, subjects = filtering(part4, part2, outside)
+    filtered, inbound = filtering(part4, part2, outside)
     results += filtered
-    results += learning(part4, part2, mail, outside, subjects)
+    results += learning(part4, part2, mail, outside, inbound)
     results += managesieve(part4, part2, outside)
     return results
+
+
+def greylisting(part4: Part4, part2: Part2, outside: Connection, delay_seconds: float) -> list[CheckResult]:
+    """A suspicious message is told to try again later, refused again at once, accepted after the delay."""
+    import time
+
+    user = part4.part3.part1.mailboxes[0]
+    subject = token()
+    data = message(subject, rcpt=user)
+    request = {"action": "send", "host": part4.hostname, "mail_from": "dana@example.net", "rcpt": user, "data": data}
+    first = _client(outside, request)
+    again = _client(outside, request)
+    time.sleep(delay_seconds + 1)
+    later = _client(outside, request)
+    where = f"{GUIDE} section 7: greylist.conf and the greylist action in actions.conf"
+    found = _client(
+        outside,
+        {"action": "imap", "host": part4.hostname, "user": user, "password": part2.passwords[user].reveal(),
+         "steps": [{"name": "inbox", "folder": "INBOX", "token": subject, "wait": 30}]},
+    )  # fmt: skip
+    return [
+        CheckResult("greylisting", "first attempt: try again later (451)", _refused_at(first, "data", 451, "later"),
+                    _reply(first, "data"), where),
+        CheckResult("greylisting", "a retry at once: still 451", _refused_at(again, "data", 451, "later"),
+                    _reply(again, "data"), where),
+        CheckResult("greylisting", "a retry after the delay: accepted and delivered",
+                    bool(later.get("data")) and later["data"][0] == 250 and found.get("inbox", {}).get("found") == 1,
+                    _reply(later, "data"), where),
+    ]  # fmt: skip
