@@ -196,8 +196,8 @@ class Part4:
             Directory(LEARN_DIR, owner=RSPAMD_USER, group=self.part3.part1.layout.vmail_user, mode=0o750),
             GeneratedSecret(
                 CONTROLLER_PASSWORD,
-                _PASSWORD_RECIPE,
-                "rspamd controller password hash",
+                recipe=_PASSWORD_RECIPE,
+                what="rspamd controller password hash",
                 group=RSPAMD_USER,
                 mode=0o640,
                 service="rspamd",

@@ -1,8 +1,8 @@
-"""A private key generated on the host when absent (a DKIM signing key); it never leaves the host.
+"""Secrets made on the host when absent (a DKIM signing key, a password hash); they never leave the host.
 
-Planning only looks at whether the key is there and at its owner and mode; apply makes it with
-``openssl genpkey`` beside its final path, checks it, and renames it into place. Only the public half
-is ever read back (:class:`PublicKey`), e.g. to publish it in DNS.
+Planning only looks at whether the file is there and at its owner and mode; apply makes it beside its
+final path (a private key with ``openssl genpkey``), checks it, and renames it into place. Of a key only
+the public half is ever read back (:class:`PublicKey`), e.g. to publish it in DNS.
 
 >>> GeneratedKey("/var/lib/rspamd/dkim/example.org.key").compare([None]).summary
 'generate a 2048-bit RSA key /var/lib/rspamd/dkim/example.org.key'
@@ -20,56 +20,110 @@ from mailkit.values import RemotePath, ValueRejected
 
 
 @dataclass(frozen=True)
-class GeneratedKey(Resource):
-    """An RSA private key made on the host if missing; an existing key is kept (owner and mode fixed)."""
+class MadeOnHost(Resource):
+    """A secret file made on the host when absent (by :meth:`make`); an existing one is kept, its owner and
+    mode fixed. Planning only looks at whether it is there; nothing of its content is ever read back."""
 
     path: str
-    bits: int = 2048
     owner: str = "root"
     group: str = "root"
     mode: int = 0o600
     service: str | tuple[str, ...] | None = None
 
+    #: What the plan says is made, in place of a diff.
+    made = "secret made on the host"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", RemotePath(self.path))
-        if self.bits not in (2048, 3072, 4096):
-            raise ValueRejected("bits", self.bits, "must be 2048, 3072 or 4096")
         account_name(self.owner, "owner")
         account_name(self.group, "group")
         file_mode(self.mode)
         if self.mode & 0o007:
-            raise ValueRejected("mode", oct(self.mode), "lets everyone read a private key")
+            raise ValueRejected("mode", oct(self.mode), "lets everyone read a secret")
         service_names(self.service)
+
+    def make(self, out: str) -> tuple[str, str]:
+        """Shell text writing the secret to the file ``out`` names, and a check of it (or "")."""
+        raise NotImplementedError
+
+    def generate_summary(self) -> str:
+        return f"generate {self.path}"
 
     def facts(self) -> list[Fact[Any]]:
         return [PathInfo(self.path)]  # never the content
 
     def compare(self, values: list[Any]) -> Change | None:
         current = values[0]
-        wanted = ("file", self.mode, self.owner, self.group)
-        if current == wanted:
+        if current == ("file", self.mode, self.owner, self.group):
             return None
         services = service_names(self.service)
         if current is None:
-            summary = f"generate a {self.bits}-bit RSA key {self.path}"
-            diff = f"+++ {self.path}\n(private key made on the host: never shown, never copied)\n"
-            return Change(self, summary, diff, services, script=self._generate)
+            diff = f"+++ {self.path}\n({self.made}: never shown, never copied)\n"
+            return Change(self, self.generate_summary(), diff, services, script=self._generate)
         summary = f"{self.path}: {current[2]}:{current[3]} {current[1]:o} -> {self.owner}:{self.group} {self.mode:o}"
         return Change(self, summary, "", services, script=self._fix)
 
     def _generate(self, ref: str) -> Script:
         q, path = shlex.quote, shlex.quote(self.path)
+        make, check = self.make(f'"${ref}"')
         stage = (
-            f'(umask 022 && mkdir -p -- "$(dirname -- {path})")\n{ref}=$(candidate {path})\n'
-            f'openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{self.bits} -out "${ref}"\n'
+            f'(umask 022 && mkdir -p -- "$(dirname -- {path})")\n{ref}=$(candidate {path})\n{make}\n'
+            f'[ -s "${ref}" ] || {{ echo "nothing was generated for {self.path}" >&2; exit 1; }}\n'
             f'own "${ref}" {q(self.owner)} {q(self.group)} {self.mode:o}\n'
         )
-        check = f'check {path} openssl pkey -in "${ref}" -check -noout\n'
+        check = f"check {path} {check}\n" if check else ""
         return Script(backup=(self.path,), stage=stage, check=check, commit=f'mv -f -- "${ref}" {path}\n')
 
     def _fix(self, ref: str) -> Script:
         q, path = shlex.quote, shlex.quote(self.path)
         return Script(backup=(self.path,), commit=f"own {path} {q(self.owner)} {q(self.group)} {self.mode:o}\n")
+
+
+@dataclass(frozen=True)
+class GeneratedKey(MadeOnHost):
+    """An RSA private key (a DKIM signing key) made with ``openssl genpkey``, checked with ``openssl pkey``."""
+
+    bits: int = 2048
+    made = "private key made on the host"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bits not in (2048, 3072, 4096):
+            raise ValueRejected("bits", self.bits, "must be 2048, 3072 or 4096")
+
+    def generate_summary(self) -> str:
+        return f"generate a {self.bits}-bit RSA key {self.path}"
+
+    def make(self, out: str) -> tuple[str, str]:
+        return (
+            f"openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{self.bits} -out {out}",
+            f"openssl pkey -in {out} -check -noout",
+        )
+
+
+@dataclass(frozen=True)
+class GeneratedSecret(MadeOnHost):
+    """A file made by ``recipe``, mailkit's own shell text (never user input) writing the file named by
+    ``$out``, e.g. a password hash made from random bytes.
+
+    >>> secret = GeneratedSecret("/etc/x/pw", recipe="openssl rand -hex 16 > \\"$out\\"", what="a password")
+    >>> secret.compare([None]).summary
+    'generate /etc/x/pw (a password)'
+    """
+
+    recipe: str = ""
+    what: str = "a secret"
+
+    def generate_summary(self) -> str:
+        return f"generate {self.path} ({self.what})"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.recipe:
+            raise ValueRejected("recipe", self.recipe, "is empty")
+
+    def make(self, out: str) -> tuple[str, str]:
+        return f"out={out}\n{self.recipe}", ""
 
 
 @dataclass(frozen=True)
@@ -89,61 +143,3 @@ class PublicKey(Fact["str | None"]):
         if exited != 0:
             return None
         return "".join(line for line in stdout.splitlines() if line and not line.startswith("-----"))
-
-
-@dataclass(frozen=True)
-class GeneratedSecret(Resource):
-    """A file holding a secret made on the host by ``recipe`` when the file is absent; an existing one is kept.
-
-    ``recipe`` is mailkit's own shell text (never user input) that writes the file named by ``$out``,
-    e.g. a password hash made from random bytes. Nothing of the secret is ever read back.
-
-    >>> secret = GeneratedSecret("/etc/x/pw", "openssl rand -hex 16 > \\"$out\\"", "a random password")
-    >>> secret.compare([None]).summary
-    'generate /etc/x/pw (a random password)'
-    """
-
-    path: str
-    recipe: str
-    description: str
-    owner: str = "root"
-    group: str = "root"
-    mode: int = 0o600
-    service: str | tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", RemotePath(self.path))
-        account_name(self.owner, "owner")
-        account_name(self.group, "group")
-        file_mode(self.mode)
-        if self.mode & 0o007:
-            raise ValueRejected("mode", oct(self.mode), "lets everyone read a secret")
-        service_names(self.service)
-
-    def facts(self) -> list[Fact[Any]]:
-        return [PathInfo(self.path)]  # never the content
-
-    def compare(self, values: list[Any]) -> Change | None:
-        current = values[0]
-        if current == ("file", self.mode, self.owner, self.group):
-            return None
-        services = service_names(self.service)
-        if current is None:
-            diff = f"+++ {self.path}\n(secret made on the host: never shown, never copied)\n"
-            return Change(self, f"generate {self.path} ({self.description})", diff, services, script=self._generate)
-        summary = f"{self.path}: {current[2]}:{current[3]} {current[1]:o} -> {self.owner}:{self.group} {self.mode:o}"
-        return Change(self, summary, "", services, script=self._fix)
-
-    def _generate(self, ref: str) -> Script:
-        q, path = shlex.quote, shlex.quote(self.path)
-        stage = (
-            f'(umask 022 && mkdir -p -- "$(dirname -- {path})")\n{ref}=$(candidate {path})\n'
-            f'out="${ref}"\n{self.recipe}\n'
-            f'[ -s "${ref}" ] || {{ echo "nothing was generated for {self.path}" >&2; exit 1; }}\n'
-            f'own "${ref}" {q(self.owner)} {q(self.group)} {self.mode:o}\n'
-        )
-        return Script(backup=(self.path,), stage=stage, commit=f'mv -f -- "${ref}" {path}\n')
-
-    def _fix(self, ref: str) -> Script:
-        q, path = shlex.quote, shlex.quote(self.path)
-        return Script(backup=(self.path,), commit=f"own {path} {q(self.owner)} {q(self.group)} {self.mode:o}\n")
