@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailkit.context import HostFacts
-from mailkit.guide.part2 import Part2
+from mailkit.display import SideBySide
+from mailkit.guide.part2 import RELEASE_FACTS, Part2
 from mailkit.guide.part3 import RSPAMD_USER, Part3
 from mailkit.lab.layout import BLOCKLIST_ZONE
 from mailkit.resources import (
@@ -50,6 +51,8 @@ SIEVE_DIR = "/etc/dovecot/sieve"
 PIPE_DIR = "/usr/local/lib/dovecot/sieve-pipe"
 LEARN_PROGRAM = "rspamd-learn"
 MANAGESIEVE_PORT = 4190
+#: Where the Sieve part starts in dovecot.conf (templates/dovecot/dovecot.conf.j2).
+SIEVE_SECTION = "# --- Sieve filters"
 #: The global scripts: filing spam at delivery, and learning from IMAP copies into and out of Junk.
 SIEVE_SCRIPTS = {"after": "spam-to-junk.sieve", "learn_spam": "learn-spam.sieve", "learn_ham": "learn-ham.sieve"}
 #: What the learning scripts need (``sievec -P``/``-x``) beyond Sieve's defaults.
@@ -170,7 +173,6 @@ class Part4:
         """rspamd as the inbound filter: Redis/Valkey for Bayes, headers, actions, and a locked controller."""
         templates = Templates()
         context: dict[str, Any] = {
-            "redis_package": redis_package(facts.release),
             "redis_server": REDIS_SERVER,
             "reject_score": self.reject_score,
             "junk_score": self.junk_score,
@@ -232,6 +234,21 @@ class Part4:
             File(f"{PIPE_DIR}/{LEARN_PROGRAM}", program, mode=0o755),
             *self.part2.dovecot(facts, self.sieve_paths()),
         ]
+
+    def sieve_side_by_side(self) -> SideBySide:
+        """The Sieve part of dovecot.conf as Dovecot 2.3 (bookworm) and 2.4 (trixie) want it."""
+        (old, new) = RELEASE_FACTS
+
+        def sieve_part(facts: HostFacts) -> str:
+            text = self.part2.dovecot_config(facts, self.sieve_paths())
+            return text[text.index(SIEVE_SECTION) :]
+
+        return SideBySide(
+            f"Dovecot {old.dovecot_major} ({old.release})",
+            sieve_part(old),
+            f"Dovecot {new.dovecot_major} ({new.release})",
+            sieve_part(new),
+        )
 
     def everything(self, facts: HostFacts) -> list[Resource]:
         return [

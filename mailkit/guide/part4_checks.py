@@ -363,7 +363,9 @@ def filtering(part4: Part4, part2: Part2, outside: Connection) -> tuple[list[Che
             "delivery",
             f"it carries Authentication-Results from {host} and X-Spamd-Bar",
             bool(auth) and "X-Spamd-Bar:" in headers,
-            " ".join(auth[0].split())[:70] if auth else "no Authentication-Results from this server",
+            " ".join(sorted(set(re.findall(r"\b(?:spf|dkim|dmarc)=\w+", auth[0]))))
+            if auth
+            else "none from this server",
             f"{GUIDE} section 4: milter_headers.conf",
         ),
         CheckResult(
