@@ -207,7 +207,6 @@ class SieveScript(File):
         check = f'check {path} {compile_} "${ref}" "${ref}.svbin"\n'
         # The binary records its script's path: Dovecot recompiles (and, under a read-only /etc, fails to
         # save) a binary made from the candidate. So once validated, the script is compiled again in place.
-        commit = (
-            base.commit + f"{compile_} {path} {binary}\nown {binary} {q(self.owner)} {q(self.group)} {self.mode:o}\n"
-        )
+        commit = base.commit + f'rm -f -- "${ref}.svbin"\n{compile_} {path} {binary}\n'
+        commit += f"own {binary} {q(self.owner)} {q(self.group)} {self.mode:o}\n"
         return Script(backup=(self.path, self.binary), stage=stage, check=check, commit=commit)

@@ -44,8 +44,8 @@ def test_a_sieve_script_that_does_not_compile_never_goes_live(mail: Connection) 
         engine.apply(mail, [broken])
     assert "spam-to-junk" in str(failed.value)
     assert _sums(mail, SCRIPT, binary) == before, "the live script and its binary are untouched"
-    leftovers = mail.run(["sh", "-c", f"ls -A {SIEVE_DIR} | grep -c mailkit || true"]).stdout.strip()
-    assert leftovers == "0", "no candidate left behind"
+    leftovers = mail.run(["sh", "-c", f"ls -A {SIEVE_DIR} | grep mailkit || true"]).stdout.split()
+    assert leftovers == [], "no candidate left behind"
 
 
 def test_part4_applied_again_changes_nothing_and_keeps_the_controller_password(mail: Connection) -> None:

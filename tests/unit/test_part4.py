@@ -144,6 +144,7 @@ def test_sieve_script_is_compiled_before_it_goes_live_then_again_in_place() -> N
     assert 'check /etc/dovecot/sieve/x.sieve sievec -P sieve_extprograms -x +vnd.dovecot.pipe "$c1"' in fragment.check
     assert fragment.commit.index('mv -f -- "$c1"') < fragment.commit.index("sievec")
     assert "/etc/dovecot/sieve/x.svbin" in fragment.commit
+    assert 'rm -f -- "$c1.svbin"' in fragment.commit, "the validated candidate's binary is not left behind"
     with pytest.raises(ValueRejected):
         SieveScript("/etc/dovecot/sieve/x.txt", "keep;\n")
     with pytest.raises(ValueRejected):
