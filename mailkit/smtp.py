@@ -173,16 +173,21 @@ def check_delivered(
         rcpt_reply = sent.reply("RCPT")
         seen = str(rcpt_reply if rcpt_reply and rcpt_reply.code != 250 else accepted or "no reply")
         return CheckResult(group, name, False, seen, fix)
-    deadline = time.monotonic() + timeout
-    found = ""
-    while time.monotonic() < deadline:
-        search = mail.run(["grep", "-rlF", "--", f"mailkit check {token}", f"{maildir}/new"], check=False)
-        found = search.stdout.strip().splitlines()[0] if search.ok and search.stdout.strip() else ""
-        if found:
-            break
-        time.sleep(0.2)
+    found = find_in_maildir(mail, maildir, f"mailkit check {token}", timeout)
     if not found:
         return CheckResult(group, name, False, f"accepted (250) but not in {maildir}/new after {timeout:.0f} s", fix)
     file_owner = mail.run(["stat", "-c", "%U", found]).stdout.strip()
     ok = file_owner == owner
     return CheckResult(group, name, ok, f"250, in {maildir}/new, owned by {file_owner}", fix)
+
+
+def find_in_maildir(mail: Connection, maildir: str, text: str, timeout: float = 20) -> str:
+    """The path of the new message in ``maildir`` that contains ``text``, waiting for it; "" if none came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        search = mail.run(["grep", "-rlF", "--", text, f"{maildir}/new"], check=False)
+        if search.ok and search.stdout.strip():
+            return search.stdout.strip().splitlines()[0]
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.2)

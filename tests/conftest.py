@@ -1,4 +1,4 @@
-"""The lab fixture: one lab per Debian release for the whole session, brought up and torn down here.
+"""The lab fixture, shared by the lab tests and the reliability suite: one lab per Debian release for the whole session.
 
 Releases come from ``MAILKIT_TEST_RELEASES`` (default ``trixie,bookworm``). The suite takes over the
 lab on this machine: whatever lab was up is taken down first.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from mailkit.checks import CheckResult
 from mailkit.errors import MailkitError, UsageError
 from mailkit.layout import LAYOUT, MailLayout
 from mailkit.resources import Directory, LookupTable, Packages, Postconf, Resource, SystemAccount
-from mailkit.smtp import check_delivered, check_refused, relay_tricks
+from mailkit.smtp import check_delivered, check_refused, find_in_maildir, relay_tricks
 from mailkit.ssh import Connection
 from mailkit.templates import Templates
 from mailkit.values import Domain, EmailAddress, Hostname
@@ -41,6 +42,10 @@ def _relative(domain: str, mydomain: str) -> str:
     if domain.endswith("." + mydomain):
         return domain[: -len(mydomain)] + "$mydomain"
     return domain
+
+
+#: Role addresses every mail domain answers (RFC 2142), sent to the first mailbox unless given.
+ROLE_ADDRESSES = ("postmaster", "abuse", "hostmaster")
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,11 @@ class Part1:
             aliases[address] = tuple(EmailAddress(t, field=f"ALIASES[{alias}]") for t in targets)
             if not aliases[address]:
                 raise UsageError(f"ALIASES: {address} has no target")
-        # RFC 2142: every mail domain answers postmaster@ and abuse@.
+        # RFC 2142: every mail domain answers postmaster@, abuse@ and hostmaster@ (the DNS contact). Mail the
+        # server itself sends to plain "root" (cron, apt, smartd) becomes root@DOMAIN ($myorigin): it needs a
+        # mailbox too, or it bounces to root@DOMAIN again and is lost.
         for d in domains:
-            for role in ("postmaster", "abuse"):
+            for role in ROLE_ADDRESSES + (("root",) if d == domain else ()):
                 address = EmailAddress(f"{role}@{d}")
                 if address not in mailboxes:
                     aliases.setdefault(address, (mailboxes[0],))
@@ -220,7 +227,7 @@ class Part1:
         server = str(self.hostname)
         results = [check_postfix_config(mail)]
         first = self.mailboxes[0]
-        chosen = [a for a in self.aliases if a.local not in ("postmaster", "abuse")] or list(self.aliases)
+        chosen = [a for a in self.aliases if a.local not in (*ROLE_ADDRESSES, "root")] or list(self.aliases)
         alias, target = chosen[0], self.aliases[chosen[0]][0]
         tagged = f"{first.local}+tag@{first.domain}"
         deliveries = [
@@ -249,8 +256,23 @@ class Part1:
                 fix=f"{GUIDE} section 9: virtual_mailbox_maps decides who exists",
             )
         )
+        results.append(self.local_root_check(mail))
         results += self.relay_checks(outside)
         return results
+
+    def local_root_check(self, mail: Connection) -> CheckResult:
+        """Mail the server sends to plain ``root`` (cron, apt) reaches the mailbox root@DOMAIN is an alias of."""
+        token = secrets.token_hex(8)
+        target = self.aliases.get(EmailAddress(f"root@{self.domain}"), (self.mailboxes[0],))[0]
+        send_local_mail(mail, "root", f"mailkit check {token}")
+        found = find_in_maildir(mail, self.maildir(target), f"mailkit check {token}")
+        return CheckResult(
+            "delivery",
+            f"mail to plain root on the server (cron, apt) -> {target}",
+            bool(found),
+            f"in {self.maildir(target)}/new" if found else "not delivered: look at 'journalctl -u postfix@-'",
+            f"{GUIDE} section 9: root@{self.domain} must be an alias ($myorigin makes root into root@{self.domain})",
+        )
 
 
 def check_postfix_config(mail: Connection) -> CheckResult:

@@ -56,6 +56,7 @@ def run_guide(
 ) -> GuideRun:
     """Execute the notebooks of ``parts`` in order (stopping at the first failure); save them to ``output``."""
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -70,8 +71,12 @@ def run_guide(
             for path in notebooks_for(parts, notebook_dir):
                 progress(f"running {path.name}")
                 notebook = nbformat.read(path, as_version=4)
+                # The kernel talks over Unix sockets in the private temporary directory, not TCP: no port
+                # on this machine for other users to reach, and no warning about it from the kernel.
+                km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(tmp) / "kernel"))
                 client = NotebookClient(
                     notebook,
+                    km=km,
                     timeout=cell_timeout,
                     kernel_name="python3",
                     record_timing=False,
@@ -83,6 +88,9 @@ def run_guide(
                 except CellExecutionError as exc:
                     run.error = f"{path.name}: {_first_lines(str(exc))}"
                 finally:
+                    if km.has_kernel:
+                        km.shutdown_kernel(now=False)
+                    km.cleanup_resources()
                     run.seconds[path.name] = time.monotonic() - start
                     nbformat.write(notebook, output / path.name)
                     run.executed.append(output / path.name)

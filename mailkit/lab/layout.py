@@ -129,6 +129,8 @@ LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
     # The outside host is also another provider's mail server (mailkit/lab/receiver.py).
     "outside": (
         "swaks",
+        "libnet-ssleay-perl",  # swaks --tls, as a reader types it by hand
+        "libauthen-sasl-perl",  # swaks --auth
         "curl",
         "openssl",
         "python3",

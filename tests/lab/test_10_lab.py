@@ -62,6 +62,17 @@ def test_mail_resolves_forward_and_reverse_from_outside(lab: Lab) -> None:
         assert outside.run(["getent", "ahostsv4", mail.fqdn]).stdout.split()[0] == mail.address
 
 
+def test_outside_swaks_can_do_tls_and_auth_and_has_its_extra_addresses(lab: Lab) -> None:
+    """A reader typing the guide's swaks commands by hand on the outside host gets TLS and AUTH."""
+    with lab_connection("outside") as outside:
+        support = outside.run(["swaks", "--support"], check=False)
+        text = support.stdout + support.stderr
+        assert "TLS supported" in text and "AUTH PLAIN supported" in text, text
+        addresses = outside.run(["ip", "-4", "-o", "addr", "show", "eth0"]).stdout
+        for extra in HOSTS["outside"].extra_addresses:
+            assert f" {extra}/24 " in addresses
+
+
 def test_dns_records_change_without_restarting_the_server(lab: Lab) -> None:
     with lab_connection("dns") as dns_host:
         before = dns_host.run(["systemctl", "show", "-p", "MainPID", "--value", "named"]).stdout.strip()

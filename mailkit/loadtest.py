@@ -1,0 +1,195 @@
+"""Many messages at once, and where each one ended: the reliability suite's sender and counters.
+
+The sender runs on the outside host (Python's smtplib, one thread per connection) and retries what the
+server did not accept, as a real MTA does from its queue. Every message has a unique Message-ID, so the
+mail host can be asked where each one ended and how many times. A message whose connection broke after
+its content was sent is *ambiguous* (the server may have taken it): SMTP is at-least-once there, so only
+unambiguous messages must arrive exactly once.
+
+>>> message_id("r1", 7)
+'<mk-load-r1-7@example.net>'
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mailkit.errors import MailkitError
+from mailkit.remote_client import run_program
+from mailkit.ssh import Connection
+from mailkit.values import LocalPart
+
+SENDER = r"""
+import json, smtplib, socket, sys, threading, time
+req = json.load(sys.stdin)
+lock = threading.Lock()
+out = {"accepted": [], "ambiguous": [], "retries": 0, "failed": []}
+todo = list(range(req["count"]))
+body = "\r\n".join(["The reliability suite's message, a few lines long so it looks like mail."] * 20)
+
+def message(n):
+    rcpt = req["recipients"][n % len(req["recipients"])]
+    mid = "<mk-load-%s-%d@example.net>" % (req["run"], n)
+    data = ("From: dana@example.net\r\nTo: %s\r\nSubject: load %s %d\r\nMessage-ID: %s\r\n"
+            "Date: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n%s\r\n") % (rcpt, req["run"], n, mid, body)
+    return rcpt, data
+
+def worker():
+    conn = None
+    while True:
+        with lock:
+            if not todo:
+                break
+            n = todo.pop()
+        rcpt, data = message(n)
+        deadline = time.time() + req["give_up_after"]
+        while True:
+            sent_data = False
+            try:
+                if conn is None:
+                    conn = smtplib.SMTP(req["host"], 25, timeout=60)
+                    conn.ehlo("outside.example.net")
+                conn.mail("dana@example.net")
+                code, _ = conn.rcpt(rcpt)
+                if code != 250:
+                    raise smtplib.SMTPResponseException(code, b"rcpt")
+                sent_data = True
+                code, _ = conn.data(data.encode())
+                if code == 250:
+                    with lock:
+                        out["accepted"].append(n)
+                    break
+                raise smtplib.SMTPResponseException(code, b"data")
+            except (OSError, smtplib.SMTPException) as e:
+                with lock:
+                    if sent_data and not isinstance(e, smtplib.SMTPResponseException):
+                        out["ambiguous"].append(n)
+                    out["retries"] += 1
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+                conn = None
+                if time.time() > deadline:
+                    with lock:
+                        out["failed"].append([n, str(e)[:100]])
+                    break
+                time.sleep(0.5)
+    if conn is not None:
+        try:
+            conn.quit()
+        except Exception:
+            pass
+
+start = time.time()
+threads = [threading.Thread(target=worker) for _ in range(req["connections"])]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+out["seconds"] = time.time() - start
+json.dump(out, sys.stdout)
+"""
+
+
+def message_id(run: str, n: int) -> str:
+    return f"<mk-load-{run}-{n}@example.net>"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the sender saw: accepted message numbers, ambiguous ones, retries, failures, wall time."""
+
+    run: str
+    count: int
+    accepted: frozenset[int]
+    ambiguous: frozenset[int]
+    retries: int
+    failed: tuple[tuple[int, str], ...]
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return len(self.accepted) / self.seconds if self.seconds else 0.0
+
+
+def send_many(
+    outside: Connection,
+    host: str,
+    recipients: list[str],
+    count: int,
+    *,
+    run: str,
+    connections: int = 10,
+    give_up_after: float = 300,
+) -> Sent:
+    """Send ``count`` messages from ``outside`` to ``host``:25 over ``connections`` parallel connections."""
+    for address in recipients:
+        LocalPart(address.split("@")[0])
+    if not re.fullmatch(r"[a-z0-9]{1,20}", run):
+        raise MailkitError(f"run name {run!r}: lower case letters and digits only")
+    request = {"host": host, "recipients": recipients, "count": count, "run": run,
+               "connections": connections, "give_up_after": give_up_after}  # fmt: skip
+    seen = run_program(outside, SENDER, request, timeout=int(give_up_after) + count + 120)
+    if "accepted" not in seen:
+        raise MailkitError(f"the load sender failed: {seen}")
+    return Sent(
+        run,
+        count,
+        frozenset(seen["accepted"]),
+        frozenset(seen["ambiguous"]),
+        seen["retries"],
+        tuple((n, why) for n, why in seen["failed"]),
+        seen["seconds"],
+    )
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where the messages of one run are on the mail host: (Maildir folder, message number) -> copies."""
+
+    copies: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def numbers(self) -> Counter[int]:
+        counted: Counter[int] = Counter()
+        for (_, n), copies in self.copies.items():
+            counted[n] += copies
+        return counted
+
+    def folders(self, n: int) -> set[str]:
+        return {folder for (folder, m) in self.copies if m == n}
+
+
+def delivered(mail: Connection, run: str, base: str = "/var/vmail") -> Delivered:
+    """Every copy of this run's messages in the Maildirs under ``base``, by the mailbox directory holding it."""
+    script = (
+        f"grep -r -m1 -H -o 'Message-ID: <mk-load-{run}-[0-9]*@' {base} --include='*' 2>/dev/null "
+        "| grep -E '/(new|cur)/' || true"
+    )
+    copies: Counter[tuple[str, int]] = Counter()
+    for line in mail.run(["sh", "-c", script], timeout=300).stdout.splitlines():
+        path, _, found = line.partition(":Message-ID: ")
+        mailbox = re.sub(r"/(\.[^/]+/)?(new|cur)/[^/]+$", "", path)
+        copies[(mailbox, int(found.rsplit("-", 1)[1].rstrip("@")))] += 1
+    return Delivered(copies)
+
+
+def wait_delivered(mail: Connection, run: str, expected: int, seconds: float = 300) -> Delivered:
+    """Poll until at least ``expected`` copies of the run's messages are delivered (or time is up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = delivered(mail, run)
+        if sum(found.copies.values()) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(2)
+
+
+def queued(mail: Connection) -> list[dict[str, object]]:
+    """Postfix's queue as ``postqueue -j`` reports it, one dict per message."""
+    import json
+
+    lines = mail.run(["postqueue", "-j"], timeout=60).stdout.splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
