@@ -76,6 +76,8 @@ def test_load_with_a_restart_in_the_middle_loses_and_doubles_nothing(hosts: tupl
         time.sleep(1)
     mail.run(["systemctl", "restart", "postfix", "dovecot"], timeout=120)
     sender.join()
+    # Deliveries cut by the restart wait in the deferred queue (retried after minutes): try them now.
+    mail.run(["postqueue", "-f"], timeout=60)
     sent = result["sent"]
     assert len(sent.accepted) == MESSAGES and not sent.failed, f"the sender gave up: {sent.failed[:5]}"
     found = loadtest.wait_delivered(mail, run, MESSAGES)
