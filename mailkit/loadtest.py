@@ -152,6 +152,8 @@ class Delivered:
     """Where the messages of one run are on the mail host: (Maildir folder, message number) -> copies."""
 
     copies: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: When each copy of a message was delivered (epoch seconds, from its Maildir file name).
+    times: dict[int, list[int]] = field(default_factory=dict)
 
     def numbers(self) -> Counter[int]:
         counted: Counter[int] = Counter()
@@ -170,11 +172,15 @@ def delivered(mail: Connection, run: str, base: str = "/var/vmail") -> Delivered
         "| grep -E '/(new|cur)/' || true"
     )
     copies: Counter[tuple[str, int]] = Counter()
+    times: dict[int, list[int]] = {}
     for line in mail.run(["sh", "-c", script], timeout=300).stdout.splitlines():
         path, _, found = line.partition(":Message-ID: ")
         mailbox = re.sub(r"/(\.[^/]+/)?(new|cur)/[^/]+$", "", path)
-        copies[(mailbox, int(found.rsplit("-", 1)[1].rstrip("@")))] += 1
-    return Delivered(copies)
+        n = int(found.rsplit("-", 1)[1].rstrip("@"))
+        copies[(mailbox, n)] += 1
+        stamp = re.match(r"(\d+)\.", path.rsplit("/", 1)[1])
+        times.setdefault(n, []).append(int(stamp.group(1)) if stamp else 0)
+    return Delivered(copies, times)
 
 
 def wait_delivered(mail: Connection, run: str, expected: int, seconds: float = 300) -> Delivered:
