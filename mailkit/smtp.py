@@ -175,7 +175,11 @@ def check_delivered(
         return CheckResult(group, name, False, seen, fix)
     found = find_in_maildir(mail, maildir, f"mailkit check {token}", timeout)
     if not found:
-        return CheckResult(group, name, False, f"accepted (250) but not in {maildir}/new after {timeout:.0f} s", fix)
+        # Accepted: the address exists, so the map is not the problem; the log has the message's path.
+        queue_id = re.search(r"queued as (\w+)", str(accepted))
+        where = f"'journalctl -u postfix@- -u dovecot -g {queue_id.group(1)}'" if queue_id else "the mail log"
+        seen = f"accepted (250) but not in {maildir}/new after {timeout:.0f} s"
+        return CheckResult(group, name, False, seen, f"Postfix took it: {where} on the server says where it went")
     file_owner = mail.run(["stat", "-c", "%U", found]).stdout.strip()
     ok = file_owner == owner
     return CheckResult(group, name, ok, f"250, in {maildir}/new, owned by {file_owner}", fix)

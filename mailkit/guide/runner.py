@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailkit.checks import RESULTS_FILE_ENV, CheckResult, load_results
 from mailkit.errors import UsageError
@@ -92,7 +93,7 @@ def run_guide(
                         km.shutdown_kernel(now=False)
                     km.cleanup_resources()
                     run.seconds[path.name] = time.monotonic() - start
-                    nbformat.write(notebook, output / path.name)
+                    nbformat.write(without_counts(notebook), output / path.name)
                     run.executed.append(output / path.name)
                 if run.error:
                     break
@@ -104,6 +105,23 @@ def run_guide(
                     os.environ[key] = value
         run.checks = load_results(str(results_file))
     return run
+
+
+def without_counts(notebook: Any) -> Any:
+    """The notebook with its execution counts cleared: they change with every run and say nothing.
+
+    >>> import nbformat.v4 as v4
+    >>> nb = v4.new_notebook(cells=[v4.new_code_cell("1", execution_count=3)])
+    >>> without_counts(nb).cells[0].execution_count is None
+    True
+    """
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            for output in cell.get("outputs", []):
+                if "execution_count" in output:
+                    output["execution_count"] = None
+    return notebook
 
 
 def _first_lines(text: str, limit: int = 25) -> str:

@@ -131,6 +131,7 @@ LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
         "swaks",
         "libnet-ssleay-perl",  # swaks --tls, as a reader types it by hand
         "libauthen-sasl-perl",  # swaks --auth
+        "libnet-dns-perl",  # swaks without --server: delivery through the MX record
         "curl",
         "openssl",
         "python3",

@@ -83,6 +83,7 @@ def test_stored_outputs_are_complete_and_deterministic(path: Path) -> None:
     assert len(parameters) == 1, "one parameters cell (papermill style)"
     for cell in code:
         assert "execution" not in cell.get("metadata", {}), "no timing metadata"
+        assert cell.get("execution_count") is None, "no execution counts (they change with every run)"
         for output in cell.get("outputs", []):
             assert output["output_type"] != "error", f"stored error in {''.join(cell['source'])[:60]}"
             text = json.dumps(output)
