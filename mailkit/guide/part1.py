@@ -234,6 +234,12 @@ class Part1:
             (m, m, f"to mailbox {m}", f"{GUIDE} section 9: the address must be in {MAILBOX_MAP} (then postmap)")
             for m in self.mailboxes
         ]
+        roles = [EmailAddress(f"{role}@{self.domain}") for role in ("postmaster", "abuse")]
+        deliveries += [
+            (role, self.aliases[role][0], f"to {role} (RFC 2142) -> {self.aliases[role][0]}",
+             f"{GUIDE} section 9: every domain needs postmaster@ and abuse@ (ALIASES)")
+            for role in roles if role in self.aliases
+        ]  # fmt: skip
         deliveries += [
             (alias, target, f"to alias {alias} -> {target}", f"{GUIDE} section 9: the alias must be in {ALIAS_MAP}"),
             (tagged, first, f"to {tagged} (recipient_delimiter)", f"{GUIDE} section 6: recipient_delimiter = +"),
@@ -259,6 +265,18 @@ class Part1:
         results.append(self.local_root_check(mail))
         results += self.relay_checks(outside)
         return results
+
+    def require_applied(self, mail: Connection) -> str:
+        """Say so if part 1 is applied on the server as these parameters describe it; raise if it is not."""
+        from mailkit.engine import plan
+
+        pending = plan(mail, self.everything())
+        if pending.changes:
+            raise UsageError(
+                f"part 1 is not applied on this server as these parameters describe it ({len(pending.changes)} "
+                f"change(s) pending, e.g. {pending.changes[0].summary}): run {GUIDE} first, with the same parameters"
+            )
+        return "part 1 is applied: nothing of it to change"
 
     def local_root_check(self, mail: Connection) -> CheckResult:
         """Mail the server sends to plain ``root`` (cron, apt) reaches the mailbox root@DOMAIN is an alias of."""
@@ -293,18 +311,32 @@ def send_local_mail(mail: Connection, to: str, subject: str, body: str = "Hello 
     mail.run(["mail", "-s", subject, to], input=body)
 
 
-def last_mbox_message(mail: Connection, path: str, subject: str, timeout: float = 15) -> EmailMessage:
-    """The newest message with ``subject`` in an mbox file, waiting for delivery."""
+def mbox_messages(mail: Connection, path: str, subject: str) -> list[EmailMessage]:
+    """The messages with ``subject`` in an mbox file, oldest first (none if the file does not exist)."""
+    if not mail.run(["test", "-f", path], check=False).ok:
+        return []
+    found = []
+    for chunk in mail.read(path).split(b"\nFrom "):
+        message = email.message_from_bytes(chunk.split(b"\n", 1)[-1], policy=email.policy.default)
+        if message.get("Subject") == subject:
+            found.append(message)
+    return found  # type: ignore[return-value]
+
+
+def local_test_message(mail: Connection, to: str, subject: str, mbox: str, timeout: float = 15) -> EmailMessage:
+    """Send a test message on the server with `mail`, and return it once it is in ``mbox``.
+
+    It waits for a *new* message: one with the same subject from an earlier run does not count.
+    """
+    before = len(mbox_messages(mail, mbox, subject))
+    send_local_mail(mail, to, subject)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        exists = mail.run(["test", "-f", path], check=False).ok
-        if exists:
-            for chunk in reversed(mail.read(path).split(b"\nFrom ")):
-                message = email.message_from_bytes(chunk.split(b"\n", 1)[1], policy=email.policy.default)
-                if message.get("Subject") == subject:
-                    return message  # type: ignore[return-value]
+        found = mbox_messages(mail, mbox, subject)
+        if len(found) > before:
+            return found[-1]
         time.sleep(0.2)
-    raise MailkitError(f"no message with subject {subject!r} in {path} after {timeout:.0f} s")
+    raise MailkitError(f"no new message with subject {subject!r} in {mbox} after {timeout:.0f} s")
 
 
 def headers(message: EmailMessage, names: Sequence[str] = ("From", "To", "Subject")) -> str:

@@ -54,6 +54,7 @@ def run_guide(
     progress: Callable[[str], None] = lambda _: None,
     cell_timeout: int = 900,
     notebook_dir: Path = NOTEBOOK_DIR,
+    record_timing: bool = False,
 ) -> GuideRun:
     """Execute the notebooks of ``parts`` in order (stopping at the first failure); save them to ``output``."""
     import nbformat
@@ -80,7 +81,7 @@ def run_guide(
                     km=km,
                     timeout=cell_timeout,
                     kernel_name="python3",
-                    record_timing=False,
+                    record_timing=record_timing,
                     resources={"metadata": {"path": str(path.parent)}},
                 )
                 start = time.monotonic()

@@ -1,0 +1,110 @@
+"""Where the guide's time goes, next to the bare floor, in one run.
+
+Run as root:  .venv/bin/python bench/guide.py [--release trixie] [--parts 1,2,3,4]
+
+1. The guide, on a fresh mail host, with every cell timed (nbclient's timing), each cell counted in one
+   bucket by what it does: package installs (``.install(``), applies (``engine.apply``: backups, writes,
+   validation, reloads and restarts), plans, checks (``checks.report`` / ``verify``), DNS publishing, and
+   the rest (imports, printing).
+2. The floor, on a fresh mail host again: the same packages in one ``apt-get install`` (Postfix preseeded),
+   then the guide's services restarted once. That is what a server with these packages costs at the least.
+
+Printed side by side: seconds per bucket and the guide against the floor. The mail host is reset after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from mailkit.guide.part4 import redis_package
+from mailkit.guide.runner import prepare_lab, run_guide
+from mailkit.lab.lab import Lab
+from mailkit.target import lab_connection
+
+BUCKETS = (
+    ("package installs", (".install(",)),
+    ("applies", ("engine.apply(", "receiver.ensure(")),
+    ("plans", ("engine.plan(", "dnsrecords.plan(")),
+    ("DNS publishing", ("publish(",)),
+    ("checks", ("checks.report(", ".verify(", "part4_checks.", "part3_checks.")),
+)
+PACKAGES = {
+    1: ["postfix", "postfix-lmdb", "bsd-mailx"],
+    2: ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"],
+    3: ["rspamd"],
+    4: ["dovecot-sieve", "dovecot-managesieved"],
+}
+SERVICES = {1: ["postfix"], 2: ["dovecot"], 3: ["rspamd"], 4: []}
+
+
+def bucket(source: str) -> str:
+    for name, needles in BUCKETS:
+        if any(n in source for n in needles):
+            return name
+    return "the rest"
+
+
+def cell_seconds(cell: dict) -> float:
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not start or not end:
+        return 0.0
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def floor(release: str, parts: list[int]) -> float:
+    packages = [p for n in parts for p in PACKAGES[n]]
+    if 4 in parts:
+        packages.append(redis_package(release))
+    services = [s for n in parts for s in SERVICES[n]]
+    script = (
+        "set -e; export DEBIAN_FRONTEND=noninteractive\n"
+        "printf '%s\\n' 'postfix postfix/main_mailer_type select Internet Site' "
+        "'postfix postfix/mailname string mail.example.org' | debconf-set-selections\n"
+        "apt-get update -q >/dev/null\n"
+        f"apt-get install -y -q {' '.join(packages)} >/dev/null\n"
+        f"systemctl restart {' '.join(services)}\n"
+    )
+    with lab_connection("mail") as mail:
+        start = time.monotonic()
+        mail.run(["sh", "-c", script], timeout=900)
+        return time.monotonic() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--release", default="trixie")
+    parser.add_argument("--parts", default="1,2,3,4")
+    args = parser.parse_args()
+    parts = [int(p) for p in args.parts.split(",")]
+    prepare_lab(args.release, keep=False, progress=lambda _: None)
+    totals: dict[str, float] = {name: 0.0 for name, _ in BUCKETS} | {"the rest": 0.0}
+    with tempfile.TemporaryDirectory() as out:
+        start = time.monotonic()
+        run = run_guide(parts, Path(out), record_timing=True)
+        wall = time.monotonic() - start
+        if not run.ok:
+            raise SystemExit(f"the guide failed: {run.error}")
+        for path in run.executed:
+            for cell in json.loads(path.read_text())["cells"]:
+                if cell["cell_type"] == "code":
+                    totals[bucket("".join(cell["source"]))] += cell_seconds(cell)
+    Lab().reset()
+    bare = floor(args.release, parts)
+    Lab().reset()
+    cells = sum(totals.values())
+    print(f"the guide, parts {args.parts}, Debian {args.release}: {wall:.1f} s wall, {cells:.1f} s in cells")
+    for name, seconds in totals.items():
+        print(f"  {name:17} {seconds:7.1f} s  {seconds / cells:6.1%}")
+    print(f"floor (one apt-get install of the same packages, services restarted once): {bare:.1f} s")
+    print(f"  guide cells / floor: {cells / bare:.2f}x;  without the checks: {(cells - totals['checks']) / bare:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
