@@ -78,17 +78,22 @@ def _assert_each_once_in_its_mailbox(
     return doubled
 
 
+def _all_delivered(mail: Connection, sent: loadtest.Sent, cut: tuple[float, float] | None = None) -> str:
+    """Every message accepted, each delivered once (see ``cut``), the queue empty; a one-line summary."""
+    assert len(sent.accepted) == sent.count and not sent.failed, f"the sender gave up: {sent.failed[:5]}"
+    found = loadtest.wait_delivered(mail, sent.run, sent.count)
+    doubled = _assert_each_once_in_its_mailbox(sent, found, cut=cut)
+    assert loadtest.queued(mail) == [], "nothing left in the queue"
+    return (
+        f"{sent.count} messages in {sent.seconds:.1f} s ({sent.per_second:.1f}/s), {sent.retries} retries, "
+        f"{len(sent.ambiguous)} ambiguous, 0 lost, {len(doubled)} doubled"
+    )
+
+
 def test_load_every_message_arrives_exactly_once(hosts: tuple[Connection, Connection]) -> None:
     mail, outside = hosts
-    run = _run()
-    sent = loadtest.send_many(outside, HOST, MAILBOXES, MESSAGES, run=run)
-    assert len(sent.accepted) == MESSAGES and not sent.failed, f"the sender gave up: {sent.failed[:5]}"
-    _assert_each_once_in_its_mailbox(sent, loadtest.wait_delivered(mail, run, MESSAGES))
-    assert loadtest.queued(mail) == [], "nothing left in the queue"
-    print(
-        f"\nload: {MESSAGES} messages over 10 connections in {sent.seconds:.1f} s ({sent.per_second:.1f}/s), "
-        f"{sent.retries} retries, 0 lost, 0 doubled"
-    )
+    sent = loadtest.send_many(outside, HOST, MAILBOXES, MESSAGES, run=_run())
+    print("\nload over 10 connections:", _all_delivered(mail, sent))
 
 
 def test_load_with_a_restart_in_the_middle_loses_nothing(hosts: tuple[Connection, Connection]) -> None:
@@ -111,15 +116,7 @@ def test_load_with_a_restart_in_the_middle_loses_nothing(hosts: tuple[Connection
     sender.join()
     # Deliveries cut by the restart wait in the deferred queue (retried after minutes): try them now.
     mail.run(["postqueue", "-f"], timeout=60)
-    sent = result["sent"]
-    assert len(sent.accepted) == MESSAGES and not sent.failed, f"the sender gave up: {sent.failed[:5]}"
-    found = loadtest.wait_delivered(mail, run, MESSAGES)
-    doubled = _assert_each_once_in_its_mailbox(sent, found, cut=cut)
-    assert loadtest.queued(mail) == [], "nothing left in the queue"
-    print(
-        f"\nload with a restart: {MESSAGES} messages in {sent.seconds:.1f} s ({sent.per_second:.1f}/s), "
-        f"{sent.retries} retries, {len(sent.ambiguous)} ambiguous, 0 lost, {len(doubled)} doubled by the restart"
-    )
+    print("\nload with a restart (doubled: deliveries the restart cut):", _all_delivered(mail, result["sent"], cut))
 
 
 def test_dovecot_stopped_mail_waits_in_the_queue_then_arrives_once(hosts: tuple[Connection, Connection]) -> None:
