@@ -94,7 +94,7 @@ def run_guide(
                         km.shutdown_kernel(now=False)
                     km.cleanup_resources()
                     run.seconds[path.name] = time.monotonic() - start
-                    nbformat.write(without_counts(notebook), output / path.name)
+                    nbformat.write(numbered(notebook), output / path.name)
                     run.executed.append(output / path.name)
                 if run.error:
                     break
@@ -108,20 +108,24 @@ def run_guide(
     return run
 
 
-def without_counts(notebook: Any) -> Any:
-    """The notebook with its execution counts cleared: they change with every run and say nothing.
+def numbered(notebook: Any) -> Any:
+    """The notebook with its execution counts 1, 2, 3... in cell order: the same after every run.
+
+    (nbval needs a count on every cell with outputs; a kernel that ran a cell twice would leave gaps.)
 
     >>> import nbformat.v4 as v4
-    >>> nb = v4.new_notebook(cells=[v4.new_code_cell("1", execution_count=3)])
-    >>> without_counts(nb).cells[0].execution_count is None
-    True
+    >>> nb = v4.new_notebook(cells=[v4.new_code_cell("1", execution_count=7), v4.new_code_cell("2")])
+    >>> [c.execution_count for c in numbered(nb).cells]
+    [1, 2]
     """
+    count = 0
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            cell.execution_count = None
+            count += 1
+            cell.execution_count = count
             for output in cell.get("outputs", []):
                 if "execution_count" in output:
-                    output["execution_count"] = None
+                    output["execution_count"] = count
     return notebook
 
 

@@ -81,9 +81,9 @@ def test_stored_outputs_are_complete_and_deterministic(path: Path) -> None:
     code = [c for c in cells if c["cell_type"] == "code"]
     parameters = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(parameters) == 1, "one parameters cell (papermill style)"
+    assert [c.get("execution_count") for c in code] == list(range(1, len(code) + 1)), "counts 1, 2, 3... (nbval)"
     for cell in code:
         assert "execution" not in cell.get("metadata", {}), "no timing metadata"
-        assert cell.get("execution_count") is None, "no execution counts (they change with every run)"
         for output in cell.get("outputs", []):
             assert output["output_type"] != "error", f"stored error in {''.join(cell['source'])[:60]}"
             text = json.dumps(output)
