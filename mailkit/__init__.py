@@ -44,4 +44,6 @@ def __getattr__(name: str) -> object:
 
     if name in ("engine", "checks", "resources", "smtp", "values", "templates", "facts"):
         return importlib.import_module(f"mailkit.{name}")
+    if name == "on_server":
+        return importlib.import_module("mailkit.onserver").on_server
     raise AttributeError(name)

@@ -8,6 +8,7 @@ Deterministic output only (no timestamps, no object ids), so stored notebook out
 
 from __future__ import annotations
 
+import difflib
 import html
 import re
 from collections.abc import Sequence
@@ -105,38 +106,69 @@ def checks_html(results: Sequence[CheckResult]) -> str:
 
 
 class SideBySide:
-    """Two texts in two columns (a notebook) or one after the other (a terminal), with what differs."""
+    """Two versions of one file, showing only where they differ, old and new lines paired.
+
+    A notebook gets a two-column table (each differing place a row, the lines in between counted), a terminal a
+    unified diff without context, with the same counts.
+
+    >>> print(repr(SideBySide("old", "a\\nx = 1\\nb\\n", "new", "a\\ny = 1\\nb\\n")))
+    1 place differs; 2 lines are the same in both
+    --- old
+    +++ new
+      (1 line the same)
+    -x = 1
+    +y = 1
+      (1 line the same)
+    """
 
     def __init__(self, left_title: str, left: str, right_title: str, right: str) -> None:
         self.left_title, self.left, self.right_title, self.right = left_title, left, right_title, right
 
-    def differences(self) -> list[str]:
-        """Setting names present in only one of the two texts (``name = value`` or ``name {`` lines)."""
+    def blocks(self) -> list[tuple[list[str], list[str]]]:
+        """The file as a list of (left lines, right lines): equal where the two agree, else the paired difference."""
+        old, new = self.left.splitlines(), self.right.splitlines()
+        matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+        return [(old[i1:i2], new[j1:j2]) for _, i1, i2, j1, j2 in matcher.get_opcodes()]
 
-        def names(text: str) -> set[str]:
-            found = set()
-            for line in text.splitlines():
-                stripped = line.strip()
-                if stripped and not stripped.startswith(("#", "}")):
-                    found.add(stripped.split("=")[0].split("{")[0].strip())
-            return found
+    def pairs(self) -> list[tuple[list[str], list[str]]]:
+        """Only the places that differ: ``(["mail_location = maildir:~"], ["mail_driver = maildir", ...])``."""
+        return [(a, b) for a, b in self.blocks() if a != b]
 
-        left, right = names(self.left), names(self.right)
-        return [f"only in {self.left_title}: {n}" for n in sorted(left - right)] + [
-            f"only in {self.right_title}: {n}" for n in sorted(right - left)
-        ]
+    def _headline(self) -> str:
+        places = len(self.pairs())
+        same = sum(len(a) for a, b in self.blocks() if a == b)
+        verb = "place differs" if places == 1 else "places differ"
+        return f"{places} {verb}; {same} lines are the same in both"
 
     def __repr__(self) -> str:
-        return f"=== {self.left_title} ===\n{self.left}\n=== {self.right_title} ===\n{self.right}\n" + "\n".join(
-            self.differences()
-        )
+        out = [self._headline(), f"--- {self.left_title}", f"+++ {self.right_title}"]
+        for left, right in self.blocks():
+            if left == right:
+                out.append(f"  ({_lines(len(left))} the same)")
+            else:
+                out += [f"-{line}" for line in left] + [f"+{line}" for line in right]
+        return "\n".join(out)
 
     def _repr_html_(self) -> str:
-        cell = f'<td style="vertical-align:top"><pre style="{_PRE}">{{}}</pre></td>'
+        cell = f'<td style="vertical-align:top;text-align:left"><pre style="{_PRE}">{{}}</pre></td>'
+        same = '<tr><td colspan="2" style="color:#57606a;text-align:center">{}</td></tr>'
+        rows = []
+        for left, right in self.blocks():
+            if left == right:
+                rows.append(same.format(f"{_lines(len(left))} the same in both"))
+            else:
+                rows.append(
+                    "<tr>"
+                    + cell.format(html.escape("\n".join(left)))
+                    + cell.format(html.escape("\n".join(right)))
+                    + "</tr>"
+                )
         head = f"<tr><th>{html.escape(self.left_title)}</th><th>{html.escape(self.right_title)}</th></tr>"
-        body = "<tr>" + cell.format(html.escape(self.left)) + cell.format(html.escape(self.right)) + "</tr>"
-        diffs = "".join(f"<li><code>{html.escape(d)}</code></li>" for d in self.differences())
-        return f"<table>{head}{body}</table><p>What differs:</p><ul>{diffs}</ul>"
+        return f"<p>{html.escape(self._headline())}</p><table>{head}{''.join(rows)}</table>"
+
+
+def _lines(n: int) -> str:
+    return f"{n} line{'s' if n != 1 else ''}"
 
 
 class LiveStatus:

@@ -89,8 +89,12 @@ def probe(
     quit_after: str | None = "RCPT",
     subject: str = "mailkit probe",
     body: str = "Sent by mailkit's checks.",
+    family: int | None = None,
 ) -> Probe:
-    """Talk SMTP to ``server`` from ``outside`` with swaks (stopping after RCPT unless ``quit_after`` is None)."""
+    """Talk SMTP to ``server`` from ``outside`` with swaks (stopping after RCPT unless ``quit_after`` is None).
+
+    ``family`` 4 or 6 connects over that IP version only (swaks -4/-6), to check each address of a name.
+    """
     argv = [
         "swaks",
         "--server",
@@ -112,6 +116,10 @@ def probe(
     ]
     if quit_after:
         argv += ["--quit-after", quit_after]
+    if family is not None:
+        if family not in (4, 6):
+            raise ValueError(f"family must be 4 or 6, not {family}")
+        argv.append(f"-{family}")
     result = outside.run(argv, check=False, timeout=90)
     if result.exited not in (0, 23, 24, 25, 26, 27, 28, 29):
         raise MailkitError(f"swaks could not talk to {server}:{port} (exit {result.exited}): {result.stderr.strip()}")
@@ -163,11 +171,12 @@ def check_delivered(
     label: str = "",
     fix: str = "",
     timeout: float = 20,
+    family: int | None = None,
 ) -> CheckResult:
     """Send a message to ``rcpt`` and find it in ``maildir``/new on the mail host, owned by ``owner``."""
     token = secrets.token_hex(8)
     name = label or f"{rcpt} delivered"
-    sent = probe(outside, server, rcpt, quit_after=None, subject=f"mailkit check {token}")
+    sent = probe(outside, server, rcpt, quit_after=None, subject=f"mailkit check {token}", family=family)
     accepted = sent.reply("DATA-END")
     if accepted is None or accepted.code != 250:
         rcpt_reply = sent.reply("RCPT")
@@ -177,7 +186,7 @@ def check_delivered(
     if not found:
         # Accepted: the address exists, so the map is not the problem; the log has the message's path.
         queue_id = re.search(r"queued as (\w+)", str(accepted))
-        where = f"'journalctl -u postfix@- -u dovecot -g {queue_id.group(1)}'" if queue_id else "the mail log"
+        where = f"\"journalctl -u 'postfix*' -u dovecot -g {queue_id.group(1)}\"" if queue_id else "the mail log"
         seen = f"accepted (250) but not in {maildir}/new after {timeout:.0f} s"
         return CheckResult(group, name, False, seen, f"Postfix took it: {where} on the server says where it went")
     file_owner = mail.run(["stat", "-c", "%U", found]).stdout.strip()

@@ -222,10 +222,49 @@ class Part1:
             fix=f"{GUIDE} section 4: mydestination lists the domains delivered to local users",
         )
 
+    def day_two_commands(self) -> list[list[str]]:
+        """Where the first mailbox's and the first alias's mail goes (``postmap -q``), and the queue."""
+        first = str(self.mailboxes[0])
+        chosen = [a for a in self.aliases if a.local not in (*ROLE_ADDRESSES, "root")] or list(self.aliases)
+        alias = chosen[0] if chosen else None
+        commands = [["postmap", "-q", first, LAYOUT.map_ref(LAYOUT.mailbox_map)]]
+        if alias is not None:
+            commands.append(["postmap", "-q", str(alias), LAYOUT.map_ref(LAYOUT.alias_map)])
+        return [*commands, ["postqueue", "-p"]]
+
+    def route_checks(self, mail: Connection, outside: Connection) -> list[CheckResult]:
+        """Mail as the internet sends it: the domain's MX looked up from outside, then one message over IPv4 and
+        one over IPv6 to that name, so a wrong MX, A or AAAA record fails here instead of passing unseen."""
+        fix = f"{GUIDE} section 10: publish 'MX 10 {self.hostname}.' for {self.domain} and A/AAAA records for it"
+        answer = outside.run(["dig", "+short", "MX", str(self.domain)], check=False).stdout.split()
+        exchangers = sorted(
+            (int(p), h.rstrip(".")) for p, h in zip(answer[0::2], answer[1::2], strict=False) if p.isdigit()
+        )
+        if not exchangers:
+            return [CheckResult("route", f"MX of {self.domain}", False, "no MX record", fix)]
+        best = exchangers[0][1]
+        results = [CheckResult("route", f"MX of {self.domain}", best == str(self.hostname), best, fix)]
+        first = self.mailboxes[0]
+        for family, rtype in ((4, "A"), (6, "AAAA")):
+            found = outside.run(["dig", "+short", rtype, best], check=False).stdout.split()
+            addresses = [a for a in found if (":" in a) == (family == 6) and not a.endswith(".")]  # not CNAMEs
+            if not addresses:
+                note = "IPv6 not offered" if family == 6 else "unreachable over IPv4"
+                results.append(
+                    CheckResult("route", f"{best} over IPv{family}", family == 6, f"no {rtype} record: {note}", fix)
+                )
+                continue
+            label = f"via MX {best} over IPv{family} ({', '.join(sorted(addresses))})"
+            results.append(
+                check_delivered(outside, mail, best, str(first), self.maildir(first), group="route", label=label,
+                                fix=f"{fix}; on the server, inet_protocols = all", family=family)
+            )  # fmt: skip
+        return results
+
     def verify(self, mail: Connection, outside: Connection) -> list[CheckResult]:
         """Everything part 1 promises, checked from the outside host with real SMTP."""
         server = str(self.hostname)
-        results = [check_postfix_config(mail)]
+        results = [check_postfix_config(mail), *self.route_checks(mail, outside)]
         first = self.mailboxes[0]
         chosen = [a for a in self.aliases if a.local not in (*ROLE_ADDRESSES, "root")] or list(self.aliases)
         alias, target = chosen[0], self.aliases[chosen[0]][0]
@@ -288,7 +327,7 @@ class Part1:
             "delivery",
             f"mail to plain root on the server (cron, apt) -> {target}",
             bool(found),
-            f"in {self.maildir(target)}/new" if found else "not delivered: look at 'journalctl -u postfix@-'",
+            f"in {self.maildir(target)}/new" if found else "not delivered: look at \"journalctl -u 'postfix*'\"",
             f"{GUIDE} section 9: root@{self.domain} must be an alias ($myorigin makes root into root@{self.domain})",
         )
 

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mailkit import mailboxes
+from mailkit import certificates, mailboxes
 from mailkit.checks import CheckResult
 from mailkit.context import HostFacts
 from mailkit.display import SideBySide
@@ -75,6 +75,14 @@ class Part2:
             File(self.cert_file, chain, mode=0o644, summary=summary, service=users),
             File(self.key_file, key, mode=0o600, secret=True, service=users),
         ]
+
+    def renewal_hook(self) -> list[Resource]:
+        """certbot's deploy hook reloading Postfix and Dovecot, when the certificate is certbot's (else nothing)."""
+        return certificates.renewal_hook(self.cert_file)
+
+    def certificate_status(self, mail: Connection) -> str:
+        """What the server's certificate and key files are, checked on the server; an error naming any problem."""
+        return certificates.certificate_status(mail, self.cert_file, self.key_file, str(self.part1.hostname))
 
     def dovecot_config(self, facts: HostFacts, sieve: Mapping[str, str] | None = None) -> str:
         """dovecot.conf for this host's Dovecot; ``sieve`` (part 4's paths) adds Sieve and ManageSieve."""
@@ -169,6 +177,7 @@ class Part2:
         return [
             *self.install(),
             *certificate,
+            *self.renewal_hook(),
             *self.dovecot(facts),
             *self.users(),
             *self.delivery(),

@@ -162,7 +162,7 @@ def _judged(
                 f"{kind}: arrives at {RECIPIENT}",
                 False,
                 "not delivered in 30 s",
-                f"{GUIDE} section 8: look at 'journalctl -u postfix' on both sides",
+                f"{GUIDE} section 8: look at \"journalctl -u 'postfix*'\" on both sides",
             )
         ]
     raw, message = found

@@ -17,7 +17,7 @@ only knows the stages every change goes through, never the kinds of resource:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +144,38 @@ def unified_diff(path: str, old: bytes | None, new: bytes | None, *, secret: boo
         fromfile="/dev/null" if old is None else path,
         tofile=to_file,
     )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    ended = (line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return "".join(collapse_removed_comments(ended))
+
+
+#: Removed comment or blank lines in a row from this many on are counted in a diff instead of listed.
+COLLAPSE_FROM = 4
+
+
+def collapse_removed_comments(lines: Iterable[str]) -> list[str]:
+    """Diff lines with each long run of removed comment or blank lines replaced by one line that counts them.
+
+    Replacing a stock file (Debian's commented ``dovecot.conf``) is then a diff of the settings, not of its comments.
+
+    >>> collapse_removed_comments(["-# a\\n", "-# b\\n", "-\\n", "-# c\\n", "-x = 1\\n", "+x = 2\\n"])
+    ['-(4 comment or blank lines)\\n', '-x = 1\\n', '+x = 2\\n']
+    """
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        out.extend([f"-({len(run)} comment or blank lines)\n"] if len(run) >= COLLAPSE_FROM else run)
+        run.clear()
+
+    for line in lines:
+        body = line[1:].strip()
+        if line.startswith("-") and not line.startswith("---") and (not body or body.startswith("#")):
+            run.append(line)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return out
 
 
 def heredoc(data: bytes) -> str:

@@ -10,6 +10,7 @@ from mailkit.errors import StateConflict
 from mailkit.facts import FileState
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
+from mailkit.resources import unified_diff
 from mailkit.resources.dovecot import HEADER, PasswdFile, PasswdUser, parse_passwd
 from mailkit.values import Password, ValueRejected
 
@@ -116,5 +117,22 @@ def test_dovecot_config_is_rendered_for_both_generations() -> None:
     assert "ssl_server_cert_file = /etc/ssl/certs/mail.example.org.pem" in both.right
     assert "ssl_cert = </etc/ssl/certs/mail.example.org.pem" in both.left
     assert "%d" not in both.right.split("# --- who")[0].replace("%d is", ""), "2.4 would take %d literally"
-    assert "only in Dovecot 2.3 (bookworm): mail_location" in both.differences()
-    assert "only in Dovecot 2.4 (trixie): mail_driver" in both.differences()
+    paired = {tuple(a): b for a, b in both.pairs()}
+    location = next(b for a, b in paired.items() if "mail_location = maildir:~" in a)
+    assert "mail_driver = maildir" in location and "mail_inbox_path = ~" in location, "old and new names side by side"
+    assert [line for b in paired.values() for line in b if line.startswith("ssl_server_cert")] == [
+        "ssl_server_cert_file = /etc/ssl/certs/mail.example.org.pem"
+    ]
+    shown = repr(both)
+    assert "namespace inbox" not in shown and "lines the same" in shown, "what both share is counted, not printed"
+    assert len(shown.splitlines()) < 60
+
+
+def test_a_replaced_stock_file_is_a_diff_of_settings_not_of_its_comments() -> None:
+    stock = "".join(f"# Debian's comment {i}\n" for i in range(30)) + "\n#mail_location =\nprotocols = imap\n"
+    diff = unified_diff("/etc/dovecot/dovecot.conf", stock.encode(), b"protocols = imap lmtp\n")
+    assert "-(32 comment or blank lines)" in diff
+    assert "-protocols = imap\n" in diff and "+protocols = imap lmtp\n" in diff
+    assert "Debian's comment" not in diff
+    few = unified_diff("/etc/x", b"# one\n# two\nx = 1\n", b"x = 2\n")
+    assert "-# one\n-# two\n" in few, "a short run of comments is still listed"

@@ -10,6 +10,7 @@ import pytest
 
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
+from mailkit.result import Result
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 POSTCONF = "https://www.postfix.org/postconf.5.html#"
@@ -133,3 +134,24 @@ def test_no_private_key_or_password_hash_in_any_stored_output(path: Path) -> Non
     outputs = json.dumps([c.get("outputs", []) for c in json.loads(path.read_text())["cells"]])
     assert "PRIVATE KEY" not in outputs
     assert not re.search(r"\{(ARGON2ID|BLF-CRYPT|SHA512-CRYPT)\}\$", outputs), "a password hash in an output"
+
+
+def test_day_two_commands_are_built_from_the_layout_and_shown_as_typed() -> None:
+    from mailkit.onserver import on_server
+
+    class Recorded:
+        def run(self, argv: list[str], *, input: str | bytes | None = None, check: bool = True) -> Result:
+            replies = {"postqueue": ("Mail queue is empty\n", 0), "postmap": ("", 1)}
+            out, code = replies[argv[0]]
+            return Result(" ".join(argv), out, "", code)
+
+    commands = Part1().day_two_commands()
+    assert commands[0] == ["postmap", "-q", "alice@example.org", "lmdb:/etc/postfix/vmailbox"]
+    assert commands[-1] == ["postqueue", "-p"]
+    shown = str(
+        on_server(Recorded(), ["postmap", "-q", "x y@example.org", "lmdb:/etc/postfix/vmailbox"], ["postqueue", "-p"])
+    )
+    assert (
+        shown
+        == "$ postmap -q 'x y@example.org' lmdb:/etc/postfix/vmailbox\n(exit 1)\n$ postqueue -p\nMail queue is empty"
+    )
