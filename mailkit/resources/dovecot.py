@@ -130,7 +130,11 @@ class PasswdFile(Resource):
         summary = f"{'update' if current.exists else 'create'} {self.path}" + (
             f" ({', '.join(words)})" if words else ""
         )
-        return Change(self, summary, diff, script=lambda ref: self._script(ref, order, lines, fresh))
+        # Dovecot re-reads a passwd-file whose mtime (in seconds) or size changed; a new hash of the same length
+        # written within the same second would go unseen, so the change reloads Dovecot instead of relying on it.
+        return Change(
+            self, summary, diff, services=("dovecot",), script=lambda ref: self._script(ref, order, lines, fresh)
+        )
 
     def _script(
         self, ref: str, order: list[str], lines: dict[str, str], fresh: dict[str, tuple[Password, str]]

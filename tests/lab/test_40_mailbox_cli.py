@@ -132,3 +132,24 @@ def test_ten_concurrent_adds_all_land(guide_applied: Lab) -> None:
     for address in users:
         assert _mailkit("remove", address).returncode == 0
     assert _mailkit("list").returncode == 0
+
+
+def test_a_new_password_works_even_when_the_file_keeps_its_size_and_second(guide_applied: Lab) -> None:
+    """Dovecot re-reads a passwd-file only when its mtime (seconds) or size changes: a new hash of the same length
+    within the same second would go unseen. The apply reloads Dovecot, so this cannot happen; the test makes the
+    same-second case on purpose by putting the old mtime back right after the change."""
+    erin = "erin@example.org"
+    assert _mailkit("add", erin, "--password-stdin", stdin=FIRST + "\n").returncode == 0
+    try:
+        assert _imap_login(FIRST, erin) == "OK"  # Dovecot has read the file now
+        with lab_connection("mail") as mail:
+            before = mail.run(["stat", "-c", "%Y %s", "/etc/dovecot/users"]).stdout.split()
+            changed = _mailkit("passwd", erin, "--password-stdin", stdin=SECOND + "\n")
+            assert changed.returncode == 0 and "reloaded: dovecot" in changed.stdout, changed.stdout + changed.stderr
+            mail.run(["touch", "-d", f"@{before[0]}", "/etc/dovecot/users"])
+            after = mail.run(["stat", "-c", "%Y %s", "/etc/dovecot/users"]).stdout.split()
+        assert after == before, "same second, same size: what Dovecot's own check would not notice"
+        assert _imap_login(FIRST, erin) == "NO"
+        assert _imap_login(SECOND, erin) == "OK"
+    finally:
+        assert _mailkit("remove", erin).returncode == 0
