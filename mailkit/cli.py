@@ -313,5 +313,42 @@ def guide_run(release: str | None, parts: str, keep: bool, output: Path) -> None
     sys.exit(0 if run.ok else 1)
 
 
+@main.command()
+@click.option("--releases", default="bookworm,trixie,sid", show_default=True, help="Comma-separated Debian releases.")
+@click.option("--parts", default="1,2,3,4", show_default=True, help="Comma-separated parts of the guide.")
+@click.option("--jobs", type=click.IntRange(1, 9), default=None, help="Labs at a time (default: all of them).")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/matrix"),
+    show_default=True,
+    help="Where the report (report.html, report.md, report.json) and each release's notebooks go.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An earlier report.json: list new failures and changed values.",
+)
+@friendly_errors
+def matrix(releases: str, parts: str, jobs: int | None, output: Path, baseline: Path | None) -> None:
+    """Run the guide on several Debian releases at once, side by side; exit 1 on any failed check."""
+    from mailkit.matrix import run_matrix
+
+    try:
+        numbers = [int(p) for p in parts.split(",") if p.strip()]
+    except ValueError:
+        raise UsageError(f"--parts: {parts!r} is not a list of part numbers like 1,2") from None
+    chosen = [r.strip() for r in releases.split(",") if r.strip()]
+    report = run_matrix(chosen, numbers, output, jobs=jobs, baseline=baseline, progress=_progress())
+    for release, summary in report["summary"].items():
+        error = f", error: {summary['error'].splitlines()[0]}" if summary["error"] else ""
+        click.echo(f"{release}: {summary['passed']} passed, {summary['failed']} failed{error}")
+    for title, items in report.get("baseline", {}).items():
+        click.echo(f"{title.replace('_', ' ')}: {len(items)}")
+    click.echo(f"report: {output / 'report.html'} ({report['wall_seconds']:.0f} s)")
+    sys.exit(0 if report["ok"] else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class GuideRun:
     checks: list[CheckResult]
     seconds: dict[str, float]
     error: str | None = None
+    #: The checks each notebook ran (a later part re-checks earlier ones: they count where they ran).
+    checks_by_notebook: dict[str, list[CheckResult]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +98,8 @@ def run_guide(
                     run.seconds[path.name] = time.monotonic() - start
                     nbformat.write(numbered(notebook), output / path.name)
                     run.executed.append(output / path.name)
+                    so_far = load_results(str(results_file))
+                    run.checks_by_notebook[path.name] = so_far[sum(map(len, run.checks_by_notebook.values())) :]
                 if run.error:
                     break
         finally:

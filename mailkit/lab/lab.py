@@ -21,7 +21,7 @@ from typing import Any
 
 from mailkit.errors import LabError, UsageError
 from mailkit.lab import dns, machine, network, proxy, rootfs
-from mailkit.lab.layout import DEFAULT_RELEASE, HOSTS, PREFIX, RELEASES, HostSpec, state_dir
+from mailkit.lab.layout import DEFAULT_RELEASE, EXTERNAL_PROXY, HOSTS, PREFIX, RELEASES, HostSpec, state_dir
 from mailkit.local import run_local, write_private
 from mailkit.tls import CertificateAuthority
 
@@ -119,7 +119,7 @@ class Lab:
         running = [h["running"] for h in hosts.values()]
         if not state:
             overall = "down"
-        elif all(running) and machine.pid_alive(state.get("proxy_pid")):
+        elif all(running) and (EXTERNAL_PROXY or machine.pid_alive(state.get("proxy_pid"))):
             overall = "up"
         else:
             overall = "broken"
@@ -168,7 +168,7 @@ class Lab:
         progress("creating the lab network on 198.51.100.0/24")
         network.delete_all()
         network.create_switch()
-        state["proxy_pid"] = proxy.start(self.dir)
+        state["proxy_pid"] = None if EXTERNAL_PROXY else proxy.start(self.dir)
         self._write(state)
         for spec in HOSTS.values():
             network.create_host_network(spec)
@@ -310,8 +310,9 @@ def leftovers() -> list[str]:
     found = [f"netns {n}" for n in network.lab_namespaces()]
     if Path(f"/sys/class/net/{network.MACHINE_LINK}").exists():
         found.append(f"link {network.MACHINE_LINK}")
+    lab_dir = f"{state_dir()}/"
     with open("/proc/self/mounts") as mounts:
-        found += [f"mount {line.split()[1]}" for line in mounts if f"/{PREFIX}/" in line.split()[1]]
+        found += [f"mount {line.split()[1]}" for line in mounts if line.split()[1].startswith(lab_dir)]
     for cg in machine.cgroup_mounts():
         found += [f"cgroup {p}" for p in cg.glob(f"{PREFIX}-*")]
     for proc in Path("/proc").glob("[0-9]*"):
@@ -319,6 +320,7 @@ def leftovers() -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if cmdline.startswith(("systemd-nspawn", "apt-cacher-ng")) and f"{PREFIX}" in cmdline:
+        ours = f"{PREFIX}-" in cmdline if cmdline.startswith("systemd-nspawn") else lab_dir in cmdline
+        if cmdline.startswith(("systemd-nspawn", "apt-cacher-ng")) and ours:
             found.append(f"process {proc.name}: {cmdline.strip()}")
     return found

@@ -28,11 +28,30 @@ GATEWAY_V4 = "198.51.100.1"  # the machine's own leg on the lab network (apt pro
 GATEWAY_V6 = "2001:db8:100::1"
 PROXY_PORT = 3142
 
+
+def lab_instance(environ: dict[str, str] | None = None) -> int:
+    """Which lab on this machine a process works on: 0 is the lab of the guide and the tests; ``mailkit matrix``
+    runs labs 1 to 9 side by side, each in a network namespace of its own (``MAILKIT_LAB_INSTANCE``).
+
+    >>> lab_instance({}), lab_instance({"MAILKIT_LAB_INSTANCE": "2"})
+    (0, 2)
+    """
+    value = (os.environ if environ is None else environ).get("MAILKIT_LAB_INSTANCE", "0")
+    if not (value.isdigit() and 0 <= int(value) <= 9):
+        raise ValueError(f"MAILKIT_LAB_INSTANCE must be a number from 0 to 9, not {value!r}")
+    return int(value)
+
+
+#: This process's lab (read once: a process works on one lab).
+INSTANCE = lab_instance()
 #: Prefix of every kernel object the lab creates (namespaces, links, cgroups), so `down` can find them all.
-PREFIX = "mailkit"
+#: Other instances differ in it ("mailkit2-mail"), so no two labs share a name.
+PREFIX = "mailkit" if INSTANCE == 0 else f"mailkit{INSTANCE}"
 SWITCH_NETNS = f"{PREFIX}-switch"
 BRIDGE = "br0"
-MACHINE_LINK = "mk-lab0"  # the machine's end of its veth into the switch
+MACHINE_LINK = "mk-lab0" if INSTANCE == 0 else f"mk{INSTANCE}-lab0"  # the machine's end of its veth into the switch
+#: Labs other than 0 do not start their own apt proxy: ``mailkit matrix`` relays theirs to one shared proxy.
+EXTERNAL_PROXY = os.environ.get("MAILKIT_LAB_PROXY") == "external"
 
 
 @dataclass(frozen=True)
@@ -147,7 +166,8 @@ LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
 
 def state_dir() -> Path:
     """Where the running lab keeps its state (hosts' writable layers, keys, known_hosts)."""
-    return Path(os.environ.get("MAILKIT_LAB_DIR", "/var/lib/mailkit/lab"))
+    default = "/var/lib/mailkit/lab" if INSTANCE == 0 else f"/var/lib/mailkit/lab{INSTANCE}"
+    return Path(os.environ.get("MAILKIT_LAB_DIR", default))
 
 
 def cache_dir() -> Path:

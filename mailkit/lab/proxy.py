@@ -21,14 +21,14 @@ from mailkit.lab.layout import DEBIAN_MIRROR, GATEWAY_V4, PROXY_PORT, cache_dir
 SUPPORT_DIR = Path("/usr/lib/apt-cacher-ng")  # the package's mirror lists, used for remapping
 
 
-def proxy_argv(conf: Path, cache: Path, logs: Path) -> list[str]:
+def proxy_argv(conf: Path, cache: Path, logs: Path, bind: str = GATEWAY_V4, port: int = PROXY_PORT) -> list[str]:
     return [
         "apt-cacher-ng",
         "-c",
         str(conf),
         "ForeGround=1",
-        f"Port={PROXY_PORT}",
-        f"BindAddress={GATEWAY_V4}",
+        f"Port={port}",
+        f"BindAddress={bind}",
         f"CacheDir={cache}",
         f"LogDir={logs}",
         f"SupportDir={SUPPORT_DIR}",
@@ -38,10 +38,13 @@ def proxy_argv(conf: Path, cache: Path, logs: Path) -> list[str]:
     ]
 
 
-def start(state: Path) -> int:
-    """Start the proxy in the background (its own config dir under ``state``); return its pid."""
+def start(state: Path, bind: str = GATEWAY_V4, port: int = PROXY_PORT, cache_name: str = "apt-cacher-ng") -> int:
+    """Start the proxy in the background (its own config dir under ``state``); return its pid.
+
+    ``mailkit matrix`` starts one of its own on loopback, with a cache of its own (two proxies never share one).
+    """
     conf, logs = state / "apt-cacher-ng", state / "apt-cacher-ng-log"
-    cache = cache_dir() / "apt-cacher-ng"
+    cache = cache_dir() / cache_name
     if conf.exists():
         shutil.rmtree(conf)
     conf.mkdir(parents=True)
@@ -51,7 +54,7 @@ def start(state: Path) -> int:
         d.mkdir(parents=True, exist_ok=True)
     with open(logs / "stdout.log", "ab") as out:
         proc = subprocess.Popen(
-            proxy_argv(conf, cache, logs),
+            proxy_argv(conf, cache, logs, bind, port),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -62,8 +65,8 @@ def start(state: Path) -> int:
         if proc.poll() is not None:
             raise LabError(f"apt-cacher-ng exited at start; see {logs / 'stdout.log'}")
         try:
-            socket.create_connection((GATEWAY_V4, PROXY_PORT), timeout=0.5).close()
+            socket.create_connection((bind, port), timeout=0.5).close()
             return proc.pid
         except OSError:
             time.sleep(0.05)
-    raise LabError(f"apt-cacher-ng did not listen on {GATEWAY_V4}:{PROXY_PORT}")
+    raise LabError(f"apt-cacher-ng did not listen on {bind}:{port}")

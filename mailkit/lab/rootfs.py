@@ -78,11 +78,12 @@ def _finish(tmp: Path, final: Path, recipe: dict[str, object]) -> None:
 
 
 @contextmanager
-def _cache_lock() -> Iterator[None]:
+def _cache_lock(release: str) -> Iterator[None]:
+    """One lock per release: labs of different releases build their images at the same time (``mailkit matrix``)."""
     root = cache_dir()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     root.chmod(0o700)  # base images and the apt cache: root only
-    with open(root / ".lock", "w") as lock:
+    with open(root / f".{release}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -116,7 +117,7 @@ def ensure_base(release: str, progress: Progress) -> Path:
     """Return the cached base for ``release``, building it with debootstrap if needed."""
     final = release_dir(release) / "base"
     recipe = recipe_of(release, BASE_PACKAGES, None)
-    with _cache_lock():
+    with _cache_lock(release):
         if _is_current(final, recipe):
             return final
         tmp = final.with_name("base.tmp")
@@ -182,7 +183,7 @@ def ensure_layer(release: str, role: str, progress: Progress) -> Path:
     packages = LAYER_PACKAGES[role]
     final = release_dir(release) / f"layer-{role}"
     recipe = recipe_of(release, packages, build_id(base))
-    with _cache_lock():
+    with _cache_lock(release):
         if _is_current(final, recipe):
             return final
         scratch = final.with_name(f"layer-{role}.build")
