@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -133,8 +134,12 @@ def numbered(notebook: Any) -> Any:
     return notebook
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _first_lines(text: str, limit: int = 25) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
+    """The last ``limit`` lines of a cell's error, without the terminal colours IPython puts in tracebacks."""
+    lines = [line for line in _ANSI.sub("", text).splitlines() if line.strip()]
     return "\n".join(lines[-limit:])
 
 

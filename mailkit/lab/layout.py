@@ -151,6 +151,7 @@ LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
         "libnet-ssleay-perl",  # swaks --tls, as a reader types it by hand
         "libauthen-sasl-perl",  # swaks --auth
         "libnet-dns-perl",  # swaks without --server: delivery through the MX record
+        "libio-socket-inet6-perl",  # swaks -6 on bookworm (trixie's swaks uses IO::Socket::IP)
         "curl",
         "openssl",
         "python3",
