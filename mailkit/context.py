@@ -41,6 +41,8 @@ class HostFacts:
     release: str
     postfix_version: str | None
     dovecot_version: str | None
+    #: Redis, when installed: a server upgraded from bookworm keeps its Bayes store (part 4) there.
+    redis_version: str | None = None
 
     @property
     def dovecot_major(self) -> str | None:
@@ -60,7 +62,8 @@ class HostFacts:
 
 def host_facts(conn: Runner) -> HostFacts:
     """Read the release and the mail stack's versions in one round trip."""
-    release, postfix, dovecot = gather(
-        conn, [DebianRelease(), PackageVersion("postfix"), PackageVersion("dovecot-core")]
+    release, postfix, dovecot, redis = gather(
+        conn,
+        [DebianRelease(), PackageVersion("postfix"), PackageVersion("dovecot-core"), PackageVersion("redis-server")],
     )
-    return HostFacts(release, postfix, dovecot)
+    return HostFacts(release, postfix, dovecot, redis)

@@ -73,6 +73,16 @@ def redis_package(release: str) -> str:
     return "redis-server" if release in ("bullseye", "bookworm") else "valkey-server"
 
 
+def store_package(facts: HostFacts) -> str:
+    """The store this host uses: the Redis it has (a server upgraded from bookworm keeps what it learned), else
+    its release's choice. Never both: they would fight over port 6379.
+
+    >>> store_package(HostFacts("trixie", None, None)), store_package(HostFacts("trixie", None, None, "5:7.0.15-1"))
+    ('valkey-server', 'redis-server')
+    """
+    return "redis-server" if facts.redis_version else redis_package(facts.release)
+
+
 def blocklist_site(site: str) -> str:
     """A ``postscreen_dnsbl_sites`` entry, checked: ``zone[=answer]*weight``, answers as Postfix writes them.
 
@@ -133,7 +143,7 @@ class Part4:
 
     # -- what each section applies -------------------------------------------------------------
     def install(self, facts: HostFacts) -> list[Resource]:
-        return [Packages(("dovecot-sieve", "dovecot-managesieved", redis_package(facts.release)))]
+        return [Packages(("dovecot-sieve", "dovecot-managesieved", store_package(facts)))]
 
     def postscreen(self) -> list[Resource]:
         """postscreen on port 25: the pregreet test and the block lists, before any smtpd process."""

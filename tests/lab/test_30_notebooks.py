@@ -30,7 +30,7 @@ def test_guide_notebooks_replay_with_their_stored_outputs(lab: Lab) -> None:
         str(NOTEBOOKS / "sanitize.cfg"),
         "--nbval-cell-timeout",
         "900",
-        *sorted(str(p) for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")),
+        *sorted(str(p) for p in NOTEBOOKS.glob("0[1-4]-*.ipynb")),  # 05 upgrades bookworm: tests/upgrade
     ]
     env = dict(os.environ, MAILKIT_HOST="lab:mail", MAILKIT_STATIC_OUTPUT="1")
     env.pop("MAILKIT_CHECKS_FILE", None)
