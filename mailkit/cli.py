@@ -55,6 +55,14 @@ def _progress() -> Callable[[str], None]:
     return show
 
 
+def _part_numbers(parts: str) -> list[int]:
+    """``--parts 1,2`` as numbers, or a usage error naming the option."""
+    try:
+        return [int(p) for p in parts.split(",") if p.strip()]
+    except ValueError:
+        raise UsageError(f"--parts: {parts!r} is not a list of part numbers like 1,2") from None
+
+
 @click.group()
 @click.version_option(package_name="mailkit")
 def main() -> None:
@@ -296,10 +304,7 @@ def guide_run(release: str | None, parts: str, keep: bool, output: Path) -> None
     from mailkit.lab.layout import DEFAULT_RELEASE
 
     chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
-    try:
-        numbers = [int(p) for p in parts.split(",") if p.strip()]
-    except ValueError:
-        raise UsageError(f"--parts: {parts!r} is not a list of part numbers like 1,2") from None
+    numbers = _part_numbers(parts)
     progress = _progress()
     prepare_lab(chosen, keep, progress)
     run = run_guide(numbers, output, progress=progress)
@@ -335,10 +340,7 @@ def matrix(releases: str, parts: str, jobs: int | None, output: Path, baseline: 
     """Run the guide on several Debian releases at once, side by side; exit 1 on any failed check."""
     from mailkit.matrix import run_matrix
 
-    try:
-        numbers = [int(p) for p in parts.split(",") if p.strip()]
-    except ValueError:
-        raise UsageError(f"--parts: {parts!r} is not a list of part numbers like 1,2") from None
+    numbers = _part_numbers(parts)
     chosen = [r.strip() for r in releases.split(",") if r.strip()]
     report = run_matrix(chosen, numbers, output, jobs=jobs, baseline=baseline, progress=_progress())
     for release, summary in report["summary"].items():
