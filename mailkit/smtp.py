@@ -187,18 +187,22 @@ def check_delivered(
         # Accepted: the address exists, so the map is not the problem; the log has the message's path.
         queue_id = re.search(r"queued as (\w+)", str(accepted))
         where = f"\"journalctl -u 'postfix*' -u dovecot -g {queue_id.group(1)}\"" if queue_id else "the mail log"
-        seen = f"accepted (250) but not in {maildir}/new after {timeout:.0f} s"
+        seen = f"accepted (250) but not in {maildir} (new/ or cur/) after {timeout:.0f} s"
         return CheckResult(group, name, False, seen, f"Postfix took it: {where} on the server says where it went")
     file_owner = mail.run(["stat", "-c", "%U", found]).stdout.strip()
     ok = file_owner == owner
-    return CheckResult(group, name, ok, f"250, in {maildir}/new, owned by {file_owner}", fix)
+    return CheckResult(group, name, ok, f"250, in {found.rsplit('/', 1)[0]}, owned by {file_owner}", fix)
 
 
 def find_in_maildir(mail: Connection, maildir: str, text: str, timeout: float = 20) -> str:
-    """The path of the new message in ``maildir`` that contains ``text``, waiting for it; "" if none came."""
+    """The path of the message in ``maildir``'s INBOX that contains ``text``, waiting for it; "" if none came.
+
+    Delivered mail is in ``new/``; Dovecot 2.4.5 (sid) files it straight into ``cur/`` when it sets a keyword at
+    delivery (``$HasNoAttachment``), as a mail program's reading does later: both are the INBOX.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        search = mail.run(["grep", "-rlF", "--", text, f"{maildir}/new"], check=False)
+        search = mail.run(["grep", "-rlF", "--", text, f"{maildir}/new", f"{maildir}/cur"], check=False)
         if search.ok and search.stdout.strip():
             return search.stdout.strip().splitlines()[0]
         if time.monotonic() > deadline:

@@ -331,7 +331,7 @@ class Part1:
             "delivery",
             f"mail to plain root on the server (cron, apt) -> {target}",
             bool(found),
-            f"in {self.maildir(target)}/new" if found else "not delivered: look at \"journalctl -u 'postfix*'\"",
+            f"in {found.rsplit('/', 1)[0]}" if found else "not delivered: look at \"journalctl -u 'postfix*'\"",
             f"{GUIDE} section 9: root@{self.domain} must be an alias ($myorigin makes root into root@{self.domain})",
         )
 
