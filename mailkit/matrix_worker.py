@@ -33,12 +33,12 @@ RENDERED = {
 
 
 def host_report(conn: Any) -> dict[str, Any]:
-    """Versions, kernel and the rendered files, read from the mail host in one round trip per item."""
+    """Versions (one round trip), kernel and the rendered files, read from the mail host."""
+    from mailkit.facts import PackageVersion, gather
+
     versions: dict[str, str] = {}
-    for name in VERSIONED:
-        seen = conn.run(["dpkg-query", "-W", "-f=${Status}\\t${Version}", name], check=False).stdout
-        status, _, version = seen.partition("\t")
-        if status == "install ok installed":
+    for name, version in zip(VERSIONED, gather(conn, [PackageVersion(n) for n in VERSIONED]), strict=True):
+        if version is not None:
             versions["openssl (libssl)" if name.startswith("libssl") else name] = version
     files = {}
     for label, command in RENDERED.items():
