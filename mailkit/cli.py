@@ -22,6 +22,7 @@ from mailkit.errors import MailkitError, UsageError
 if TYPE_CHECKING:
     from mailkit.resources import Resource
     from mailkit.ssh import Connection
+    from mailkit.status.report import StatusReport
     from mailkit.values import Password
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -350,6 +351,183 @@ def matrix(releases: str, parts: str, jobs: int | None, output: Path, baseline: 
         click.echo(f"{title.replace('_', ' ')}: {len(items)}")
     click.echo(f"report: {output / 'report.html'} ({report['wall_seconds']:.0f} s)")
     sys.exit(0 if report["ok"] else 1)
+
+
+@main.command(name="check")
+@click.option("--host", default=None, help="The server: an SSH destination or lab:NAME (default: lab:mail).")
+@click.option("--domain", "domains", multiple=True, help="A mail domain to check (default: the server's own list).")
+@click.option("--from", "vantage", default=None, help="Probe from this host (SSH destination or lab:NAME), not here.")
+@click.option(
+    "--nameserver",
+    default=None,
+    help="Resolver to ask (default: the lab DNS for lab hosts, else the system's).",
+)
+@click.option(
+    "--blocklist", "blocklists", multiple=True, help="A DNS block list zone (repeat it; default: ZEN, SpamCop)."
+)
+@click.option("--parts", default=None, help="The guide's parts applied on the server (default: read from the server).")
+@click.option("--ca-file", default=None, help="Trust this CA for the server's certificate (a private CA).")
+@click.option("--json", "as_json", is_flag=True, help="JSON, for machines (and the workshop board).")
+@click.option("--markdown", is_flag=True, help="Markdown, for a ticket or a pull request.")
+@click.option("--changes", is_flag=True, help="Also say what changed since the previous run (kept in ~/.local/state).")
+@friendly_errors
+def check_command(
+    host: str | None,
+    domains: tuple[str, ...],
+    vantage: str | None,
+    nameserver: str | None,
+    blocklists: tuple[str, ...],
+    parts: str | None,
+    ca_file: str | None,
+    as_json: bool,
+    markdown: bool,
+    changes: bool,
+) -> None:
+    """The status of a live mail server, from inside and outside; exit 1 if a row fails. Changes nothing on it."""
+    from mailkit.status.run import check_server, record_changes, state_file
+    from mailkit.target import resolve_target
+    from mailkit.values import Domain
+
+    if as_json and markdown:
+        raise UsageError("choose one of --json and --markdown")
+    for site in blocklists:
+        Domain(site.split("*")[0].split("=")[0], field="--blocklist")
+    if nameserver is not None:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(nameserver)
+        except ValueError:
+            raise UsageError(f"--nameserver {nameserver!r} is not an IP address") from None
+    target = resolve_target(host)
+    report = check_server(
+        target,
+        domains=domains,
+        vantage=vantage,
+        nameserver=nameserver,
+        blocklists=blocklists or None,
+        parts=_part_numbers(parts) if parts else None,
+        ca_file=ca_file,
+        progress=_progress(),
+    )
+    if changes:
+        record_changes(report, state_file(target))
+    click.echo(report.json() if as_json else report.markdown() if markdown else report.text())
+    sys.exit(0 if report.ok else 1)
+
+
+@main.group()
+def workshop() -> None:
+    """A class on one machine: a mail host per student, their notebooks, resets and a board."""
+
+
+@workshop.command(name="up")
+@click.option("--students", type=click.IntRange(1, 60), required=True, help="How many students (1-60).")
+@click.option("--release", default=None, help="Debian release of the lab (default: trixie).")
+@friendly_errors
+def workshop_up(students: int, release: str | None) -> None:
+    """Bring the lab up (if it is not) with a mail host per student: studentNN.example.org on 198.51.100.(110+N)."""
+    from mailkit.lab.lab import Lab, check_release
+    from mailkit.lab.layout import DEFAULT_RELEASE, student_spec
+
+    lab = Lab()
+    chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
+    progress = _progress()
+    lab.up(chosen, progress)
+    new = lab.add_students(students, progress)
+    for number in range(1, students + 1):
+        spec = student_spec(number)
+        login = lab.student_key(spec.name).parent / "ssh_config"
+        click.echo(f"{spec.name}  {spec.domain:24} {spec.address:16} ssh -F {login} {spec.name}")
+    click.echo(f"{len(new)} new, {students} students in all")
+
+
+@workshop.command(name="down")
+@friendly_errors
+def workshop_down() -> None:
+    """Remove every student host (the lab itself stays up)."""
+    from mailkit.lab.lab import Lab
+
+    click.echo(f"{Lab().remove_students()} student hosts removed")
+
+
+@workshop.command(name="notebooks")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@friendly_errors
+def workshop_notebooks(directory: Path) -> None:
+    """Write each student's notebooks, parameters filled in, and SSH login into DIRECTORY/studentNN/."""
+    from mailkit.workshop import students_in_lab, write_class
+
+    written = write_class(directory, students_in_lab())
+    for name, paths in written.items():
+        click.echo(f"{name}: {len(paths)} notebooks in {directory / name}")
+
+
+@workshop.command(name="reset")
+@click.argument("student")
+@click.option("--to-part", type=int, default=0, show_default=True, help="Apply parts 1..K after the fresh start.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the executed notebooks go (default: out/workshop/STUDENT).",
+)
+@friendly_errors
+def workshop_reset(student: str, to_part: int, output: Path | None) -> None:
+    """Give STUDENT a fresh mail host, then bring it to the end of part K (their own parameters)."""
+    from mailkit.checks import render_text
+    from mailkit.workshop import reset_student
+
+    run = reset_student(student, to_part, output or Path("out/workshop") / student, _progress())
+    if run is None:
+        click.echo(f"{student}: a fresh server, nothing applied")
+        return
+    failed = sum(not c.ok for c in run.checks)
+    if run.error or failed:
+        click.echo(render_text([c for c in run.checks if not c.ok]))
+        click.echo(f"mailkit: error: {run.error or 'checks failed'}", err=True)
+    click.echo(f"{student}: at the end of part {to_part}, {len(run.checks) - failed} checks passed, {failed} failed")
+    sys.exit(0 if run.ok else 1)
+
+
+@workshop.command(name="board")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("out/workshop/board.html"),
+    show_default=True,
+)
+@click.option("--serve", "port", type=click.IntRange(1024, 65535), default=None, help="Serve it on 127.0.0.1:PORT.")
+@click.option(
+    "--interval", type=click.IntRange(10, 3600), default=60, show_default=True, help="Seconds between checks."
+)
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A 'mailkit check --json' file of a student's own server (repeat it).",
+)
+@friendly_errors
+def workshop_board(output: Path, port: int | None, interval: int, reports: tuple[Path, ...]) -> None:
+    """Every student's checks per part on one HTML page (written once, or served and refreshed)."""
+    from mailkit import board
+    from mailkit.lab.layout import student_name
+    from mailkit.workshop import students_in_lab
+
+    names = [student_name(n) for n in range(1, students_in_lab() + 1)] if not reports else []
+
+    def collect() -> list[StatusReport]:
+        found = board.check_students(names) if names else []
+        return found + board.read_reports(reports)
+
+    if port is not None:
+        click.echo(f"serving the board on http://127.0.0.1:{port}/{output.name} (Ctrl-C stops)")
+        board.serve(output, collect, port, interval)
+        return
+    written = board.write_board(output, collect)
+    green = sum(r.ok for r in written)
+    click.echo(f"board: {output} ({len(written)} students, {green} all green)")
 
 
 if __name__ == "__main__":

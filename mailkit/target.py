@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 
 from mailkit.errors import UsageError
-from mailkit.lab.layout import HOSTS
+from mailkit.lab.layout import HOSTS, host_spec
 from mailkit.ssh import Connection
 
 DEFAULT_TARGET = "lab:mail"
@@ -31,8 +31,8 @@ def resolve_target(target: str | None = None, *, env: Mapping[str, str] | None =
     chosen = target or env.get(ENV_VAR) or DEFAULT_TARGET
     if chosen.startswith("lab:"):
         name = chosen[4:]
-        if name not in HOSTS:
-            raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)}")
+        if host_spec(name) is None:
+            raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)} or a student (student01)")
         return chosen
     if not _DESTINATION.fullmatch(chosen):
         raise UsageError(f"{chosen!r} is not an SSH destination like 'user@host.example.org' or an alias")
@@ -44,10 +44,13 @@ def lab_connection(name: str) -> Connection:
     from mailkit.lab.lab import Lab
 
     lab = Lab()
-    if name not in HOSTS:
-        raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)}")
+    spec = host_spec(name)
+    if spec is None:
+        raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)} or a student (student01)")
     lab.require_up()
-    return Connection(HOSTS[name].fqdn, ssh_config=lab.ssh_config)
+    if name not in lab.hosts():
+        raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students N' makes student hosts")
+    return Connection(spec.fqdn, ssh_config=lab.ssh_config)
 
 
 def connect(target: str | None = None) -> Connection:

@@ -104,8 +104,12 @@ class CertificateAuthority:
         cert_path.write_bytes(chain)
         return chain, key
 
-    def issue(self, hostname: str, *, days: int = 365) -> tuple[bytes, bytes]:
-        """A new server certificate for ``hostname`` (PEM with the CA appended) and its private key (PEM)."""
+    def issue(
+        self, hostname: str, *, days: int = 365, not_before: datetime.datetime | None = None
+    ) -> tuple[bytes, bytes]:
+        """A new server certificate for ``hostname`` (PEM with the CA appended) and its private key (PEM), valid
+        ``days`` from ``not_before`` (default: now; an earlier start makes the expired certificate tests need)."""
+        start = not_before or _now() - datetime.timedelta(minutes=5)
         name = Hostname(hostname, field="certificate host name")
         ca_pem = self.ensure()
         ca_cert = x509.load_pem_x509_certificate(ca_pem)
@@ -118,8 +122,8 @@ class CertificateAuthority:
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - datetime.timedelta(minutes=5))
-            .not_valid_after(_now() + datetime.timedelta(days=days))
+            .not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

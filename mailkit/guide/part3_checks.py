@@ -114,39 +114,14 @@ def spf_verdict(message: email.message.Message, nameserver: str) -> str:
     The client address and HELO name come from the receiver's own ``Received:`` line, the envelope
     sender from ``Return-Path:``.
     """
-    import dns.exception
-    import dns.resolver
-    import spf
+    from mailkit.status.dnschecks import spf_result
 
     received = " ".join(str(message.get_all("Received", [""])[0]).split())
     hop = re.match(r"from (\S+) \(\S+ \[(?:IPv6:)?([0-9A-Fa-f:.]+)\]\)", received)
     sender = str(message.get("Return-Path", "")).strip("<> ")
     if not hop or not sender:
         return "unreadable"
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [nameserver]
-
-    def lookup(name: str, qtype: str, tcpfallback: bool = True, timeout: int = 30) -> list[tuple[Any, Any]]:
-        try:
-            answers = resolver.resolve(name, qtype, lifetime=timeout)
-        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
-            return []
-        except dns.exception.DNSException as exc:
-            raise spf.TempError(f"DNS {exc}") from None
-        shown = {
-            "A": lambda r: r.address,
-            "AAAA": lambda r: r.address,
-            "MX": lambda r: (r.preference, r.exchange),
-            "PTR": lambda r: r.target.to_text(True),
-            "TXT": lambda r: r.strings,
-        }[qtype]
-        return [((name, qtype), shown(r)) for r in answers]
-
-    usual, spf.DNSLookup = spf.DNSLookup, lookup  # pyspf asks its module-level lookup function
-    try:
-        return str(spf.check2(i=hop[2], s=sender, h=hop[1])[0])
-    finally:
-        spf.DNSLookup = usual
+    return spf_result(hop[2], sender, hop[1], nameserver)
 
 
 def _judged(

@@ -103,7 +103,7 @@ def named_conf(tsig_secret: str) -> dict[str, str]:
     for zone in (".", *ALL_ZONES):
         zones.append(
             f'zone "{zone}" {{ type primary; file "/var/lib/bind/{zone_filename(zone)}"; '
-            f'allow-update {{ key "{TSIG_KEY_NAME}"; }}; }};'
+            f'allow-update {{ key "{TSIG_KEY_NAME}"; }}; allow-transfer {{ key "{TSIG_KEY_NAME}"; }}; }};'
         )
     options = (
         "options {\n"
@@ -145,3 +145,38 @@ def set_records(name: str, rtype: str, values: list[str], secret: str, *, ttl: i
     response = dns.query.tcp(update, NAMESERVER.address, timeout=5)
     if response.rcode() != dns.rcode.NOERROR:
         raise LabError(f"DNS update of {fqdn} {rtype} refused: {dns.rcode.to_text(response.rcode())}")
+
+
+def delete_names_under(suffix: str, secret: str) -> list[str]:
+    """Delete every record of ``suffix`` and of every name below it (read by a signed zone transfer); return the
+    names deleted. Used to give a workshop student's domain a clean slate.
+
+    >>> delete_names_under("student01.example.org", secret)  # doctest: +SKIP
+    ['student01.example.org.', 's202612._domainkey.student01.example.org.']
+    """
+    import dns.name
+    import dns.query
+    import dns.rcode
+    import dns.tsigkeyring
+    import dns.update
+    import dns.zone
+
+    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
+    zone = zone_for(suffix) + "."
+    transfer = dns.query.xfr(NAMESERVER.address, zone, keyring=keyring, keyalgorithm="hmac-sha256", timeout=5)
+    origin = dns.name.from_text(zone)
+    top = dns.name.from_text(suffix.rstrip(".") + ".")
+    names = [
+        name.derelativize(origin)
+        for name in dns.zone.from_xfr(transfer).nodes
+        if name.derelativize(origin).is_subdomain(top)
+    ]
+    if not names:
+        return []
+    update = dns.update.Update(zone, keyring=keyring, keyalgorithm="hmac-sha256")
+    for name in names:
+        update.delete(name)
+    response = dns.query.tcp(update, NAMESERVER.address, timeout=5)
+    if response.rcode() != dns.rcode.NOERROR:
+        raise LabError(f"DNS update under {suffix} refused: {dns.rcode.to_text(response.rcode())}")
+    return sorted(n.to_text() for n in names)

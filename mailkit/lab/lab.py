@@ -21,7 +21,18 @@ from typing import Any
 
 from mailkit.errors import LabError, UsageError
 from mailkit.lab import dns, machine, network, proxy, rootfs
-from mailkit.lab.layout import DEFAULT_RELEASE, EXTERNAL_PROXY, HOSTS, PREFIX, RELEASES, HostSpec, state_dir
+from mailkit.lab.layout import (
+    DEFAULT_RELEASE,
+    EXTERNAL_PROXY,
+    HOSTS,
+    MAX_STUDENTS,
+    PREFIX,
+    RELEASES,
+    HostSpec,
+    state_dir,
+    student_name,
+    student_spec,
+)
 from mailkit.local import run_local, write_private
 from mailkit.tls import CertificateAuthority
 
@@ -104,11 +115,16 @@ class Lab:
             yield
 
     # -- facts ---------------------------------------------------------------------------------
+    def hosts(self, state: dict[str, Any] | None = None) -> dict[str, HostSpec]:
+        """Every host of the running lab: the three fixed ones and the students' (workshop mode)."""
+        students = (state if state is not None else self._read()).get("students", 0)
+        return {**HOSTS, **{student_name(n): student_spec(n) for n in range(1, students + 1)}}
+
     def status(self) -> dict[str, Any]:
         """What is running: ``{"state", "release", "hosts": {name: {address, hostname, running}}}``."""
         state = self._read()
         hosts: dict[str, Any] = {}
-        for name, spec in HOSTS.items():
+        for name, spec in self.hosts(state).items():
             pid = state.get("hosts", {}).get(name, {}).get("pid")
             hosts[name] = {
                 "address": spec.address,
@@ -182,12 +198,13 @@ class Lab:
     def _boot(self, spec: HostSpec, lowers: list[Path]) -> int:
         paths = self.host_paths(spec.name)
         machine.mount_root(paths, lowers)
-        machine.write_identity(
-            paths.root, spec, self.host_key(spec.name), self.client_key.with_suffix(".pub").read_text()
-        )
+        authorized = self.client_key.with_suffix(".pub").read_text()
+        if self.student_key(spec.name).exists():
+            authorized += self.student_key(spec.name).with_suffix(".pub").read_text()
+        machine.write_identity(paths.root, spec, self.host_key(spec.name), authorized)
         if spec.name == "dns":
             machine.write_dns_config(paths.root, self.tsig_secret())
-        if spec.name in ("mail", "outside"):  # as real hosts trust public CAs
+        if spec.name != "dns":  # as real hosts trust public CAs
             machine.trust_ca(paths.root, self.ca.ensure())
         return machine.boot(paths, spec)
 
@@ -196,22 +213,22 @@ class Lab:
         """The lab's certificate authority: it issues the mail host's certificate; lab clients trust it."""
         return CertificateAuthority(self.dir / "ca")
 
-    def _make_keys(self) -> None:
+    def _make_keys(self, hosts: dict[str, HostSpec] = HOSTS) -> None:
         """The client key, one host key per host and the DNS update secret, made once per lab."""
         if not self.client_key.exists():
             run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mailkit-lab", "-f", str(self.client_key)])
-        for name in HOSTS:
+        for name, spec in hosts.items():
             key = self.host_key(name)
             key.parent.mkdir(mode=0o700, exist_ok=True)
             if not key.exists():
-                run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", HOSTS[name].fqdn, "-f", str(key)])
+                run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.fqdn, "-f", str(key)])
         if not self.tsig_file.exists():
             write_private(self.tsig_file, (dns.new_tsig_secret() + "\n").encode())
 
     def _write_client_files(self) -> None:
         """known_hosts from the keys the lab made (no trust on first use), and an ssh_config for aliases."""
         lines, config = [], [f"# Written by mailkit for the lab in {self.dir}"]
-        for name, spec in HOSTS.items():
+        for name, spec in self.hosts().items():
             key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
             lines.append(f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}")
             config += [
@@ -236,7 +253,7 @@ class Lab:
     def _down(self) -> bool:
         state = self._read()
         leftovers = bool(state) or bool(network.lab_namespaces()) or bool(self._lab_mounts())
-        for name, spec in HOSTS.items():
+        for name, spec in self.hosts(state).items():
             pid = state.get("hosts", {}).get(name, {}).get("pid")
             machine.stop(self.host_paths(name), spec, pid)
             machine.wipe(self.host_paths(name))
@@ -253,6 +270,7 @@ class Lab:
         network.delete_all()
         for path in (self.state_file, self.tsig_file, self.known_hosts, self.ssh_config):
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.dir / "students", ignore_errors=True)
         return leftovers
 
     def _lab_mounts(self) -> list[str]:
@@ -260,27 +278,134 @@ class Lab:
         with open("/proc/self/mounts") as mounts:
             return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
-    def reset(self, progress: Progress = _quiet) -> None:
-        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``."""
+    def reset(self, progress: Progress = _quiet, name: str = "mail") -> None:
+        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``.
+
+        ``name`` may be a student's host instead: then only that student's DNS records are put back.
+        """
         check_can_run_lab()
         with self._locked():
             state = self._read()
             status = self.status()
             if status["state"] != "up":
                 raise LabError(f"the lab is {status['state']}: run 'mailkit lab up'")
-            spec = HOSTS["mail"]
+            hosts = self.hosts(state)
+            if name not in hosts or name in ("dns", "outside"):
+                raise UsageError(f"{name!r} is not a mail host of this lab: choose mail or a student")
+            spec = hosts[name]
             paths = self.host_paths(spec.name)
-            progress("stopping mail")
-            machine.stop(paths, spec, state["hosts"]["mail"]["pid"])
+            progress(f"stopping {name}")
+            machine.stop(paths, spec, state["hosts"][name]["pid"])
             machine.wipe(paths)
             network.create_host_network(spec)
-            progress("booting a fresh mail host")
+            progress(f"booting a fresh {name} host")
             base = rootfs.ensure_base(state["release"], progress)
-            state["hosts"]["mail"]["pid"] = self._boot(spec, [base])
+            state["hosts"][name]["pid"] = self._boot(spec, [base])
             self._write(state)
-            machine.wait_for_ssh(spec, state["hosts"]["mail"]["pid"], paths)
-            progress("restoring the lab DNS zones")
-            self._restore_zones()
+            machine.wait_for_ssh(spec, state["hosts"][name]["pid"], paths)
+            if name == "mail":
+                progress("restoring the lab DNS zones")
+                self._restore_zones()
+                for number in range(1, state.get("students", 0) + 1):
+                    self._publish_student(number)
+            else:
+                progress(f"restoring {name}'s DNS records")
+                self._publish_student(int(name[7:]))
+
+    # -- workshop mode: a mail host per student ---------------------------------------------------
+    def student_key(self, name: str) -> Path:
+        """The SSH key a student logs into their own host with (and no other)."""
+        return self.dir / "students" / name / "id_ed25519"
+
+    def add_students(self, count: int, progress: Progress = _quiet) -> list[str]:
+        """Give the running lab ``count`` student hosts in all (booted side by side); return the new ones."""
+        check_can_run_lab()
+        if not 1 <= count <= MAX_STUDENTS:
+            raise UsageError(f"--students must be from 1 to {MAX_STUDENTS}, not {count}")
+        with self._locked():
+            state = self._read()
+            if self.status()["state"] != "up":
+                raise LabError("the lab is not up: run 'mailkit lab up' first")
+            have = state.get("students", 0)
+            if count <= have:
+                return []
+            new = {student_name(n): student_spec(n) for n in range(have + 1, count + 1)}
+            self._make_keys(new)
+            for name in new:
+                key = self.student_key(name)
+                key.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+                if not key.exists():
+                    run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)])
+            base = rootfs.ensure_base(state["release"], progress)
+            state["students"] = count
+            progress(f"booting {len(new)} student hosts")
+            for name, spec in new.items():
+                network.create_host_network(spec)
+                state["hosts"][name] = {"pid": self._boot(spec, [base])}
+                self._write(state)
+            for name, spec in new.items():
+                machine.wait_for_ssh(spec, state["hosts"][name]["pid"], self.host_paths(name))
+            progress("publishing the students' DNS records")
+            for name in new:
+                self._publish_student(int(name[7:]))
+            self._write_client_files()
+            self._write_student_logins(new)
+            return list(new)
+
+    def remove_students(self) -> int:
+        """Stop and forget every student host and its DNS records; return how many there were."""
+        check_can_run_lab()
+        with self._locked():
+            state = self._read()
+            count = state.get("students", 0)
+            for number in range(1, count + 1):
+                name, spec = student_name(number), student_spec(number)
+                machine.stop(self.host_paths(name), spec, state["hosts"].get(name, {}).get("pid"))
+                machine.wipe(self.host_paths(name))
+                network.delete_namespace(spec.netns)
+                state["hosts"].pop(name, None)
+                if self.status()["state"] != "down":
+                    self._publish_student(number, present=False)
+            state["students"] = 0
+            self._write(state)
+            shutil.rmtree(self.dir / "students", ignore_errors=True)
+            if count:
+                self._write_client_files()
+            return count
+
+    def _publish_student(self, number: int, present: bool = True) -> None:
+        """A student's names in the lab DNS, as a hosting provider and a registrar would set them up: A/AAAA
+        and PTR for the host, MX for the student's two domains; every other record of theirs is deleted."""
+        spec = student_spec(number)
+        secret = self.tsig_secret()
+        domain = spec.domain
+        wanted: list[tuple[str, str, list[str]]] = [
+            (spec.fqdn, "A", [spec.address]),
+            (spec.fqdn, "AAAA", [spec.address6]),
+            (dns.reverse_name(spec.address), "PTR", [f"{spec.fqdn}."]),
+            (dns.reverse_name(spec.address6), "PTR", [f"{spec.fqdn}."]),
+            (domain, "MX", [f"10 {spec.fqdn}."]),
+            (f"b.{domain}", "MX", [f"10 {spec.fqdn}."]),
+        ]
+        dns.delete_names_under(domain, secret)  # whatever the student published before (SPF, DKIM, DMARC)
+        for name, rtype, values in wanted:
+            dns.set_records(name, rtype, values if present else [], secret)
+
+    def _write_student_logins(self, students: dict[str, HostSpec]) -> None:
+        """Each student's ssh_config: their own key, their host only, its key verified from the lab's known_hosts."""
+        for name, spec in students.items():
+            config = [
+                f"# {name}'s login to their own mail host in the mailkit lab",
+                f"Host {name} {spec.fqdn} {spec.address}",
+                f"    HostName {spec.address}",
+                "    User root",
+                f"    IdentityFile {self.student_key(name)}",
+                "    IdentitiesOnly yes",
+                f"    UserKnownHostsFile {self.known_hosts}",
+                "    StrictHostKeyChecking yes",
+                "",
+            ]
+            (self.student_key(name).parent / "ssh_config").write_text("\n".join(config))
 
     def _restore_zones(self) -> None:
         """Put every zone back as ``up`` wrote it: what the guide published (SPF, DKIM, DMARC) is gone."""

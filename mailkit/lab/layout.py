@@ -119,6 +119,55 @@ HOSTS: dict[str, HostSpec] = {
     )
 }
 
+#: Workshop mode: up to this many students, each with a mail host of their own on the lab network.
+MAX_STUDENTS = 60
+_STUDENT_BASE = 110  # student N lives on 198.51.100.(110 + N): clear of every fixed lab address
+
+
+def student_name(number: int) -> str:
+    """``student01`` ... ``student60``.
+
+    >>> student_name(3)
+    'student03'
+    """
+    if not 1 <= number <= MAX_STUDENTS:
+        raise ValueError(f"a student number is from 1 to {MAX_STUDENTS}, not {number}")
+    return f"student{number:02}"
+
+
+def student_spec(number: int) -> HostSpec:
+    """Student ``number``'s mail host: its own domain ``studentNN.example.org`` and addresses, a fresh server.
+
+    >>> spec = student_spec(1)
+    >>> spec.fqdn, spec.address, spec.address6, spec.domain
+    ('mail.student01.example.org', '198.51.100.111', '2001:db8:100::111', 'student01.example.org')
+    """
+    name = student_name(number)
+    octet = _STUDENT_BASE + number
+    return HostSpec(
+        name,
+        f"mail.{name}.example.org",
+        f"198.51.100.{octet}",
+        f"2001:db8:100::{octet}",
+        f"02:00:c6:33:64:{octet:02x}",
+        None,
+        f"{name}'s mail host, a fresh Debian server",
+    )
+
+
+def host_spec(name: str) -> HostSpec | None:
+    """A lab host by name: the three fixed ones, or a student's (``student07``); None if there is no such name.
+
+    >>> host_spec("mail").fqdn, host_spec("student07").fqdn, host_spec("student99")
+    ('mail.example.org', 'mail.student07.example.org', None)
+    """
+    if name in HOSTS:
+        return HOSTS[name]
+    if len(name) == 9 and name.startswith("student") and name[7:].isdigit() and 1 <= int(name[7:]) <= MAX_STUDENTS:
+        return student_spec(int(name[7:]))
+    return None
+
+
 #: Senders part 4 refuses, played by the outside host's extra addresses: one is on the lab's block
 #: list, the other is a spam bot that talks before the greeting (and so is never cached as "passed").
 LISTED_ADDRESS = "198.51.100.66"

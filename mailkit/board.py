@@ -1,0 +1,136 @@
+"""The class board: one HTML page with every student's ``mailkit check`` per part of the guide.
+
+It reads reports as ``mailkit check --json`` writes them, so lab students and students' own servers (a class of
+VPSes) appear side by side.
+
+>>> from mailkit.status.report import Row, StatusReport
+>>> page = board_html([StatusReport("lab:student01", "lab:outside", [Row("ports", "25", True, "open", part=1)])])
+>>> "student01" in page and "1/1" in page
+True
+"""
+
+from __future__ import annotations
+
+import html
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mailkit.display import fix_html
+from mailkit.errors import MailkitError
+from mailkit.status.report import GUIDE_PARTS, Row, StatusReport, load_report
+
+PART_COLUMNS = (1, 2, 3, 4, 0)
+
+
+def check_students(names: Sequence[str], *, vantage: str = "lab:outside", jobs: int = 6) -> list[StatusReport]:
+    """``mailkit check`` of each student's host (from the lab's outside host), a few at a time."""
+    from mailkit.status.run import check_server
+
+    def one(name: str) -> StatusReport:
+        try:
+            return check_server(f"lab:{name}", vantage=vantage)
+        except MailkitError as exc:
+            return StatusReport(f"lab:{name}", vantage, [Row("check", "mailkit check ran", False, str(exc), part=0)])
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, names))
+
+
+def read_reports(paths: Sequence[Path]) -> list[StatusReport]:
+    """Reports saved with ``mailkit check --json > FILE`` (a student's own server, say)."""
+    return [load_report(json.loads(path.read_text())) for path in paths]
+
+
+def _cell(rows: list[Row]) -> str:
+    if not rows:
+        return '<td class="none">-</td>'
+    passed = sum(r.ok for r in rows)
+    state = "ok" if passed == len(rows) else "fail"
+    failed = [r.name for r in rows if not r.ok]
+    title = html.escape("\n".join(failed[:12]) + ("\n..." if len(failed) > 12 else ""))
+    return f'<td class="{state}" title="{title}">{passed}/{len(rows)}</td>'
+
+
+def _started(report: StatusReport) -> bool:
+    return not any(r.group == "services" and r.name == "postfix installed" for r in report.rows)
+
+
+def board_html(reports: Sequence[StatusReport], *, refresh: int | None = None) -> str:
+    """The page: a row per student, a column per part (passed/all, red when something fails), then each student's
+    failing rows with their fixes. ``refresh`` makes an open page reload itself every so many seconds."""
+    head = "".join(f"<th>{p}. {html.escape(GUIDE_PARTS[p][0])}</th>" for p in PART_COLUMNS)
+    lines = []
+    for report in reports:
+        parts = report.by_part()
+        name = html.escape(report.host.removeprefix("lab:"))
+        if not _started(report):
+            lines.append(f'<tr><th>{name}</th><td colspan="{len(PART_COLUMNS)}" class="none">not started</td></tr>')
+            continue
+        cells = "".join(_cell(parts.get(p, [])) for p in PART_COLUMNS)
+        lines.append(f'<tr><th><a href="#{name}">{name}</a></th>{cells}</tr>')
+    details = []
+    for report in reports:
+        failed = report.failed
+        if not failed or not _started(report):
+            continue
+        name = html.escape(report.host.removeprefix("lab:"))
+        items = "".join(
+            f"<li><b>{r.part}. {html.escape(r.key)}</b>: <code>{html.escape(r.detail)}</code> {fix_html(r.fix)}</li>"
+            for r in failed
+        )
+        details.append(f'<h2 id="{name}">{name}: {len(failed)} to fix</h2><ul>{items}</ul>')
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:.3em .8em;text-align:center}td.ok{background:#dafbe1}td.fail{background:#ffebe9}"
+        "td.none{color:#888}li{margin:.3em 0}"
+    )
+    done = sum(1 for r in reports if _started(r) and r.ok)
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8">{meta}<title>mailkit class board</title>'
+        f"<style>{style}</style></head><body><h1>mailkit class board</h1>"
+        f"<p>{len(reports)} students, {done} with every check green. Each cell: checks passed / checks run for "
+        f"that part (hover for what fails).</p><table><tr><th>student</th>{head}</tr>{''.join(lines)}</table>"
+        f"{''.join(details)}</body></html>\n"
+    )
+
+
+def write_board(
+    path: Path, collect: Callable[[], list[StatusReport]], refresh: int | None = None
+) -> list[StatusReport]:
+    """Collect the reports and write the page atomically (a browser never reads half a page)."""
+    reports = collect()
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(board_html(reports, refresh=refresh))
+    tmp.replace(path)
+    return reports
+
+
+def serve(path: Path, collect: Callable[[], list[StatusReport]], port: int, interval: int) -> None:
+    """Serve the page on 127.0.0.1:``port`` (put it on a projector, or behind your own proxy), re-checking every
+    ``interval`` seconds; the page reloads itself as often."""
+    write_board(path, collect, refresh=interval)
+
+    def again() -> None:
+        while True:
+            time.sleep(interval)
+            write_board(path, collect, refresh=interval)
+
+    threading.Thread(target=again, daemon=True).start()
+    directory = str(path.parent)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler) as server:
+        server.serve_forever()

@@ -1,0 +1,324 @@
+"""What the world's DNS says about a mail server: MX, A/AAAA, forward-confirmed PTR, SPF, DKIM, DMARC,
+MTA-STS, TLS-RPT and block lists, asked through one resolver.
+
+>>> lookup = lambda name, rtype: {("example.org", "MX"): ("10 mail.example.org.",)}.get((name, rtype), ())
+>>> [r.ok for r in mx_rows(["example.org"], "mail.example.org", lookup)]
+[True]
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+from mailkit.errors import MailkitError
+from mailkit.status.records import (
+    SPF_LOOKUP_LIMIT,
+    Lookup,
+    blocklist_query,
+    decode_blocklist_answer,
+    dkim_key,
+    dmarc_problems,
+    spf_all_qualifier,
+    spf_lookups,
+    spf_records,
+    txt_records,
+)
+from mailkit.status.report import Row
+
+P1, P2, P3 = "01-postfix.ipynb", "02-dovecot.ipynb", "03-spam-outbound.ipynb"
+P4 = "04-spam-inbound.ipynb"
+
+
+def resolver_lookup(nameserver: str | None, *, timeout: float = 5.0) -> Lookup:
+    """Ask a recursive resolver (``nameserver``, or the system's) for the rdata of a name and type; ``()`` if none."""
+    import dns.exception
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        resolver.nameservers = [nameserver]
+    resolver.cache = None
+
+    def lookup(name: str, rtype: str) -> tuple[str, ...]:
+        try:
+            answer = resolver.resolve(name.rstrip(".") + ".", rtype, lifetime=timeout, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return ()
+        except dns.exception.DNSException as exc:
+            raise MailkitError(f"no answer for {name} {rtype}: {exc}") from None
+        return tuple(rd.to_text() for rd in answer)
+
+    return lookup
+
+
+def spf_result(ip: str, sender: str, helo: str, nameserver: str | None) -> str:
+    """pyspf's verdict (pass, fail, softfail, ...) for mail from ``sender`` sent by ``ip``, asking ``nameserver``."""
+    import dns.exception
+    import dns.resolver
+    import spf
+
+    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        resolver.nameservers = [nameserver]
+
+    def lookup(name: str, qtype: str, tcpfallback: bool = True, timeout: int = 30) -> list[tuple[Any, Any]]:
+        try:
+            answers = resolver.resolve(name, qtype, lifetime=timeout)
+        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            return []
+        except dns.exception.DNSException as exc:
+            raise spf.TempError(f"DNS {exc}") from None
+        shown = {
+            "A": lambda r: r.address,
+            "AAAA": lambda r: r.address,
+            "MX": lambda r: (r.preference, r.exchange),
+            "PTR": lambda r: r.target.to_text(True),
+            "TXT": lambda r: r.strings,
+        }[qtype]
+        return [((name, qtype), shown(r)) for r in answers]
+
+    usual, spf.DNSLookup = spf.DNSLookup, lookup  # pyspf asks its module-level lookup function
+    try:
+        return str(spf.check2(i=ip, s=sender, h=helo)[0])
+    finally:
+        spf.DNSLookup = usual
+
+
+def server_addresses(hostname: str, lookup: Lookup) -> dict[str, list[str]]:
+    """The server's published addresses by family: ``{"4": [...], "6": [...]}``."""
+    return {
+        "4": sorted(a for a in lookup(hostname, "A") if not a.endswith(".")),
+        "6": sorted(a for a in lookup(hostname, "AAAA") if not a.endswith(".")),
+    }
+
+
+def mx_rows(domains: Sequence[str], hostname: str, lookup: Lookup) -> list[Row]:
+    rows = []
+    for domain in domains:
+        answer = [a.split() for a in lookup(domain, "MX")]
+        exchangers = sorted((int(p), h.rstrip(".")) for p, h in answer)
+        names = [h for _, h in exchangers]
+        rows.append(
+            Row(
+                "dns",
+                f"MX of {domain}",
+                bool(names) and names[0] == hostname,
+                " ".join(names) or "no MX record",
+                f"{P1} section 10: publish '{domain}. MX 10 {hostname}.'",
+                part=1,
+            )
+        )
+    return rows
+
+
+def address_rows(hostname: str, addresses: dict[str, list[str]]) -> list[Row]:
+    v4, v6 = addresses["4"], addresses["6"]
+    return [
+        Row(
+            "dns",
+            f"A of {hostname}",
+            bool(v4),
+            " ".join(v4) or "no A record",
+            f"{P1} section 10: publish an A record for {hostname}",
+            part=1,
+        ),
+        Row("dns", f"AAAA of {hostname}", True, " ".join(v6) or "none (the server is not offered over IPv6)", part=1),
+    ]
+
+
+def ptr_rows(hostname: str, addresses: dict[str, list[str]], lookup: Lookup) -> list[Row]:
+    """Forward-confirmed reverse DNS: each address's PTR names the server, and that name has the address."""
+    rows = []
+    for family, rtype in (("4", "A"), ("6", "AAAA")):
+        for address in addresses[family]:
+            names = [n.rstrip(".") for n in lookup(ipaddress.ip_address(address).reverse_pointer, "PTR")]
+            back = [a for n in names for a in lookup(n, rtype)]
+            ok = names == [hostname] and address in back
+            seen = f"PTR {' '.join(names)}" if names else "no PTR record"
+            if names and names != [hostname]:
+                seen += f" (not {hostname})"
+            rows.append(
+                Row(
+                    "reverse dns",
+                    f"PTR of {address} (forward-confirmed)",
+                    ok,
+                    seen,
+                    f"{P3} section 2: ask your hosting provider to set the PTR of {address} to {hostname}",
+                    part=3,
+                )
+            )
+    return rows
+
+
+def spf_rows(
+    domains: Sequence[str], hostname: str, addresses: dict[str, list[str]], lookup: Lookup, nameserver: str | None
+) -> list[Row]:
+    """One SPF record per domain and for the HELO name, allowing the server's addresses, in 10 lookups or fewer."""
+    rows = []
+    for name in [*domains, hostname]:
+        label = f"SPF of {name}" + (" (the HELO name)" if name == hostname else "")
+        fix = f"{P3} section 3: publish '{name}. TXT \"v=spf1 {'a' if name == hostname else 'mx'} -all\"'"
+        records = spf_records(lookup, name)
+        if len(records) != 1:
+            seen = "no SPF record" if not records else f"{len(records)} SPF records (only one is allowed)"
+            rows.append(Row("spf", label, False, seen, fix, part=3))
+            continue
+        count = spf_lookups(name, lookup)
+        sender = f"postmaster@{name}"
+        verdicts = {a: spf_result(a, sender, hostname, nameserver) for f in ("4", "6") for a in addresses[f]}
+        refused = [f"{a}: {v}" for a, v in verdicts.items() if v != "pass"]
+        ending = spf_all_qualifier(records[0])
+        problems = [*count.problems, *refused]
+        if count.lookups > SPF_LOOKUP_LIMIT:
+            problems.append(f"{count.lookups} DNS lookups (at most {SPF_LOOKUP_LIMIT})")
+        if ending not in ("-all", "~all"):
+            problems.append(f"ends in {ending or 'no all'}: end it in -all")
+        seen = "; ".join(problems) if problems else f"{records[0]} ({count.lookups} lookups, {len(verdicts)} pass)"
+        rows.append(Row("spf", label, not problems, seen, fix, part=3))
+    return rows
+
+
+def dkim_rows(domains: Sequence[str], selector: str | None, server_keys: dict[str, str], lookup: Lookup) -> list[Row]:
+    """The key published under the selector equals the key the server signs with, and has 2048 bits or more."""
+    rows = []
+    for domain in domains:
+        name = f"{selector}._domainkey.{domain}" if selector else f"_domainkey.{domain}"
+        fix = f"{P3} section 4: publish the record the notebook shows (the server's own public key)"
+        if not selector:
+            rows.append(Row("dkim", f"DKIM key of {domain}", False, "no selector: is rspamd signing?", fix, part=3))
+            continue
+        records = txt_records(lookup, name, "v=DKIM1") or [t for t in txt_records(lookup, name, "") if "p=" in t]
+        key = dkim_key(records[0]) if len(records) == 1 else None
+        problems = []
+        if key is None:
+            problems.append("no key published" if not records else f"{len(records)} records, one expected")
+        else:
+            if domain in server_keys and key.public != server_keys[domain]:
+                problems.append("differs from the server's key")
+            if domain not in server_keys:
+                problems.append("the server has no key for this domain")
+            if key.key_type == "rsa" and key.bits < 2048:
+                problems.append(f"RSA-{key.bits or '?'}: use 2048 bits or more")
+        seen = "; ".join(problems) if problems else f"{key.key_type.upper()}-{key.bits}, the server's key"  # type: ignore[union-attr]
+        rows.append(Row("dkim", f"DKIM {name}", not problems, seen, fix, part=3))
+    return rows
+
+
+def dmarc_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
+    rows = []
+    for domain in domains:
+        records = txt_records(lookup, f"_dmarc.{domain}", "v=DMARC1")
+        fix = f"{P3} section 5: publish '_dmarc.{domain}. TXT \"v=DMARC1; p=none; rua=mailto:postmaster@{domain}\"'"
+        if len(records) != 1:
+            seen = "no DMARC record" if not records else f"{len(records)} DMARC records (one is allowed)"
+            rows.append(Row("dmarc", f"DMARC of {domain} (RFC 9989)", False, seen, fix, part=3))
+            continue
+        problems = dmarc_problems(records[0])
+        rows.append(
+            Row("dmarc", f"DMARC of {domain} (RFC 9989)", not problems, "; ".join(problems) or records[0], fix, part=3)
+        )
+    return rows
+
+
+def policy_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
+    """MTA-STS (RFC 8461) and TLS-RPT (RFC 8460): optional, checked when published."""
+    rows = []
+    for domain in domains:
+        sts = txt_records(lookup, f"_mta-sts.{domain}", "v=STSv1")
+        if not sts:
+            rows.append(Row("mta-sts", f"MTA-STS of {domain}", True, "not published (optional)", part=3))
+        else:
+            tags = dict(t.strip().partition("=")[::2] for t in sts[0].split(";") if "=" in t)
+            ok = len(sts) == 1 and bool(tags.get("id", "").isalnum())
+            rows.append(
+                Row(
+                    "mta-sts",
+                    f"MTA-STS of {domain}",
+                    ok,
+                    sts[0] if ok else f"invalid: {'; '.join(sts)}",
+                    f"RFC 8461: one record 'v=STSv1; id=<letters and digits>' and a policy at "
+                    f"https://mta-sts.{domain}/.well-known/mta-sts.txt",
+                    part=3,
+                )
+            )
+        rpt = txt_records(lookup, f"_smtp._tls.{domain}", "v=TLSRPTv1")
+        if not rpt:
+            rows.append(Row("tls-rpt", f"TLS-RPT of {domain}", True, "not published (optional)", part=3))
+        else:
+            ok = len(rpt) == 1 and ("rua=mailto:" in rpt[0] or "rua=https:" in rpt[0])
+            rows.append(
+                Row(
+                    "tls-rpt",
+                    f"TLS-RPT of {domain}",
+                    ok,
+                    rpt[0],
+                    "RFC 8460: 'v=TLSRPTv1; rua=mailto:tls-reports@<domain>'",
+                    part=3,
+                )
+            )
+    return rows
+
+
+def blocklist_rows(addresses: dict[str, list[str]], blocklists: Sequence[str], lookup: Lookup) -> list[Row]:
+    """The server's IPv4 addresses on each DNS block list; Spamhaus's refusals are told apart from listings."""
+    rows = []
+    zones = list(dict.fromkeys(site.split("*")[0].split("=")[0] for site in blocklists))  # postscreen's syntax
+    for address in addresses["4"]:
+        for zone in zones:
+            try:
+                answer = decode_blocklist_answer(zone, lookup(blocklist_query(address, zone), "A"))
+            except MailkitError as exc:
+                rows.append(
+                    Row(
+                        "block lists",
+                        f"{address} on {zone}",
+                        False,
+                        f"cannot tell: {exc}",
+                        "check the resolver (--nameserver)",
+                        part=4,
+                    )
+                )
+                continue
+            fix = (
+                f"{P4} section 3: ask the list to delist {address} (its site says why it is listed)"
+                if answer.listed
+                else "ask through your own resolver (--nameserver), or use the list's paid access (Spamhaus DQS)"
+            )
+            rows.append(
+                Row(
+                    "block lists",
+                    f"{address} on {zone}",
+                    answer.conclusive and not answer.listed,
+                    answer.meaning,
+                    fix,
+                    part=4,
+                )
+            )
+    return rows
+
+
+def dns_rows(
+    domains: Sequence[str],
+    hostname: str,
+    addresses: dict[str, list[str]],
+    lookup: Lookup,
+    *,
+    nameserver: str | None,
+    selector: str | None,
+    server_keys: dict[str, str],
+    blocklists: Sequence[str],
+    parts: Sequence[int],
+) -> list[Row]:
+    """Every DNS row for the parts applied on the server."""
+    rows = [*mx_rows(domains, hostname, lookup), *address_rows(hostname, addresses)]
+    if 3 in parts:
+        rows += ptr_rows(hostname, addresses, lookup)
+        rows += spf_rows(domains, hostname, addresses, lookup, nameserver)
+        rows += dkim_rows(domains, selector, server_keys, lookup)
+        rows += dmarc_rows(domains, lookup)
+        rows += policy_rows(domains, lookup)
+    if 4 in parts:
+        rows += blocklist_rows(addresses, blocklists, lookup)
+    return rows

@@ -1,0 +1,287 @@
+"""What a mail server says about itself over SSH: services, drift from the guide, certificate, space, queue,
+updates and SSH logins. Everything here reads; nothing is written on the server.
+
+>>> parse_df("Use% IUse%\\n 12%   3%\\n")
+(12, 3)
+>>> count_updates("Inst libc6 [2.41-12] (2.41-12+deb13u1 Debian-Security:13/stable-security [amd64])\\n")
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mailkit.certificates import CertificateOnHost
+from mailkit.context import host_facts
+from mailkit.facts import PackageVersion, gather
+from mailkit.layout import LAYOUT
+from mailkit.resources import File, MasterService, Postconf, Resource
+from mailkit.ssh import Connection
+from mailkit.status.report import Row
+
+#: A disk or inode table this full is a failure (mail stops being accepted near 100 %).
+FULL_PERCENT = 90
+#: More messages than this waiting in the queue is a failure (the server cannot deliver).
+QUEUE_LIMIT = 100
+DKIM_SIGNING = "/etc/rspamd/local.d/dkim_signing.conf"
+#: The services each part runs, by package.
+SERVICES = {"postfix": 1, "dovecot-core": 2, "rspamd": 3, "redis-server": 4, "valkey-server": 4}
+UNITS = {"dovecot-core": "dovecot"}
+
+
+@dataclass
+class ServerFacts:
+    """What the checks need to know of the server, read once: names, parts applied, packages, DKIM keys."""
+
+    hostname: str
+    domains: list[str]
+    parts: list[int]
+    packages: dict[str, str | None]
+    cert_file: str
+    key_file: str
+    selector: str | None
+    public_keys: dict[str, str] = field(default_factory=dict)
+
+
+def read_facts(conn: Connection, parts: Sequence[int] | None = None) -> ServerFacts:
+    """Read the server's names and which parts of the guide it has (or use ``parts`` as given)."""
+    from mailkit.guide.part1 import Part1
+    from mailkit.guide.part3 import Part3
+
+    versions = gather(conn, [PackageVersion(p) for p in SERVICES])
+    packages = dict(zip(SERVICES, versions, strict=True))
+    if not packages["postfix"]:
+        return ServerFacts("", [], [], packages, "", "", None)
+    names = ["myhostname", "mydomain", "virtual_mailbox_domains", "smtpd_tls_cert_file", "smtpd_tls_key_file"]
+    values = conn.run(["postconf", "-xh", *names]).stdout.split("\n")
+    hostname, mydomain, virtual, cert, key = (values + [""] * 5)[:5]
+    domains = list(dict.fromkeys([mydomain, *[d for d in re.split(r"[,\s]+", virtual) if d]]))
+    smtp = conn.run(["postconf", "-M", "smtp/inet"], check=False).stdout
+    signing = conn.run(["cat", DKIM_SIGNING], check=False)
+    found = re.search(r'selector\s*=\s*"([a-z0-9-]+)"', signing.stdout) if signing.ok else None
+    selector = found[1] if found else None
+    if parts is None:
+        parts = [1]
+        parts += [2] if packages["dovecot-core"] else []
+        parts += [3] if packages["rspamd"] and selector else []
+        parts += [4] if "postscreen" in smtp else []
+    facts = ServerFacts(hostname, domains, list(parts), packages, cert, key, selector)
+    if selector and 3 in facts.parts:
+        part3 = Part3(Part1(domains[0], domains[1:], hostname, (f"postmaster@{domains[0]}",)), selector)
+        facts.public_keys = part3.public_keys(conn)
+    return facts
+
+
+def service_rows(conn: Connection, facts: ServerFacts) -> list[Row]:
+    installed = [p for p, v in facts.packages.items() if v]
+    units = [UNITS.get(p, p) for p in installed]
+    states = conn.run(["systemctl", "is-active", *units], check=False).stdout.split()
+    rows = []
+    for package, unit, state in zip(installed, units, states, strict=False):
+        rows.append(
+            Row(
+                "services",
+                f"{unit} running",
+                state == "active",
+                state,
+                f"systemctl start {unit}; then journalctl -u '{unit}*' says why it stopped",
+                part=SERVICES[package],
+            )
+        )
+    return rows
+
+
+def guide_resources(
+    facts: ServerFacts, target: str, blocklists: Sequence[str], conn: Connection
+) -> dict[int, list[Resource]]:
+    """What the guide applies for these parameters, by part: main.cf and master.cf merged (a later part's value
+    wins, as on the server), dovecot.conf, rspamd's signing files. Maps, passwords and keys are left out."""
+    from mailkit.guide.part1 import Part1
+    from mailkit.guide.part2 import Part2
+    from mailkit.guide.part3 import Part3
+    from mailkit.guide.part4 import Part4
+
+    lab = target.startswith("lab:")
+    part1 = Part1(facts.domains[0], facts.domains[1:], facts.hostname, (f"postmaster@{facts.domains[0]}",))
+    part2 = Part2(part1, cert_file=facts.cert_file or "", key_file=facts.key_file or "")
+    part3 = Part3(part1, facts.selector or "s202611", offline=lab)
+    part4 = Part4(part3, part2, tuple(blocklists), offline=lab)
+    by_part: dict[int, list[Resource]] = {1: part1.everything()}
+    if 2 in facts.parts:
+        by_part[2] = [*part2.delivery(), *part2.tls(), *part2.submission()]
+        dovecot = part4.sieve_paths() if 4 in facts.parts else None
+        by_part[2] += part2.dovecot(host_facts(conn), dovecot)
+    if 3 in facts.parts:
+        by_part[3] = [*part3.rspamd_config(), *part3.milter(), *part3.outbound_tls()]
+    if 4 in facts.parts:
+        by_part[4] = [*part4.postscreen(), *part4.restrictions()]
+    return by_part
+
+
+def drift_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: Sequence[str]) -> list[Row]:
+    """The server's main.cf, master.cf, dovecot.conf and rspamd files against what the guide renders (a diff)."""
+    from mailkit.engine import plan
+
+    by_part = guide_resources(facts, target, blocklists, conn)
+    settings: dict[str, str | None] = {}
+    masters: dict[tuple[str, str], MasterService] = {}
+    files: dict[int, list[Resource]] = {}
+    for part, resources in by_part.items():
+        for r in resources:
+            if isinstance(r, Postconf):
+                settings.update(r.settings)
+            elif isinstance(r, MasterService):
+                masters[(r.name, r.type)] = r
+            elif isinstance(r, File):
+                files.setdefault(part, []).append(r)
+    postfix = [Postconf(settings), *masters.values()]
+    changes = plan(conn, postfix).changes
+    rows = [
+        Row(
+            "drift",
+            "main.cf and master.cf as the guide renders them",
+            not changes,
+            "; ".join(c.summary for c in changes) or f"{len(settings)} settings, {len(masters)} services as rendered",
+            "put the guide's value back (run the part's notebook again), or keep yours knowingly",
+            part=1,
+            diff="".join(c.diff for c in changes),
+        )
+    ]
+    for part, resources in sorted(files.items()):
+        changes = plan(conn, resources).changes
+        paths = ", ".join(sorted({str(r.path) for r in resources if isinstance(r, File)}))
+        rows.append(
+            Row(
+                "drift",
+                f"{'dovecot.conf' if part == 2 else 'rspamd local.d'} as the guide renders it",
+                not changes,
+                "; ".join(c.summary for c in changes) or f"as rendered ({len(resources)} files)",
+                f"run part {part}'s notebook again ({paths})",
+                part=part,
+                diff="".join(c.diff for c in changes),
+            )
+        )
+    return rows
+
+
+def certificate_rows(conn: Connection, facts: ServerFacts) -> list[Row]:
+    if 2 not in facts.parts or not facts.cert_file:
+        return []
+    state = CertificateOnHost(facts.cert_file, facts.key_file).get(conn)
+    problems = state.problems(facts.hostname)
+    seen = "; ".join(problems) or f"for {facts.hostname}, more than 14 days left, key matches (mode 600)"
+    return [
+        Row(
+            "certificate",
+            f"certificate {facts.cert_file}",
+            not problems,
+            seen,
+            "02-dovecot.ipynb section 6: renew it (certbot renew), then reload postfix and dovecot",
+            part=2,
+        )
+    ]
+
+
+def parse_df(text: str) -> tuple[int, int]:
+    """(space used %, inodes used %) from ``df --output=pcent,ipcent`` (a file system without inodes says 0)."""
+    numbers = [int(n) if n.isdigit() else 0 for n in re.findall(r"(\d+|-)%?", text.splitlines()[-1])]
+    padded = [*numbers, 0, 0]
+    return padded[0], padded[1]
+
+
+def space_rows(conn: Connection) -> list[Row]:
+    rows = []
+    for path in (LAYOUT.vmail_base, "/var/spool/postfix"):
+        seen = conn.run(["df", "--output=pcent,ipcent", path], check=False)
+        if not seen.ok:
+            continue
+        space, inodes = parse_df(seen.stdout)
+        ok = space < FULL_PERCENT and inodes < FULL_PERCENT
+        rows.append(
+            Row(
+                "space",
+                f"space under {path}",
+                ok,
+                f"{space}% of the space, {inodes}% of the inodes used",
+                f"free space under {path} (du -sh {path}/*); mail stops near 100 %",
+                part=0,
+            )
+        )
+    return rows
+
+
+def queue_rows(conn: Connection) -> list[Row]:
+    seen = conn.run(["postqueue", "-j"], check=False)
+    queued = [json.loads(line) for line in seen.stdout.splitlines() if line.startswith("{")]
+    deferred = sum(1 for m in queued if m.get("queue_name") == "deferred")
+    return [
+        Row(
+            "queue",
+            "mail queue",
+            seen.ok and len(queued) <= QUEUE_LIMIT,
+            f"{len(queued)} messages ({deferred} deferred)" if seen.ok else seen.stderr.strip()[:80],
+            "postqueue -p lists them; journalctl -u 'postfix*' says why they wait",
+            part=1,
+        )
+    ]
+
+
+def count_updates(text: str) -> tuple[int, int]:
+    """(pending upgrades, of which security updates) from ``apt-get -s upgrade``."""
+    lines = [line for line in text.splitlines() if line.startswith("Inst ")]
+    return len(lines), sum(1 for line in lines if "security" in line.lower())
+
+
+def update_rows(conn: Connection) -> list[Row]:
+    script = "apt-get -s -o Debug::NoLocking=true upgrade; echo; stat -c %Y /var/lib/apt/lists/*Release 2>/dev/null"
+    seen = conn.run(["sh", "-c", script], check=False)
+    pending, security = count_updates(seen.stdout)
+    stamps = [int(n) for n in re.findall(r"^(\d{9,})$", seen.stdout, re.M)]
+    now = int(conn.run(["date", "+%s"]).stdout.strip())
+    age = f"package lists {(now - max(stamps)) // 86400} days old" if stamps else "no package lists: run apt update"
+    return [
+        Row(
+            "updates",
+            "security updates pending",
+            security == 0,
+            f"{security} security, {pending} in all ({age})",
+            "apt update && apt upgrade (or install unattended-upgrades)",
+            part=0,
+        )
+    ]
+
+
+def ssh_rows(conn: Connection) -> list[Row]:
+    seen = conn.run(["sshd", "-T"], check=False).stdout.lower()
+    settings = dict(line.split(" ", 1) for line in seen.splitlines() if " " in line)
+    password = settings.get("passwordauthentication", "?")
+    keyboard = settings.get("kbdinteractiveauthentication", settings.get("challengeresponseauthentication", "no"))
+    ok = password == "no" and keyboard == "no"
+    return [
+        Row(
+            "ssh",
+            "SSH password logins off",
+            ok,
+            f"PasswordAuthentication {password}, KbdInteractive {keyboard}",
+            "PasswordAuthentication no in /etc/ssh/sshd_config.d/, then systemctl reload ssh",
+            part=0,
+        )
+    ]
+
+
+def inside_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: Sequence[str]) -> list[Row]:
+    """Every inside row, for the parts the server has."""
+    if not facts.packages.get("postfix"):
+        return [Row("services", "postfix installed", False, "not installed", "01-postfix.ipynb section 1", part=1)]
+    return [
+        *service_rows(conn, facts),
+        *drift_rows(conn, facts, target, blocklists),
+        *certificate_rows(conn, facts),
+        *space_rows(conn),
+        *queue_rows(conn),
+        *update_rows(conn),
+        *ssh_rows(conn),
+    ]

@@ -1,0 +1,205 @@
+"""The outside probe's answers as rows: ports on IPv4 and IPv6, TLS on each port, AUTH where it belongs, relaying.
+
+>>> rows = port_rows({"198.51.100.25": {"25": "open", "143": "filtered"}}, [25, 143])
+>>> [(r.name, r.ok, r.detail) for r in rows][1]
+('143 IMAP (STARTTLS) on 198.51.100.25', False, 'filtered: no answer (a firewall drops it)')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mailkit.smtp import relay_tricks
+from mailkit.status.probe import PORTS
+from mailkit.status.report import Row
+
+GUIDES = {1: "01-postfix.ipynb", 2: "02-dovecot.ipynb", 3: "03-spam-outbound.ipynb", 4: "04-spam-inbound.ipynb"}
+MIN_DAYS = 14
+_STATES = {
+    "open": "open",
+    "closed": "closed: refused (nothing listens there, or a firewall rejects)",
+    "filtered": "filtered: no answer (a firewall drops it)",
+}
+
+
+def expected_ports(parts: Sequence[int]) -> list[int]:
+    """The ports the applied parts open: 25 (part 1), submission and IMAP (part 2), ManageSieve (part 4)."""
+    return [port for port, (_, _, part) in PORTS.items() if part in parts]
+
+
+def port_rows(states: dict[str, dict[str, str]], ports: Sequence[int]) -> list[Row]:
+    rows = []
+    for address, seen in states.items():
+        for port in ports:
+            what, _, part = PORTS[port]
+            state = seen.get(str(port), "not probed")
+            fix = f"{GUIDES[part]}: is the service running (see the services rows)? Is the port open in the firewall?"
+            rows.append(
+                Row("ports", f"{port} {what} on {address}", state == "open", _STATES.get(state, state), fix, part=part)
+            )
+    return rows
+
+
+def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str, first: str) -> list[Row]:
+    """For each open port on the first address: a verified certificate for the server's name, not about to expire."""
+    rows = []
+    for port in ports:
+        seen = tls.get(str(port))
+        if seen is None:
+            continue  # not open: its port row already says so
+        info = seen.get("tls")
+        fix = f"02-dovecot.ipynb section 6: a certificate for {hostname} from a CA clients trust, renewed in time"
+        if "error" in seen and "tls_error" not in seen:
+            closed = f"not reached: {seen['error']}"
+            why = "journalctl -u 'postfix*' says why (465 and 587 close when Dovecot's auth service is down)"
+            rows.append(Row("tls", f"TLS on {port} ({first})", False, closed, why, part=2))
+            continue
+        if info is None or "tls_error" in seen:
+            detail = seen.get("tls_error") or "no TLS offered"
+            rows.append(Row("tls", f"TLS on {port} ({first})", False, detail, fix, part=2))
+            continue
+        days = float(info["days_left"])
+        ok = days >= MIN_DAYS
+        detail = f"{info['version']}, certificate for {hostname} verified, {days:.0f} days left"
+        rows.append(Row("tls", f"TLS on {port} ({first})", ok, detail, fix, part=2 if port != 4190 else 4))
+    return rows
+
+
+def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
+    """No AUTH on 25 at all; on 587 AUTH only after STARTTLS; IMAP refuses LOGIN before STARTTLS."""
+    rows = []
+    smtp = tls.get("25")
+    if smtp and "auth_after_tls" in smtp:
+        offered = bool(smtp.get("auth_before_tls")) or bool(smtp.get("auth_after_tls"))
+        rows.append(
+            Row(
+                "auth",
+                "no AUTH on 25 (servers do not log in)",
+                not offered,
+                "AUTH offered" if offered else "no AUTH, before or after STARTTLS",
+                "02-dovecot.ipynb section 8: smtpd_sasl_auth_enable = no in main.cf; yes on 587/465 only",
+                part=2,
+            )
+        )
+    submission = tls.get("587")
+    if submission and "auth_after_tls" not in submission:
+        rows.append(
+            Row(
+                "auth",
+                "587: AUTH offered after STARTTLS",
+                False,
+                f"not reached: {submission.get('error') or 'no STARTTLS'}",
+                "02-dovecot.ipynb section 8: is Dovecot running (its auth socket serves Postfix)?",
+                part=2,
+            )
+        )
+    elif submission:
+        early, later = bool(submission.get("auth_before_tls")), submission.get("auth_after_tls", [])
+        rows.append(
+            Row(
+                "auth",
+                "587: no AUTH before STARTTLS",
+                not early,
+                "AUTH offered in clear text" if early else "AUTH only after STARTTLS",
+                "02-dovecot.ipynb section 8: smtpd_tls_auth_only = yes",
+                part=2,
+            )
+        )
+        rows.append(
+            Row(
+                "auth",
+                "587: AUTH offered after STARTTLS",
+                bool(later),
+                " ".join(later) or "no AUTH offered",
+                "02-dovecot.ipynb section 8: is Dovecot running (its auth socket serves Postfix)?",
+                part=2,
+            )
+        )
+    imap = tls.get("143")
+    if imap and "capabilities_before_tls" in imap:
+        before = imap["capabilities_before_tls"]
+        refused = "LOGINDISABLED" in before
+        rows.append(
+            Row(
+                "auth",
+                "143: LOGIN refused before STARTTLS (LOGINDISABLED)",
+                refused,
+                "LOGINDISABLED" if refused else "login allowed in clear text",
+                "02-dovecot.ipynb section 5: auth_allow_cleartext = no (2.4), disable_plaintext_auth (2.3)",
+                part=2,
+            )
+        )
+    sieve = tls.get("4190")
+    if sieve and "sasl_before_tls" in sieve:
+        early_sasl = sieve.get("sasl_before_tls", [])
+        rows.append(
+            Row(
+                "auth",
+                "4190: no login before STARTTLS",
+                not early_sasl,
+                "SASL offered in clear text" if early_sasl else "SASL only after STARTTLS",
+                "04-spam-inbound.ipynb section 8",
+                part=4,
+            )
+        )
+    return rows
+
+
+def relay_rows(seen: dict[str, Any], domain: str, other: str = "other.test") -> list[Row]:
+    """Every relay trick of part 1 must be refused for good (5xx) at MAIL FROM or RCPT TO.
+
+    ``other`` must be a domain that really takes mail: a server that checks recipient domains would otherwise
+    refuse the relay for that reason alone, and an open relay would pass unseen.
+    """
+    if "envelope_error" in seen and not seen.get("relay"):
+        return [Row("relay", "relay tricks on 25", False, seen["envelope_error"], "01-postfix.ipynb section 7", part=1)]
+    answers = {label: (code, text) for label, _rcpt, code, text in seen.get("relay", [])}
+    rows = []
+    for label, _sender, rcpt in relay_tricks(domain, other):
+        code, text = answers.get(label, (0, "not tried"))
+        ok = 500 <= code < 600
+        detail = f"{code} {text}".strip()[:90] if code else text
+        if 200 <= code < 300:
+            detail = f"ACCEPTED ({code}): this server relays for strangers"
+        rows.append(
+            Row(
+                "relay",
+                f"relay refused: {label} ({rcpt})",
+                ok,
+                detail,
+                "01-postfix.ipynb section 7: mynetworks only loopback; smtpd_relay_restrictions ends in "
+                "reject_unauth_destination",
+                part=1,
+            )
+        )
+    return rows
+
+
+def role_rows(seen: dict[str, Any]) -> list[Row]:
+    """postmaster@ and abuse@ accept mail (RFC 2142): RCPT TO only, nothing is sent."""
+    return [
+        Row(
+            "roles",
+            f"{rcpt} accepts mail (RFC 2142)",
+            code == 250,
+            f"{code} {text}"[:90],
+            "01-postfix.ipynb section 9: an alias for postmaster@ and abuse@ of every domain",
+            part=1,
+        )
+        for rcpt, code, text in seen.get("roles", [])
+    ]
+
+
+def outside_rows(
+    seen: dict[str, Any], ports: Sequence[int], hostname: str, domain: str, other: str = "other.test"
+) -> list[Row]:
+    states = seen.get("ports", {})
+    first = next(iter(states), "")
+    return [
+        *port_rows(states, ports),
+        *tls_rows(seen.get("tls", {}), ports, hostname, first),
+        *auth_rows(seen.get("tls", {})),
+        *relay_rows(seen, domain, other),
+        *role_rows(seen),
+    ]

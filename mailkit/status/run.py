@@ -1,0 +1,175 @@
+"""``mailkit check``: a live mail server's status, from inside (over SSH) and from outside (ports, TLS, DNS).
+
+>>> default_blocklists("lab:mail"), default_blocklists("admin@mail.example.net")[0]
+(('bl.example.net*3',), 'zen.spamhaus.org')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mailkit.errors import UsageError
+from mailkit.lab.layout import BLOCKLIST_ZONE
+from mailkit.smtp import relay_tricks
+from mailkit.status.dnschecks import dns_rows, resolver_lookup, server_addresses
+from mailkit.status.inside import inside_rows, read_facts
+from mailkit.status.outside import expected_ports, outside_rows
+from mailkit.status.probe import PORTS, run_probe
+from mailkit.status.report import Row, StatusReport
+from mailkit.values import Domain
+
+#: Block lists a real server is looked up on by default (Spamhaus answers only through your own resolver).
+PUBLIC_BLOCKLISTS = ("zen.spamhaus.org", "bl.spamcop.net")
+
+
+def default_blocklists(target: str) -> tuple[str, ...]:
+    """The lists part 4 configures by default (postscreen's syntax, weights included)."""
+    return (f"{BLOCKLIST_ZONE}*3",) if target.startswith("lab:") else PUBLIC_BLOCKLISTS
+
+
+def relay_domain(target: str) -> str:
+    """A foreign domain that takes mail, for the relay tricks (nothing is ever sent to it: they stop at RCPT TO)."""
+    return "example.net" if target.startswith("lab:") else "gmail.com"
+
+
+def default_nameserver(target: str) -> str | None:
+    """The lab's DNS for a lab host (the lab's "public" DNS); else the system's resolver."""
+    if target.startswith("lab:"):
+        from mailkit.lab.dns import NAMESERVER
+
+        return NAMESERVER.address
+    return None
+
+
+def check_server(
+    target: str,
+    *,
+    domains: Sequence[str] = (),
+    vantage: str | None = None,
+    nameserver: str | None = None,
+    blocklists: Sequence[str] | None = None,
+    parts: Sequence[int] | None = None,
+    ca_file: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> StatusReport:
+    """Check the server at ``target`` from inside and from ``vantage`` (None: this machine). Never changes it."""
+    from mailkit.target import connect, resolve_target
+
+    target = resolve_target(target)
+    given = [str(Domain(d, field="--domain")) for d in domains]
+    lists = tuple(blocklists) if blocklists is not None else default_blocklists(target)
+    nameserver = nameserver if nameserver is not None else default_nameserver(target)
+    with connect(target) as conn:
+        progress(f"reading {target}")
+        facts = read_facts(conn, parts)
+        if given:
+            facts.domains = given
+        rows: list[Row] = inside_rows(conn, facts, target, lists)
+    if not facts.hostname:
+        return StatusReport(target, vantage or "this machine", rows)
+    progress(f"asking DNS ({nameserver or 'the system resolver'})")
+    lookup = resolver_lookup(nameserver)
+    addresses = server_addresses(facts.hostname, lookup)
+    rows += dns_rows(
+        facts.domains,
+        facts.hostname,
+        addresses,
+        lookup,
+        nameserver=nameserver,
+        selector=facts.selector,
+        server_keys=facts.public_keys,
+        blocklists=lists,
+        parts=facts.parts,
+    )
+    ports = expected_ports(facts.parts)
+    request = {
+        "hostname": facts.hostname,
+        "addresses": addresses,
+        "ports": ports,
+        "tls": [[p, PORTS[p][1]] for p in ports] if 2 in facts.parts else [],  # TLS is part 2's
+        "relay": relay_tricks(facts.domains[0], relay_domain(target)),
+        "roles": [f"{role}@{d}" for d in facts.domains for role in ("postmaster", "abuse")],
+        "helo": "outside.example.net" if target.startswith("lab:") else _helo_name(),
+        "cafile": ca_file or _lab_ca(target, vantage),
+    }
+    progress(f"probing {facts.hostname} from {vantage or 'this machine'}")
+    if vantage is None:
+        seen = run_probe(request, None)
+    else:
+        with connect(resolve_target(vantage)) as outside:
+            seen = run_probe(request, outside)
+    rows += outside_rows(seen, ports, facts.hostname, facts.domains[0], relay_domain(target))
+    return StatusReport(target, vantage or "this machine", rows)
+
+
+def _helo_name() -> str:
+    import socket
+
+    name = socket.getfqdn()
+    return name if "." in name and not name.startswith("localhost") else "mailkit-check.example.net"
+
+
+def _lab_ca(target: str, vantage: str | None) -> str | None:
+    """Probing a lab host from this machine: trust the lab's CA (the lab's hosts already do)."""
+    if vantage is None and target.startswith("lab:"):
+        from mailkit.lab.lab import Lab
+
+        return str(Lab().ca.cert_path)
+    return None
+
+
+# -- what changed since the last run ---------------------------------------------------------------------------------
+def state_file(target: str, base: Path | None = None) -> Path:
+    """Where the previous run of a target is kept: under ``$XDG_STATE_HOME/mailkit/check`` (or ``~/.local/state``).
+
+    >>> state_file("admin@mail.example.net", Path("/s")).name
+    'admin@mail.example.net.json'
+    """
+    if base is None:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "mailkit" / "check"
+    name = target.replace("/", "_").replace(":", "_")
+    if name.startswith("."):
+        raise UsageError(f"cannot keep the state of {target!r}")
+    return base / f"{name}.json"
+
+
+def changes_since(previous: dict[str, dict[str, object]], rows: Sequence[Row]) -> list[str]:
+    """Rows that appeared, went away, turned red or green, or show another value since the previous run.
+
+    >>> old = {"ports / 25": {"ok": True, "detail": "open"}}
+    >>> changes_since(old, [Row("ports", "25", False, "closed")])
+    ['ports / 25: ok -> FAIL (open -> closed)']
+    """
+    now = {r.key: r for r in rows}
+    found = []
+    for key, row in now.items():
+        before = previous.get(key)
+        if before is None:
+            found.append(f"{key}: new ({'ok' if row.ok else 'FAIL'}: {row.detail})")
+        elif before["ok"] != row.ok:
+            verdict = f"{'ok' if before['ok'] else 'FAIL'} -> {'ok' if row.ok else 'FAIL'}"
+            found.append(f"{key}: {verdict} ({before['detail']} -> {row.detail})")
+        elif before["detail"] != row.detail:
+            found.append(f"{key}: {before['detail']} -> {row.detail}")
+    found += [f"{key}: gone" for key in previous if key not in now]
+    return found
+
+
+def record_changes(report: StatusReport, path: Path) -> None:
+    """Compare with the run kept in ``path`` (if any), put the changes in the report, keep this run instead."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous is not None:
+        report.changes = changes_since(previous, report.rows)
+    else:
+        report.changes = ["first run: nothing to compare with yet"]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept = {r.key: {"ok": r.ok, "detail": r.detail} for r in report.rows}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept, indent=1, sort_keys=True))
+    tmp.replace(path)

@@ -1,0 +1,179 @@
+"""`mailkit check` against the lab's finished server as if it were a real one: green as the guide leaves it, and
+exactly the expected rows red for each thing broken on purpose (then mended).
+
+Runs after the notebooks (test_30), so the mail host has parts 1 to 4 applied; trixie only (the check reads the
+same things on every release, and the release matrix covers the guide itself).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from mailkit.dnsrecords import lookup_at
+from mailkit.lab.dns import NAMESERVER, reverse_name
+from mailkit.lab.lab import Lab
+from mailkit.lab.layout import HOSTS
+from mailkit.ssh import Connection
+from mailkit.status.run import check_server
+from mailkit.target import lab_connection
+
+pytestmark = pytest.mark.lab
+MAIL = HOSTS["mail"]
+V4, V6 = MAIL.address, MAIL.address6
+CERT, KEY = f"/etc/ssl/certs/{MAIL.fqdn}.pem", f"/etc/ssl/private/{MAIL.fqdn}.key"
+UNCHANGED = "find /etc/postfix /etc/dovecot /etc/rspamd /var/vmail -printf '%p %s %T@\\n' | sort; postqueue -j"
+
+
+@pytest.fixture(scope="module")
+def mail(lab: Lab) -> Iterator[Connection]:
+    if lab.status()["release"] != "trixie":
+        pytest.skip("mailkit check is tested on trixie")
+    conn = lab_connection("mail")
+    yield conn
+    conn.close()
+
+
+def red(report_rows: list) -> set[str]:
+    return {r.key for r in report_rows if not r.ok}
+
+
+def check() -> set[str]:
+    return red(check_server("lab:mail", vantage="lab:outside").rows)
+
+
+@contextmanager
+def dns_changed(lab: Lab, name: str, rtype: str, values: list[str]) -> Iterator[None]:
+    before = list(lookup_at(NAMESERVER.address)(name, rtype))
+    lab.set_dns_records(name, rtype, values)
+    try:
+        yield
+    finally:
+        lab.set_dns_records(name, rtype, before)
+
+
+def commands(mail: Connection, *argvs: list[str]) -> Callable[[], None]:
+    def run() -> None:
+        for argv in argvs:
+            mail.run(argv)
+
+    return run
+
+
+@contextmanager
+def on_server(change: Callable[[], None], undo: Callable[[], None]) -> Iterator[None]:
+    change()
+    try:
+        yield
+    finally:
+        undo()
+
+
+def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connection) -> None:
+    before = mail.run(["sh", "-c", UNCHANGED]).stdout
+    report = check_server("lab:mail", vantage="lab:outside")
+    assert report.ok, report.text()
+    keys = {r.key for r in report.rows}
+    for expected in (
+        "ports / 25 SMTP (mail from other servers) on 2001:db8:100::25",
+        "ports / 4190 ManageSieve (STARTTLS) on 198.51.100.25",
+        "relay / relay refused: percent hack (victim%example.net@example.org)",
+        "dkim / DKIM s202612._domainkey.example.org",
+        "dmarc / DMARC of example.org (RFC 9989)",
+        "block lists / 198.51.100.25 on bl.example.net",
+        "drift / dovecot.conf as the guide renders it",
+        "certificate / certificate " + CERT,
+        "ssh / SSH password logins off",
+    ):
+        assert expected in keys, expected
+    assert mail.run(["sh", "-c", UNCHANGED]).stdout == before, "checking a server must not change it"
+
+
+def test_cli_json_markdown_and_changes(mail: Connection, lab: Lab, tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "mailkit.cli", "check", "--host", "lab:mail", *args]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+    first = cli("--json", "--changes")  # from this machine: it is on the lab network, and trusts the lab CA here
+    assert first.returncode == 0, first.stdout + first.stderr
+    data = json.loads(first.stdout)
+    assert (
+        data["ok"] and data["from"] == "this machine" and data["changes"] == ["first run: nothing to compare with yet"]
+    )
+    assert (tmp_path / "mailkit" / "check" / "lab_mail.json").exists()
+    with dns_changed(lab, reverse_name(V4), "PTR", []):
+        second = cli("--markdown", "--changes")
+    assert second.returncode == 1
+    row = f"reverse dns / PTR of {V4} (forward-confirmed)"
+    assert f"| **FAIL** | {row} | no PTR record |" in second.stdout
+    assert f"- {row}: ok -> FAIL (PTR {MAIL.fqdn} -> no PTR record)" in second.stdout
+
+
+def test_ptr_removed(mail: Connection, lab: Lab) -> None:
+    with dns_changed(lab, reverse_name(V4), "PTR", []):
+        assert check() == {f"reverse dns / PTR of {V4} (forward-confirmed)"}
+
+
+def test_spf_wrong(mail: Connection, lab: Lab) -> None:
+    with dns_changed(lab, "example.org", "TXT", ['"v=spf1 a:outside.example.net -all"']):
+        assert check() == {"spf / SPF of example.org"}
+
+
+def test_expired_certificate(mail: Connection, lab: Lab) -> None:
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=40)
+    chain, key = lab.ca.issue(MAIL.fqdn, days=30, not_before=long_ago)
+    saved = {path: mail.read(path) for path in (CERT, KEY)}
+
+    def put(cert: bytes, private: bytes) -> None:
+        mail.write(CERT, cert, mode=0o644)
+        mail.write(KEY, private, mode=0o600)
+        mail.run(["systemctl", "restart", "postfix", "dovecot"])  # a reload lets idle processes serve the old one
+
+    with on_server(lambda: put(chain, key), lambda: put(saved[CERT], saved[KEY])):
+        tls = {f"tls / TLS on {port} ({V4})" for port in (25, 465, 587, 143, 993, 4190)}
+        assert check() == {f"certificate / certificate {CERT}", *tls}
+    assert check() == set()
+
+
+def test_mynetworks_too_wide(mail: Connection) -> None:
+    wide = ["postconf", "-e", "mynetworks=0.0.0.0/0 [::]/0"]
+    narrow = ["postconf", "-e", "mynetworks=127.0.0.0/8 [::1]/128"]
+    reload = ["systemctl", "restart", "postfix"]  # new smtpd processes at once (a reload waits for idle ones)
+    with on_server(commands(mail, wide, reload), commands(mail, narrow, reload)):
+        report = check_server("lab:mail", vantage="lab:outside")
+        relayed = {
+            "relay / relay refused: foreign recipient (victim@example.net)",
+            "relay / relay refused: source route (@example.org:victim@example.net)",
+            "relay / relay refused: forged local sender (victim@example.net)",
+        }  # the other tricks name a local domain: Postfix refuses them as unknown users, wide mynetworks or not
+        assert red(report.rows) == {"drift / main.cf and master.cf as the guide renders them", *relayed}
+        assert all("ACCEPTED" in r.detail for r in report.rows if r.key in relayed)
+        drift = next(r for r in report.rows if r.group == "drift" and not r.ok)
+        assert "+mynetworks = 127.0.0.0/8 [::1]/128" in drift.diff and "-mynetworks = 0.0.0.0/0 [::]/0" in drift.diff
+    assert check() == set()
+
+
+def test_dovecot_stopped(mail: Connection) -> None:
+    # Postfix's idle smtpd processes keep the AUTH mechanisms they read; new ones (after a restart, or 100 s idle)
+    # cannot reach Dovecot and close 465 and 587: the restart makes the test see the lasting state at once.
+    stop = commands(mail, ["systemctl", "stop", "dovecot"], ["systemctl", "restart", "postfix"])
+    with on_server(stop, commands(mail, ["systemctl", "start", "dovecot"], ["systemctl", "restart", "postfix"])):
+        ports = {
+            f"ports / {port} {what} on {address}"
+            for port, what in ((143, "IMAP (STARTTLS)"), (993, "IMAPS (TLS on connect)"),
+                               (4190, "ManageSieve (STARTTLS)"))
+            for address in (V4, V6)
+        }  # fmt: skip
+        submission = {f"tls / TLS on 465 ({V4})", f"tls / TLS on 587 ({V4})", "auth / 587: AUTH offered after STARTTLS"}
+        assert check() == {"services / dovecot running", *ports, *submission}
+    assert check() == set()

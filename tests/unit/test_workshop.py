@@ -1,0 +1,84 @@
+"""Workshop mode's own logic: students' names and addresses, their notebooks' parameters, the board."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mailkit.board import board_html
+from mailkit.errors import UsageError
+from mailkit.guide.part1 import Part1
+from mailkit.lab.layout import BOT_ADDRESS, HOSTS, LISTED_ADDRESS, MAX_STUDENTS, NETWORK_V4, host_spec, student_spec
+from mailkit.status.report import Row, StatusReport
+from mailkit.target import resolve_target
+from mailkit.workshop import inject_parameters, student_number, student_parameters, write_student_notebooks
+
+
+def test_every_student_has_own_addresses_names_and_links_clear_of_the_lab() -> None:
+    fixed = {a for spec in HOSTS.values() for a in (spec.address, *spec.extra_addresses)}
+    fixed |= {LISTED_ADDRESS, BOT_ADDRESS}
+    students = [student_spec(n) for n in range(1, MAX_STUDENTS + 1)]
+    addresses = [s.address for s in students]
+    assert len(set(addresses)) == MAX_STUDENTS and not fixed & set(addresses)
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(NETWORK_V4) for a in addresses)
+    assert len({s.mac for s in students}) == MAX_STUDENTS
+    assert all(len(s.switch_link) <= 15 and len(s.netns) <= 40 for s in students)  # Linux's interface name limit
+    with pytest.raises(ValueError):
+        student_spec(MAX_STUDENTS + 1)
+
+
+def test_student_names_are_checked() -> None:
+    assert host_spec("student61") is None and host_spec("studentxx") is None and host_spec("student1") is None
+    assert resolve_target("lab:student07") == "lab:student07"
+    with pytest.raises(UsageError):
+        resolve_target("lab:student00")
+    with pytest.raises(UsageError):
+        student_number("outside")
+
+
+def test_student_parameters_make_a_valid_part1() -> None:
+    params = student_parameters(12)
+    part1 = Part1(params["DOMAIN"], params["OTHER_DOMAINS"], params["HOSTNAME"], params["MAILBOXES"], params["ALIASES"])
+    assert part1.hostname == "mail.student12.example.org"
+    assert part1.domains == ("student12.example.org", "b.student12.example.org")
+
+
+def test_notebooks_get_an_injected_parameters_cell_after_theirs(tmp_path: Path) -> None:
+    written = write_student_notebooks(3, tmp_path, (1, 2))
+    assert [p.name for p in written] == ["01-postfix.ipynb", "02-dovecot.ipynb"]
+    for path in written:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        tags = [c.metadata.get("tags", []) for c in notebook.cells]
+        index = tags.index(["parameters"])
+        assert tags[index + 1] == ["injected-parameters"]
+        source = notebook.cells[index + 1].source
+        namespace: dict[str, object] = {}
+        exec(source, namespace)  # the cell is plain assignments of literals
+        assert namespace["DOMAIN"] == "student03.example.org" and namespace["TARGET"] == "lab:student03"
+        assert "PASSWORDS" not in namespace, "only the parameters the notebook has are set"
+
+
+def test_inject_refuses_a_notebook_without_parameters() -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    with pytest.raises(UsageError):
+        inject_parameters(notebook, {"DOMAIN": "example.org"})
+
+
+def test_board_shows_parts_not_started_students_and_fixes() -> None:
+    done = StatusReport("lab:student01", "lab:outside", [Row("ports", "25", True, "open", part=1)])
+    failing = StatusReport(
+        "lab:student02",
+        "lab:outside",
+        [Row("ports", "25", True, "open", part=1), Row("dns", "MX", False, "none", "publish <MX>", part=1)],
+    )
+    new = StatusReport("lab:student03", "lab:outside", [Row("services", "postfix installed", False, "no", part=1)])
+    page = board_html([done, failing, new], refresh=30)
+    assert '<meta http-equiv="refresh" content="30">' in page
+    assert '<td class="ok" title="">1/1</td>' in page and '<td class="fail" title="MX">1/2</td>' in page
+    assert 'student03</th><td colspan="5" class="none">not started' in page
+    assert "student02: 1 to fix" in page and "publish &lt;MX&gt;" in page
+    assert "<meta http-equiv" not in board_html([done])
