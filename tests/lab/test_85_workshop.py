@@ -1,0 +1,121 @@
+"""Workshop mode with three students on the lab: hosts, logins, notebooks, a reset to the end of part 1, the board,
+and nothing of them left afterwards. trixie only (the students' hosts boot the lab's own release).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailkit.dnsrecords import lookup_at
+from mailkit.lab.dns import NAMESERVER, reverse_name
+from mailkit.lab.lab import Lab
+from mailkit.lab.layout import student_spec
+from mailkit.lab.network import lab_namespaces
+
+pytestmark = pytest.mark.lab
+STUDENTS = 3
+
+
+def mailkit(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "mailkit.cli", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def students(lab: Lab) -> Iterator[Lab]:
+    if lab.status()["release"] != "trixie":
+        pytest.skip("workshop mode is tested on trixie")
+    up = mailkit("workshop", "up", "--students", str(STUDENTS))
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield lab
+    down = mailkit("workshop", "down")  # the last test has done it already, unless an earlier one failed
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_each_student_has_a_host_with_names_in_dns(students: Lab) -> None:
+    lookup = lookup_at(NAMESERVER.address)
+    assert [n for n in students.hosts() if n.startswith("student")] == ["student01", "student02", "student03"]
+    for number in range(1, STUDENTS + 1):
+        spec = student_spec(number)
+        assert lookup(spec.fqdn, "A") == (spec.address,) and lookup(spec.fqdn, "AAAA") == (spec.address6,)
+        assert lookup(reverse_name(spec.address), "PTR") == (f"{spec.fqdn}.",)
+        assert lookup(spec.domain, "MX") == (f"10 {spec.fqdn}.",)
+        assert lookup(f"b.{spec.domain}", "MX") == (f"10 {spec.fqdn}.",)
+    assert students.status()["state"] == "up"
+
+
+def test_a_students_key_opens_their_host_and_no_other(students: Lab, tmp_path: Path) -> None:
+    config = students.student_key("student01").parent / "ssh_config"
+    own = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", "student01", "cat", "/etc/hostname"],
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert own.returncode == 0 and own.stdout.strip() == "student01", own.stderr
+    other = tmp_path / "ssh_config"
+    other.write_text(config.read_text().replace("student01", "student02").replace(
+        student_spec(1).address, student_spec(2).address).replace(
+        str(students.student_key("student02")), str(students.student_key("student01"))))  # fmt: skip
+    assert str(students.student_key("student01")) in other.read_text()
+    refused = subprocess.run(["ssh", "-F", str(other), "-o", "BatchMode=yes", "student02", "true"],
+                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
+
+
+def test_notebooks_are_written_for_every_student(students: Lab, tmp_path: Path) -> None:
+    result = mailkit("workshop", "notebooks", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for number in range(1, STUDENTS + 1):
+        folder = tmp_path / f"student{number:02}"
+        assert sorted(p.name for p in folder.glob("*.ipynb")) == [
+            "01-postfix.ipynb", "02-dovecot.ipynb", "03-spam-outbound.ipynb", "04-spam-inbound.ipynb"]  # fmt: skip
+        cells = json.loads((folder / "01-postfix.ipynb").read_text())["cells"]
+        injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
+        assert f"TARGET = 'lab:student{number:02}'" in "".join(injected["source"])
+        assert (folder / "ssh" / "id_ed25519").stat().st_mode & 0o777 == 0o600
+        assert (
+            "IdentityFile " + str((folder / "ssh" / "id_ed25519").resolve()) in (folder / "ssh" / "config").read_text()
+        )
+
+
+def test_reset_to_part_1_then_board_and_check(students: Lab, tmp_path: Path) -> None:
+    reset = mailkit("workshop", "reset", "student02", "--to-part", "1", "--output", str(tmp_path / "run"))
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    assert "student02: at the end of part 1" in reset.stdout and " 0 failed" in reset.stdout
+    assert (tmp_path / "run" / "01-postfix.ipynb").exists()
+    checked = mailkit("check", "--host", "lab:student02", "--from", "lab:outside", "--json")
+    report = json.loads(checked.stdout)
+    assert checked.returncode == 0 and report["ok"], checked.stdout
+    assert {r["part"] for r in report["rows"]} == {0, 1}, "a server at the end of part 1 is checked for part 1"
+    assert "dns / MX of b.student02.example.org" in {f"{r['group']} / {r['name']}" for r in report["rows"]}
+    board = tmp_path / "board.html"
+    written = mailkit("workshop", "board", "--output", str(board))
+    assert written.returncode == 0 and "3 students" in written.stdout, written.stdout + written.stderr
+    page = board.read_text()
+    assert 'student01</th><td colspan="5" class="none">not started' in page
+    assert 'student03</th><td colspan="5" class="none">not started' in page
+    row = page.split('<a href="#student02">student02</a></th>')[1].split("</tr>")[0]
+    assert row.startswith('<td class="ok"'), row
+    assert row.count('class="ok"') == 2 and row.count('class="none"') == 3, row  # part 1 and the server; 2-4 empty
+
+
+def test_reset_gives_a_fresh_host_and_clean_dns(students: Lab) -> None:
+    lookup = lookup_at(NAMESERVER.address)
+    spec = student_spec(3)
+    students.set_dns_records(f"_dmarc.{spec.domain}", "TXT", ['"v=DMARC1; p=none"'])
+    result = mailkit("workshop", "reset", "student03")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lookup(f"_dmarc.{spec.domain}", "TXT") == (), "what the student published is gone"
+    assert lookup(spec.domain, "MX") == (f"10 {spec.fqdn}.",), "what the provider set is back"
+
+
+def test_down_leaves_no_student_behind(students: Lab) -> None:
+    down = mailkit("workshop", "down")
+    assert down.returncode == 0 and f"{STUDENTS} student hosts removed" in down.stdout, down.stdout + down.stderr
+    lab = students
+    assert not [n for n in lab_namespaces() if "student" in n]
+    assert lookup_at(NAMESERVER.address)(student_spec(1).fqdn, "A") == ()
+    assert lab.status()["state"] == "up", "the lab itself stays up"
