@@ -337,6 +337,7 @@ class Lab:
                 if not key.exists():
                     run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)])
             base = rootfs.ensure_base(state["release"], progress)
+            machine.ensure_inotify_instances(len(HOSTS) + count)
             state["students"] = count
             progress(f"booting {len(new)} student hosts")
             for name, spec in new.items():

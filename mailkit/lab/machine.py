@@ -212,6 +212,27 @@ def wait_for_ssh(spec: HostSpec, pid: int, paths: HostPaths, timeout: float = 60
     raise LabError(f"host {spec.name} did not answer SSH on {spec.address}:22 within {timeout:.0f} s")
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def inotify_instances_for(hosts: int) -> int:
+    """inotify instances a booted systemd needs, for ``hosts`` hosts plus the machine's own (root's limit is per
+    user: every host's systemd, journald and logind count against it; Debian's default of 128 is used up by about
+    20 hosts, and the next systemd dies with "Too many open files").
+
+    >>> inotify_instances_for(33)
+    1312
+    """
+    return 256 + 32 * hosts
+
+
+def ensure_inotify_instances(hosts: int) -> None:
+    """Raise the machine's ``fs.inotify.max_user_instances`` when ``hosts`` hosts need more (never lower it)."""
+    wanted = inotify_instances_for(hosts)
+    if int(INOTIFY_INSTANCES.read_text()) < wanted:
+        INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False

@@ -1,0 +1,103 @@
+"""How a class scales on this machine: time to bring up N student hosts and the memory each takes, side by side.
+
+    .venv/bin/python bench/workshop.py [--students 1,10,30] [--with-guide]
+
+For each N, on a running lab (brought up first if needed, from the cached images): the time of
+``add_students(N)`` (boot, SSH answering, DNS records, logins), each student host's memory as proportional set
+size (PSS, shared pages split among sharers) just after boot, what the machine's available memory dropped by,
+the time of a class board (``mailkit check`` of every student from the outside host), and the time to remove them.
+``--with-guide`` also brings student01 to the end of part 4 and measures that host (Postfix, Dovecot, rspamd,
+Valkey): what a student's host weighs at the end of the workshop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from mailkit.board import check_students
+from mailkit.lab import machine
+from mailkit.lab.lab import Lab
+from mailkit.lab.layout import student_name, student_spec
+
+
+def available_kib() -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return 0
+
+
+def settle(seconds: float = 3) -> None:
+    time.sleep(seconds)  # let the hosts' systemd finish starting units before memory is read
+
+
+def measure(lab: Lab, count: int) -> dict[str, float]:
+    lab.remove_students()
+    before = available_kib()
+    start = time.monotonic()
+    lab.add_students(count)
+    up = time.monotonic() - start
+    settle()
+    pss = [machine.host_memory_kib(student_spec(n)) / 1024 for n in range(1, count + 1)]
+    dropped = (before - available_kib()) / 1024
+    start = time.monotonic()
+    reports = check_students([student_name(n) for n in range(1, count + 1)])
+    board = time.monotonic() - start
+    assert all(r.rows for r in reports)
+    start = time.monotonic()
+    lab.remove_students()
+    down = time.monotonic() - start
+    return {
+        "up": up,
+        "pss_median": statistics.median(pss),
+        "pss_max": max(pss),
+        "dropped": dropped,
+        "board": board,
+        "down": down,
+    }
+
+
+def finished_student(lab: Lab) -> float:
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    from mailkit.workshop import reset_student
+
+    lab.add_students(1)
+    with TemporaryDirectory() as tmp:
+        run = reset_student("student01", 4, Path(tmp))
+    assert run is not None and run.ok, run.error if run else "no run"
+    settle()
+    pss = machine.host_memory_kib(student_spec(1)) / 1024
+    lab.remove_students()
+    return pss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", default="1,10,30")
+    parser.add_argument("--with-guide", action="store_true")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.students.split(",")]
+    lab = Lab()
+    lab.up()
+    release = lab.status()["release"]
+    results = {n: measure(lab, n) for n in counts}
+    base = results[counts[0]]["up"]
+    print(f"workshop on this machine, Debian {release} hosts, images cached, lab already up")
+    print(f"{'students':>8} {'up s':>7} {'per student':>12} {'vs first':>9} {'PSS/host MiB':>13} {'max':>6} "
+          f"{'RAM used MiB':>13} {'board s':>8} {'down s':>7}")  # fmt: skip
+    for n, r in results.items():
+        print(f"{n:8} {r['up']:7.1f} {r['up'] / n:12.2f} {r['up'] / base:8.1f}x {r['pss_median']:13.1f} "
+              f"{r['pss_max']:6.1f} {r['dropped']:13.0f} {r['board']:8.1f} {r['down']:7.1f}")  # fmt: skip
+    if args.with_guide:
+        print(
+            f"one student host at the end of part 4 (Postfix, Dovecot, rspamd, Valkey): {finished_student(lab):.1f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
