@@ -311,6 +311,7 @@ class Lab:
             else:
                 progress(f"restoring {name}'s DNS records")
                 self._publish_student(int(name[7:]))
+                self._forget_receiver_cache()
 
     # -- workshop mode: a mail host per student ---------------------------------------------------
     def student_key(self, name: str) -> Path:
@@ -419,9 +420,14 @@ class Lab:
             for zone, text in dns.zone_files().items():
                 conn.write(f"/var/lib/bind/{dns.zone_filename(zone)}", text, mode=0o644)
             conn.run(["sh", "-c", f"chown bind:bind {files} && systemctl start named"])
-        # The receiver's verifiers cache DNS answers (a DKIM key for 5 minutes): the new mail host makes new
-        # keys under the same selector, so they start afresh too. (A real receiver would not: never reuse a
-        # selector for a new key.)
+        self._forget_receiver_cache()
+
+    def _forget_receiver_cache(self) -> None:
+        """The receiver's verifiers cache DNS answers (a DKIM key for 5 minutes): a fresh mail host makes new keys
+        under the same selector, so they start afresh too. (A real receiver would not: never reuse a selector for
+        a new key.)"""
+        from mailkit.ssh import Connection
+
         with Connection(HOSTS["outside"].fqdn, ssh_config=self.ssh_config) as conn:
             conn.run(["systemctl", "try-restart", "opendkim", "opendmarc"])
 

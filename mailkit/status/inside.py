@@ -254,6 +254,18 @@ def update_rows(conn: Connection) -> list[Row]:
     ]
 
 
+def outbound_rows(conn: Connection, exchanger: str) -> list[Row]:
+    """The server can open port 25 to another mail server (many providers block it on new accounts)."""
+    script = 'exec 3<>"/dev/tcp/$1/25" && head -c 4 <&3'
+    seen = conn.run(["timeout", "8", "bash", "-c", script, "bash", exchanger], check=False)
+    ok = seen.ok and seen.stdout.startswith("220")
+    detail = f"{exchanger} greeted: {seen.stdout.strip()}" if ok else f"no greeting from {exchanger}:25 in 8 s"
+    return [
+        Row("outbound", "outbound SMTP (port 25) not blocked", ok, detail,
+            "ask your hosting provider to unblock outgoing port 25 (often refused on new accounts)", part=3)
+    ]  # fmt: skip
+
+
 def ssh_rows(conn: Connection) -> list[Row]:
     seen = conn.run(["sshd", "-T"], check=False).stdout.lower()
     settings = dict(line.split(" ", 1) for line in seen.splitlines() if " " in line)
@@ -272,8 +284,10 @@ def ssh_rows(conn: Connection) -> list[Row]:
     ]
 
 
-def inside_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: Sequence[str]) -> list[Row]:
-    """Every inside row, for the parts the server has."""
+def inside_rows(
+    conn: Connection, facts: ServerFacts, target: str, blocklists: Sequence[str], exchanger: str
+) -> list[Row]:
+    """Every inside row, for the parts the server has; ``exchanger`` is another mail server to reach on port 25."""
     if not facts.packages.get("postfix"):
         return [Row("services", "postfix installed", False, "not installed", "01-postfix.ipynb section 1", part=1)]
     return [
@@ -282,6 +296,7 @@ def inside_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: S
         *certificate_rows(conn, facts),
         *space_rows(conn),
         *queue_rows(conn),
+        *(outbound_rows(conn, exchanger) if 3 in facts.parts else []),
         *update_rows(conn),
         *ssh_rows(conn),
     ]

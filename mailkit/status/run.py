@@ -35,6 +35,11 @@ def relay_domain(target: str) -> str:
     return "example.net" if target.startswith("lab:") else "gmail.com"
 
 
+def foreign_exchanger(target: str) -> str:
+    """Another provider's mail server, which the server must be able to reach on port 25."""
+    return "outside.example.net" if target.startswith("lab:") else "gmail-smtp-in.l.google.com"
+
+
 def default_nameserver(target: str) -> str | None:
     """The lab's DNS for a lab host (the lab's "public" DNS); else the system's resolver."""
     if target.startswith("lab:"):
@@ -67,7 +72,7 @@ def check_server(
         facts = read_facts(conn, parts)
         if given:
             facts.domains = given
-        rows: list[Row] = inside_rows(conn, facts, target, lists)
+        rows: list[Row] = inside_rows(conn, facts, target, lists, foreign_exchanger(target))
     if not facts.hostname:
         return StatusReport(target, vantage or "this machine", rows)
     progress(f"asking DNS ({nameserver or 'the system resolver'})")

@@ -222,3 +222,23 @@ def test_bad_check_options_are_refused_before_any_connection(
     result = CliRunner().invoke(main, ["check", *args])
     assert result.exit_code == 2, result.output
     assert words in result.output
+
+
+def test_outbound_port_25_needs_a_greeting() -> None:
+    from mailkit.result import Result
+    from mailkit.status.inside import outbound_rows
+
+    class Fake:
+        def __init__(self, stdout: str, exited: int) -> None:
+            self.answer = Result("bash", stdout, "", exited)
+            self.argv: list[str] = []
+
+        def run(self, argv: list[str], **_: object) -> Result:
+            self.argv = argv
+            return self.answer
+
+    blocked = Fake("", 124)
+    [row] = outbound_rows(blocked, "mx.example.net")  # type: ignore[arg-type]
+    assert not row.ok and "no greeting" in row.detail and blocked.argv[-1] == "mx.example.net"
+    [row] = outbound_rows(Fake("220 ", 0), "mx.example.net")  # type: ignore[arg-type]
+    assert row.ok
