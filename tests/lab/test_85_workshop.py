@@ -88,7 +88,8 @@ def test_reset_to_part_1_then_board_and_check(students: Lab, tmp_path: Path) -> 
     assert (tmp_path / "run" / "01-postfix.ipynb").exists()
     checked = mailkit("check", "--host", "lab:student02", "--from", "lab:outside", "--json")
     report = json.loads(checked.stdout)
-    assert checked.returncode == 0 and report["ok"], checked.stdout
+    failed = {f"{r['group']} / {r['name']}" for r in report["rows"] if not r["ok"]}
+    assert failed <= {"updates / security updates pending"}, checked.stdout  # see test_80_check.MAY_BE_RED
     assert {r["part"] for r in report["rows"]} == {0, 1}, "a server at the end of part 1 is checked for part 1"
     assert "dns / MX of b.student02.example.org" in {f"{r['group']} / {r['name']}" for r in report["rows"]}
     board = tmp_path / "board.html"
@@ -98,8 +99,8 @@ def test_reset_to_part_1_then_board_and_check(students: Lab, tmp_path: Path) -> 
     assert 'student01</th><td colspan="5" class="none">not started' in page
     assert 'student03</th><td colspan="5" class="none">not started' in page
     row = page.split('<a href="#student02">student02</a></th>')[1].split("</tr>")[0]
-    assert row.startswith('<td class="ok"'), row
-    assert row.count('class="ok"') == 2 and row.count('class="none"') == 3, row  # part 1 and the server; 2-4 empty
+    assert row.startswith('<td class="ok"'), row  # part 1 all green
+    assert row.count('class="none"') == 3, row  # parts 2-4 not checked; the last cell is the server (updates)
 
 
 def test_reset_gives_a_fresh_host_and_clean_dns(students: Lab) -> None:
