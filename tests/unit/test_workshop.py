@@ -82,3 +82,35 @@ def test_board_shows_parts_not_started_students_and_fixes() -> None:
     assert 'student03</th><td colspan="5" class="none">not started' in page
     assert "student02: 1 to fix" in page and "publish &lt;MX&gt;" in page
     assert "<meta http-equiv" not in board_html([done])
+
+
+def test_the_board_is_served_on_loopback_and_refreshes(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from mailkit.board import serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    calls: list[int] = []
+
+    def collect() -> list[StatusReport]:
+        calls.append(1)
+        return [StatusReport("lab:student01", "lab:outside", [Row("ports", "25", True, "open", part=1)])]
+
+    page = tmp_path / "board.html"
+    threading.Thread(target=serve, args=(page, collect, port, 10), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/board.html", timeout=2) as answer:
+                body = answer.read().decode()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert '<meta http-equiv="refresh" content="10">' in body and "student01" in body and calls
