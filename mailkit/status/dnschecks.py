@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailkit.errors import MailkitError
+from mailkit.status import mtasts
 from mailkit.status.records import (
     SPF_LOOKUP_LIMIT,
     Lookup,
@@ -222,27 +223,21 @@ def dmarc_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
     return rows
 
 
-def policy_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
-    """MTA-STS (RFC 8461) and TLS-RPT (RFC 8460): optional, checked when published."""
+def policy_rows(domains: Sequence[str], hostname: str, lookup: Lookup, ca_file: str | None = None) -> list[Row]:
+    """MTA-STS (RFC 8461) and TLS-RPT (RFC 8460): optional; when published, the MTA-STS policy is fetched over
+    HTTPS as a sending server would and must name the server."""
     rows = []
     for domain in domains:
         sts = txt_records(lookup, f"_mta-sts.{domain}", "v=STSv1")
+        fix = (
+            f"RFC 8461: one record '_mta-sts.{domain}. TXT \"v=STSv1; id=<letters and digits>\"' and a policy at "
+            f"https://mta-sts.{domain}{mtasts.POLICY_PATH} whose mx lines match {hostname}"
+        )
         if not sts:
             rows.append(Row("mta-sts", f"MTA-STS of {domain}", True, "not published (optional)", part=3))
         else:
-            tags = dict(t.strip().partition("=")[::2] for t in sts[0].split(";") if "=" in t)
-            ok = len(sts) == 1 and bool(tags.get("id", "").isalnum())
-            rows.append(
-                Row(
-                    "mta-sts",
-                    f"MTA-STS of {domain}",
-                    ok,
-                    sts[0] if ok else f"invalid: {'; '.join(sts)}",
-                    f"RFC 8461: one record 'v=STSv1; id=<letters and digits>' and a policy at "
-                    f"https://mta-sts.{domain}/.well-known/mta-sts.txt",
-                    part=3,
-                )
-            )
+            rows.append(Row("mta-sts", f"MTA-STS of {domain}", *_mta_sts(domain, sts, hostname, lookup, ca_file),
+                            fix, part=3))  # fmt: skip
         rpt = txt_records(lookup, f"_smtp._tls.{domain}", "v=TLSRPTv1")
         if not rpt:
             rows.append(Row("tls-rpt", f"TLS-RPT of {domain}", True, "not published (optional)", part=3))
@@ -259,6 +254,23 @@ def policy_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
                 )
             )
     return rows
+
+
+def _mta_sts(domain: str, records: list[str], hostname: str, lookup: Lookup, ca_file: str | None) -> tuple[bool, str]:
+    tags = dict(t.strip().partition("=")[::2] for t in records[0].split(";") if "=" in t)
+    if len(records) != 1 or not tags.get("id", "").isalnum():
+        return False, f"invalid record: {'; '.join(records)}"
+    addresses = lookup(f"mta-sts.{domain}", "A") or lookup(f"mta-sts.{domain}", "AAAA")
+    if not addresses:
+        return False, f"mta-sts.{domain} has no address: the policy cannot be fetched"
+    try:
+        policy = mtasts.parse_policy(mtasts.fetch_policy(domain, addresses[0], cafile=ca_file))
+    except MailkitError as exc:
+        return False, str(exc)
+    problems = mtasts.policy_problems(policy, hostname)
+    if problems:
+        return False, "; ".join(problems)
+    return True, f"id={tags['id']}, mode {policy['mode'][0]}, max_age {policy['max_age'][0]}, mx matches {hostname}"
 
 
 def blocklist_rows(addresses: dict[str, list[str]], blocklists: Sequence[str], lookup: Lookup) -> list[Row]:
@@ -310,15 +322,16 @@ def dns_rows(
     server_keys: dict[str, str],
     blocklists: Sequence[str],
     parts: Sequence[int],
+    ca_file: str | None = None,
 ) -> list[Row]:
-    """Every DNS row for the parts applied on the server."""
+    """Every DNS row for the parts applied on the server (``ca_file``: a private CA for the MTA-STS policy's site)."""
     rows = [*mx_rows(domains, hostname, lookup), *address_rows(hostname, addresses)]
     if 3 in parts:
         rows += ptr_rows(hostname, addresses, lookup)
         rows += spf_rows(domains, hostname, addresses, lookup, nameserver)
         rows += dkim_rows(domains, selector, server_keys, lookup)
         rows += dmarc_rows(domains, lookup)
-        rows += policy_rows(domains, lookup)
+        rows += policy_rows(domains, hostname, lookup, ca_file)
     if 4 in parts:
         rows += blocklist_rows(addresses, blocklists, lookup)
     return rows

@@ -88,6 +88,7 @@ def check_server(
         server_keys=facts.public_keys,
         blocklists=lists,
         parts=facts.parts,
+        ca_file=ca_file or _lab_ca(target, None),
     )
     ports = expected_ports(facts.parts)
     request = {

@@ -242,3 +242,64 @@ def test_outbound_port_25_needs_a_greeting() -> None:
     assert not row.ok and "no greeting" in row.detail and blocked.argv[-1] == "mx.example.net"
     [row] = outbound_rows(Fake("220 ", 0), "mx.example.net")  # type: ignore[arg-type]
     assert row.ok
+
+
+# -- MTA-STS: the policy fetched over HTTPS, from a server on loopback -------------------------------------------------
+@pytest.fixture
+def policy_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import http.server
+    import ssl
+    import threading
+
+    from mailkit.status import mtasts
+    from mailkit.tls import CertificateAuthority
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    chain, key = ca.issue("mta-sts.example.org")
+    (tmp_path / "chain.pem").write_bytes(chain)
+    (tmp_path / "key.pem").write_bytes(key)
+    served: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = served.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "chain.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(mtasts, "HTTPS_PORT", server.server_address[1])
+    yield served, str(ca.cert_path)
+    server.shutdown()
+
+
+def _sts_zone() -> object:
+    return zone({("_mta-sts.example.org", "TXT"): ('"v=STSv1; id=20261201"',),
+                 ("mta-sts.example.org", "A"): ("127.0.0.1",)})  # fmt: skip
+
+
+def test_mta_sts_policy_is_fetched_and_must_name_the_server(policy_site: tuple[dict[str, bytes], str]) -> None:
+    from mailkit.status.dnschecks import policy_rows
+
+    served, ca_file = policy_site
+    path = "/.well-known/mta-sts.txt"
+    served[path] = b"version: STSv1\r\nmode: enforce\r\nmx: *.example.org\r\nmax_age: 604800\r\n"
+    row = policy_rows(["example.org"], "mail.example.org", _sts_zone(), ca_file)[0]
+    assert row.ok and row.detail == "id=20261201, mode enforce, max_age 604800, mx matches mail.example.org"
+    served[path] = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.net\r\nmax_age: 604800\r\n"
+    row = policy_rows(["example.org"], "mail.example.org", _sts_zone(), ca_file)[0]
+    assert not row.ok and "matches no mx line" in row.detail
+    row = policy_rows(["example.org"], "mail.example.org", _sts_zone(), None)[0]  # the lab CA is not trusted
+    assert not row.ok and "does not verify" in row.detail
+    del served[path]
+    row = policy_rows(["example.org"], "mail.example.org", _sts_zone(), ca_file)[0]
+    assert not row.ok and "answered HTTP/1.0 404" in row.detail
+    [row, rpt] = policy_rows(["example.org"], "mail.example.org", zone({}), ca_file)
+    assert row.ok and row.detail == "not published (optional)" and rpt.ok
