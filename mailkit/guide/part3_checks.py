@@ -22,6 +22,7 @@ from mailkit.headers import verdicts
 from mailkit.lab import receiver
 from mailkit.remote_client import run_client
 from mailkit.ssh import Connection
+from mailkit.status.dnschecks import forward_confirmed
 
 RECIPIENT = f"dana@{receiver.RECEIVER.domain}"
 
@@ -56,24 +57,17 @@ def dns_checks(part3: Part3, records: list[RecordSet], lookup: Lookup, nameserve
         )
     for rtype in ("A", "AAAA"):
         for address in lookup(host, rtype):
-            names = lookup(_reverse(address), "PTR")
-            back = [a for n in names for a in lookup(n.rstrip("."), rtype)]
+            confirmed, names = forward_confirmed(address, host, lookup)
             results.append(
                 CheckResult(
                     "dns",
                     f"reverse DNS of {address} names {host} and back (FCrDNS)",
-                    [n.rstrip(".") for n in names] == [host] and address in back,
+                    confirmed,
                     f"PTR {' '.join(names) or 'none'}",
                     f"{GUIDE} section 2: set the PTR at your hosting provider",
                 )
             )
     return results
-
-
-def _reverse(address: str) -> str:
-    import ipaddress
-
-    return ipaddress.ip_address(address).reverse_pointer
 
 
 def _authentication_results(message: email.message.Message, authserv: str) -> dict[str, tuple[str, dict[str, str]]]:

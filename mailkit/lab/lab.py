@@ -360,13 +360,14 @@ class Lab:
         with self._locked():
             state = self._read()
             count = state.get("students", 0)
+            dns_running = count > 0 and self.status()["hosts"]["dns"]["running"]
             for number in range(1, count + 1):
                 name, spec = student_name(number), student_spec(number)
                 machine.stop(self.host_paths(name), spec, state["hosts"].get(name, {}).get("pid"))
                 machine.wipe(self.host_paths(name))
                 network.delete_namespace(spec.netns)
                 state["hosts"].pop(name, None)
-                if self.status()["state"] != "down":
+                if dns_running:
                     self._publish_student(number, present=False)
             state["students"] = 0
             self._write(state)

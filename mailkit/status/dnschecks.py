@@ -26,10 +26,9 @@ from mailkit.status.records import (
     spf_records,
     txt_records,
 )
-from mailkit.status.report import Row
+from mailkit.status.report import GUIDE_PARTS, Row
 
-P1, P2, P3 = "01-postfix.ipynb", "02-dovecot.ipynb", "03-spam-outbound.ipynb"
-P4 = "04-spam-inbound.ipynb"
+P1, P3, P4 = GUIDE_PARTS[1][1], GUIDE_PARTS[3][1], GUIDE_PARTS[4][1]
 
 
 def resolver_lookup(nameserver: str | None, *, timeout: float = 5.0) -> Lookup:
@@ -129,14 +128,26 @@ def address_rows(hostname: str, addresses: dict[str, list[str]]) -> list[Row]:
     ]
 
 
+def forward_confirmed(address: str, hostname: str, lookup: Lookup) -> tuple[bool, tuple[str, ...]]:
+    """Whether ``address``'s PTR names ``hostname`` alone and that name has ``address`` (FCrDNS); and the PTR
+    names as published.
+
+    >>> forward_confirmed("198.51.100.25", "mail.example.org", lambda name, rtype: ())
+    (False, ())
+    """
+    names = lookup(ipaddress.ip_address(address).reverse_pointer, "PTR")
+    rtype = "AAAA" if ":" in address else "A"
+    back = [a for n in names for a in lookup(n.rstrip("."), rtype)]
+    return [n.rstrip(".") for n in names] == [hostname] and address in back, names
+
+
 def ptr_rows(hostname: str, addresses: dict[str, list[str]], lookup: Lookup) -> list[Row]:
     """Forward-confirmed reverse DNS: each address's PTR names the server, and that name has the address."""
     rows = []
-    for family, rtype in (("4", "A"), ("6", "AAAA")):
+    for family in ("4", "6"):
         for address in addresses[family]:
-            names = [n.rstrip(".") for n in lookup(ipaddress.ip_address(address).reverse_pointer, "PTR")]
-            back = [a for n in names for a in lookup(n, rtype)]
-            ok = names == [hostname] and address in back
+            ok, published = forward_confirmed(address, hostname, lookup)
+            names = [n.rstrip(".") for n in published]
             seen = f"PTR {' '.join(names)}" if names else "no PTR record"
             if names and names != [hostname]:
                 seen += f" (not {hostname})"

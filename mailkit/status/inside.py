@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailkit.certificates import CertificateOnHost
 from mailkit.context import host_facts
@@ -21,6 +22,9 @@ from mailkit.layout import LAYOUT
 from mailkit.resources import File, MasterService, Postconf, Resource
 from mailkit.ssh import Connection
 from mailkit.status.report import Row
+
+if TYPE_CHECKING:
+    from mailkit.guide.part1 import Part1
 
 #: A disk or inode table this full is a failure (mail stops being accepted near 100 %).
 FULL_PERCENT = 90
@@ -45,10 +49,15 @@ class ServerFacts:
     selector: str | None
     public_keys: dict[str, str] = field(default_factory=dict)
 
+    def part1(self) -> Part1:
+        """Part 1 with the server's own names (one mailbox stands in: the checks never read the maps)."""
+        from mailkit.guide.part1 import Part1
+
+        return Part1(self.domains[0], self.domains[1:], self.hostname, (f"postmaster@{self.domains[0]}",))
+
 
 def read_facts(conn: Connection, parts: Sequence[int] | None = None) -> ServerFacts:
     """Read the server's names and which parts of the guide it has (or use ``parts`` as given)."""
-    from mailkit.guide.part1 import Part1
     from mailkit.guide.part3 import Part3
 
     versions = gather(conn, [PackageVersion(p) for p in SERVICES])
@@ -70,8 +79,7 @@ def read_facts(conn: Connection, parts: Sequence[int] | None = None) -> ServerFa
         parts += [4] if "postscreen" in smtp else []
     facts = ServerFacts(hostname, domains, list(parts), packages, cert, key, selector)
     if selector and 3 in facts.parts:
-        part3 = Part3(Part1(domains[0], domains[1:], hostname, (f"postmaster@{domains[0]}",)), selector)
-        facts.public_keys = part3.public_keys(conn)
+        facts.public_keys = Part3(facts.part1(), selector).public_keys(conn)
     return facts
 
 
@@ -99,13 +107,12 @@ def guide_resources(
 ) -> dict[int, list[Resource]]:
     """What the guide applies for these parameters, by part: main.cf and master.cf merged (a later part's value
     wins, as on the server), dovecot.conf, rspamd's signing files. Maps, passwords and keys are left out."""
-    from mailkit.guide.part1 import Part1
     from mailkit.guide.part2 import Part2
     from mailkit.guide.part3 import Part3
     from mailkit.guide.part4 import Part4
 
     lab = target.startswith("lab:")
-    part1 = Part1(facts.domains[0], facts.domains[1:], facts.hostname, (f"postmaster@{facts.domains[0]}",))
+    part1 = facts.part1()
     part2 = Part2(part1, cert_file=facts.cert_file or "", key_file=facts.key_file or "")
     part3 = Part3(part1, facts.selector or "s202611", offline=lab)
     part4 = Part4(part3, part2, tuple(blocklists), offline=lab)

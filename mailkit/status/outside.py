@@ -12,9 +12,8 @@ from typing import Any
 
 from mailkit.smtp import relay_tricks
 from mailkit.status.probe import PORTS
-from mailkit.status.report import Row
+from mailkit.status.report import GUIDE_PARTS, Row
 
-GUIDES = {1: "01-postfix.ipynb", 2: "02-dovecot.ipynb", 3: "03-spam-outbound.ipynb", 4: "04-spam-inbound.ipynb"}
 MIN_DAYS = 14
 _STATES = {
     "open": "open",
@@ -34,7 +33,7 @@ def port_rows(states: dict[str, dict[str, str]], ports: Sequence[int]) -> list[R
         for port in ports:
             what, _, part = PORTS[port]
             state = seen.get(str(port), "not probed")
-            fix = f"{GUIDES[part]}: is the service running (see the services rows)? Is the port open in the firewall?"
+            fix = f"{GUIDE_PARTS[part][1]}: is the service running (see the services rows)? Is the firewall open?"
             rows.append(
                 Row("ports", f"{port} {what} on {address}", state == "open", _STATES.get(state, state), fix, part=part)
             )

@@ -4,8 +4,8 @@ The probe below uses only Python's standard library, so it runs on this machine 
 (``mailkit check --from``). It sends no password at all and no message: relay attempts stop at ``RCPT TO`` and are
 reset, so checking a server never changes it.
 
->>> port_state(ConnectionRefusedError()), port_state(TimeoutError())
-('closed', 'filtered')
+>>> PORTS[587]
+('submission (STARTTLS)', 'smtp-starttls', 2)
 """
 
 from __future__ import annotations
@@ -178,17 +178,6 @@ if first:
         envelope(first)
 json.dump(out, sys.stdout)
 """
-
-
-def port_state(error: BaseException | None) -> str:
-    """How the probe names the outcome of a TCP connect: open, closed (refused) or filtered (no answer)."""
-    if error is None:
-        return "open"
-    if isinstance(error, ConnectionRefusedError):
-        return "closed"
-    if isinstance(error, TimeoutError):
-        return "filtered"
-    return f"unreachable: {error}"
 
 
 def run_probe(request: dict[str, Any], vantage: Connection | None) -> dict[str, Any]:
