@@ -19,7 +19,7 @@ from mailkit.certificates import CertificateOnHost
 from mailkit.context import host_facts
 from mailkit.facts import PackageVersion, gather
 from mailkit.layout import LAYOUT
-from mailkit.resources import File, MasterService, Postconf, Resource
+from mailkit.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.ssh import Connection
 from mailkit.status.report import Row
 
@@ -145,7 +145,13 @@ def drift_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: Se
             elif isinstance(r, File):
                 files.setdefault(part, []).append(r)
     postfix = [Postconf(settings), *masters.values()]
-    changes = plan(conn, postfix).changes
+    checked = [*postfix, *(r for group in files.values() for r in group)]
+    pending = plan(conn, checked).changes  # one round trip for every file and setting
+
+    def changes_of(resources: Sequence[Resource]) -> list[Change]:
+        return [c for c in pending if any(c.resource is r for r in resources)]
+
+    changes = changes_of(postfix)
     rows = [
         Row(
             "drift",
@@ -158,7 +164,7 @@ def drift_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: Se
         )
     ]
     for part, resources in sorted(files.items()):
-        changes = plan(conn, resources).changes
+        changes = changes_of(resources)
         paths = ", ".join(sorted({str(r.path) for r in resources if isinstance(r, File)}))
         rows.append(
             Row(
@@ -243,11 +249,12 @@ def count_updates(text: str) -> tuple[int, int]:
 
 
 def update_rows(conn: Connection) -> list[Row]:
-    script = "apt-get -s -o Debug::NoLocking=true upgrade; echo; stat -c %Y /var/lib/apt/lists/*Release 2>/dev/null"
+    lists = "stat -c %Y /var/lib/apt/lists/*Release 2>/dev/null"
+    script = f"date +now%s; apt-get -s -o Debug::NoLocking=true upgrade; echo; {lists}"  # one round trip
     seen = conn.run(["sh", "-c", script], check=False)
     pending, security = count_updates(seen.stdout)
     stamps = [int(n) for n in re.findall(r"^(\d{9,})$", seen.stdout, re.M)]
-    now = int(conn.run(["date", "+%s"]).stdout.strip())
+    now = int(re.search(r"^now(\d+)$", seen.stdout, re.M)[1])  # type: ignore[index]
     age = f"package lists {(now - max(stamps)) // 86400} days old" if stamps else "no package lists: run apt update"
     return [
         Row(
