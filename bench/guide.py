@@ -22,9 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 from mailkit.guide.part4 import redis_package
-from mailkit.guide.runner import prepare_lab, run_guide
-from mailkit.lab.lab import Lab
-from mailkit.target import lab_connection
+from mailkit.guide.runner import run_guide
+from mailkit.lab.lab import Lab, prepare_lab
+from mailkit.lab.target import lab_connection
 
 BUCKETS = (
     ("package installs", (".install(",)),

@@ -19,9 +19,9 @@ import statistics
 
 from mailkit.engine import apply
 from mailkit.guide.part3 import RSPAMD_MILTER
+from mailkit.lab.target import lab_connection
 from mailkit.remote_client import run_program
 from mailkit.resources import Postconf
-from mailkit.target import lab_connection
 
 SENDER = r"""
 import json, smtplib, sys, time

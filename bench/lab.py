@@ -64,7 +64,7 @@ def main() -> None:
         lab.up(args.release)
         ups.append(time.monotonic() - start)
         from mailkit.lab.machine import host_memory_kib
-        from mailkit.target import lab_connection
+        from mailkit.lab.target import lab_connection
 
         for name in HOSTS:  # settle: every host fully booted before measuring memory
             with lab_connection(name) as conn:

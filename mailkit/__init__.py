@@ -6,7 +6,7 @@
 from mailkit.errors import CommandError, HostKeyError, LabError, MailkitError, UsageError
 from mailkit.result import Result
 from mailkit.ssh import Connection
-from mailkit.target import connect, resolve_target
+from mailkit.target import Target, connect, resolve_target, target_of
 
 __all__ = [
     "CommandError",
@@ -15,10 +15,12 @@ __all__ = [
     "LabError",
     "MailkitError",
     "Result",
+    "Target",
     "UsageError",
     "connect",
     "describe",
     "resolve_target",
+    "target_of",
 ]
 __version__ = "0.1.0"
 

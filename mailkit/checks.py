@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from mailkit.errors import MailkitError
 
@@ -26,6 +26,17 @@ class CheckResult:
     ok: bool
     detail: str = ""
     fix: str = ""
+    #: A step this target cannot take (a lab-only step on your own server): ``detail`` says why and what to do.
+    skipped: bool = field(default=False, kw_only=True)
+
+
+def skipped(group: str, name: str, reason: str) -> CheckResult:
+    """A check not run here, with the reason and what to do by hand instead (shown, never counted as passed).
+
+    >>> render_text([skipped("receiver", "DKIM at a receiver", "no receiver here")])
+    'skip  receiver    DKIM at a receiver  no receiver here'
+    """
+    return CheckResult(group, name, True, reason, skipped=True)
 
 
 class ChecksFailed(MailkitError):
@@ -43,11 +54,15 @@ def render_text(results: Sequence[CheckResult]) -> str:
     width_name = max((len(r.name) for r in results), default=0)
     lines = []
     for r in results:
-        line = f"{'ok' if r.ok else 'FAIL':5} {r.group:{width_group + 3}} {r.name:{width_name + 1}} {r.detail}"
+        line = f"{_mark(r):5} {r.group:{width_group + 3}} {r.name:{width_name + 1}} {r.detail}"
         lines.append(line.rstrip())
         if not r.ok and r.fix:
             lines.append(f"      fix: {r.fix}")
     return "\n".join(lines)
+
+
+def _mark(result: CheckResult) -> str:
+    return "skip" if result.skipped else "ok" if result.ok else "FAIL"
 
 
 class CheckTable(list[CheckResult]):

@@ -146,7 +146,7 @@ def exec_(host: str, command: tuple[str, ...]) -> None:
 
     Example: mailkit lab exec mail -- postconf -n
     """
-    from mailkit.target import lab_connection
+    from mailkit.lab.target import lab_connection
 
     with lab_connection(host) as conn:
         result = conn.run(list(command), check=False)
@@ -296,26 +296,65 @@ def guide() -> None:
     show_default=True,
     help="Where the executed notebooks are saved.",
 )
+@click.option("--host", default=None, help="Your own server (an SSH destination or alias), instead of the lab.")
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --host: the notebooks' parameters (DOMAIN, MAILBOXES...) as JSON or YAML.",
+)
+@click.option(
+    "--passwords",
+    "passwords_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --host: 'address password' lines, mode 0600 (default: asked for each mailbox).",
+)
+@click.option("--outside", default=None, help="With --host: the host the outside checks run from (SSH).")
 @friendly_errors
-def guide_run(release: str | None, parts: str, keep: bool, output: Path) -> None:
-    """Execute the guide against the lab, print its checks; exit 1 if any check or cell fails."""
+def guide_run(
+    release: str | None,
+    parts: str,
+    keep: bool,
+    output: Path,
+    host: str | None,
+    params_file: Path | None,
+    passwords_file: Path | None,
+    outside: str | None,
+) -> None:
+    """Execute the guide against the lab (or your server, with --host), print its checks; exit 1 if any fails."""
     from mailkit.checks import render_text
-    from mailkit.guide.runner import prepare_lab, run_guide
-    from mailkit.lab.lab import check_release
-    from mailkit.lab.layout import DEFAULT_RELEASE
+    from mailkit.guide.runner import run_guide
 
-    chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
     numbers = _part_numbers(parts)
     progress = _progress()
-    prepare_lab(chosen, keep, progress)
-    run = run_guide(numbers, output, progress=progress)
+    if host is None:
+        if params_file or passwords_file or outside:
+            raise UsageError("--params, --passwords and --outside go with --host (your own server)")
+        from mailkit.lab.lab import check_release, prepare_lab
+        from mailkit.lab.layout import DEFAULT_RELEASE
+
+        chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
+        prepare_lab(chosen, keep, progress)
+        run = run_guide(numbers, output, progress=progress)
+        where = f"Debian {chosen}"
+    else:
+        if release or keep:
+            raise UsageError("--release and --keep are for the lab: your own server runs its own release, as it is")
+        from mailkit.guide.ownserver import prepare_own_server
+
+        with prepare_own_server(host, params_file, passwords_file, outside, progress) as (target, params, environ):
+            run = run_guide(numbers, output, target=target, progress=progress, parameters=params, environ=environ)
+        where = host
     click.echo(render_text(run.checks) if run.checks else "no checks ran")
     for name, seconds in run.seconds.items():
         click.echo(f"{name}: {seconds:.0f} s, saved to {output / name}")
     if run.error:
         click.echo(f"mailkit: error: {run.error}", err=True)
     failed = sum(not c.ok for c in run.checks)
-    click.echo(f"{len(run.checks) - failed} passed, {failed} failed (Debian {chosen})")
+    skipped = sum(c.skipped for c in run.checks)
+    click.echo(f"{len(run.checks) - failed - skipped} passed, {failed} failed, {skipped} skipped ({where})")
     sys.exit(0 if run.ok else 1)
 
 

@@ -96,6 +96,8 @@ def checks_html(results: Sequence[CheckResult]) -> str:
     rows = []
     for r in results:
         mark = '<span style="color:#116329">ok</span>' if r.ok else '<b style="color:#82071e">FAIL</b>'
+        if r.skipped:
+            mark = '<span style="color:#6e7781">skip</span>'
         fix = fix_html(r.fix) if not r.ok else ""
         rows.append(
             f"<tr><td>{mark}</td><td>{html.escape(r.group)}</td><td>{html.escape(r.name)}</td>"

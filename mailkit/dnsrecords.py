@@ -1,8 +1,8 @@
 """DNS records as desired state: read what a nameserver answers, show the difference, publish or print.
 
 A record set is a name, a type and its values, written as zone-file rdata (a TXT value is its quoted
-strings). Planning asks a nameserver (the lab's, or any one given) and changes nothing; publishing is a
-TSIG-signed dynamic update in the lab, and zone-file lines to paste at a DNS provider on a real server.
+strings). Planning asks a nameserver (the lab's, or any one given) and changes nothing; how records get
+published is the target's business (:meth:`mailkit.target.Target.publish`).
 
 >>> spf = RecordSet("example.org", "TXT", (txt("v=spf1 mx -all"),))
 >>> spf.zone_lines()
@@ -178,16 +178,6 @@ def plan(records: Sequence[RecordSet], lookup: Lookup, nameserver: str) -> Recor
         if not record.same_as(seen):
             changes.append(RecordChange(record, seen))
     return RecordPlan(tuple(changes), nameserver)
-
-
-def publish_lab(records: Sequence[RecordSet], lookup: Lookup, secret: str) -> RecordPlan:
-    """Make the lab DNS answer ``records`` (TSIG dynamic updates); return what was changed."""
-    from mailkit.lab.dns import NAMESERVER, set_records
-
-    done = plan(records, lookup, NAMESERVER.fqdn)
-    for change in done.changes:
-        set_records(change.wanted.name, change.wanted.rtype, list(change.wanted.values), secret, ttl=change.wanted.ttl)
-    return done
 
 
 def zone_text(records: Sequence[RecordSet]) -> ZoneText:

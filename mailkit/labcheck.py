@@ -22,7 +22,7 @@ def parse_os_release(text: str) -> str:
 
 def check_lab() -> list[CheckResult]:
     """Connect to every lab host over SSH (verifying its key) and check what the guide relies on."""
-    from mailkit.target import lab_connection
+    from mailkit.lab.target import lab_connection
 
     results: list[CheckResult] = []
     for name, spec in HOSTS.items():

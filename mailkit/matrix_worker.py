@@ -57,7 +57,7 @@ def run(release: str, parts: list[int], output: Path) -> dict[str, Any]:
     from mailkit.guide.runner import run_guide
     from mailkit.lab.lab import Lab
     from mailkit.lab.layout import INSTANCE
-    from mailkit.target import lab_connection
+    from mailkit.lab.target import lab_connection
 
     result: dict[str, Any] = {"release": release, "instance": INSTANCE, "parts": [], "error": None}
     lab = Lab()

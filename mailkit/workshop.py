@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mailkit.errors import UsageError
-from mailkit.guide.runner import GuideRun, notebooks_for, run_guide
+from mailkit.guide.runner import GuideRun, inject_parameters, notebooks_for, run_guide
 from mailkit.lab.layout import host_spec, student_spec
 
 #: The guide's parts a student works through (05, the upgrade, needs a bookworm server of its own).
@@ -42,24 +42,6 @@ def student_number(name: str) -> int:
     if spec is None or not name.startswith("student"):
         raise UsageError(f"{name!r} is not a student: say student01, student02, ...")
     return int(name[7:])
-
-
-def inject_parameters(notebook: Any, parameters: dict[str, Any]) -> Any:
-    """Put an ``injected-parameters`` cell after the ``parameters`` cell (papermill's convention), setting only the
-    parameters that notebook has."""
-    import nbformat
-
-    cells = notebook.cells
-    index = next((i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])), None)
-    if index is None:
-        raise UsageError("the notebook has no cell tagged 'parameters'")
-    source = cells[index].source
-    lines = ["# Parameters of this student (written by mailkit workshop notebooks)"]
-    lines += [f"{name} = {value!r}" for name, value in parameters.items() if f"\n{name} = " in "\n" + source]
-    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
-    cell["id"] = "injected-parameters"  # deterministic: the same notebook for the same student every time
-    notebook.cells = [*cells[: index + 1], cell, *cells[index + 1 :]]
-    return notebook
 
 
 def write_student_notebooks(number: int, directory: Path, parts: Sequence[int] = WORKSHOP_PARTS) -> list[Path]:

@@ -8,9 +8,7 @@ One set of templates serves Dovecot 2.3 (bookworm) and 2.4 (trixie): the host's 
 
 from __future__ import annotations
 
-import base64
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mailkit import certificates, mailboxes
@@ -18,7 +16,6 @@ from mailkit.checks import CheckResult
 from mailkit.context import HostFacts
 from mailkit.display import SideBySide
 from mailkit.guide.part1 import Part1
-from mailkit.local import write_private
 from mailkit.resources import CANDIDATE, File, LookupTable, MasterService, Packages, Postconf, Resource
 from mailkit.ssh import Connection
 from mailkit.templates import Templates
@@ -210,34 +207,3 @@ class Part2:
         from mailkit.guide import part2_checks
 
         return part2_checks.verify(self, mail, outside, subject_from_part1)
-
-
-def lab_passwords(mailboxes: Sequence[str]) -> dict[str, Password]:
-    """Passwords for lab mailboxes: derived from a secret kept in the lab's state (root only), stable across runs."""
-    import hashlib
-    import hmac
-
-    from mailkit.lab.lab import Lab
-
-    secret_file = Lab().dir / "passwords.secret"
-    if not secret_file.exists():
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        write_private(secret_file, secrets.token_hex(32).encode())
-    key = secret_file.read_text().strip().encode()
-    return {
-        str(m): Password(
-            base64.urlsafe_b64encode(hmac.new(key, str(m).encode(), hashlib.sha256).digest()[:18]).decode()
-        )
-        for m in mailboxes
-    }
-
-
-def passwords_for(target: str, mailboxes: Sequence[str], given: Mapping[str, str] | None) -> dict[str, Password]:
-    """The passwords a notebook uses: given ones, else the lab's, else asked for (never echoed)."""
-    if given:
-        return {k: Password(v, field=f"PASSWORDS[{k}]") for k, v in given.items()}
-    if target.startswith("lab:"):
-        return lab_passwords(mailboxes)
-    import getpass
-
-    return {str(m): Password(getpass.getpass(f"password for {m}: "), field=str(m)) for m in mailboxes}

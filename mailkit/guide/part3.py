@@ -16,7 +16,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from mailkit.dnsrecords import Lookup, RecordPlan, RecordSet, ZoneText, publish_lab, txt, zone_text
+from mailkit.dnsrecords import RecordSet, txt
 from mailkit.facts import gather
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import TLS_PROTOCOLS
@@ -156,27 +156,3 @@ class Part3:
     def retire(self) -> list[Resource]:
         """This selector's private keys, removed from the server (a copy stays in the apply's backup)."""
         return [File(self.key_path(domain), present=False, secret=True) for domain in self.domains]
-
-
-def publish(records: list[RecordSet], target: str, lookup: Lookup) -> RecordPlan | ZoneText:
-    """In the lab, publish by dynamic update and return what changed; elsewhere, the zone-file lines to paste."""
-    if not target.startswith("lab:"):
-        return zone_text(records)
-    from mailkit.lab.lab import Lab
-
-    return publish_lab(records, lookup, Lab().tsig_secret())
-
-
-def dns_lookup(target: str, nameserver: str | None) -> tuple[Lookup, str]:
-    """Where the checks read DNS: the lab's nameserver, or the one given for a real server."""
-    from mailkit.dnsrecords import lookup_at
-
-    if nameserver is None:
-        if not target.startswith("lab:"):
-            from mailkit.errors import UsageError
-
-            raise UsageError("set NAMESERVER to a nameserver that answers for your domain (its primary, say)")
-        from mailkit.lab.dns import NAMESERVER
-
-        nameserver = NAMESERVER.address
-    return lookup_at(nameserver), nameserver

@@ -1,8 +1,9 @@
 """Part 3's checks: the records in DNS, then mail signed by the server judged by an independent receiver.
 
-The receiver (:mod:`mailkit.lab.receiver`) stamps its own ``Authentication-Results``; every message is
-also verified a second way here, with dkimpy against the same nameserver. Lab only for the receiver
-checks: on a real server, send to a mailbox at a big provider and read the headers it added.
+The receiver (the target's, :meth:`mailkit.target.Target.receiver`) stamps its own ``Authentication-Results``;
+every message is also verified a second way here, with dkimpy against the same resolver. Where the target has no
+receiver whose mailbox mailkit can read (your own server), those checks are skipped with what to do by hand:
+send to a mailbox at a big provider and paste the headers it added into ``mailkit headers``.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import re
 import secrets
 from typing import Any
 
-from mailkit.checks import CheckResult
+from mailkit.checks import CheckResult, skipped
 from mailkit.dnsrecords import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import CA_BUNDLE, GUIDE, RSPAMD_USER, Part3
 from mailkit.headers import verdicts
-from mailkit.lab import receiver
 from mailkit.remote_client import run_client
 from mailkit.ssh import Connection
 from mailkit.status.dnschecks import forward_confirmed
-
-RECIPIENT = f"dana@{receiver.RECEIVER.domain}"
+from mailkit.target import Receiver, Target
 
 
 def dns_checks(part3: Part3, records: list[RecordSet], lookup: Lookup, nameserver: str) -> list[CheckResult]:
@@ -81,8 +80,8 @@ def _authentication_results(message: email.message.Message, authserv: str) -> di
     return found
 
 
-def _wait_for(outside: Connection, token: str, seconds: float = 30) -> tuple[bytes, email.message.Message] | None:
-    return receiver.newest(outside, RECIPIENT, lambda m: m["Subject"] == token, seconds=seconds)
+def _wait_for(receiver: Receiver, token: str, seconds: float = 30) -> tuple[bytes, email.message.Message] | None:
+    return receiver.newest(lambda m: m["Subject"] == token, seconds=seconds)
 
 
 def dkim_verifies(raw: bytes, lookup: Lookup) -> bool:
@@ -102,7 +101,7 @@ def dkim_verifies(raw: bytes, lookup: Lookup) -> bool:
         return False
 
 
-def spf_verdict(message: email.message.Message, nameserver: str) -> str:
+def spf_verdict(message: email.message.Message, nameserver: str | None) -> str:
     """pyspf's verdict for the hop the receiver took ``message`` from, asking ``nameserver`` only.
 
     The client address and HELO name come from the receiver's own ``Received:`` line, the envelope
@@ -119,29 +118,32 @@ def spf_verdict(message: email.message.Message, nameserver: str) -> str:
 
 
 def _judged(
-    kind: str, found: tuple[bytes, email.message.Message] | None, part3: Part3, domain: str, lookup: Lookup
+    kind: str,
+    found: tuple[bytes, email.message.Message] | None,
+    part3: Part3,
+    receiver: Receiver,
+    target: Target,
+    lookup: Lookup,
 ) -> list[CheckResult]:
-    from mailkit.lab.dns import NAMESERVER
-
-    nameserver = NAMESERVER.address  # the receiver checks are lab-only
+    domain = part3.part1.domain
     if found is None:
         return [
             CheckResult(
                 "receiver",
-                f"{kind}: arrives at {RECIPIENT}",
+                f"{kind}: arrives at {receiver.address}",
                 False,
                 "not delivered in 30 s",
                 f"{GUIDE} section 8: look at \"journalctl -u 'postfix*'\" on both sides",
             )
         ]
     raw, message = found
-    judged = _authentication_results(message, receiver.RECEIVER.host)
+    judged = _authentication_results(message, receiver.authserv)
     spf, dmarc = judged.get("spf", ("none", {}))[0], judged.get("dmarc", ("none", {}))[0]
     dkim, signer = judged.get("dkim", ("none", {}))
     wanted_dkim = signer.get("header.d") == domain and signer.get("header.s") == part3.selector
     received = " ".join(str(message.get_all("Received", [""])[0]).split())
     second = dkim_verifies(raw, lookup)
-    spf_again = spf_verdict(message, nameserver)
+    spf_again = spf_verdict(message, target.nameserver)
     stale_key_hint = (
         f"{GUIDE} section 11: the receiver still holds the key it cached for {part3.selector} earlier (a new key "
         "under a used selector); wait for the record's TTL, or sign with a new SELECTOR"
@@ -194,7 +196,7 @@ BODY = "A message sent by a logged-in user, to be signed.\r\n"
 
 
 def _send_as_user(
-    part3: Part3, part2: Part2, outside: Connection, body: str = BODY
+    part3: Part3, part2: Part2, outside: Connection, receiver: Receiver, body: str = BODY
 ) -> tuple[bytes, email.message.Message] | None:
     """The first mailbox of the main domain sends to the receiver on 587 (logged in); what the receiver stored."""
     domain = part3.part1.domain
@@ -208,25 +210,38 @@ def _send_as_user(
         "user": user,
         "password": part2.passwords[user].reveal(),
         "mail_from": user,
-        "rcpt": RECIPIENT,
-        "data": f"From: {user}\r\nTo: {RECIPIENT}\r\nSubject: {token}\r\n\r\n{body}",
+        "rcpt": receiver.address,
+        "data": f"From: {user}\r\nTo: {receiver.address}\r\nSubject: {token}\r\n\r\n{body}",
     }
     sent = run_client(outside, request)
-    return _wait_for(outside, token) if sent.get("data", [0])[0] == 250 else None
+    return _wait_for(receiver, token) if sent.get("data", [0])[0] == 250 else None
 
 
 def verify(
-    part3: Part3, part2: Part2, mail: Connection, outside: Connection, lookup: Lookup, public_keys: dict[str, str]
+    part3: Part3, part2: Part2, mail: Connection, outside: Connection, target: Target, public_keys: dict[str, str]
 ) -> list[CheckResult]:
-    """Part 3 in the lab: DNS, then mail from a user and from the server judged by the receiver."""
-    from mailkit.lab.dns import NAMESERVER
-
+    """Part 3: DNS as the target's resolver answers it, then mail from a user and from the server judged by the
+    target's receiver (skipped, with what to do by hand, where it has none)."""
     domain = part3.part1.domain
-    results = dns_checks(part3, part3.records(public_keys), lookup, NAMESERVER.fqdn)
+    lookup = target.lookup()
+    results = dns_checks(part3, part3.records(public_keys), lookup, target.nameserver_label)
+    keys = mail.run(["sh", "-c", 'stat -c "%U %a" "$@"', "sh", *map(part3.key_path, part3.domains)]).stdout.split("\n")
+    private = all(line == f"{RSPAMD_USER} 600" for line in keys if line)
+    key_mode = CheckResult(
+        "dkim",
+        "private keys readable by rspamd only (0600)",
+        private,
+        ", ".join(sorted(set(k for k in keys if k))),
+        f"{GUIDE} section 4",
+    )
+    receiver = target.receiver(outside)
+    if receiver is None:
+        reason = target.without("receiver")
+        return [*results, key_mode, skipped("receiver", "SPF, DKIM and DMARC at another provider", reason)]
     since = mail.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
     body = BODY
-    found = _send_as_user(part3, part2, outside, body)
-    results += _judged("mail from a user (587)", found, part3, domain, lookup)
+    found = _send_as_user(part3, part2, outside, receiver, body)
+    results += _judged("mail from a user (587)", found, part3, receiver, target, lookup)
     if found is not None:
         altered = found[0].replace(body.strip().encode(), b"A message changed on its way.")
         refused = not dkim_verifies(altered, lookup)
@@ -241,12 +256,12 @@ def verify(
         )
 
     token = f"mailkit part 3 local {secrets.token_hex(4)}"
-    local = f"From: root@{domain}\nTo: {RECIPIENT}\nSubject: {token}\n\nMade on the server (as cron does).\n"
+    local = f"From: root@{domain}\nTo: {receiver.address}\nSubject: {token}\n\nMade on the server (as cron does).\n"
     mail.run(["/usr/sbin/sendmail", "-t", "-f", f"root@{domain}"], input=local)
-    results += _judged("mail made on the server", _wait_for(outside, token), part3, domain, lookup)[:2]
+    results += _judged("mail made on the server", _wait_for(receiver, token), part3, receiver, target, lookup)[:2]
 
     log = mail.run(["journalctl", "-q", "-o", "cat", "-u", "postfix*", "--since", since], check=False).stdout
-    trusted = f"Trusted TLS connection established to {receiver.RECEIVER.host}" in log
+    trusted = f"Trusted TLS connection established to {receiver.authserv}" in log
     results.append(
         CheckResult(
             "tls",
@@ -256,82 +271,81 @@ def verify(
             f"{GUIDE} section 7: smtp_tls_CAfile = {CA_BUNDLE}",
         )
     )
-    keys = mail.run(["sh", "-c", 'stat -c "%U %a" "$@"', "sh", *map(part3.key_path, part3.domains)]).stdout.split("\n")
-    private = all(line == f"{RSPAMD_USER} 600" for line in keys if line)
-    results.append(
-        CheckResult(
-            "dkim",
-            "private keys readable by rspamd only (0600)",
-            private,
-            ", ".join(sorted(set(k for k in keys if k))),
-            f"{GUIDE} section 4",
-        )
-    )
-    return results
+    return [*results, key_mode]
 
 
-def forged_sender_refused(part3: Part3, outside: Connection) -> list[CheckResult]:
+def forged_sender_refused(part3: Part3, outside: Connection, target: Target) -> list[CheckResult]:
     """A message claiming ``From: <user>@<domain>`` sent straight from the outside host to the receiver.
 
     It fails SPF (the outside host is not the domain's MX) and carries no signature, so DMARC fails; the
     receiver must refuse it when the domain publishes ``p=reject`` and may accept it under ``p=none``.
     """
     domain = part3.part1.domain
+    wanted = part3.dmarc_policy == "reject"
+    name = f"a forged From: alice@{domain} is {'refused' if wanted else 'delivered (p=none only reports)'}"
+    receiver = target.receiver(outside)
+    if receiver is None:
+        return [skipped("dmarc", name, target.without("receiver"))]
     token = f"mailkit forged {secrets.token_hex(4)}"
-    host = receiver.RECEIVER.host
-    argv = ["swaks", "--server", host, "--helo", host, "--to", RECIPIENT, "--from", f"alice@{domain}",
+    host = receiver.authserv
+    argv = ["swaks", "--server", host, "--helo", host, "--to", receiver.address, "--from", f"alice@{domain}",
             "--header", f"Subject: {token}"]  # fmt: skip
     said = outside.run(argv, check=False).stdout
     reply = next((line[4:].strip() for line in said.splitlines() if line.startswith("<** ")), "accepted")
-    wanted = part3.dmarc_policy == "reject"
     refused = reply.startswith("550") and "DMARC" in reply.upper()
     return [
-        CheckResult(
-            "dmarc",
-            f"a forged From: alice@{domain} is {'refused' if wanted else 'delivered (p=none only reports)'}",
-            refused == wanted,
-            reply[:70],
-            f"{GUIDE} section 9: p=reject in _dmarc.{domain}",
-        )
+        CheckResult("dmarc", name, refused == wanted, reply[:70], f"{GUIDE} section 9: p=reject in _dmarc.{domain}")
     ]
 
 
 _USER_SUBJECT = re.compile(r"mailkit part 3 [0-9a-f]{8}")
 
 
-def user_message(outside: Connection) -> bytes | None:
+def user_message(receiver: Receiver | None) -> bytes | None:
     """The newest message alice sent through submission in :func:`verify`, as the receiver stored it."""
-    found = receiver.newest(outside, RECIPIENT, lambda m: bool(_USER_SUBJECT.fullmatch(m["Subject"] or "")))
+    if receiver is None:
+        return None
+    found = receiver.newest(lambda m: bool(_USER_SUBJECT.fullmatch(m["Subject"] or "")))
     return found[0] if found else None
 
 
-def signed_message(outside: Connection, selector: str) -> bytes | None:
+def signed_message(receiver: Receiver, selector: str) -> bytes | None:
     """The newest such message that carries a signature by ``selector``."""
 
     def wanted(message: email.message.Message) -> bool:
         tags = "".join("".join(str(v).split()) for v in message.get_all("DKIM-Signature", []))  # unfolded
         return bool(_USER_SUBJECT.fullmatch(message["Subject"] or "")) and f";s={selector};" in tags
 
-    found = receiver.newest(outside, RECIPIENT, wanted)
+    found = receiver.newest(wanted)
     return found[0] if found else None
 
 
-def rotation(old: Part3, new: Part3, part2: Part2, outside: Connection, lookup: Lookup) -> list[CheckResult]:
+def rotation(old: Part3, new: Part3, part2: Part2, outside: Connection, target: Target) -> list[CheckResult]:
     """With both keys published and signing switched: old mail still verifies, new mail is signed with the new key."""
-    earlier = signed_message(outside, old.selector)
+    receiver = target.receiver(outside)
+    if receiver is None:
+        return [skipped("rotation", f"mail signed with {new.selector} verifies at another provider",
+                        target.without("receiver"))]  # fmt: skip
+    lookup = target.lookup()
+    earlier = signed_message(receiver, old.selector)
     still = earlier is not None and dkim_verifies(earlier, lookup)
     results = [
         CheckResult("rotation", f"a message signed earlier with {old.selector} still verifies", still,
                     "pass" if still else "fail", f"{GUIDE} section 11: keep the old record published"),
     ]  # fmt: skip
-    found = _send_as_user(new, part2, outside)
-    judged = [r for r in _judged("after the switch", found, new, new.part1.domain, lookup) if "DKIM" in r.name]
+    found = _send_as_user(new, part2, outside, receiver)
+    judged = [r for r in _judged("after the switch", found, new, receiver, target, lookup) if "DKIM" in r.name]
     return results + judged
 
 
-def after_retirement(old: Part3, new: Part3, outside: Connection, lookup: Lookup) -> list[CheckResult]:
+def after_retirement(old: Part3, new: Part3, outside: Connection, target: Target) -> list[CheckResult]:
     """With the old record deleted, old mail no longer verifies (which is why it stayed published) and new mail does."""
-    earlier, later = signed_message(outside, old.selector), signed_message(outside, new.selector)
+    receiver = target.receiver(outside)
+    if receiver is None:
+        return [skipped("rotation", f"mail signed with the retired {old.selector} no longer verifies",
+                        target.without("receiver"))]  # fmt: skip
+    lookup = target.lookup()
+    earlier, later = signed_message(receiver, old.selector), signed_message(receiver, new.selector)
     old_fails = earlier is not None and not dkim_verifies(earlier, lookup)
     new_passes = later is not None and dkim_verifies(later, lookup)
     return [

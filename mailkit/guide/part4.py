@@ -22,7 +22,6 @@ from mailkit.context import HostFacts
 from mailkit.display import SideBySide
 from mailkit.guide.part2 import RELEASE_FACTS, Part2
 from mailkit.guide.part3 import RSPAMD_USER, Part3
-from mailkit.lab.layout import BLOCKLIST_ZONE
 from mailkit.resources import (
     Directory,
     File,
@@ -100,17 +99,6 @@ def blocklist_site(site: str) -> str:
     return site
 
 
-def lab_blocklists(target: str, blocklists: list[str] | None) -> tuple[str, ...]:
-    """The block lists to use: as given; if none given, the lab's own list in the lab and none elsewhere.
-
-    >>> lab_blocklists("lab:mail", None), lab_blocklists("mail.example.org", None)
-    (('bl.example.net*3',), ())
-    """
-    if blocklists is not None:
-        return tuple(blocklists)
-    return (f"{BLOCKLIST_ZONE}*3",) if target.startswith("lab:") else ()
-
-
 @dataclass(frozen=True)
 class Part4:
     """Part 4's state, on parts 1-3. ``blocklists`` are postscreen's DNS lists with weights; mail from a
@@ -118,7 +106,7 @@ class Part4:
 
     part3: Part3
     part2: Part2
-    blocklists: tuple[str, ...] = (f"{BLOCKLIST_ZONE}*3",)
+    blocklists: tuple[str, ...] = ("bl.example.net*3",)
     dnsbl_threshold: int = 3
     junk_score: float = 6
     reject_score: float = 15

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailkit.checks import CheckResult
+from mailkit.checks import CheckResult, skipped
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part4 import (
     CONTROLLER_PORT,
@@ -28,9 +28,9 @@ from mailkit.guide.part4 import (
     SIEVE_SCRIPTS,
     Part4,
 )
-from mailkit.lab.layout import BLOCKLIST_ZONE, BOT_ADDRESS, LISTED_ADDRESS
 from mailkit.remote_client import run_program
 from mailkit.ssh import Connection
+from mailkit.target import Target
 
 #: rspamd's test strings (https://rspamd.com/doc/gtube_patterns.html): GTUBE itself asks for "reject";
 #: the same string starting with Y asks for "add header" (lab only: options.inc enables it).
@@ -208,35 +208,40 @@ def _refused_at(seen: Mapping[str, Any], stage: str, code: int, reason: str) -> 
 
 
 # -- postscreen and restrictions -----------------------------------------------------------------------
-def postscreen_said(mail: Connection, verdict: str, address: str) -> str:
-    """postscreen's newest log line with ``verdict`` for a client at ``address`` (empty if none)."""
-    pattern = f"{verdict} .* from \\[{re.escape(address)}\\]"
+def postscreen_said(mail: Connection, verdict: str, address: str | None = None) -> str:
+    """postscreen's newest log line with ``verdict`` for a client at ``address`` (any client: None); empty if none."""
+    client = f"\\[{re.escape(address)}\\]" if address else "\\["
+    pattern = f"{verdict} .* from {client}"
     log = mail.run(["journalctl", "-u", "postfix*", "--since", "-2min", "-o", "cat", "--no-pager", "-g", pattern],
                    check=False, timeout=60).stdout  # fmt: skip
     lines = log.strip().splitlines()
     return re.sub(r"(\]):\d+", r"\1", lines[-1]) if lines else ""  # the client's port differs every time
 
 
-def screening(part4: Part4, mail: Connection, outside: Connection) -> list[CheckResult]:
+def screening(part4: Part4, mail: Connection, outside: Connection, target: Target) -> list[CheckResult]:
     """The bot, the listed sender and the sloppy client, each refused for its own reason."""
-    return pregreet(part4, mail, outside) + blocklisted(part4, outside) + restricted(part4, outside)
+    return pregreet(part4, mail, outside, target) + blocklisted(part4, outside, target) + restricted(part4, outside)
 
 
-def pregreet(part4: Part4, mail: Connection, outside: Connection) -> list[CheckResult]:
-    """A client that talks before the greeting is dropped by postscreen."""
+def pregreet(part4: Part4, mail: Connection, outside: Connection, target: Target) -> list[CheckResult]:
+    """A client that talks before the greeting is dropped by postscreen (where the target has a bot to play it)."""
     host = part4.hostname
-    bot = _client(outside, {"action": "pregreet", "host": host, "source": BOT_ADDRESS})
+    senders = target.senders
+    if senders is None:
+        return [skipped("postscreen", "a client talking before the greeting is dropped", target.without("bot"))]
+    bot_address = senders.bot
+    bot = _client(outside, {"action": "pregreet", "host": host, "source": bot_address})
     replies = bot.get("replies", [])
     # postscreen answers 521 and closes; the client's unread EHLO can turn the close into a reset that
     # swallows the 521, so the server's own log line says what happened.
     closed = not bot.get("timed_out") and not any(line.startswith("250") for line in replies)
-    logged = postscreen_said(mail, "PREGREET", BOT_ADDRESS)
+    logged = postscreen_said(mail, "PREGREET", bot_address)
     results = [
         CheckResult(
             "postscreen",
-            f"a client talking before the greeting ({BOT_ADDRESS}) is dropped",
+            f"a client talking before the greeting ({bot_address}) is dropped",
             closed and bool(logged),
-            f"postscreen logged PREGREET from [{BOT_ADDRESS}], then closed"
+            f"postscreen logged PREGREET from [{bot_address}], then closed"
             if closed and logged
             else (logged or bot.get("error") or (replies or ["nothing"])[-1])[:80],
             f"{GUIDE} section 1: postscreen_greet_action = drop, and smtp inet runs postscreen",
@@ -245,22 +250,29 @@ def pregreet(part4: Part4, mail: Connection, outside: Connection) -> list[CheckR
     return results
 
 
-def blocklisted(part4: Part4, outside: Connection) -> list[CheckResult]:
-    """A client on the block list is refused at RCPT, the list named (lab: the outside host's listed address)."""
+def blocklisted(part4: Part4, outside: Connection, target: Target) -> list[CheckResult]:
+    """A client on the block list is refused at RCPT, the list named (where the target has a listed address)."""
     host, rcpt = part4.hostname, part4.part3.part1.mailboxes[0]
+    zones = [site.split("*")[0].split("=")[0] for site in part4.blocklists]
+    senders = target.senders
+    name = "a sender on a block list is refused, the list named"
+    if not zones:
+        return [skipped("postscreen", name, "no block list configured (BLOCKLISTS is empty)")]
+    if senders is None or senders.blocklist not in zones:
+        return [skipped("postscreen", name, target.without("listed"))]
+    listed_address = senders.listed
     listed = _client(
         outside,
-        {"action": "send", "host": host, "source": LISTED_ADDRESS, "mail_from": "x@example.net", "rcpt": rcpt},
+        {"action": "send", "host": host, "source": listed_address, "mail_from": "x@example.net", "rcpt": rcpt},
     )
-    zones = [site.split("*")[0].split("=")[0] for site in part4.blocklists]
     results = [
         CheckResult(
             "postscreen",
-            f"a sender listed on {zones[0]} ({LISTED_ADDRESS}) is refused, the list named",
-            _refused_at(listed, "rcpt", 550, f"blocked using {zones[0]}"),
+            f"a sender listed on {senders.blocklist} ({listed_address}) is refused, the list named",
+            _refused_at(listed, "rcpt", 550, f"blocked using {senders.blocklist}"),
             _reply(listed, "rcpt"),
             f"{GUIDE} section 2: postscreen_dnsbl_sites and the threshold; "
-            f"'dig {LISTED_ADDRESS.split('.')[3]}.100.51.198.{BLOCKLIST_ZONE}' on the server",
+            f"'dig {'.'.join(reversed(listed_address.split('.')))}.{senders.blocklist}' on the server",
         )
     ]
     return results
@@ -512,9 +524,9 @@ def inside(mail: Connection) -> list[CheckResult]:
     return results
 
 
-def verify(part4: Part4, part2: Part2, mail: Connection, outside: Connection) -> list[CheckResult]:
+def verify(part4: Part4, part2: Part2, mail: Connection, outside: Connection, target: Target) -> list[CheckResult]:
     """Every check of part 4, inside and out."""
-    results = inside(mail) + screening(part4, mail, outside)
+    results = inside(mail) + screening(part4, mail, outside, target)
     filtered, inbound = filtering(part4, part2, outside)
     results += filtered
     results += learning(part4, part2, mail, outside, inbound)

@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,14 @@ def run_guide(
     cell_timeout: int = 900,
     notebook_dir: Path = NOTEBOOK_DIR,
     record_timing: bool = False,
+    parameters: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> GuideRun:
-    """Execute the notebooks of ``parts`` in order (stopping at the first failure); save them to ``output``."""
+    """Execute the notebooks of ``parts`` in order (stopping at the first failure); save them to ``output``.
+
+    ``parameters`` (validated by :mod:`mailkit.guide.params`) go into each notebook after its ``parameters`` cell;
+    ``environ`` is set for the kernels (a passwords file, the outside host).
+    """
     import nbformat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
@@ -70,12 +76,15 @@ def run_guide(
     with tempfile.TemporaryDirectory(prefix="mailkit-guide-") as tmp:
         results_file = Path(tmp) / "checks.jsonl"
         results_file.touch()
-        saved = {k: os.environ.get(k) for k in ("MAILKIT_HOST", RESULTS_FILE_ENV)}
-        os.environ.update({"MAILKIT_HOST": target, RESULTS_FILE_ENV: str(results_file)})
+        settings = {**(environ or {}), "MAILKIT_HOST": target, RESULTS_FILE_ENV: str(results_file)}
+        saved = {k: os.environ.get(k) for k in settings}
+        os.environ.update(settings)
         try:
             for path in notebooks_for(parts, notebook_dir):
                 progress(f"running {path.name}")
                 notebook = nbformat.read(path, as_version=4)
+                if parameters:
+                    notebook = inject_parameters(notebook, dict(parameters), "this server")
                 # The kernel talks over Unix sockets in the private temporary directory, not TCP: no port
                 # on this machine for other users to reach, and no warning about it from the kernel.
                 km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(tmp) / "kernel"))
@@ -143,20 +152,19 @@ def _first_lines(text: str, limit: int = 25) -> str:
     return "\n".join(lines[-limit:])
 
 
-def prepare_lab(release: str, keep: bool, progress: Callable[[str], None]) -> None:
-    """The lab on ``release`` with a fresh mail host (or the mail host as it is, with ``keep``)."""
-    from mailkit.lab.lab import Lab
+def inject_parameters(notebook: Any, parameters: dict[str, Any], title: str = "this student") -> Any:
+    """Put an ``injected-parameters`` cell after the ``parameters`` cell (papermill's convention), setting only the
+    parameters that notebook has."""
+    import nbformat
 
-    lab = Lab()
-    status = lab.status()
-    if status["state"] == "up" and status["release"] != release:
-        if keep:
-            raise UsageError(f"--keep: the lab runs {status['release']}, not {release}")
-        progress(f"taking down the {status['release']} lab")
-        lab.down()
-    started = lab.up(release, progress=progress)
-    if not started and not keep:
-        progress("resetting the mail host")
-        lab.reset(progress=progress)
-    if started and keep:
-        progress("the lab was down: --keep starts from a fresh mail host")
+    cells = notebook.cells
+    index = next((i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])), None)
+    if index is None:
+        raise UsageError("the notebook has no cell tagged 'parameters'")
+    source = cells[index].source
+    lines = [f"# Parameters of {title} (written by mailkit)"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items() if f"\n{name} = " in "\n" + source]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
+    cell["id"] = "injected-parameters"  # deterministic: the same notebook for the same student every time
+    notebook.cells = [*cells[: index + 1], cell, *cells[index + 1 :]]
+    return notebook

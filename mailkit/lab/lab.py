@@ -457,3 +457,20 @@ def leftovers() -> list[str]:
         if cmdline.startswith(("systemd-nspawn", "apt-cacher-ng")) and ours:
             found.append(f"process {proc.name}: {cmdline.strip()}")
     return found
+
+
+def prepare_lab(release: str, keep: bool, progress: Callable[[str], None]) -> None:
+    """The lab on ``release`` with a fresh mail host (or the mail host as it is, with ``keep``)."""
+    lab = Lab()
+    status = lab.status()
+    if status["state"] == "up" and status["release"] != release:
+        if keep:
+            raise UsageError(f"--keep: the lab runs {status['release']}, not {release}")
+        progress(f"taking down the {status['release']} lab")
+        lab.down()
+    started = lab.up(release, progress=progress)
+    if not started and not keep:
+        progress("resetting the mail host")
+        lab.reset(progress=progress)
+    if started and keep:
+        progress("the lab was down: --keep starts from a fresh mail host")

@@ -103,7 +103,7 @@ def service_rows(conn: Connection, facts: ServerFacts) -> list[Row]:
 
 
 def guide_resources(
-    facts: ServerFacts, target: str, blocklists: Sequence[str], conn: Connection
+    facts: ServerFacts, offline: bool, blocklists: Sequence[str], conn: Connection
 ) -> dict[int, list[Resource]]:
     """What the guide applies for these parameters, by part: main.cf and master.cf merged (a later part's value
     wins, as on the server), dovecot.conf, rspamd's signing files. Maps, passwords and keys are left out."""
@@ -111,11 +111,10 @@ def guide_resources(
     from mailkit.guide.part3 import Part3
     from mailkit.guide.part4 import Part4
 
-    lab = target.startswith("lab:")
     part1 = facts.part1()
     part2 = Part2(part1, cert_file=facts.cert_file or "", key_file=facts.key_file or "")
-    part3 = Part3(part1, facts.selector or "s202611", offline=lab)
-    part4 = Part4(part3, part2, tuple(blocklists), offline=lab)
+    part3 = Part3(part1, facts.selector or "s202611", offline=offline)
+    part4 = Part4(part3, part2, tuple(blocklists), offline=offline)
     by_part: dict[int, list[Resource]] = {1: part1.everything()}
     if 2 in facts.parts:
         by_part[2] = [*part2.delivery(), *part2.tls(), *part2.submission()]
@@ -128,11 +127,11 @@ def guide_resources(
     return by_part
 
 
-def drift_rows(conn: Connection, facts: ServerFacts, target: str, blocklists: Sequence[str]) -> list[Row]:
+def drift_rows(conn: Connection, facts: ServerFacts, offline: bool, blocklists: Sequence[str]) -> list[Row]:
     """The server's main.cf, master.cf, dovecot.conf and rspamd files against what the guide renders (a diff)."""
     from mailkit.engine import plan
 
-    by_part = guide_resources(facts, target, blocklists, conn)
+    by_part = guide_resources(facts, offline, blocklists, conn)
     settings: dict[str, str | None] = {}
     masters: dict[tuple[str, str], MasterService] = {}
     files: dict[int, list[Resource]] = {}
@@ -299,14 +298,14 @@ def ssh_rows(conn: Connection) -> list[Row]:
 
 
 def inside_rows(
-    conn: Connection, facts: ServerFacts, target: str, blocklists: Sequence[str], exchanger: str
+    conn: Connection, facts: ServerFacts, offline: bool, blocklists: Sequence[str], exchanger: str
 ) -> list[Row]:
     """Every inside row, for the parts the server has; ``exchanger`` is another mail server to reach on port 25."""
     if not facts.packages.get("postfix"):
         return [Row("services", "postfix installed", False, "not installed", "01-postfix.ipynb section 1", part=1)]
     return [
         *service_rows(conn, facts),
-        *drift_rows(conn, facts, target, blocklists),
+        *drift_rows(conn, facts, offline, blocklists),
         *certificate_rows(conn, facts),
         *space_rows(conn),
         *queue_rows(conn),

@@ -1,7 +1,7 @@
 """``mailkit check``: a live mail server's status, from inside (over SSH) and from outside (ports, TLS, DNS).
 
->>> default_blocklists("lab:mail"), default_blocklists("admin@mail.example.net")[0]
-(('bl.example.net*3',), 'zen.spamhaus.org')
+What differs between the lab and your own server (resolver, block lists, a foreign domain for the relay tricks,
+the CA) comes from the target value (:func:`mailkit.target.target`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailkit.errors import UsageError
-from mailkit.lab.layout import BLOCKLIST_ZONE
 from mailkit.smtp import relay_tricks
 from mailkit.status.dnschecks import dns_rows, resolver_lookup, server_addresses
 from mailkit.status.inside import inside_rows, read_facts
@@ -20,33 +19,6 @@ from mailkit.status.outside import expected_ports, outside_rows
 from mailkit.status.probe import PORTS, run_probe
 from mailkit.status.report import Row, StatusReport
 from mailkit.values import Domain
-
-#: Block lists a real server is looked up on by default (Spamhaus answers only through your own resolver).
-PUBLIC_BLOCKLISTS = ("zen.spamhaus.org", "bl.spamcop.net")
-
-
-def default_blocklists(target: str) -> tuple[str, ...]:
-    """The lists part 4 configures by default (postscreen's syntax, weights included)."""
-    return (f"{BLOCKLIST_ZONE}*3",) if target.startswith("lab:") else PUBLIC_BLOCKLISTS
-
-
-def relay_domain(target: str) -> str:
-    """A foreign domain that takes mail, for the relay tricks (nothing is ever sent to it: they stop at RCPT TO)."""
-    return "example.net" if target.startswith("lab:") else "gmail.com"
-
-
-def foreign_exchanger(target: str) -> str:
-    """Another provider's mail server, which the server must be able to reach on port 25."""
-    return "outside.example.net" if target.startswith("lab:") else "gmail-smtp-in.l.google.com"
-
-
-def default_nameserver(target: str) -> str | None:
-    """The lab's DNS for a lab host (the lab's "public" DNS); else the system's resolver."""
-    if target.startswith("lab:"):
-        from mailkit.lab.dns import NAMESERVER
-
-        return NAMESERVER.address
-    return None
 
 
 def check_server(
@@ -61,23 +33,25 @@ def check_server(
     progress: Callable[[str], None] = lambda _: None,
 ) -> StatusReport:
     """Check the server at ``target`` from inside and from ``vantage`` (None: this machine). Never changes it."""
-    from mailkit.target import connect, resolve_target
+    from mailkit.target import connect, resolve_target, target_of
 
-    target = resolve_target(target)
+    server = target_of(target, nameserver=nameserver)
+    target = server.name
     given = [str(Domain(d, field="--domain")) for d in domains]
-    lists = tuple(blocklists) if blocklists is not None else default_blocklists(target)
-    nameserver = nameserver if nameserver is not None else default_nameserver(target)
-    with connect(target) as conn:
+    lists = tuple(blocklists) if blocklists is not None else server.blocklists
+    nameserver = server.nameserver
+    with server.connect() as conn:
         progress(f"reading {target}")
         facts = read_facts(conn, parts)
         if given:
             facts.domains = given
-        rows: list[Row] = inside_rows(conn, facts, target, lists, foreign_exchanger(target))
+        rows: list[Row] = inside_rows(conn, facts, server.offline, lists, server.foreign_exchanger)
     if not facts.hostname:
         return StatusReport(target, vantage or "this machine", rows)
     progress(f"asking DNS ({nameserver or 'the system resolver'})")
     lookup = resolver_lookup(nameserver)
     addresses = server_addresses(facts.hostname, lookup)
+    here_ca = ca_file or server.ca_file_here()
     rows += dns_rows(
         facts.domains,
         facts.hostname,
@@ -88,7 +62,7 @@ def check_server(
         server_keys=facts.public_keys,
         blocklists=lists,
         parts=facts.parts,
-        ca_file=ca_file or _lab_ca(target, None),
+        ca_file=here_ca,
     )
     ports = expected_ports(facts.parts)
     request = {
@@ -96,10 +70,10 @@ def check_server(
         "addresses": addresses,
         "ports": ports,
         "tls": [[p, PORTS[p][1]] for p in ports] if 2 in facts.parts else [],  # TLS is part 2's
-        "relay": relay_tricks(facts.domains[0], relay_domain(target)),
+        "relay": relay_tricks(facts.domains[0], server.relay_domain),
         "roles": [f"{role}@{d}" for d in facts.domains for role in ("postmaster", "abuse")],
-        "helo": "outside.example.net" if target.startswith("lab:") else _helo_name(),
-        "cafile": ca_file or _lab_ca(target, vantage),
+        "helo": server.helo,
+        "cafile": here_ca if vantage is None else ca_file,
     }
     progress(f"probing {facts.hostname} from {vantage or 'this machine'}")
     if vantage is None:
@@ -107,24 +81,8 @@ def check_server(
     else:
         with connect(resolve_target(vantage)) as outside:
             seen = run_probe(request, outside)
-    rows += outside_rows(seen, ports, facts.hostname, facts.domains[0], relay_domain(target))
+    rows += outside_rows(seen, ports, facts.hostname, facts.domains[0], server.relay_domain)
     return StatusReport(target, vantage or "this machine", rows)
-
-
-def _helo_name() -> str:
-    import socket
-
-    name = socket.getfqdn()
-    return name if "." in name and not name.startswith("localhost") else "mailkit-check.example.net"
-
-
-def _lab_ca(target: str, vantage: str | None) -> str | None:
-    """Probing a lab host from this machine: trust the lab's CA (the lab's hosts already do)."""
-    if vantage is None and target.startswith("lab:"):
-        from mailkit.lab.lab import Lab
-
-        return str(Lab().ca.cert_path)
-    return None
 
 
 # -- what changed since the last run ---------------------------------------------------------------------------------

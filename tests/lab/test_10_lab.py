@@ -12,8 +12,8 @@ import pytest
 from mailkit.errors import CommandError, ConnectionLost, HostKeyError
 from mailkit.lab.lab import Lab
 from mailkit.lab.layout import HOSTS
+from mailkit.lab.target import lab_connection
 from mailkit.ssh import Connection
-from mailkit.target import lab_connection
 
 pytestmark = pytest.mark.lab
 

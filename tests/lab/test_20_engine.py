@@ -22,11 +22,11 @@ from mailkit.facts import (
     gather,
 )
 from mailkit.lab.lab import Lab
+from mailkit.lab.target import lab_connection
 from mailkit.resources import Directory, File, GeneratedKey, LookupTable, MasterService, Packages, Postconf
 from mailkit.resources.keys import PublicKey
 from mailkit.services import SERVICES, Service, register
 from mailkit.ssh import Connection
-from mailkit.target import lab_connection
 from mailkit.values import Domain, ValueRejected
 
 pytestmark = pytest.mark.lab

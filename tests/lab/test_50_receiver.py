@@ -19,8 +19,9 @@ from mailkit.lab import receiver
 from mailkit.lab.dns import NAMESERVER, reverse_name, set_records
 from mailkit.lab.lab import Lab
 from mailkit.lab.layout import HOSTS
+from mailkit.lab.target import lab_connection
 from mailkit.ssh import Connection
-from mailkit.target import lab_connection
+from mailkit.target import target_of
 
 pytestmark = pytest.mark.lab
 
@@ -36,7 +37,7 @@ def outside(lab: Lab) -> Iterator[Connection]:
     assert not receiver.ensure(conn).changed, "configuring the receiver again changes nothing"
     lookup = dnsrecords.lookup_at(NAMESERVER.address)
     before = {record.name: list(lookup(record.name, "TXT")) for record in (SPF, DMARC)}  # what the guide published
-    dnsrecords.publish_lab([SPF, DMARC], lookup, lab.tsig_secret())
+    target_of("lab:mail").publish([SPF, DMARC], lookup)
     assert not dnsrecords.plan([SPF, DMARC], lookup, NAMESERVER.fqdn), "published records are answered"
     yield conn
     secret = lab.tsig_secret()

@@ -23,9 +23,9 @@ from mailkit.dnsrecords import lookup_at
 from mailkit.lab.dns import NAMESERVER, reverse_name
 from mailkit.lab.lab import Lab
 from mailkit.lab.layout import HOSTS
+from mailkit.lab.target import lab_connection
 from mailkit.ssh import Connection
 from mailkit.status.run import check_server
-from mailkit.target import lab_connection
 
 pytestmark = pytest.mark.lab
 MAIL = HOSTS["mail"]

@@ -20,8 +20,8 @@ import pytest
 
 from mailkit import loadtest
 from mailkit.lab.lab import Lab
+from mailkit.lab.target import lab_connection
 from mailkit.ssh import Connection
-from mailkit.target import lab_connection
 
 pytestmark = pytest.mark.lab
 

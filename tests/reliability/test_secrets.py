@@ -17,13 +17,14 @@ import pytest
 from mailkit import engine
 from mailkit.context import host_facts
 from mailkit.guide.part1 import Part1
-from mailkit.guide.part2 import Part2, passwords_for
+from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import DKIM_DIR, Part3
 from mailkit.guide.part4 import CONTROLLER_PASSWORD, Part4
 from mailkit.lab.lab import Lab
+from mailkit.lab.target import lab_connection
 from mailkit.layout import LAYOUT
 from mailkit.ssh import Connection
-from mailkit.target import lab_connection
+from mailkit.target import target_of
 
 pytestmark = pytest.mark.lab
 
@@ -40,7 +41,7 @@ def mail(lab: Lab) -> Iterator[Connection]:
 
 def _secrets(lab: Lab, mail: Connection) -> dict[str, str]:
     """Each secret the lab holds, by name (long ones cut to a distinctive 32-character piece)."""
-    found = {f"password of {m}": p.reveal() for m, p in passwords_for("lab:mail", MAILBOXES, None).items()}
+    found = {f"password of {m}": p.reveal() for m, p in target_of("lab:mail").passwords(MAILBOXES).items()}
     found["TSIG secret"] = lab.tsig_secret()
     for line in mail.run(["cat", LAYOUT.passwd_file]).stdout.splitlines():
         if line and not line.startswith("#"):
@@ -67,7 +68,7 @@ def test_no_secret_in_any_notebook_or_plan(lab: Lab, mail: Connection) -> None:
     secrets = _secrets(lab, mail)
     texts = _texts()
     part1 = Part1("example.org", ["b.example.org"], mailboxes=MAILBOXES)
-    part2 = Part2(part1, passwords_for("lab:mail", [*MAILBOXES, "dave@example.org"], None))
+    part2 = Part2(part1, target_of("lab:mail").passwords([*MAILBOXES, "dave@example.org"]))
     part4 = Part4(Part3(part1), part2, offline=True)
     facts = host_facts(mail)
     # Plans that would have to show a secret if redaction failed: a new user's password, a new TLS key.

@@ -89,11 +89,15 @@ def test_the_newest_user_message_signed_by_a_selector_is_found_even_when_folded(
         signature = f"DKIM-Signature: v=1; a=rsa-sha256; d=example.org;\r\n\ts={selector}; h=from; bh=x; b=y\r\n"
         return (signature + f"Subject: {subject}\r\n\r\nbody\r\n").encode()
 
+    from mailkit.lab.target import LabReceiver
+
     outside = _Maildir(
         [message("mailkit part 3 0000000a", "s202611"), message("mailkit part 3 0000000b", "s202612"),
          message("mailkit forged 0000000c", "s202611")]
     )  # fmt: skip
-    assert b"0000000a" in (signed_message(outside, "s202611") or b"")  # type: ignore[arg-type]
-    assert b"0000000b" in (signed_message(outside, "s202612") or b"")  # type: ignore[arg-type]
-    assert signed_message(outside, "s2026") is None  # type: ignore[arg-type]
-    assert b"0000000b" in (user_message(outside) or b""), "the newest user message, not the forged one"  # type: ignore[arg-type]
+    receiver = LabReceiver(outside)  # type: ignore[arg-type]
+    assert b"0000000a" in (signed_message(receiver, "s202611") or b"")
+    assert b"0000000b" in (signed_message(receiver, "s202612") or b"")
+    assert signed_message(receiver, "s2026") is None
+    assert b"0000000b" in (user_message(receiver) or b""), "the newest user message, not the forged one"
+    assert user_message(None) is None, "no receiver (your own server): nothing to explain"

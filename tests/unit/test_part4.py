@@ -16,7 +16,6 @@ from mailkit.guide.part4 import (
     LEARN_SOCKET,
     POSTSCREEN_SERVICES,
     Part4,
-    lab_blocklists,
     redis_package,
 )
 from mailkit.resources import File, GeneratedSecret, MasterService, Packages, SieveScript
@@ -43,8 +42,6 @@ def test_postscreen_takes_port_25_and_only_port_25() -> None:
 
 def test_block_lists_are_checked_and_none_means_the_setting_is_removed() -> None:
     assert part4(blocklists=("zen.spamhaus.org=127.0.0.[2..11]*3",)).blocklists  # Postfix's own range syntax
-    assert lab_blocklists("lab:mail", None) == ("bl.example.net*3",)
-    assert lab_blocklists("mail.example.org", None) == ()
     settings = part4(blocklists=()).postscreen()[-1].settings  # type: ignore[attr-defined]
     assert settings["postscreen_dnsbl_sites"] is None
     for bad in ("bl.example.net*x", "; rm -rf /*3", "nodots*3", "bl.example.net*3, other.example.net*1"):

@@ -56,3 +56,139 @@ def test_unknown_host_falls_back_to_defaults(tmp_path: Path) -> None:
     e = resolve_endpoint("mx.example.net", user="root", ssh_config=tmp_path / "none")
     assert (e.hostname, e.port) == ("mx.example.net", 22)
     assert e.known_hosts[0].name == "known_hosts"
+
+
+# -- the target value: own server vs lab ------------------------------------------------------------------------
+def test_own_server_target_knows_what_differs_from_the_lab() -> None:
+    from mailkit.target import PUBLIC_BLOCKLISTS, target_of
+
+    server = target_of("admin@mail.example.net", env={"MAILKIT_OUTSIDE": "probe.example.net"})
+    assert server.destination == "admin@mail.example.net"
+    assert server.outside_name == "probe.example.net"
+    assert server.blocklists == PUBLIC_BLOCKLISTS and not server.offline
+    assert server.receiver(None) is None and server.senders is None and not server.demos
+    assert server.issue_certificate("mail.example.net") == (None, None)
+    assert "mailkit headers" in server.without("receiver")
+
+
+def test_lab_target_plays_each_part_the_lab_way() -> None:
+    from mailkit.lab.target import LabTarget
+    from mailkit.target import target_of
+
+    lab = target_of("lab:mail", env={})
+    assert isinstance(lab, LabTarget)
+    assert (lab.outside_name, lab.nameserver, lab.blocklists) == ("lab:outside", "198.51.100.53", ("bl.example.net*3",))
+    assert lab.senders is not None and lab.senders.blocklist == "bl.example.net"
+    assert lab.offline and lab.demos
+
+
+def test_outside_and_nameserver_are_validated() -> None:
+    from mailkit.target import target_of
+    from mailkit.values import ValueRejected
+
+    with pytest.raises(UsageError):
+        target_of("admin@mail.example.net", outside="-oProxyCommand=sh", env={})
+    with pytest.raises(ValueRejected, match="NAMESERVER"):
+        target_of("admin@mail.example.net", nameserver="ns.example.net; id", env={})
+    with pytest.raises(UsageError, match="OUTSIDE"):
+        target_of("admin@mail.example.net", env={}).outside()
+
+
+def test_only_the_target_module_tells_the_lab_apart_and_guide_and_check_import_no_lab() -> None:
+    """The lab is one implementation of a target: no prefix tests elsewhere, no lab imports in guide/ or status/."""
+    import re
+
+    package = Path(__file__).resolve().parents[2] / "mailkit"
+    prefix_tests = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if 'startswith("lab:")' in p.read_text() and p.name != "target.py"
+    ]
+    assert prefix_tests == []
+    lab_imports = re.compile(r"^\s*(from mailkit\.lab\b|from mailkit import lab\b|import mailkit\.lab\b)", re.M)
+    importers = [
+        str(p.relative_to(package))
+        for folder in ("guide", "status")
+        for p in (package / folder).rglob("*.py")
+        if lab_imports.search(p.read_text())
+    ]
+    assert importers == []
+    assert not lab_imports.search((package / "target.py").read_text()), "target.py finds the lab by KINDS only"
+
+
+# -- publishing the registrar's way -----------------------------------------------------------------------------
+def test_publishing_hands_zone_text_to_the_registrar_and_waits_for_the_resolver(tmp_path: Path) -> None:
+    import sys
+
+    from mailkit.dnsrecords import RecordSet, txt
+    from mailkit.target import Published, target_of
+
+    zone: dict[tuple[str, str], tuple[str, ...]] = {}
+    received = tmp_path / "received.txt"
+    registrar = f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\").write(sys.stdin.read())' {received}"
+    calls = {"n": 0}
+
+    def lookup(name: str, rtype: str) -> tuple[str, ...]:
+        calls["n"] += 1
+        if received.exists() and calls["n"] > 3:  # the resolver sees it a little after the registrar took it
+            for line in received.read_text().splitlines():
+                if not line.startswith(";"):
+                    owner, _, _, kind, value = line.split(" ", 4)
+                    zone[(owner.rstrip("."), kind)] = (value,)
+        return zone.get((name, rtype), ())
+
+    server = target_of("admin@mail.example.net", env={"MAILKIT_REGISTRAR": registrar})
+    import dataclasses
+
+    server = dataclasses.replace(server, wait_for_dns=10)
+    spf = RecordSet("example.net", "TXT", (txt("v=spf1 mx ~all"),))
+    done = server.publish([spf], lookup)
+    assert isinstance(done, Published) and done.changed and done.waited is not None
+    assert received.read_text() == 'example.net. 300 IN TXT "v=spf1 mx ~all"\n'
+    again = server.publish([spf], lookup)
+    assert isinstance(again, Published) and not again.changed, "published records are no change"
+
+
+def test_a_record_the_resolver_never_answers_is_an_error_naming_it() -> None:
+    import dataclasses
+
+    from mailkit.dnsrecords import RecordSet, txt
+    from mailkit.errors import MailkitError
+    from mailkit.target import target_of
+
+    server = dataclasses.replace(target_of("mail.example.net", env={"MAILKIT_REGISTRAR": "true"}), wait_for_dns=0.5)
+    with pytest.raises(MailkitError, match=r"TXT _dmarc\.example\.net"):
+        server.publish([RecordSet("_dmarc.example.net", "TXT", (txt("v=DMARC1; p=none"),))], lambda n, t: ())
+
+
+def test_a_failing_registrar_command_is_an_error() -> None:
+    import dataclasses
+
+    from mailkit.dnsrecords import RecordSet, txt
+    from mailkit.errors import MailkitError
+    from mailkit.target import target_of
+
+    server = dataclasses.replace(target_of("mail.example.net", env={"MAILKIT_REGISTRAR": "false"}), wait_for_dns=1)
+    with pytest.raises(MailkitError, match="registrar command 'false' exited 1"):
+        server.publish([RecordSet("example.net", "TXT", (txt("v=spf1 -all"),))], lambda n, t: ())
+
+
+# -- passwords from a file --------------------------------------------------------------------------------------
+def test_passwords_file_must_be_private_complete_and_is_never_shown(tmp_path: Path) -> None:
+    from mailkit.target import read_passwords_file
+
+    path = tmp_path / "passwords"
+    path.write_text("ann@example.net s3cret-$(id)'\"\n# a comment\n\nbob@example.net other pass phrase\n")
+    path.chmod(0o644)
+    with pytest.raises(UsageError, match="can be read by others"):
+        read_passwords_file(path, ["ann@example.net"])
+    path.chmod(0o600)
+    found = read_passwords_file(path, ["ann@example.net", "bob@example.net"])
+    assert found["ann@example.net"].reveal() == "s3cret-$(id)'\"", "kept verbatim"
+    assert found["bob@example.net"].reveal() == "other pass phrase"
+    with pytest.raises(UsageError, match=r"no password for cid@example\.net") as error:
+        read_passwords_file(path, ["cid@example.net"])
+    assert "s3cret" not in str(error.value)
+    path.write_text("ann@example.net\n")
+    with pytest.raises(UsageError, match="line 1: not 'address password'"):
+        read_passwords_file(path, ["ann@example.net"])
