@@ -87,8 +87,9 @@ def lab() -> None:
 
 @lab.command()
 @click.option("--release", default=None, help="Debian release (default: trixie, the current stable).")
+@click.option("--provider", is_flag=True, help="Also play a hosting provider's internet (see the README).")
 @friendly_errors
-def up(release: str | None) -> None:
+def up(release: str | None, provider: bool) -> None:
     """Build (once) and boot the lab hosts; a no-op when the lab is already up."""
     from mailkit.lab.lab import Lab
     from mailkit.lab.layout import DEFAULT_RELEASE
@@ -99,6 +100,31 @@ def up(release: str | None) -> None:
     click.echo(f"lab {'up' if started else 'already up'}: {chosen}")
     for name, host in the_lab.status()["hosts"].items():
         click.echo(f"  {name:8} {host['hostname']:22} {host['address']}")
+    if provider:
+        from mailkit.lab import provider as provider_mode
+
+        the_lab.provider_up(progress=_progress())
+        env = provider_mode.folder(the_lab) / "env"
+        click.echo(f"provider mode: the mail host is '{provider_mode.ALIAS}' (user {provider_mode.ADMIN}, sudo)")
+        click.echo(f"  . {env}    # MAILKIT_SSH_CONFIG, MAILKIT_OUTSIDE, MAILKIT_NAMESERVER, MAILKIT_REGISTRAR...")
+        click.echo(
+            f"  mailkit guide run --host {provider_mode.ALIAS} --params {env.parent / 'params.json'} "
+            f"--passwords {env.parent / 'passwords'}"
+        )
+
+
+@lab.command()
+@friendly_errors
+def registrar() -> None:
+    """Play your DNS provider in provider mode: publish the zone text read on standard input."""
+    from mailkit.lab import provider as provider_mode
+    from mailkit.lab.lab import Lab
+
+    text = sys.stdin.read(256 * 1024)
+    for record in provider_mode.registrar(Lab(), text):
+        click.echo(
+            f"published {record.rtype} {record.name}" if record.values else f"deleted {record.rtype} {record.name}"
+        )
 
 
 @lab.command()

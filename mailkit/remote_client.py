@@ -35,8 +35,11 @@ def reply(r):
 
 def tls_info(sock):
     cert = sock.getpeercert()
+    # The name it is for: its DNS names (subjectAltName), as clients match them; ACME CAs may leave the CN out.
+    names = [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
     subject = dict(x[0] for x in cert.get("subject", ()))
-    return {"version": sock.version(), "subject": subject.get("commonName"), "not_after": cert.get("notAfter")}
+    name = host if host in names else (names or [subject.get("commonName")])[0]
+    return {"version": sock.version(), "subject": name, "not_after": cert.get("notAfter")}
 
 def smtp():
     mode = req["mode"]

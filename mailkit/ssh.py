@@ -12,6 +12,7 @@ known_hosts, never added silently.
 from __future__ import annotations
 
 import getpass
+import os
 import select
 import shlex
 import socket
@@ -28,6 +29,8 @@ from mailkit.hostkeys import RefuseUnknownHost, mismatch_message
 from mailkit.result import Result
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
+#: Another ssh_config in place of ~/.ssh/config, as ``ssh -F`` takes one (provider mode's, say).
+SSH_CONFIG_ENV = "MAILKIT_SSH_CONFIG"
 DEFAULT_KNOWN_HOSTS = (Path("~/.ssh/known_hosts"), Path("/etc/ssh/ssh_known_hosts"))
 
 
@@ -61,7 +64,7 @@ def resolve_endpoint(
     if "@" in host:
         user_part, host = host.rsplit("@", 1)
         user = user or user_part
-    config_path = (ssh_config or DEFAULT_SSH_CONFIG).expanduser()
+    config_path = (ssh_config or Path(os.environ.get(SSH_CONFIG_ENV) or DEFAULT_SSH_CONFIG)).expanduser()
     options: dict = {}
     if config_path.is_file():
         options = paramiko.SSHConfig.from_path(str(config_path)).lookup(host)

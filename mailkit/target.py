@@ -39,6 +39,9 @@ OUTSIDE_ENV = "MAILKIT_OUTSIDE"
 REGISTRAR_ENV = "MAILKIT_REGISTRAR"
 #: A file of ``address password`` lines (mode 0600): the mailboxes' passwords for a run without a prompt.
 PASSWORDS_ENV = "MAILKIT_PASSWORDS_FILE"
+#: The resolver the checks ask (an address), and a CA file that verifies the server here, for your own server.
+NAMESERVER_ENV = "MAILKIT_NAMESERVER"
+CA_FILE_ENV = "MAILKIT_CA_FILE"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
 #: Block lists a real server is looked up on by default (Spamhaus answers only through your own resolver).
 PUBLIC_BLOCKLISTS = ("zen.spamhaus.org", "bl.spamcop.net")
@@ -200,6 +203,11 @@ class Target:
             )
         return {str(m): Password(getpass.getpass(f"password for {m}: "), field=str(m)) for m in mailboxes}
 
+    @property
+    def issues_certificates(self) -> bool:
+        """Whether the target hands over a certificate (the lab's CA); your own server gets one by ACME."""
+        return False
+
     def issue_certificate(self, hostname: str) -> tuple[bytes | None, bytes | None]:
         """A certificate made off the server, to upload: none for your own server (certbot runs on it)."""
         return None, None
@@ -343,8 +351,9 @@ def target_of(
 ) -> Target:
     """Resolve ``name`` (a notebook's ``TARGET``) once into the value that knows everything about it.
 
-    ``outside`` and ``nameserver`` override the target's own choice; the environment may give
-    ``MAILKIT_OUTSIDE``, ``MAILKIT_REGISTRAR`` and ``MAILKIT_PASSWORDS_FILE``.
+    ``outside`` and ``nameserver`` override the target's own choice; for your own server the environment may give
+    ``MAILKIT_OUTSIDE``, ``MAILKIT_NAMESERVER``, ``MAILKIT_CA_FILE``, ``MAILKIT_REGISTRAR`` and
+    ``MAILKIT_PASSWORDS_FILE``.
     """
     env = os.environ if env is None else env
     chosen = resolve_target(name, env=env)
@@ -356,6 +365,7 @@ def target_of(
             chosen,
             chosen,
             outside_name=env.get(OUTSIDE_ENV) or None,
+            ca_file=env.get(CA_FILE_ENV) or None,
             registrar=env.get(REGISTRAR_ENV) or None,
             passwords_file=env.get(PASSWORDS_ENV) or None,
             environ=env,
@@ -364,7 +374,8 @@ def target_of(
         import dataclasses
 
         made = dataclasses.replace(made, outside_name=resolve_target(outside, env=env))
-    if nameserver is not None:
+    nameserver = nameserver if nameserver is not None else (None if sep and kind in KINDS else env.get(NAMESERVER_ENV))
+    if nameserver:
         import dataclasses
         import ipaddress
 

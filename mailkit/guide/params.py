@@ -11,8 +11,8 @@ Passwords never go in it: they come from a prompt or a passwords file (mode 0600
 >>> validate({"DOMIAN": "example.net"})
 Traceback (most recent call last):
 ...
-mailkit.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ALIASES, BLOCKLISTS, CERT_FILE, \
-DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, SELECTOR)
+mailkit.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
+BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, SELECTOR)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mailkit.errors import UsageError
-from mailkit.values import RemotePath, ValueRejected, list_item
+from mailkit.values import EmailAddress, RemotePath, ValueRejected, list_item
 
 #: The biggest params file read (a person's list of mailboxes and aliases, not a data set).
 MAX_BYTES = 64 * 1024
@@ -41,6 +41,8 @@ SHAPES: dict[str, str] = {
     "BLOCKLISTS": "list?",
     "CERT_FILE": "text?",
     "KEY_FILE": "text?",
+    "ACME_SERVER": "text?",
+    "ACME_EMAIL": "text?",
 }
 #: Names a params file must not set, and why.
 REFUSED = {
@@ -133,6 +135,12 @@ def _semantics(values: dict[str, Any]) -> None:
             ipaddress.ip_address(values["NAMESERVER"])
         except ValueError:
             raise ValueRejected("NAMESERVER", values["NAMESERVER"], "is not an IP address") from None
+    if values.get("ACME_SERVER") is not None:
+        from mailkit.resources.acme import acme_url
+
+        acme_url(values["ACME_SERVER"])
+    if values.get("ACME_EMAIL") is not None:
+        EmailAddress(values["ACME_EMAIL"], field="ACME_EMAIL")
     for name in ("CERT_FILE", "KEY_FILE"):
         if values.get(name) is not None:
             RemotePath(values[name], field=name)

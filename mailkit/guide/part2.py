@@ -16,7 +16,17 @@ from mailkit.checks import CheckResult
 from mailkit.context import HostFacts
 from mailkit.display import SideBySide
 from mailkit.guide.part1 import Part1
-from mailkit.resources import CANDIDATE, File, LookupTable, MasterService, Packages, Postconf, Resource
+from mailkit.resources import (
+    CANDIDATE,
+    AcmeCertificate,
+    File,
+    LookupTable,
+    MasterService,
+    Packages,
+    Postconf,
+    Resource,
+)
+from mailkit.resources.acme import acme_url, live_paths
 from mailkit.ssh import Connection
 from mailkit.templates import Templates
 from mailkit.values import Password, RemotePath
@@ -48,11 +58,19 @@ class Part2:
     passwords: Mapping[str, Password] = field(default_factory=dict, repr=False)
     cert_file: str = ""
     key_file: str = ""
+    #: The ACME CA certbot asks for the certificate (None: the certificate comes from elsewhere, CERT_FILE).
+    acme_server: str | None = None
+    acme_email: str | None = None
 
     def __post_init__(self) -> None:
         host = self.part1.hostname
-        object.__setattr__(self, "cert_file", RemotePath(self.cert_file or f"/etc/ssl/certs/{host}.pem"))
-        object.__setattr__(self, "key_file", RemotePath(self.key_file or f"/etc/ssl/private/{host}.key"))
+        if self.acme_server is not None:
+            acme_url(self.acme_server)
+            cert, key = live_paths(host)
+        else:
+            cert, key = f"/etc/ssl/certs/{host}.pem", f"/etc/ssl/private/{host}.key"
+        object.__setattr__(self, "cert_file", RemotePath(self.cert_file or cert))
+        object.__setattr__(self, "key_file", RemotePath(self.key_file or key))
         object.__setattr__(
             self, "passwords", {str(k): Password(v, field=f"PASSWORDS[{k}]") for k, v in self.passwords.items()}
         )
@@ -72,6 +90,13 @@ class Part2:
             File(self.cert_file, chain, mode=0o644, summary=summary, service=users),
             File(self.key_file, key, mode=0o600, secret=True, service=users),
         ]
+
+    def acme(self) -> list[Resource]:
+        """certbot, and a certificate from the ACME CA (HTTP-01 on port 80): nothing when there is no ACME CA."""
+        if self.acme_server is None:
+            return []
+        email = self.acme_email or f"postmaster@{self.part1.domain}"
+        return [Packages(("certbot",)), AcmeCertificate(self.part1.hostname, self.acme_server, email)]
 
     def renewal_hook(self) -> list[Resource]:
         """certbot's deploy hook reloading Postfix and Dovecot, when the certificate is certbot's (else nothing)."""
@@ -170,7 +195,7 @@ class Part2:
         ]
 
     def everything(self, facts: HostFacts, chain: bytes | None, key: bytes | None) -> list[Resource]:
-        certificate = self.certificate(chain, key) if chain is not None and key is not None else []
+        certificate = self.certificate(chain, key) if chain is not None and key is not None else self.acme()
         return [
             *self.install(),
             *certificate,

@@ -73,6 +73,11 @@ def zone_files() -> dict[str, str]:
     records["example.org"] += [f"@ IN MX 10 {mail}.", f"b IN NS {NAMESERVER.fqdn}."]
     records["b.example.org"].append(f"@ IN MX 10 {mail}.")
     records["example.net"] += [f"@ IN MX 10 {outside}.", f"bl IN NS {NAMESERVER.fqdn}."]
+    # Provider mode (mailkit/lab/provider.py): the provider's resolver and the ACME CA on the outside host.
+    records["example.net"] += [
+        f"resolver IN A {NAMESERVER.extra_addresses[0]}",
+        f"acme IN A {HOSTS['outside'].address}",
+    ]
     records[BLOCKLIST_ZONE] += blocklist_records()
     files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
     files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])
@@ -108,8 +113,9 @@ def named_conf(tsig_secret: str) -> dict[str, str]:
     options = (
         "options {\n"
         '    directory "/var/cache/bind";\n'
-        "    listen-on { any; };\n"
-        "    listen-on-v6 { any; };\n"
+        # Its own address only: the host's second one is the resolver's in provider mode (mailkit/lab/provider.py).
+        f"    listen-on {{ {NAMESERVER.address}; 127.0.0.1; }};\n"
+        f"    listen-on-v6 {{ {NAMESERVER.address6}; ::1; }};\n"
         "    allow-query { any; };\n"
         "    recursion no;\n"
         "    dnssec-validation no;\n"

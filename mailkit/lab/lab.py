@@ -303,6 +303,7 @@ class Lab:
             state["hosts"][name]["pid"] = self._boot(spec, [base])
             self._write(state)
             machine.wait_for_ssh(spec, state["hosts"][name]["pid"], paths)
+            provider = name == "mail" and state.get("provider", False)
             if name == "mail":
                 progress("restoring the lab DNS zones")
                 self._restore_zones()
@@ -312,6 +313,21 @@ class Lab:
                 progress(f"restoring {name}'s DNS records")
                 self._publish_student(int(name[7:]))
                 self._forget_receiver_cache()
+        if provider:  # the fresh server as the provider hands it over: admin with sudo, the provider's resolver
+            from mailkit.lab import provider as provider_mode
+
+            provider_mode.prepare_mail_host(self, progress)
+
+    def provider_up(self, progress: Progress = _quiet) -> None:
+        """Provider mode on the running lab (:mod:`mailkit.lab.provider`); kept across resets of the mail host."""
+        from mailkit.lab import provider as provider_mode
+
+        self.require_up()
+        provider_mode.setup(self, progress)
+        with self._locked():
+            state = self._read()
+            state["provider"] = True
+            self._write(state)
 
     # -- workshop mode: a mail host per student ---------------------------------------------------
     def student_key(self, name: str) -> Path:

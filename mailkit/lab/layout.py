@@ -96,6 +96,7 @@ HOSTS: dict[str, HostSpec] = {
             "02:00:c6:33:64:35",
             "dns",
             "BIND 9: authoritative for the lab zones, answers every lab host",
+            ("198.51.100.54",),  # provider mode's resolver (Unbound), resolver.example.net
         ),
         HostSpec(
             "mail",

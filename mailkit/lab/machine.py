@@ -136,10 +136,10 @@ def write_dns_config(root: Path, tsig_secret: str) -> None:
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
 
 
-def trust_ca(root: Path, ca_pem: bytes) -> None:
+def trust_ca(root: Path, ca_pem: bytes, name: str = "mailkit-lab") -> None:
     """Make a host trust the lab CA before it boots: where update-ca-certificates keeps local CAs, and
     appended to the bundle every TLS client reads (what update-ca-certificates would do, without its cost)."""
-    local = "usr/local/share/ca-certificates/mailkit-lab.crt"
+    local = f"usr/local/share/ca-certificates/{name}.crt"
     _put(root, local, ca_pem.decode())
     bundle = root / "etc/ssl/certs/ca-certificates.crt"
     current = bundle.read_text() if bundle.exists() else ""

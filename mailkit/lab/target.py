@@ -137,6 +137,10 @@ class LabTarget(Target):
             return super().passwords(mailboxes, given)
         return lab_passwords(mailboxes)
 
+    @property
+    def issues_certificates(self) -> bool:
+        return True
+
     def issue_certificate(self, hostname: str) -> tuple[bytes | None, bytes | None]:
         """The lab CA issues the certificate (on a real server certbot gets one from Let's Encrypt)."""
         from mailkit.lab.lab import Lab

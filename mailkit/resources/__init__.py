@@ -4,6 +4,7 @@
 The engine imports only :mod:`.base`; a new kind of resource is a new class here, nothing more.
 """
 
+from mailkit.resources.acme import AcmeCertificate
 from mailkit.resources.base import Change, Resource, Script, SharedStage, unified_diff
 from mailkit.resources.dovecot import PasswdFile, PasswdUser, SieveScript
 from mailkit.resources.files import CANDIDATE, Directory, File
@@ -13,6 +14,7 @@ from mailkit.resources.system import Packages, SystemAccount
 
 __all__ = [
     "CANDIDATE",
+    "AcmeCertificate",
     "Change",
     "Directory",
     "File",

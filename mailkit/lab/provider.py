@@ -1,0 +1,308 @@
+"""Provider mode: the lab plays the internet a rented server lives in, so the own-server path is proven here.
+
+``mailkit lab up --provider`` adds, on top of the lab:
+
+- the mail host as a hosting provider hands it over: an ``admin`` user with passwordless ``sudo`` and the key you
+  uploaded, reached through an alias (``mail-vps``) in an ordinary SSH config whose known_hosts you accepted once;
+  its resolver is the provider's (below);
+- a caching recursive resolver, Unbound, on the DNS host's second address (``resolver.example.net``,
+  198.51.100.54), as every network has: it keeps answers (at most :data:`CACHE_MAX_TTL` seconds here, a record's
+  TTL on the internet), so a record you publish shows only after a wait;
+- a registrar: zone text on the standard input of ``mailkit lab registrar`` is published (the DNS provider's web
+  form, played by a TSIG update); nothing else in the own-server path knows the lab's DNS key;
+- an ACME CA: Debian's ``pebble`` on the outside host (``acme.example.net``), which checks HTTP-01 challenges on
+  port 80 through the resolver, as Let's Encrypt does; its root is trusted on the lab's hosts and on this machine
+  as Let's Encrypt's is everywhere.
+
+``provider/env`` holds the settings a shell needs (``. /var/lib/mailkit/lab/provider/env``), ``provider/params.json``
+and ``provider/passwords`` what a reader writes for their own server.
+
+>>> unbound_conf().splitlines()[2]
+'    interface: 198.51.100.54'
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailkit import engine
+from mailkit.dnsrecords import RecordSet
+from mailkit.errors import LabError, UsageError
+from mailkit.lab.dns import NAMESERVER, set_records
+from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4
+from mailkit.local import run_local, write_private
+from mailkit.resources import Directory, File, Packages
+from mailkit.ssh import Connection
+
+if TYPE_CHECKING:
+    from mailkit.lab.lab import Lab
+
+Progress = Callable[[str], None]
+
+RESOLVER = HOSTS["dns"].extra_addresses[0]
+ADMIN = "admin"
+ALIAS = "mail-vps"
+PROBE_ALIAS = "probe"
+ACME_HOST = "acme.example.net"
+ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
+#: How long the lab's resolver keeps an answer (a real one keeps it for the record's TTL: 300 s for the guide's).
+CACHE_MAX_TTL = 10
+
+
+def unbound_conf() -> str:
+    """Unbound as the provider's resolver: recursion from the lab's own root (the lab has no other internet)."""
+    return "\n".join(
+        [
+            "# Written by mailkit: the hosting provider's resolver in the lab.",
+            "server:",
+            f"    interface: {RESOLVER}",
+            "    access-control: 198.51.100.0/24 allow",
+            "    access-control: 127.0.0.0/8 allow",
+            "    do-ip6: no",
+            "    # The lab's root zone is not signed: no DNSSEC validation here (a real resolver validates).",
+            '    module-config: "iterator"',
+            f"    cache-max-ttl: {CACHE_MAX_TTL}",
+            f"    cache-max-negative-ttl: {CACHE_MAX_TTL}",
+            "    qname-minimisation: no",
+            "    # Unbound answers the documentation ranges' reverse zones itself (NXDOMAIN): the lab lives in them.",
+            f'    local-zone: "{REVERSE_ZONE_V4}." nodefault',
+            '    local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." nodefault',
+            'stub-zone:\n    name: "."',
+            f"    stub-addr: {NAMESERVER.address}",
+            "",
+        ]
+    )
+
+
+PEBBLE_UNIT = """[Unit]
+Description=pebble: the lab's ACME CA, playing Let's Encrypt (written by mailkit)
+After=network-online.target
+
+[Service]
+Environment=PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0
+ExecStart=/usr/bin/pebble -config /etc/pebble/pebble-config.json -dnsserver {resolver}:53
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def pebble_config() -> str:
+    config = {
+        "pebble": {
+            "listenAddress": "0.0.0.0:14000",
+            "managementListenAddress": "0.0.0.0:15000",
+            "certificate": "/etc/pebble/cert.pem",
+            "privateKey": "/etc/pebble/key.pem",
+            "httpPort": 80,
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+SUDOERS = (
+    f"# Written by mailkit: the provider's first user may do anything, without a password.\n"
+    f"{ADMIN} ALL=(ALL) NOPASSWD: ALL\n"
+)
+
+
+# -- paths on this machine -----------------------------------------------------------------------------------------
+def folder(lab: Lab) -> Path:
+    return lab.dir / "provider"
+
+
+def key_path(lab: Lab) -> Path:
+    """The key the reader "uploaded at the provider" (and the lab's hosts accept for ``admin``)."""
+    return folder(lab) / "id_ed25519"
+
+
+def ssh_config_path(lab: Lab) -> Path:
+    return folder(lab) / "ssh_config"
+
+
+def acme_roots_path(lab: Lab) -> Path:
+    return folder(lab) / "acme-root.pem"
+
+
+# -- setting it up --------------------------------------------------------------------------------------------------
+def setup(lab: Lab, progress: Progress) -> None:
+    """Everything provider mode adds to a running lab (idempotent: what is there already is no change)."""
+    from mailkit.lab.target import lab_connection
+
+    here = folder(lab)
+    here.mkdir(mode=0o700, exist_ok=True)
+    if not key_path(lab).exists():
+        run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "you@your-laptop", "-f", str(key_path(lab))])
+    progress(f"provider: the resolver (Unbound) on {RESOLVER}")
+    with lab_connection("dns") as dns_host:
+        # The configuration first: Unbound starts as it is installed, and must not take BIND's port 53.
+        conf = File("/etc/unbound/unbound.conf.d/mailkit-provider.conf", unbound_conf())
+        configured = engine.apply(dns_host, [Directory("/etc/unbound/unbound.conf.d", mode=0o755), conf])
+        installed = engine.apply(dns_host, [Packages(("unbound",))])
+        if configured.changed and not installed.changed:
+            dns_host.run(["systemctl", "restart", "unbound"])
+    progress(f"provider: the ACME CA (pebble) on {ACME_HOST}")
+    chain, key = lab.ca.certificate(ACME_HOST)
+    with lab_connection("outside") as outside:
+        applied = engine.apply(
+            outside,
+            [
+                Packages(("pebble",)),
+                Directory("/etc/pebble", mode=0o755),
+                File("/etc/pebble/pebble-config.json", pebble_config()),
+                File("/etc/pebble/cert.pem", chain),
+                File("/etc/pebble/key.pem", key, mode=0o600, secret=True),
+                File("/etc/systemd/system/pebble.service", PEBBLE_UNIT.format(resolver=RESOLVER)),
+            ],
+        )
+        # A restart makes a new root (and so untrusts every certificate issued): only when its files changed.
+        restart = "systemctl restart pebble" if applied.changed else "true"
+        outside.run(["sh", "-c", f"systemctl daemon-reload && systemctl enable --now pebble && {restart}"])
+        root = _pebble_root(outside)
+    acme_root = acme_roots_path(lab)
+    acme_root.write_bytes(root)
+    _trust_on(lab, "outside", root)
+    prepare_mail_host(lab, progress)
+    _write_client_files(lab)
+
+
+def _pebble_root(outside: Connection, seconds: float = 30) -> bytes:
+    """pebble makes a new root at each start: read it from its management port (over the lab CA's TLS)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = outside.run(["curl", "-fsS", "--max-time", "5", f"https://{ACME_HOST}:15000/roots/0"], check=False)
+        if result.exited == 0 and "BEGIN CERTIFICATE" in result.stdout:
+            return result.stdout.encode()
+        if time.monotonic() > deadline:
+            raise LabError(f"pebble did not answer on {ACME_HOST}:15000: {result.stderr.strip()[:200]}")
+        time.sleep(0.5)
+
+
+def _trust_on(lab: Lab, name: str, pem: bytes) -> None:
+    """A running lab host trusts ``pem`` as it trusts a public CA (Let's Encrypt's roots are in every store)."""
+    from mailkit.lab import machine
+
+    machine.trust_ca(lab.host_paths(name).root, pem, "mailkit-acme")
+
+
+def prepare_mail_host(lab: Lab, progress: Progress) -> None:
+    """The mail host as the provider hands it over: ``admin`` with sudo and your key, the provider's resolver."""
+    from mailkit.lab.target import lab_connection
+
+    progress(f"provider: the mail host with user {ADMIN} (sudo) and the provider's resolver")
+    public = key_path(lab).with_suffix(".pub").read_text()
+    with lab_connection("mail") as mail:
+        engine.apply(mail, [Packages(("sudo",))])
+        mail.run(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"', "sh", ADMIN])
+        engine.apply(
+            mail,
+            [
+                File(f"/etc/sudoers.d/{ADMIN}", SUDOERS, mode=0o440),
+                Directory(f"/home/{ADMIN}/.ssh", owner=ADMIN, group=ADMIN, mode=0o700),
+                File(f"/home/{ADMIN}/.ssh/authorized_keys", public, owner=ADMIN, group=ADMIN, mode=0o600),
+                File("/etc/resolv.conf", f"# The hosting provider's resolver\nnameserver {RESOLVER}\n"),
+            ],
+        )
+    _trust_on(lab, "mail", acme_roots_path(lab).read_bytes())
+
+
+def _write_client_files(lab: Lab) -> None:
+    """The SSH config a reader has for a rented server, its known_hosts (accepted once), the env, params, passwords."""
+    from mailkit.lab.target import lab_passwords
+
+    here = folder(lab)
+    mail, outside = HOSTS["mail"], HOSTS["outside"]
+    known = here / "known_hosts"
+    lines = []
+    for name, spec in (("mail", mail), ("outside", outside)):
+        key_type, key_b64 = lab.host_key(name).with_suffix(".pub").read_text().split()[:2]
+        alias = ALIAS if name == "mail" else PROBE_ALIAS
+        lines.append(f"{alias},{spec.fqdn},{spec.address} {key_type} {key_b64}")
+    known.write_text("\n".join(lines) + "\n")
+    ssh_config_path(lab).write_text(
+        f"# Your rented server and a second machine for the outside checks (written by mailkit lab up --provider)\n"
+        f"Host {ALIAS}\n    HostName {mail.address}\n    User {ADMIN}\n    IdentityFile {key_path(lab)}\n"
+        f"    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n\n"
+        f"Host {PROBE_ALIAS}\n    HostName {outside.address}\n    User root\n    IdentityFile {lab.client_key}\n"
+        f"    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n"
+    )
+    mailboxes = ["alice@example.org", "bob@example.org", "carol@b.example.org"]
+    params = {
+        "DOMAIN": "example.org",
+        "HOSTNAME": mail.fqdn,
+        "OTHER_DOMAINS": ["b.example.org"],
+        "MAILBOXES": mailboxes,
+        "ALIASES": {"info@example.org": ["bob@example.org"]},
+        "ACME_SERVER": ACME_DIRECTORY,
+        "ACME_EMAIL": "postmaster@example.org",
+        "BLOCKLISTS": ["bl.example.net*3"],
+    }
+    (here / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    write_private(
+        here / "passwords",
+        "".join(f"{m} {p.reveal()}\n" for m, p in lab_passwords(mailboxes).items()).encode(),
+    )
+    env = {
+        "MAILKIT_SSH_CONFIG": str(ssh_config_path(lab)),
+        "MAILKIT_OUTSIDE": PROBE_ALIAS,
+        "MAILKIT_NAMESERVER": RESOLVER,
+        "MAILKIT_CA_FILE": str(acme_roots_path(lab)),
+        "MAILKIT_REGISTRAR": f"{sys.executable} -m mailkit.cli lab registrar",
+    }
+    (here / "env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
+
+
+def environment(lab: Lab) -> dict[str, str]:
+    """The settings of ``provider/env``, for a process that runs the own-server path against provider mode."""
+    found = {}
+    for line in (folder(lab) / "env").read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        found[name] = shlex.split(value)[0]
+    return found
+
+
+# -- the registrar ---------------------------------------------------------------------------------------------------
+def parse_zone_text(text: str) -> list[RecordSet]:
+    """The records of zone text as :meth:`mailkit.target.Target.publish` writes it (``; delete`` lines included).
+
+    >>> text = 'example.org. 300 IN TXT "v=spf1 mx ~all"\\n; delete a.example.org. TXT\\n'
+    >>> [(r.name, r.values) for r in parse_zone_text(text)]
+    [('example.org', ('"v=spf1 mx ~all"',)), ('a.example.org', ())]
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    ttls: dict[tuple[str, str], int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == ";":
+            if len(words) == 4 and words[1] == "delete":
+                found.setdefault((words[2].rstrip(".").lower(), words[3]), [])
+            continue
+        if len(words) < 5 or words[2] != "IN" or not words[1].isdigit():
+            raise UsageError(f"zone text line {number}: not 'NAME TTL IN TYPE VALUE'")
+        key = (words[0].rstrip(".").lower(), words[3])
+        found.setdefault(key, []).append(line.split(None, 4)[4])
+        ttls[key] = int(words[1])
+    return [
+        RecordSet(name, rtype, tuple(values), ttls.get((name, rtype), 300)) for (name, rtype), values in found.items()
+    ]
+
+
+def registrar(lab: Lab, text: str) -> list[RecordSet]:
+    """Publish zone text as a DNS provider's web form would (here: a TSIG update of the lab's DNS)."""
+    records = parse_zone_text(text)
+    secret = lab.tsig_secret()
+    for record in records:
+        set_records(record.name, record.rtype, list(record.values), secret, ttl=record.ttl)
+    return records
