@@ -318,6 +318,13 @@ class Lab:
 
             provider_mode.prepare_mail_host(self, progress)
 
+    def provider_down(self) -> None:
+        """Provider mode off: the next reset gives a plain lab mail host (the CA and resolver stay, unused)."""
+        with self._locked():
+            state = self._read()
+            state.pop("provider", None)
+            self._write(state)
+
     def provider_up(self, progress: Progress = _quiet) -> None:
         """Provider mode on the running lab (:mod:`mailkit.lab.provider`); kept across resets of the mail host."""
         from mailkit.lab import provider as provider_mode
