@@ -311,6 +311,11 @@ def guide() -> None:
     """The guide's notebooks, executed headless."""
 
 
+def _file_option(flag: str, name: str, text: str) -> Callable[[F], F]:
+    """An option naming a file on this machine (not checked here: the command says what is wrong with it)."""
+    return click.option(flag, name, type=click.Path(dir_okay=False, path_type=Path), default=None, help=text)
+
+
 @guide.command(name="run")
 @click.option("--release", default=None, help="Debian release of the lab (default: trixie).")
 @click.option("--parts", default="1,2,3,4", show_default=True, help="Comma-separated parts to run, in order.")
@@ -323,20 +328,8 @@ def guide() -> None:
     help="Where the executed notebooks are saved.",
 )
 @click.option("--host", default=None, help="Your own server (an SSH destination or alias), instead of the lab.")
-@click.option(
-    "--params",
-    "params_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="With --host: the notebooks' parameters (DOMAIN, MAILBOXES...) as JSON or YAML.",
-)
-@click.option(
-    "--passwords",
-    "passwords_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="With --host: 'address password' lines, mode 0600 (default: asked for each mailbox).",
-)
+@_file_option("--params", "params_file", "With --host: the notebooks' parameters (DOMAIN, MAILBOXES...), JSON or YAML.")
+@_file_option("--passwords", "passwords_file", "With --host: 'address password' lines, mode 0600 (default: asked).")
 @click.option("--outside", default=None, help="With --host: the host the outside checks run from (SSH).")
 @friendly_errors
 def guide_run(

@@ -193,15 +193,7 @@ class Target:
             return {k: Password(v, field=f"PASSWORDS[{k}]") for k, v in given.items()}
         if self.passwords_file:
             return read_passwords_file(Path(self.passwords_file), mailboxes)
-        import getpass
-        import sys
-
-        if not sys.stdin or not sys.stdin.isatty():
-            raise UsageError(
-                f"no terminal to ask for passwords: give a passwords file ({PASSWORDS_ENV} or --passwords FILE, "
-                "lines 'address password', mode 0600)"
-            )
-        return {str(m): Password(getpass.getpass(f"password for {m}: "), field=str(m)) for m in mailboxes}
+        return {str(m): Password(_ask(f"password for {m}: "), field=str(m)) for m in mailboxes}
 
     @property
     def issues_certificates(self) -> bool:
@@ -225,6 +217,28 @@ class Target:
         """Why a lab-only step is skipped here, and what to do instead by hand."""
         return LAB_ONLY[what]
 
+
+def _ask(prompt: str) -> str:
+    """A password from whoever runs this: a terminal, or JupyterLab's password box; an error where nobody can answer
+    (a headless run, whose kernel has no stdin)."""
+    import getpass
+    import sys
+
+    in_notebook = "ipykernel" in sys.modules
+    if not in_notebook and not (sys.stdin and sys.stdin.isatty()):
+        raise UsageError(NO_PROMPT)
+    try:
+        return getpass.getpass(prompt)
+    except Exception as exc:  # EOFError, or IPython's StdinNotImplementedError, when nobody can answer
+        if isinstance(exc, EOFError) or type(exc).__name__ == "StdinNotImplementedError":
+            raise UsageError(NO_PROMPT) from None
+        raise
+
+
+NO_PROMPT = (
+    f"nobody to ask for passwords: give a passwords file ({PASSWORDS_ENV} or --passwords FILE, lines "
+    "'address password', mode 0600)"
+)
 
 #: What a lab-only step is replaced with on your own server.
 LAB_ONLY = {

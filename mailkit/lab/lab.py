@@ -8,13 +8,17 @@ True
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,12 +33,15 @@ from mailkit.lab.layout import (
     PREFIX,
     RELEASES,
     HostSpec,
+    host_spec,
     state_dir,
     student_name,
     student_spec,
 )
 from mailkit.local import run_local, write_private
+from mailkit.ssh import Connection
 from mailkit.tls import CertificateAuthority
+from mailkit.values import Password
 
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "unshare", "ssh-keygen", "mount")
 Progress = Callable[[str], None]
@@ -317,6 +324,30 @@ class Lab:
             from mailkit.lab import provider as provider_mode
 
             provider_mode.prepare_mail_host(self, progress)
+
+    def connection(self, name: str) -> Connection:
+        """A connection to the lab host ``name``, with the lab's key, ssh_config and known_hosts."""
+        spec = host_spec(name)
+        if spec is None:
+            raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)} or a student (student01)")
+        self.require_up()
+        if name not in self.hosts():
+            raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students N' makes student hosts")
+        return Connection(spec.fqdn, ssh_config=self.ssh_config)
+
+    def passwords(self, mailboxes: Sequence[str]) -> dict[str, Password]:
+        """Passwords for lab mailboxes, derived from a secret in the lab's state (root only): stable across runs."""
+        secret_file = self.dir / "passwords.secret"
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            write_private(secret_file, secrets.token_hex(32).encode())
+        key = secret_file.read_text().strip().encode()
+        return {
+            str(m): Password(
+                base64.urlsafe_b64encode(hmac.new(key, str(m).encode(), hashlib.sha256).digest()[:18]).decode()
+            )
+            for m in mailboxes
+        }
 
     def provider_down(self) -> None:
         """Provider mode off: the next reset gives a plain lab mail host (the CA and resolver stay, unused)."""

@@ -27,21 +27,36 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mailkit import engine
 from mailkit.dnsrecords import RecordSet
 from mailkit.errors import LabError, UsageError
 from mailkit.lab.dns import NAMESERVER, set_records
 from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4
+from mailkit.lab.machine import HostPaths
 from mailkit.local import run_local, write_private
 from mailkit.resources import Directory, File, Packages
 from mailkit.ssh import Connection
+from mailkit.tls import CertificateAuthority
+from mailkit.values import Password
 
-if TYPE_CHECKING:
-    from mailkit.lab.lab import Lab
+
+class Lab(Protocol):
+    """What provider mode needs of the lab (:class:`mailkit.lab.lab.Lab`), without importing it."""
+
+    dir: Path
+    client_key: Path
+    ca: CertificateAuthority
+
+    def tsig_secret(self) -> str: ...
+    def host_key(self, name: str) -> Path: ...
+    def host_paths(self, name: str) -> HostPaths: ...
+    def connection(self, name: str) -> Connection: ...
+    def passwords(self, mailboxes: Sequence[str]) -> dict[str, Password]: ...
+
 
 Progress = Callable[[str], None]
 
@@ -137,14 +152,12 @@ def acme_roots_path(lab: Lab) -> Path:
 # -- setting it up --------------------------------------------------------------------------------------------------
 def setup(lab: Lab, progress: Progress) -> None:
     """Everything provider mode adds to a running lab (idempotent: what is there already is no change)."""
-    from mailkit.lab.target import lab_connection
-
     here = folder(lab)
     here.mkdir(mode=0o700, exist_ok=True)
     if not key_path(lab).exists():
         run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "you@your-laptop", "-f", str(key_path(lab))])
     progress(f"provider: the resolver (Unbound) on {RESOLVER}")
-    with lab_connection("dns") as dns_host:
+    with lab.connection("dns") as dns_host:
         # The configuration first: Unbound starts as it is installed, and must not take BIND's port 53.
         conf = File("/etc/unbound/unbound.conf.d/mailkit-provider.conf", unbound_conf())
         configured = engine.apply(dns_host, [Directory("/etc/unbound/unbound.conf.d", mode=0o755), conf])
@@ -153,7 +166,7 @@ def setup(lab: Lab, progress: Progress) -> None:
             dns_host.run(["systemctl", "restart", "unbound"])
     progress(f"provider: the ACME CA (pebble) on {ACME_HOST}")
     chain, key = lab.ca.certificate(ACME_HOST)
-    with lab_connection("outside") as outside:
+    with lab.connection("outside") as outside:
         applied = engine.apply(
             outside,
             [
@@ -197,11 +210,9 @@ def _trust_on(lab: Lab, name: str, pem: bytes) -> None:
 
 def prepare_mail_host(lab: Lab, progress: Progress) -> None:
     """The mail host as the provider hands it over: ``admin`` with sudo and your key, the provider's resolver."""
-    from mailkit.lab.target import lab_connection
-
     progress(f"provider: the mail host with user {ADMIN} (sudo) and the provider's resolver")
     public = key_path(lab).with_suffix(".pub").read_text()
-    with lab_connection("mail") as mail:
+    with lab.connection("mail") as mail:
         engine.apply(mail, [Packages(("sudo",))])
         mail.run(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"', "sh", ADMIN])
         engine.apply(
@@ -218,8 +229,6 @@ def prepare_mail_host(lab: Lab, progress: Progress) -> None:
 
 def _write_client_files(lab: Lab) -> None:
     """The SSH config a reader has for a rented server, its known_hosts (accepted once), the env, params, passwords."""
-    from mailkit.lab.target import lab_passwords
-
     here = folder(lab)
     mail, outside = HOSTS["mail"], HOSTS["outside"]
     known = here / "known_hosts"
@@ -250,7 +259,7 @@ def _write_client_files(lab: Lab) -> None:
     (here / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     write_private(
         here / "passwords",
-        "".join(f"{m} {p.reveal()}\n" for m, p in lab_passwords(mailboxes).items()).encode(),
+        "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords(mailboxes).items()).encode(),
     )
     env = {
         "MAILKIT_SSH_CONFIG": str(ssh_config_path(lab)),

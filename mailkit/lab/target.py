@@ -10,11 +10,7 @@ independent receiver, and two of its addresses play a spam bot and a listed send
 
 from __future__ import annotations
 
-import base64
 import email.message
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +18,6 @@ from mailkit.dnsrecords import Lookup, RecordPlan, RecordSet, lookup_at, plan
 from mailkit.errors import UsageError
 from mailkit.lab.dns import NAMESERVER, set_records
 from mailkit.lab.layout import BLOCKLIST_ZONE, BOT_ADDRESS, HOSTS, LISTED_ADDRESS, host_spec
-from mailkit.local import write_private
 from mailkit.ssh import Connection
 from mailkit.target import Published, SpamSenders, Target
 from mailkit.values import Password
@@ -54,14 +49,8 @@ def lab_connection(name: str) -> Connection:
     """A connection to a lab host, with the lab's key, ssh_config and known_hosts."""
     from mailkit.lab.lab import Lab
 
-    lab = Lab()
     validate(name)
-    spec = host_spec(name)
-    assert spec is not None
-    lab.require_up()
-    if name not in lab.hosts():
-        raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students N' makes student hosts")
-    return Connection(spec.fqdn, ssh_config=lab.ssh_config)
+    return Lab().connection(name)
 
 
 @dataclass(frozen=True)
@@ -159,14 +148,4 @@ def lab_passwords(mailboxes: Sequence[str]) -> dict[str, Password]:
     """Passwords for lab mailboxes: derived from a secret kept in the lab's state (root only), stable across runs."""
     from mailkit.lab.lab import Lab
 
-    secret_file = Lab().dir / "passwords.secret"
-    if not secret_file.exists():
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        write_private(secret_file, secrets.token_hex(32).encode())
-    key = secret_file.read_text().strip().encode()
-    return {
-        str(m): Password(
-            base64.urlsafe_b64encode(hmac.new(key, str(m).encode(), hashlib.sha256).digest()[:18]).decode()
-        )
-        for m in mailboxes
-    }
+    return Lab().passwords(mailboxes)

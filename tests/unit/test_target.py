@@ -192,3 +192,13 @@ def test_passwords_file_must_be_private_complete_and_is_never_shown(tmp_path: Pa
     path.write_text("ann@example.net\n")
     with pytest.raises(UsageError, match="line 1: not 'address password'"):
         read_passwords_file(path, ["ann@example.net"])
+
+
+def test_without_a_terminal_or_a_passwords_file_the_error_says_what_to_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from mailkit.target import target_of
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(UsageError, match="give a passwords file"):
+        target_of("admin@mail.example.net", env={}).passwords(["ann@example.net"])
