@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mailkit.display import fix_html
-from mailkit.errors import MailkitError
-from mailkit.status.report import GUIDE_PARTS, Row, StatusReport, load_report
+from mailkit.errors import MailkitError, UsageError
+from mailkit.status.report import GUIDE_PARTS, ReportRejected, Row, StatusReport, load_report
 
 PART_COLUMNS = (1, 2, 3, 4, 0)
 
@@ -41,9 +41,25 @@ def check_students(names: Sequence[str], *, vantage: str = "lab:outside", jobs: 
         return list(pool.map(one, names))
 
 
+#: The largest report file read for the board.
+MAX_REPORT_BYTES = 8 * 1024 * 1024
+
+
 def read_reports(paths: Sequence[Path]) -> list[StatusReport]:
     """Reports saved with ``mailkit check --json > FILE`` (a student's own server, say)."""
-    return [load_report(json.loads(path.read_text())) for path in paths]
+    reports = []
+    for path in paths:
+        try:
+            with path.open("rb") as stream:
+                raw = stream.read(MAX_REPORT_BYTES + 1)
+            if len(raw) > MAX_REPORT_BYTES:
+                raise ReportRejected(f"report: over {MAX_REPORT_BYTES // 1024 // 1024} MiB")
+            reports.append(load_report(json.loads(raw)))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not a report of mailkit check --json ({type(exc).__name__})") from None
+        except ReportRejected as exc:
+            raise UsageError(f"{path}: {exc}") from None
+    return reports
 
 
 def _cell(rows: list[Row]) -> str:
@@ -80,7 +96,8 @@ def board_html(reports: Sequence[StatusReport], *, refresh: int | None = None) -
             continue
         name = html.escape(report.host.removeprefix("lab:"))
         items = "".join(
-            f"<li><b>{r.part}. {html.escape(r.key)}</b>: <code>{html.escape(r.detail)}</code> {fix_html(r.fix)}</li>"
+            f"<li><b>{html.escape(str(r.part))}. {html.escape(r.key)}</b>: <code>{html.escape(r.detail)}</code> "
+            f"{fix_html(r.fix)}</li>"
             for r in failed
         )
         details.append(f'<h2 id="{name}">{name}: {len(failed)} to fix</h2><ul>{items}</ul>')

@@ -45,13 +45,20 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _progress() -> Callable[[str], None]:
-    from rich.console import Console
+def _progress(console: Any = None) -> Callable[[str], None]:
+    """Progress lines, dimmed, on stderr. A line is text, never markup: apt and debootstrap print '[/x]' too.
 
-    console = Console(stderr=True)
+    >>> from rich.console import Console
+    >>> show = _progress(Console(file=__import__("io").StringIO(), no_color=True))
+    >>> show("Get:1 [/etc] [dim] [/dim] [bold")
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    console = console or Console(stderr=True)
 
     def show(line: str) -> None:
-        console.print(f"[dim]{line}[/dim]", highlight=False, markup=True, soft_wrap=True)
+        console.print(Text(line, style="dim"), highlight=False, soft_wrap=True)
 
     return show
 

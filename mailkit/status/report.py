@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mailkit.checks import CheckResult, render_text
+from mailkit.errors import UsageError
 
 #: The guide's notebooks, by part (0: the server itself, outside the guide's parts).
 GUIDE_PARTS = {
@@ -107,7 +108,52 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def load_report(data: dict[str, Any]) -> StatusReport:
-    """A report back from its JSON (``mailkit check --json`` of any host, for the workshop board)."""
-    rows = [Row(**r) for r in data["rows"]]
-    return StatusReport(data["host"], data.get("from", "?"), rows, list(data.get("changes", [])))
+#: Bounds on a report read back from a file (a student's own, say): a real one is far below them.
+MAX_ROWS = 2000
+MAX_TEXT = 4000
+MAX_DIFF = 200_000
+_ROW_TEXT = ("group", "name", "detail", "fix")
+
+
+class ReportRejected(UsageError):
+    """A report file that is not what ``mailkit check --json`` writes; nothing of it is shown."""
+
+
+def load_report(data: Any) -> StatusReport:
+    """A report back from its JSON (``mailkit check --json`` of any host, for the workshop board), every field
+    checked: its type, its length, ``part`` one of the guide's parts. A file somebody sends you is hostile.
+
+    >>> load_report({"host": "h", "rows": [{"group": "g", "name": "n", "ok": True, "part": "<img>"}]})
+    Traceback (most recent call last):
+    ...
+    mailkit.status.report.ReportRejected: report: row 1: part must be one of 0, 1, 2, 3, 4
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise ReportRejected("report: not a mailkit check --json report (no list of rows)")
+    if len(data["rows"]) > MAX_ROWS:
+        raise ReportRejected(f"report: more than {MAX_ROWS} rows")
+    host, vantage = _text(data.get("host"), "host"), _text(data.get("from", "?"), "from")
+    changes = data.get("changes", [])
+    if not isinstance(changes, list) or len(changes) > MAX_ROWS:
+        raise ReportRejected("report: changes must be a list")
+    rows = [_row(r, number) for number, r in enumerate(data["rows"], 1)]
+    return StatusReport(host, vantage, rows, [_text(c, "changes") for c in changes])
+
+
+def _text(value: Any, what: str, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise ReportRejected(f"report: {what} must be text of at most {limit} characters")
+    return value
+
+
+def _row(data: Any, number: int) -> Row:
+    if not isinstance(data, dict) or not set(data) <= {*_ROW_TEXT, "ok", "skipped", "part", "diff"}:
+        raise ReportRejected(f"report: row {number} is not a row of mailkit check")
+    texts = {key: _text(data.get(key, ""), f"row {number}: {key}") for key in _ROW_TEXT}
+    if not isinstance(data.get("ok"), bool) or not isinstance(data.get("skipped", False), bool):
+        raise ReportRejected(f"report: row {number}: ok must be true or false")
+    part = data.get("part", 0)
+    if type(part) is not int or part not in GUIDE_PARTS:
+        raise ReportRejected(f"report: row {number}: part must be one of {', '.join(map(str, GUIDE_PARTS))}")
+    diff = _text(data.get("diff", ""), f"row {number}: diff", MAX_DIFF)
+    return Row(**texts, ok=data["ok"], skipped=data.get("skipped", False), part=part, diff=diff)

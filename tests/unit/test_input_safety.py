@@ -68,6 +68,9 @@ def test_redaction_covers_every_scheme_and_sasl_passwd_lines() -> None:
 def test_the_lab_signals_only_its_own_processes() -> None:
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
+        deadline = time.monotonic() + 10  # the child is python until it has exec'd sleep (slow on a busy machine)
+        while not pid_is(sleeper.pid, "sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert pid_is(sleeper.pid, "sleep")
         assert not pid_is(sleeper.pid, "systemd-nspawn"), "a reused PID is not the lab's host"
         assert not pid_is(os.getpid(), "apt-cacher-ng")
@@ -134,3 +137,17 @@ def _imap_conversation(request: dict[str, object]) -> list[str]:
     thread.join(5)
     server.close()
     return heard
+
+
+def test_progress_lines_are_printed_as_text_not_markup() -> None:
+    """Security review, finding 12: a streamed line with '[/x]' raised MarkupError mid-stream."""
+    import io
+
+    from rich.console import Console
+
+    from mailkit.cli import _progress
+
+    out = io.StringIO()
+    show = _progress(Console(file=out, no_color=True, width=200))
+    show("Get:1 http://deb.debian.org [/x] [bold]not bold[/bold] [link=javascript:x]y")
+    assert out.getvalue() == "Get:1 http://deb.debian.org [/x] [bold]not bold[/bold] [link=javascript:x]y\n"

@@ -303,3 +303,36 @@ def test_mta_sts_policy_is_fetched_and_must_name_the_server(policy_site: tuple[d
     assert not row.ok and "answered HTTP/1.0 404" in row.detail
     [row, rpt] = policy_rows(["example.org"], "mail.example.org", zone({}), ca_file)
     assert row.ok and row.detail == "not published (optional)" and rpt.ok
+
+
+# -- a report file somebody sends is hostile (security review, finding 1) ------------------------------------------
+def test_a_report_with_markup_in_part_is_refused_and_text_fields_are_escaped(tmp_path: Path) -> None:
+    import pytest
+
+    from mailkit.board import board_html, read_reports
+    from mailkit.errors import UsageError
+    from mailkit.status.report import ReportRejected
+
+    row = {"group": "ports", "name": "25", "ok": False, "detail": "x", "fix": "f", "part": 1}
+    evil = {"host": "alice", "rows": [{**row, "part": "<img src=x onerror=alert(1)>"}]}
+    path = tmp_path / "alice.json"
+    path.write_text(json.dumps(evil))
+    with pytest.raises(UsageError, match="part must be one of"):
+        read_reports([path])
+    for bad in (
+        {"host": "a", "rows": [{**row, "ok": "yes"}]},
+        {"host": "a", "rows": [{**row, "name": ["<b>"]}]},
+        {"host": "a", "rows": [{**row, "detail": "x" * 5000}]},
+        {"host": "a", "rows": [{**row, "extra": 1}]},
+        {"host": {"x": 1}, "rows": []},
+        [1, 2],
+    ):
+        with pytest.raises(ReportRejected):
+            load_report(bad)
+    path.write_text("{not json")
+    with pytest.raises(UsageError, match="not a report"):
+        read_reports([path])
+    markup = {"host": "<script>x</script>", "rows": [{**row, "name": "<script>n</script>", "detail": "<i>d</i>",
+                                                     "fix": "<b>f</b>", "group": "<u>g</u>"}]}  # fmt: skip
+    page = board_html([load_report(markup)])
+    assert "<script>" not in page and "<i>d" not in page and "<b>f" not in page and "<u>g" not in page
