@@ -15,7 +15,6 @@ from typing import Any
 from mailkit.errors import MailkitError
 from mailkit.status import mtasts
 from mailkit.status.records import (
-    SPF_LOOKUP_LIMIT,
     Lookup,
     blocklist_query,
     decode_blocklist_answer,
@@ -183,8 +182,6 @@ def spf_rows(
         refused = [f"{a}: {v}" for a, v in verdicts.items() if v != "pass"]
         ending = spf_all_qualifier(records[0])
         problems = [*count.problems, *refused]
-        if count.lookups > SPF_LOOKUP_LIMIT:
-            problems.append(f"{count.lookups} DNS lookups (at most {SPF_LOOKUP_LIMIT})")
         if ending not in ("-all", "~all"):
             problems.append(f"ends in {ending or 'no all'}: end it in -all")
         seen = "; ".join(problems) if problems else f"{records[0]} ({count.lookups} lookups, {len(verdicts)} pass)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,34 +45,59 @@ class SpfCount:
     problems: tuple[str, ...]
 
 
-def spf_lookups(domain: str, lookup: Lookup, *, _seen: frozenset[str] = frozenset()) -> SpfCount:
-    """Count the lookup terms of ``domain``'s SPF record, following include: and redirect=.
+def spf_lookups(domain: str, lookup: Lookup, *, limit: int = SPF_LOOKUP_LIMIT, seconds: float = 20.0) -> SpfCount:
+    """Count the lookup terms of ``domain``'s SPF record, following include: and redirect=, as a receiver does.
+
+    Evaluation stops at the first term past ``limit`` (a receiver's permerror, RFC 7208 section 4.6.4), each name's
+    record is fetched once however often it is included, and the whole walk is bounded by ``seconds``: a hostile
+    tree of records costs a dozen queries, never an exponential number.
 
     >>> answers = {("example.org", "TXT"): ('"v=spf1 mx include:_spf.example.net -all"',),
     ...            ("_spf.example.net", "TXT"): ('"v=spf1 a ip4:198.51.100.0/24 ~all"',)}
     >>> spf_lookups("example.org", lambda n, t: answers.get((n, t), ()))
     SpfCount(lookups=3, problems=())
     """
-    records = spf_records(lookup, domain)
-    if not records:
-        return SpfCount(0, (f"{domain} publishes no SPF record",))
-    if len(records) > 1:
-        return SpfCount(0, (f"{domain} publishes {len(records)} SPF records (one is allowed: merge them)",))
-    count, problems = 0, []
-    for term in records[0].split()[1:]:
-        word = term.lstrip("+-~?").lower()
-        mechanism = re.match(r"[a-z0-9]*", word).group()  # type: ignore[union-attr]
-        target = re.split(r"[:=]", term, maxsplit=1)[1] if re.search(r"[:=]", term) else ""
-        if mechanism in _SPF_LOOKUP_TERMS or mechanism == "redirect":
-            count += 1
-        if mechanism in ("include", "redirect") and target:
-            if target in _seen or target == domain:
-                problems.append(f"{target} includes itself")
-                continue
-            inner = spf_lookups(target, lookup, _seen=_seen | {domain})
-            count += inner.lookups
-            problems += inner.problems
+    fetched: dict[str, list[str]] = {}
+    problems: list[str] = []
+    count = 0
+    deadline = time.monotonic() + seconds
+
+    def walk(name: str, path: frozenset[str]) -> None:
+        nonlocal count
+        if name not in fetched:
+            if time.monotonic() > deadline:
+                raise _Stop(f"evaluating the record took more than {seconds:.0f} s")
+            fetched[name] = spf_records(lookup, name)
+        records = fetched[name]
+        if not records:
+            problems.append(f"{name} publishes no SPF record")
+            return
+        if len(records) > 1:
+            problems.append(f"{name} publishes {len(records)} SPF records (one is allowed: merge them)")
+            return
+        for term in records[0].split()[1:]:
+            word = term.lstrip("+-~?").lower()
+            mechanism = re.match(r"[a-z0-9]*", word).group()  # type: ignore[union-attr]
+            target = re.split(r"[:=]", term, maxsplit=1)[1] if re.search(r"[:=]", term) else ""
+            if mechanism in _SPF_LOOKUP_TERMS or mechanism == "redirect":
+                count += 1
+                if count > limit:
+                    raise _Stop(f"more than {limit} DNS lookups (RFC 7208 4.6.4): receivers stop with permerror")
+            if mechanism in ("include", "redirect") and target:
+                if target in path or target == name:
+                    problems.append(f"{target} includes itself")
+                    continue
+                walk(target, path | {name})
+
+    try:
+        walk(domain, frozenset())
+    except _Stop as stop:
+        problems.append(str(stop))
     return SpfCount(count, tuple(problems))
+
+
+class _Stop(Exception):
+    """Where a receiver would stop evaluating an SPF record."""
 
 
 def spf_all_qualifier(record: str) -> str:

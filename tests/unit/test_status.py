@@ -27,8 +27,43 @@ def test_spf_counts_lookups_through_includes_and_flags_more_than_ten() -> None:
     records[("a.example.net", "TXT")] = ('"v=spf1 ' + " ".join(f"exists:{i}.example.net" for i in range(8)) + ' -all"',)
     records[("b.example.net", "TXT")] = ('"v=spf1 ptr -all"',)
     count = spf_lookups("example.org", zone(records))
-    assert count.lookups == 2 + 1 + 8 + 1 + 1  # mx, a, include, 8 exists, redirect, ptr
-    assert count.problems == ()
+    assert count.lookups == 11  # mx, a, include, 8 exists: the 11th is where a receiver stops (redirect, ptr unread)
+    assert count.problems == ("more than 10 DNS lookups (RFC 7208 4.6.4): receivers stop with permerror",)
+    del records[("a.example.net", "TXT")]
+    records[("a.example.net", "TXT")] = ('"v=spf1 ' + " ".join(f"exists:{i}.example.net" for i in range(5)) + ' -all"',)
+    assert spf_lookups("example.org", zone(records)) == spf_lookups("example.org", zone(records))
+    assert spf_lookups("example.org", zone(records)).lookups == 2 + 1 + 5 + 1 + 1  # ten: allowed
+    assert spf_lookups("example.org", zone(records)).problems == ()
+
+
+def test_spf_walk_of_a_hostile_diamond_costs_a_bounded_number_of_queries() -> None:
+    """Security review, finding 5: 2N records including each other twice per level cost 2^N lookups."""
+    records: dict[tuple[str, str], tuple[str, ...]] = {}
+    levels = 18
+    for level in range(levels):
+        nxt = (f"l{level + 1}a.example.net", f"l{level + 1}b.example.net")
+        for name in (f"l{level}a.example.net", f"l{level}b.example.net"):
+            records[(name, "TXT")] = (f'"v=spf1 include:{nxt[0]} include:{nxt[1]} -all"',)
+    for name in (f"l{levels}a.example.net", f"l{levels}b.example.net"):
+        records[(name, "TXT")] = ('"v=spf1 -all"',)
+    asked: list[str] = []
+
+    def lookup(name: str, rtype: str) -> tuple[str, ...]:
+        asked.append(name)
+        return records.get((name, rtype), ())
+
+    count = spf_lookups("l0a.example.net", lookup)
+    assert count.lookups == 11 and "more than 10 DNS lookups" in count.problems[0]
+    assert len(asked) <= 12 and len(set(asked)) == len(asked), "each name asked once, and only a dozen of them"
+
+    def slow(name: str, rtype: str) -> tuple[str, ...]:
+        import time
+
+        time.sleep(0.05)
+        return lookup(name, rtype)
+
+    timed = spf_lookups("l0a.example.net", slow, seconds=0.12)
+    assert any("took more than" in p for p in timed.problems)
 
 
 def test_spf_two_records_and_a_loop_are_problems() -> None:
