@@ -130,8 +130,8 @@ def write_board(
 
 
 def serve(path: Path, collect: Callable[[], list[StatusReport]], port: int, interval: int) -> None:
-    """Serve the page on 127.0.0.1:``port`` (put it on a projector, or behind your own proxy), re-checking every
-    ``interval`` seconds; the page reloads itself as often."""
+    """Serve the page on 127.0.0.1:``port`` (for a projector; a proxy in front must send ``Host: 127.0.0.1:port``),
+    re-checking every ``interval`` seconds; the page reloads itself as often."""
     write_board(path, collect, refresh=interval)
 
     def again() -> None:
@@ -140,14 +140,33 @@ def serve(path: Path, collect: Callable[[], list[StatusReport]], port: int, inte
             write_board(path, collect, refresh=interval)
 
     threading.Thread(target=again, daemon=True).start()
-    directory = str(path.parent)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), board_handler(path, port)) as server:
+        server.serve_forever()
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
+
+def board_handler(path: Path, port: int) -> type[http.server.BaseHTTPRequestHandler]:
+    """A handler that serves the board page and nothing else: no other file, no listing, and only to a browser that
+    asked for this machine by name (a ``Host`` of 127.0.0.1 or localhost: DNS rebinding gets 421)."""
+    allowed = {f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Host", "") not in allowed:
+                self._answer(421, b"misdirected request\n", "text/plain")
+            elif self.path.split("?", 1)[0] not in ("/", f"/{path.name}"):
+                self._answer(404, b"not found\n", "text/plain")
+            else:
+                self._answer(200, path.read_bytes(), "text/html; charset=utf-8")
+
+        def _answer(self, code: int, body: bytes, kind: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler) as server:
-        server.serve_forever()
+    return Handler

@@ -114,3 +114,36 @@ def test_the_board_is_served_on_loopback_and_refreshes(tmp_path: Path) -> None:
                 raise
             time.sleep(0.1)
     assert '<meta http-equiv="refresh" content="10">' in body and "student01" in body and calls
+
+
+def test_the_served_board_is_the_page_only_and_only_for_this_machine(tmp_path: Path) -> None:
+    """Security review, finding 2: --serve listed and served the whole folder, to any Host (DNS rebinding)."""
+    import http.client
+    import http.server
+    import threading
+
+    from mailkit.board import board_handler
+
+    page = tmp_path / "board.html"
+    page.write_text("<p>the board</p>")
+    (tmp_path / "id_ed25519").write_text("PRIVATE KEY")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), board_handler(page, 0))
+    port = server.server_address[1]
+    server.RequestHandlerClass = board_handler(page, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+
+        def get(path: str, host: str) -> tuple[int, bytes]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path, headers={"Host": host})
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+
+        assert get("/", f"127.0.0.1:{port}") == (200, b"<p>the board</p>")
+        assert get("/board.html", f"localhost:{port}") == (200, b"<p>the board</p>")
+        assert get("/id_ed25519", f"127.0.0.1:{port}")[0] == 404
+        assert get("/../id_ed25519", f"127.0.0.1:{port}")[0] == 404
+        assert get("/board.html", "rebound.example.net")[0] == 421
+    finally:
+        server.shutdown()
+        server.server_close()
