@@ -31,7 +31,8 @@ DMARC = RecordSet("_dmarc.example.org", "TXT", (txt("v=DMARC1; p=reject"),))
 
 
 @pytest.fixture(scope="module")
-def outside(lab: Lab) -> Iterator[Connection]:
+def outside(finished: Lab) -> Iterator[Connection]:
+    lab = finished
     conn = lab_connection("outside")
     receiver.ensure(conn)  # notebook 03 has configured it already
     assert not receiver.ensure(conn).changed, "configuring the receiver again changes nothing"

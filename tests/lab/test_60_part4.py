@@ -26,7 +26,7 @@ SCRIPT = f"{SIEVE_DIR}/spam-to-junk.sieve"
 
 
 @pytest.fixture(scope="module")
-def mail(lab: Lab) -> Iterator[Connection]:
+def mail(finished: Lab) -> Iterator[Connection]:
     conn = lab_connection("mail")
     yield conn
     conn.close()

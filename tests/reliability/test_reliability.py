@@ -31,7 +31,7 @@ MESSAGES = int(os.environ.get("MAILKIT_LOAD_MESSAGES", "200"))
 
 
 @pytest.fixture(scope="module")
-def hosts(lab: Lab) -> Iterator[tuple[Connection, Connection]]:
+def hosts(finished: Lab) -> Iterator[tuple[Connection, Connection]]:
     mail, outside = lab_connection("mail"), lab_connection("outside")
     yield mail, outside
     mail.run(["systemctl", "start", "dovecot"], check=False)

@@ -33,7 +33,7 @@ MAILBOXES = ["alice@example.org", "bob@example.org", "carol@b.example.org"]
 
 
 @pytest.fixture(scope="module")
-def mail(lab: Lab) -> Iterator[Connection]:
+def mail(finished: Lab) -> Iterator[Connection]:
     conn = lab_connection("mail")
     yield conn
     conn.close()
