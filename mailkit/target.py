@@ -17,13 +17,15 @@ the ``lab:`` prefix and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import ipaddress
 import os
 import re
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -123,7 +125,6 @@ class Target:
     registrar: str | None = None
     passwords_file: str | None = None
     wait_for_dns: float = 3600
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     # -- reaching it -------------------------------------------------------------------------------
     def connect(self) -> Connection:
@@ -382,17 +383,11 @@ def target_of(
             ca_file=env.get(CA_FILE_ENV) or None,
             registrar=env.get(REGISTRAR_ENV) or None,
             passwords_file=env.get(PASSWORDS_ENV) or None,
-            environ=env,
         )
     if outside is not None and outside != made.outside_name:
-        import dataclasses
-
         made = dataclasses.replace(made, outside_name=resolve_target(outside, env=env))
     nameserver = nameserver if nameserver is not None else (None if sep and kind in KINDS else env.get(NAMESERVER_ENV))
     if nameserver:
-        import dataclasses
-        import ipaddress
-
         try:
             ipaddress.ip_address(nameserver)
         except ValueError:
