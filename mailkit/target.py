@@ -18,10 +18,12 @@ the ``lab:`` prefix and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
 import ipaddress
 import os
 import re
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -313,13 +315,17 @@ def read_passwords_file(path: Path, mailboxes: Sequence[str]) -> dict[str, Passw
     The file is refused when others can read it, and a line that does not parse is named by number only:
     the password itself is never shown.
     """
-    import stat
-
-    try:
-        info = path.stat()
-        text = path.read_text()
+    try:  # never through a symlink: in a folder others can write, it could point anywhere
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise UsageError(f"the passwords file {path} is not a regular file")
+        with os.fdopen(fd, "rb") as stream:
+            text = stream.read(64 * 1024).decode("utf-8", errors="replace")
     except OSError as exc:
-        raise UsageError(f"cannot read the passwords file {path}: {exc.strerror}") from None
+        why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+        raise UsageError(f"cannot read the passwords file {path}: {why}") from None
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UsageError(f"the passwords file {path} can be read by others: chmod 600 {path}")
     found: dict[str, Password] = {}

@@ -202,3 +202,18 @@ def test_without_a_terminal_or_a_passwords_file_the_error_says_what_to_give(monk
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(UsageError, match="give a passwords file"):
         target_of("admin@mail.example.net", env={}).passwords(["ann@example.net"])
+
+
+def test_a_passwords_file_behind_a_symlink_is_refused(tmp_path: Path) -> None:
+    from mailkit.target import read_passwords_file
+
+    real = tmp_path / "real"
+    real.write_text("ann@example.net a long secret phrase\n")
+    real.chmod(0o600)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(UsageError, match="it is a symlink"):
+        read_passwords_file(link, ["ann@example.net"])
+    with pytest.raises(UsageError, match="not a regular file"):
+        read_passwords_file(tmp_path, ["ann@example.net"])
+    assert read_passwords_file(real, ["ann@example.net"])["ann@example.net"].reveal() == "a long secret phrase"
