@@ -70,10 +70,13 @@ candidate() {
 also_candidate() { printf '%s\n' "$1" >> "$b/candidates"; }
 # The mode is padded to five digits: GNU chmod keeps a directory's setgid bit (inherited from a setgid
 # parent such as /var/mail) unless the numeric mode names those bits too ("00750").
+# A symbolic link is refused, never followed: chown and chmod through a link that another account planted
+# would hand root's files to it.
 own() {
+    if [ -L "$1" ]; then printf 'refusing to own %s: it is a symbolic link\n' "$1" >&2; return 1; fi
     m=$4
     while [ "${#m}" -lt 5 ]; do m=0$m; done
-    chown -- "$2:$3" "$1"; chmod -- "$m" "$1"
+    chown -h -- "$2:$3" "$1"; chmod -- "$m" "$1"
 }
 # Postfix re-reads a main.cf whose mtime is within about a second of "now" until it looks settled
 # (up to ~2.5 s per command), so as never to parse a half-written file. Our candidates are written
@@ -120,7 +123,7 @@ restore() {
                 && mv -f -- "$path.mailkit-restore" "$path"; then r=restored; else r=restore-failed; fi ;;
         absent) if rm -rf -- "$path"; then r=removed; else r=restore-failed; fi ;;
         meta)
-            if chown -- "${arg%:*}" "$path" && chmod -- "${arg##*:}" "$path"; then r=restored
+            if [ ! -L "$path" ] && chown -h -- "${arg%:*}" "$path" && chmod -- "${arg##*:}" "$path"; then r=restored
             else r=restore-failed; fi ;;
         *) continue ;;
         esac

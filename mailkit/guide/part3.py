@@ -5,7 +5,7 @@ published. DNS records are desired state like files (:mod:`mailkit.dnsrecords`).
 
 >>> part3 = Part3(Part1())
 >>> part3.key_path("example.org")
-'/var/lib/rspamd/dkim/example.org.s202611.key'
+'/etc/rspamd/dkim/example.org.s202611.key'
 >>> part3.dmarc_value("example.org")
 'v=DMARC1; p=none; rua=mailto:postmaster@example.org'
 """
@@ -28,7 +28,12 @@ from mailkit.templates import Templates
 from mailkit.values import ValueRejected
 
 GUIDE = "03-spam-outbound.ipynb"
-DKIM_DIR = "/var/lib/rspamd/dkim"
+#: The DKIM private keys: in a folder root owns (rspamd's group may read it, not change it), so the account
+#: rspamd runs as cannot plant a link there for root to follow.
+DKIM_DIR = "/etc/rspamd/dkim"
+#: Where the guide kept them before December 2026 (a folder rspamd's own account could write): a key found
+#: there is copied, not made again, so its published DNS record stays right.
+OLD_DKIM_DIR = "/var/lib/rspamd/dkim"
 RSPAMD_USER = "_rspamd"
 #: Where rspamd listens for Postfix (Debian's worker-proxy.inc: milter mode).
 RSPAMD_MILTER = f"inet:localhost:{RSPAMD_MILTER_PORT}"
@@ -69,13 +74,22 @@ class Part3:
         return [Packages(("rspamd",))]
 
     def dkim_keys(self) -> list[Resource]:
-        """One RSA-2048 key per domain, made on the server; readable by rspamd only.
+        """One RSA-2048 key per domain, made on the server; root's, readable by rspamd's group only.
 
         rspamd reads a key when it first signs with it, so a new key needs no restart (restarting rspamd
         waits up to 16 s for Postfix's open milter sessions); the configuration that names it does.
         """
-        folder = Directory(DKIM_DIR, owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o750)
-        keys = [GeneratedKey(self.key_path(d), owner=RSPAMD_USER, group=RSPAMD_USER, mode=0o600) for d in self.domains]
+        folder = Directory(DKIM_DIR, owner="root", group=RSPAMD_USER, mode=0o750)
+        keys = [
+            GeneratedKey(
+                self.key_path(d),
+                owner="root",
+                group=RSPAMD_USER,
+                mode=0o640,
+                adopt=f"{OLD_DKIM_DIR}/{d}.{self.selector}.key",
+            )
+            for d in self.domains
+        ]
         return [folder, *keys]
 
     def rspamd_config(self) -> list[Resource]:

@@ -18,7 +18,7 @@ from typing import Any
 from mailkit.checks import CheckResult, skipped
 from mailkit.dnsrecords import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
-from mailkit.guide.part3 import CA_BUNDLE, GUIDE, RSPAMD_USER, Part3
+from mailkit.guide.part3 import CA_BUNDLE, DKIM_DIR, GUIDE, RSPAMD_USER, Part3
 from mailkit.headers import verdicts
 from mailkit.remote_client import run_client
 from mailkit.ssh import Connection
@@ -225,15 +225,7 @@ def verify(
     domain = part3.part1.domain
     lookup = target.lookup()
     results = dns_checks(part3, part3.records(public_keys), lookup, target.nameserver_label)
-    keys = mail.run(["sh", "-c", 'stat -c "%U %a" "$@"', "sh", *map(part3.key_path, part3.domains)]).stdout.split("\n")
-    private = all(line == f"{RSPAMD_USER} 600" for line in keys if line)
-    key_mode = CheckResult(
-        "dkim",
-        "private keys readable by rspamd only (0600)",
-        private,
-        ", ".join(sorted(set(k for k in keys if k))),
-        f"{GUIDE} section 4",
-    )
+    key_mode = _key_mode(mail, part3)
     receiver = target.receiver(outside)
     if receiver is None:
         reason = target.without("receiver")
@@ -272,6 +264,20 @@ def verify(
         )
     )
     return [*results, key_mode]
+
+
+def _key_mode(mail: Connection, part3: Part3) -> CheckResult:
+    """The keys and their folder are root's, readable by rspamd's group only: rspamd cannot change them."""
+    paths = [DKIM_DIR, *map(part3.key_path, part3.domains)]
+    found = mail.run(["stat", "-c", "%F %U:%G %a", "--", *paths], check=False).stdout.splitlines()
+    wanted = [f"directory root:{RSPAMD_USER} 750"] + [f"regular file root:{RSPAMD_USER} 640"] * len(part3.domains)
+    return CheckResult(
+        "dkim",
+        f"private keys root's, readable by rspamd only (0640 in a 0750 folder, group {RSPAMD_USER})",
+        found == wanted,
+        ", ".join(dict.fromkeys(found)) or "not found",
+        f"{GUIDE} section 4",
+    )
 
 
 def forged_sender_refused(part3: Part3, outside: Connection, target: Target) -> list[CheckResult]:

@@ -4,16 +4,25 @@ Planning only looks at whether the file is there and at its owner and mode; appl
 final path (a private key with ``openssl genpkey``), checks it, and renames it into place. Of a key only
 the public half is ever read back (:class:`PublicKey`), e.g. to publish it in DNS.
 
->>> GeneratedKey("/var/lib/rspamd/dkim/example.org.key").compare([None]).summary
-'generate a 2048-bit RSA key /var/lib/rspamd/dkim/example.org.key'
+>>> GeneratedKey("/etc/rspamd/dkim/example.org.key").compare([None]).summary
+'generate a 2048-bit RSA key /etc/rspamd/dkim/example.org.key'
+
+A path that is not a regular file (a symbolic link someone planted, a directory) is refused, never followed:
+
+>>> link = ("symbolic link", 0o777, "_rspamd", "_rspamd")
+>>> GeneratedKey("/etc/rspamd/dkim/a.key").compare([link])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+mailkit.errors.UsageError: /etc/rspamd/dkim/a.key is a symbolic link, not a regular file: mailkit never follows it...
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from mailkit.errors import UsageError
 from mailkit.facts import Fact, PathInfo
 from mailkit.resources.base import Change, Resource, Script, account_name, file_mode, service_names
 from mailkit.values import RemotePath, ValueRejected
@@ -54,6 +63,11 @@ class MadeOnHost(Resource):
 
     def compare(self, values: list[Any]) -> Change | None:
         current = values[0]
+        if current is not None and current[0] != "file":
+            raise UsageError(
+                f"{self.path} is a {current[0]}, not a regular file: mailkit never follows it "
+                "(see who made it, then remove it by hand)"
+            )
         if current == ("file", self.mode, self.owner, self.group):
             return None
         services = service_names(self.service)
@@ -64,8 +78,11 @@ class MadeOnHost(Resource):
         return Change(self, summary, "", services, script=self._fix)
 
     def _generate(self, ref: str) -> Script:
+        return self._stage(ref, *self.make(f'"${ref}"'))
+
+    def _stage(self, ref: str, make: str, check: str) -> Script:
+        """Fragments that run ``make`` into a private candidate beside the path, own it, check it, rename it."""
         q, path = shlex.quote, shlex.quote(self.path)
-        make, check = self.make(f'"${ref}"')
         stage = (
             f'(umask 022 && mkdir -p -- "$(dirname -- {path})")\n{ref}=$(candidate {path})\n{make}\n'
             f'[ -s "${ref}" ] || {{ echo "nothing was generated for {self.path}" >&2; exit 1; }}\n'
@@ -81,15 +98,45 @@ class MadeOnHost(Resource):
 
 @dataclass(frozen=True)
 class GeneratedKey(MadeOnHost):
-    """An RSA private key (a DKIM signing key) made with ``openssl genpkey``, checked with ``openssl pkey``."""
+    """An RSA private key (a DKIM signing key) made with ``openssl genpkey``, checked with ``openssl pkey``.
+
+    ``adopt`` names where an older layout kept the same key: if a regular file is there, it is copied (read
+    with ``O_NOFOLLOW``, so a link planted there is refused) instead of making a new key, and the public key
+    already published in DNS stays right.
+
+    >>> key = GeneratedKey("/etc/rspamd/dkim/a.key", adopt="/var/lib/rspamd/dkim/a.key")
+    >>> key.compare([None, ("file", 0o600, "_rspamd", "_rspamd")]).summary
+    'copy the key /var/lib/rspamd/dkim/a.key to /etc/rspamd/dkim/a.key (its DNS record stays right)'
+    >>> key.compare([None, None]).summary
+    'generate a 2048-bit RSA key /etc/rspamd/dkim/a.key'
+    """
 
     bits: int = 2048
+    adopt: str | None = None
     made = "private key made on the host"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bits not in (2048, 3072, 4096):
             raise ValueRejected("bits", self.bits, "must be 2048, 3072 or 4096")
+        if self.adopt is not None:
+            object.__setattr__(self, "adopt", RemotePath(self.adopt))
+
+    def facts(self) -> list[Fact[Any]]:
+        return [PathInfo(self.path), *([PathInfo(self.adopt)] if self.adopt else [])]
+
+    def compare(self, values: list[Any]) -> Change | None:
+        change = super().compare(values[:1])
+        older = values[1] if len(values) > 1 else None
+        if change is None or values[0] is not None or older is None or older[0] != "file":
+            return change
+        summary = f"copy the key {self.adopt} to {self.path} (its DNS record stays right)"
+        return dataclasses.replace(change, summary=summary, script=self._copy)
+
+    def _copy(self, ref: str) -> Script:
+        out = f'"${ref}"'
+        copy = f"dd if={shlex.quote(str(self.adopt))} of={out} iflag=nofollow status=none"
+        return self._stage(ref, copy, f"openssl pkey -in {out} -check -noout")
 
     def generate_summary(self) -> str:
         return f"generate a {self.bits}-bit RSA key {self.path}"

@@ -27,7 +27,7 @@ def test_records_cover_every_domain_and_the_helo_name() -> None:
 def test_keys_are_made_on_the_host_for_rspamd_only() -> None:
     keys = [r for r in Part3(Part1("example.org", ["b.example.org"])).dkim_keys() if isinstance(r, GeneratedKey)]
     assert [k.path for k in keys] == [f"{DKIM_DIR}/example.org.s202611.key", f"{DKIM_DIR}/b.example.org.s202611.key"]
-    assert {(k.owner, k.mode, k.bits, k.service) for k in keys} == {("_rspamd", 0o600, 2048, None)}
+    assert {(k.owner, k.group, k.mode, k.bits, k.service) for k in keys} == {("root", "_rspamd", 0o640, 2048, None)}
 
 
 def test_network_modules_are_off_only_offline() -> None:
