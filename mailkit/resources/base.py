@@ -122,17 +122,21 @@ class Resource:
 def unified_diff(path: str, old: bytes | None, new: bytes | None, *, secret: bool = False, summary: str = "") -> str:
     """A unified diff without timestamps; secrets redacted, binary, secret and summarised files described.
 
-    >>> print(unified_diff("/etc/x", b"a\\n", None), end="")
+    A file removed whole is counted, not listed (it may be an admin's own file, with their keys in it):
+
+    >>> print(unified_diff("/etc/x", b"a\\nb\\n", None), end="")
     --- /etc/x
     +++ /dev/null
-    @@ -1 +0,0 @@
-    -a
+    (the whole file goes: 2 lines, not shown)
     """
     to_file = path if new is not None else "/dev/null"
     if secret:
         return f"--- {path}\n+++ {to_file}\n(secret content: not shown)\n"
     if summary:
         return f"--- {path}\n+++ {to_file}\n(content not shown: {summary})\n"
+    if new is None and old is not None:
+        count = old.count(b"\n") + (0 if old.endswith(b"\n") or not old else 1)
+        return f"--- {path}\n+++ {to_file}\n(the whole file goes: {count} line{'s' * (count != 1)}, not shown)\n"
     try:
         old_text = (old or b"").decode()
         new_text = (new or b"").decode()
