@@ -31,6 +31,10 @@ from mailkit.result import Result
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 #: Another ssh_config in place of ~/.ssh/config, as ``ssh -F`` takes one (provider mode's, say).
 SSH_CONFIG_ENV = "MAILKIT_SSH_CONFIG"
+#: A command on a host that runs longer than this is taken as hung (installs and upgrades pass their own).
+COMMAND_TIMEOUT = 600.0
+#: What one command may print (stdout and stderr together) before mailkit stops reading it.
+MAX_OUTPUT = 64 * 1024 * 1024
 DEFAULT_KNOWN_HOSTS = (Path("~/.ssh/known_hosts"), Path("/etc/ssh/ssh_known_hosts"))
 
 
@@ -224,11 +228,16 @@ class Connection:
         input: str | bytes | None = None,
         check: bool = True,
         sudo: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | None = COMMAND_TIMEOUT,
         on_output: Callable[[str], None] | None = None,
         pty: bool = False,
+        max_output: int = MAX_OUTPUT,
     ) -> Result:
         """Run ``argv`` on the host; raise :class:`CommandError` when it fails and ``check`` is true.
+
+        A host is not trusted to end its commands or to print little: past ``timeout`` seconds (None: no
+        limit, for the few commands that say why) or ``max_output`` bytes of stdout and stderr, the channel is
+        closed and :class:`~mailkit.errors.MailkitError` raised.
 
         ``on_output`` receives each complete line of stdout as it arrives (for progress displays).
         ``pty`` runs it on a terminal (stderr then arrives merged into stdout): some tools, like
@@ -243,7 +252,7 @@ class Connection:
             if input is not None:
                 channel.sendall(input.encode() if isinstance(input, str) else input)
             channel.shutdown_write()
-            out, err = _drain(channel, timeout, on_output)
+            out, err = _drain(channel, timeout, on_output, max_output)
             exited = channel.recv_exit_status()
         except (paramiko.SSHException, EOFError, OSError) as exc:
             # Not retried: the command may have started on the host.
@@ -323,9 +332,13 @@ class RemoteProcess:
 
 
 def _drain(
-    channel: paramiko.Channel, timeout: float | None, on_output: Callable[[str], None] | None = None
+    channel: paramiko.Channel,
+    timeout: float | None,
+    on_output: Callable[[str], None] | None = None,
+    max_output: int = MAX_OUTPUT,
 ) -> tuple[bytes, bytes]:
-    """Read stdout and stderr together until the command closes them (neither can block the other)."""
+    """Read stdout and stderr together until the command closes them (neither can block the other), up to
+    ``max_output`` bytes in all and ``timeout`` seconds."""
     out, err = bytearray(), bytearray()
     reported = 0
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -350,6 +363,8 @@ def _drain(
             return bytes(out), bytes(err)
         if channel.closed:
             return bytes(out), bytes(err)
+        if len(out) + len(err) > max_output:
+            raise MailkitError(f"the command printed more than {max_output} bytes: stopped reading it")
         if deadline is not None and time.monotonic() > deadline:
             raise MailkitError(f"command timed out after {timeout} s")
         if not progressed:

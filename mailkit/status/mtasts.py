@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 
 from mailkit.errors import MailkitError
 
@@ -66,8 +67,10 @@ def fetch_policy(
     domain: str, address: str, *, port: int | None = None, cafile: str | None = None, timeout: float = 10
 ) -> str:
     """GET the policy from ``address`` (the A record of ``mta-sts.<domain>``), its certificate verified for that
-    name, as a sending server does; errors name what failed."""
+    name, as a sending server does; errors name what failed. ``timeout`` bounds the whole fetch, not each read
+    (a server that trickles a byte at a time is cut off all the same)."""
     host = f"mta-sts.{domain}"
+    deadline = time.monotonic() + timeout
     context = ssl.create_default_context(cafile=cafile)
     request = f"GET {POLICY_PATH} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mailkit-check\r\n\r\n".encode()
     try:
@@ -78,12 +81,18 @@ def fetch_policy(
             tls.sendall(request)
             answer = b""
             while len(answer) <= MAX_POLICY_BYTES + 4096:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MailkitError(f"https://{host}{POLICY_PATH} took longer than {timeout:g} s")
+                tls.settimeout(left)
                 chunk = tls.recv(65536)
                 if not chunk:
                     break
                 answer += chunk
     except ssl.SSLCertVerificationError as exc:
         raise MailkitError(f"https://{host}: the certificate does not verify ({exc.verify_message})") from None
+    except TimeoutError:
+        raise MailkitError(f"https://{host}{POLICY_PATH} took longer than {timeout:g} s") from None
     except OSError as exc:
         raise MailkitError(f"https://{host}: {exc}") from None
     head, _, body = answer.partition(b"\r\n\r\n")

@@ -28,13 +28,67 @@ PORTS: dict[int, tuple[str, str, int]] = {
     4190: ("ManageSieve (STARTTLS)", "sieve-starttls", 4),
 }
 
+#: The probe's bounds: a server it checks is hostile until shown otherwise. Whole run (seconds), memory
+#: (address space, bytes), what one connection may send (bytes) and how many lines one reply may have.
+DEADLINE, MEMORY, CONNECTION_BYTES, REPLY_LINES = 120, 512 * 1024 * 1024, 256 * 1024, 200
+
 PROBE = r"""
-import imaplib, json, smtplib, socket, ssl, sys, time
+import imaplib, json, os, resource, signal, smtplib, socket, ssl, sys, time
 
 req = json.load(sys.stdin)
 timeout = req.get("timeout", 8)
 hostname = req["hostname"]
 out = {"ports": {}, "tls": {}, "relay": [], "roles": []}
+resource.setrlimit(resource.RLIMIT_AS, (req["memory"], req["memory"]))
+
+def give_up(signum, frame):  # the whole probe's deadline: say so, with what was seen until then
+    out["error"] = "the probe gave up after %d s" % req["deadline"]
+    sys.stdout.write(json.dumps(out)); sys.stdout.flush(); os._exit(0)
+
+signal.signal(signal.SIGALRM, give_up)
+signal.alarm(req["deadline"])
+
+class TooMuch(OSError):
+    pass
+
+class Budget:
+    pass
+
+class Bounded:
+    # A server's replies, read through a budget: one connection may send so many bytes, one reply so many lines.
+    def __init__(self, raw, owner):
+        self.raw, self.owner = raw, owner
+    def _count(self, data):
+        self.owner.budget = getattr(self.owner, "budget", req["connection_bytes"]) - len(data)
+        if self.owner.budget < 0:
+            raise TooMuch("the server sent more than %d bytes" % req["connection_bytes"])
+        return data
+    def readline(self, size=-1):
+        line = self._count(self.raw.readline(min(size, 8192) if size and size > 0 else 8192))
+        self.owner.lines = getattr(self.owner, "lines", 0) + 1
+        if self.owner.lines > req["reply_lines"]:
+            raise TooMuch("the server sent more than %d lines" % req["reply_lines"])
+        return line
+    def read(self, size=-1):
+        return self._count(self.raw.read(min(size, req["connection_bytes"]) if size and size > 0 else 8192))
+    def close(self):
+        self.raw.close()
+
+class BoundedSMTP:
+    def getreply(self):
+        if self.file is None and self.sock is not None:
+            self.file = Bounded(self.sock.makefile("rb"), self)
+        self.lines = 0
+        return super().getreply()
+
+class SMTP(BoundedSMTP, smtplib.SMTP):
+    pass
+
+class IMAP(imaplib.IMAP4):
+    def readline(self):
+        return Bounded(self.file, self).readline(imaplib._MAXLINE)
+    def read(self, size):
+        return Bounded(self.file, self).read(size)
 
 def context():
     ctx = ssl.create_default_context(cafile=req.get("cafile"))
@@ -62,7 +116,7 @@ def tls_info(sock):
     days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
     return {"version": sock.version(), "days_left": round(days, 1)}
 
-class SMTPS(smtplib.SMTP_SSL):
+class SMTPS(BoundedSMTP, smtplib.SMTP_SSL):
     def _get_socket(self, host, port, timeout):  # connect to the address, verify the certificate for the name
         sock = socket.create_connection((host, port), timeout)
         return self.context.wrap_socket(sock, server_hostname=hostname)
@@ -74,7 +128,7 @@ def smtp(address, port, how, verify=True):
         if how == "smtp-tls":
             s = SMTPS(address, port, timeout=20, context=ctx, local_hostname=req["helo"])
         else:
-            s = smtplib.SMTP(address, port, timeout=20, local_hostname=req["helo"])
+            s = SMTP(address, port, timeout=20, local_hostname=req["helo"])
             s._host = hostname  # STARTTLS verifies the certificate against the server's name, not the address
         s.ehlo()
         if how != "smtp-tls":
@@ -103,7 +157,7 @@ def imap(address, port, how):
             sock = socket.create_connection((address, port), timeout=20)
             tls = context().wrap_socket(sock, server_hostname=hostname)
             seen["tls"] = tls_info(tls); tls.close(); return seen
-        m = imaplib.IMAP4(address, port, timeout=20)
+        m = IMAP(address, port, timeout=20)
         seen["capabilities_before_tls"] = list(m.capabilities)
         m.host = hostname
         m.starttls(ssl_context=context())
@@ -120,7 +174,7 @@ def sieve(address, port, how):
     seen = {}
     try:
         sock = socket.create_connection((address, port), timeout=20)
-        f = sock.makefile("rb")
+        f = Bounded(sock.makefile("rb"), Budget())
         lines = []
         while True:
             line = f.readline().decode(errors="replace").strip()
@@ -146,7 +200,7 @@ def sieve(address, port, how):
 def envelope(address):
     # One connection to port 25: each relay trick and each role address up to RCPT TO, then RSET. No DATA, ever.
     try:
-        s = smtplib.SMTP(address, 25, timeout=30, local_hostname=req["helo"])
+        s = SMTP(address, 25, timeout=30, local_hostname=req["helo"])
         s.ehlo()
         for label, sender, rcpt in req["relay"]:
             mail = s.docmd("MAIL", "FROM:<%s>" % sender)
@@ -180,16 +234,22 @@ json.dump(out, sys.stdout)
 """
 
 
-def run_probe(request: dict[str, Any], vantage: Connection | None) -> dict[str, Any]:
-    """Run the probe on ``vantage`` (over SSH) or, when None, on this machine; return what it saw."""
-    payload = json.dumps(request)
+def run_probe(request: dict[str, Any], vantage: Connection | None, *, deadline: int = DEADLINE) -> dict[str, Any]:
+    """Run the probe on ``vantage`` (over SSH, as the login user: it needs no privileges) or, when None, on this
+    machine; return what it saw. Past ``deadline`` seconds it reports what it saw until then and ends."""
+    bounds = {"deadline": deadline, "memory": MEMORY, "connection_bytes": CONNECTION_BYTES, "reply_lines": REPLY_LINES}
+    payload = json.dumps({**request, **bounds})
+    # Should it hang all the same, it is killed where it runs (``timeout``), and this side stops waiting.
+    python = sys.executable if vantage is None else "python3"
+    argv = ["timeout", "-k", "5", str(deadline + 10), python, "-c", PROBE]
     if vantage is None:
-        done = subprocess.run(
-            [sys.executable, "-c", PROBE], input=payload, capture_output=True, text=True, timeout=600, check=False
-        )
+        try:
+            done = subprocess.run(argv, input=payload, capture_output=True, text=True, timeout=deadline + 30)
+        except subprocess.TimeoutExpired:
+            raise MailkitError(f"the outside probe did not end within {deadline + 30} s") from None
         stdout, stderr = done.stdout, done.stderr
     else:
-        result = vantage.run(["python3", "-c", PROBE], input=payload, check=False, timeout=600)
+        result = vantage.run(argv, input=payload, check=False, timeout=deadline + 30, sudo=False)
         stdout, stderr = result.stdout, result.stderr
     try:
         return json.loads(stdout)

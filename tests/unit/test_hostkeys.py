@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
 
-from mailkit.errors import HostKeyError
+from mailkit.errors import HostKeyError, MailkitError
 from mailkit.hostkeys import fingerprint
 from mailkit.ssh import Connection
 
@@ -68,8 +69,18 @@ def server() -> Iterator[tuple[int, paramiko.PKey]]:
             channel = transport.accept(timeout=5)
             if channel is None or not handler.exec_requested.wait(5):
                 continue
-            channel.sendall(handler.command)  # echo the command line, so the test sees exactly what was sent
-            channel.send_exit_status(0)
+            if handler.command == b"flood":  # a hostile host: prints without end
+                while not channel.closed and not stop.is_set():
+                    try:
+                        channel.sendall(b"x" * 65536)
+                    except (OSError, EOFError, paramiko.SSHException):
+                        break
+            elif handler.command == b"hang":  # a hostile host: never ends the command
+                while not channel.closed and not stop.is_set():
+                    time.sleep(0.05)
+            else:
+                channel.sendall(handler.command)  # echo the command line, so the test sees exactly what was sent
+                channel.send_exit_status(0)
             channel.close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -135,3 +146,21 @@ def test_fingerprint_matches_openssh_format() -> None:
     key = paramiko.ECDSAKey.generate()
     fp = fingerprint(key)
     assert fp.startswith("SHA256:") and not fp.endswith("=") and len(fp) == 7 + 43
+
+
+def test_a_host_that_prints_without_end_is_cut_off(server, client_key, tmp_path) -> None:
+    """Security review, finding 6: a student who replaces a command on their host cannot exhaust the board."""
+    port, host_key = server
+    known = _known_hosts(tmp_path / "known_hosts", port, host_key)
+    with _connection(port, known, client_key) as conn, pytest.raises(MailkitError, match="printed more than 1048576"):
+        conn.run(["flood"], max_output=1024 * 1024)
+
+
+def test_a_host_that_never_ends_a_command_is_cut_off(server, client_key, tmp_path) -> None:
+    port, host_key = server
+    known = _known_hosts(tmp_path / "known_hosts", port, host_key)
+    started = time.monotonic()
+    with _connection(port, known, client_key) as conn, pytest.raises(MailkitError, match="timed out after 1"):
+        conn.run(["hang"], timeout=1)
+    assert time.monotonic() - started < 10
+    assert Connection.run.__kwdefaults__["timeout"] is not None, "no command waits forever unless it says so"
