@@ -15,6 +15,7 @@ from the outside host.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +60,19 @@ LEARN_PLUGINS = ("sieve_imapsieve", "sieve_extprograms")
 LEARN_EXTENSIONS = ("vnd.dovecot.pipe", "imapsieve")
 #: postscreen's pieces in master.cf: it takes port 25, then passes clients it lets in to a real smtpd.
 POSTSCREEN_SERVICES = ("smtp/inet", "smtpd/pass", "dnsblog/unix", "tlsproxy/unix")
-#: The password is random, thrown away at once (the admin sets their own): only its hash is kept.
+#: ``rspamadm pw`` reads a password only from a terminal (or from its argv, which every local account can
+#: see in ``ps``): it gets one from ``script``, and the password is written to that terminal once it asks.
+#: The password is random and thrown away at once (the admin sets their own): only its hash is kept.
+HASH_ON_A_TERMINAL = r"""pw=$(openssl rand -hex 24)
+coproc RSPAMADM { script -qec "rspamadm pw -q" /dev/null; }
+exec {from}<&"${RSPAMADM[0]}" {to}>&"${RSPAMADM[1]}"
+IFS= read -r -d : -t 20 prompt <&"$from"
+printf '%s\n' "$pw" >&"$to"
+unset pw
+timeout 20 cat <&"$from" | tr -d '\r' | grep -m1 '^\$'
+"""
 _PASSWORD_RECIPE = (
-    'printf \'password = "%s";\\n\' "$(rspamadm pw -q -p "$(openssl rand -hex 24)")" > "$out"\n'
+    f'printf \'password = "%s";\\n\' "$(bash -c {shlex.quote(HASH_ON_A_TERMINAL)})" > "$out"\n'
     'grep -q \'^password = "\\$\' "$out"'
 )
 _BLOCKLIST_SITE = re.compile(r"(?P<zone>[^*=]+)(?:=(?P<answer>[0-9.;\[\]]+))?(?:\*(?P<weight>-?[0-9]+))?")
