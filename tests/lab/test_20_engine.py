@@ -10,7 +10,7 @@ import pytest
 
 from mailkit import engine
 from mailkit.context import host_facts
-from mailkit.errors import MailkitError
+from mailkit.errors import MailkitError, UsageError
 from mailkit.facts import (
     Account,
     DebianRelease,
@@ -342,3 +342,34 @@ def test_a_generated_key_never_leaves_the_host(mail: Connection) -> None:
     assert set(modes.stdout.split()) == {"700"}
     copies = mail.run(["sh", "-c", "cat /var/lib/mailkit/backups/*/* 2>/dev/null"], check=False).stdout
     assert body[:40] not in copies
+
+
+def test_keys_never_follow_a_link_and_a_key_of_the_old_layout_is_kept(mail: Connection) -> None:
+    """Security review, finding 3, on a real Debian: another account's folder holds an old key and a planted
+    link; a link stands where a new key goes. Nothing root owns is chowned, chmodded or copied through them."""
+    shadow = mail.run(["stat", "-c", "%U:%G %a %s", "/etc/shadow"]).stdout
+    mail.run(
+        [
+            "sh",
+            "-c",
+            "set -e; rm -rf /var/lib/old-dkim /etc/mailkit-keys; install -d -o nobody -m 755 /var/lib/old-dkim; "
+            "openssl genpkey -algorithm RSA -out /var/lib/old-dkim/a.key 2>/dev/null; "
+            "chown nobody /var/lib/old-dkim/a.key; "
+            "su -s /bin/sh nobody -c 'ln -s /etc/ssl/private/ssl-cert-snakeoil.key /var/lib/old-dkim/b.key'; "
+            "install -d -m 750 -g postfix /etc/mailkit-keys; ln -s /etc/shadow /etc/mailkit-keys/c.key",
+        ]
+    )
+    adopted = GeneratedKey("/etc/mailkit-keys/a.key", group="postfix", mode=0o640, adopt="/var/lib/old-dkim/a.key")
+    fresh = GeneratedKey("/etc/mailkit-keys/b.key", group="postfix", mode=0o640, adopt="/var/lib/old-dkim/b.key")
+    result = engine.apply(mail, [adopted, fresh])
+    assert [c.summary for c in result.changes] == [
+        "copy the key /var/lib/old-dkim/a.key to /etc/mailkit-keys/a.key (its DNS record stays right)",
+        "generate a 2048-bit RSA key /etc/mailkit-keys/b.key",
+    ]
+    assert PublicKey(adopted.path).get(mail) == PublicKey("/var/lib/old-dkim/a.key").get(mail)
+    snakeoil = PublicKey("/etc/ssl/private/ssl-cert-snakeoil.key").get(mail)
+    assert snakeoil and PublicKey(fresh.path).get(mail) not in (None, snakeoil), "root's key was not copied"
+    with pytest.raises(UsageError, match=r"c\.key is a symbolic link, not a regular file"):
+        engine.plan(mail, [GeneratedKey("/etc/mailkit-keys/c.key", group="postfix", mode=0o640)])
+    assert mail.run(["stat", "-c", "%U:%G %a %s", "/etc/shadow"]).stdout == shadow
+    mail.run(["rm", "-rf", "/var/lib/old-dkim", "/etc/mailkit-keys"])

@@ -7,6 +7,7 @@ real servers).
 
 from __future__ import annotations
 
+import shlex
 import socket
 import ssl
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mailkit.errors import MailkitError
+from mailkit.result import Result
 from mailkit.status.mtasts import fetch_policy
 from mailkit.status.probe import CONNECTION_BYTES, run_probe
 
@@ -177,3 +179,24 @@ def test_the_mta_sts_fetch_has_one_deadline_for_the_whole_fetch(tls_context: ssl
         assert time.monotonic() - started < 10
     finally:
         next(server, None)
+
+
+class _Vantage:
+    """Stands in for the outside host's connection; records how the probe was started."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], dict[str, object]]] = []
+
+    def run(self, argv: list[str], **kwargs: object) -> Result:
+        self.calls.append((list(argv), kwargs))
+        return Result(shlex.join(argv), '{"ports": {}, "tls": {}, "relay": [], "roles": []}', "", 0)
+
+
+def test_the_probe_runs_unprivileged_and_is_killed_where_it_runs_past_its_deadline() -> None:
+    """Security review, finding 9: ``--from admin@host`` needs no root, so the probe never goes through sudo."""
+    vantage = _Vantage()
+    run_probe(_request(25), vantage, deadline=7)  # type: ignore[arg-type]
+    ((argv, kwargs),) = vantage.calls
+    assert kwargs["sudo"] is False
+    assert argv[:4] == ["timeout", "-k", "5", "17"] and argv[4:6] == ["python3", "-c"]
+    assert kwargs["timeout"] == 37
