@@ -26,7 +26,7 @@ from typing import Any
 from mailkit import display
 from mailkit.errors import CommandError, ConnectionLost, MailkitError
 from mailkit.facts import FileInfo, gather
-from mailkit.hostlock import LOCK_TIMEOUT, HostLock
+from mailkit.hostlock import LOCK_TIMEOUT, TRANSACTION_LOCK, HostLock
 from mailkit.resources.base import Change, Resource
 from mailkit.result import Result
 from mailkit.services import SERVICES
@@ -169,7 +169,9 @@ def _apply_locked(
     start = 0
     pending, values = _read(conn, resources, state_dir)
     if pending.services:  # an earlier apply was cut off after its commit: finish it first
-        status = _run(conn, finish_script(pending.services, pending.backup or _new_backup(state_dir), state_dir))
+        status = _run(
+            conn, finish_script(pending.services, pending.backup or _new_backup(state_dir), state_dir), state_dir
+        )
         result.reloaded += status.reloaded
     while True:
         changes = _compare(resources[start:], values)
@@ -179,7 +181,7 @@ def _apply_locked(
         batch = changes[: changes.index(step)] if step is not None else changes
         if batch:
             backup = _new_backup(state_dir)
-            status = _run(conn, transaction_script(batch, backup, state_dir), batch)
+            status = _run(conn, transaction_script(batch, backup, state_dir), state_dir, batch)
             result.changes += batch
             result.validated += [v for v in status.validated if v not in result.validated]
             result.reloaded += [r for r in status.reloaded if r not in result.reloaded]
@@ -201,10 +203,10 @@ def _new_backup(state_dir: str) -> str:
     return f"{state_dir}/backups/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
 
 
-def _run(conn: Connection, script: str, changes: Sequence[Change] = ()) -> Status:
+def _run(conn: Connection, script: str, state_dir: str, changes: Sequence[Change] = ()) -> Status:
     """Run a transaction or finish script; raise :class:`ApplyError` with what the host reported."""
     try:
-        result = run_script(conn, script)
+        result = run_script(conn, script, f"{state_dir}/{TRANSACTION_LOCK}")
     except ConnectionLost as exc:
         raise ConnectionLost(
             f"{exc}. Every file is either its old or its new version; apply again to finish "
@@ -226,7 +228,15 @@ def _run(conn: Connection, script: str, changes: Sequence[Change] = ()) -> Statu
 
 # The script is checked whole before it runs: a connection cut mid-transfer runs none of it. It is
 # kept in /run (memory, 0600) while it runs: it may hold a password on its way to ``doveadm pw``.
+# With a lock file ($2), the lock is taken first and held by this process and the script until both end,
+# also when the connection drops (see :mod:`mailkit.hostlock`).
 _RUN_VERIFIED = r"""umask 077
+trap '' HUP PIPE
+if [ -n "${2:-}" ]; then
+    mkdir -p -- "$(dirname -- "$2")"
+    exec 9>>"$2"
+    flock -w 600 -E 75 9 || { echo "another transaction still runs ($2)" >&2; exit 75; }
+fi
 f=$(mktemp -p /run mailkit-script.XXXXXX 2>/dev/null || mktemp)
 cat > "$f"
 if [ "$(sha256sum < "$f" | cut -d' ' -f1)" != "$1" ]; then rm -f "$f"; echo "incomplete script" >&2; exit 98; fi
@@ -236,7 +246,8 @@ exit $rc
 """
 
 
-def run_script(conn: Connection, script: str) -> Result:
-    """Send ``script`` whole, verify it arrived intact, then run it (a cut connection does not stop it)."""
+def run_script(conn: Connection, script: str, lock: str = "") -> Result:
+    """Send ``script`` whole, verify it arrived intact, then run it (a cut connection does not stop it),
+    holding the host's ``lock`` file (if named) until it ends."""
     data = script.encode()
-    return conn.run(["sh", "-c", _RUN_VERIFIED, "sh", hashlib.sha256(data).hexdigest()], input=data)
+    return conn.run(["sh", "-c", _RUN_VERIFIED, "sh", hashlib.sha256(data).hexdigest(), lock], input=data)

@@ -4,6 +4,11 @@ The lock lives on the host (``/var/lib/mailkit/lock``), so two machines applying
 for each other too. It is released when the channel closes, including when the connection drops or
 the process dies: nothing is left to clean up.
 
+A transaction goes on when its connection drops (so that no host is left half-configured), and holds a
+second lock for as long as it runs (:data:`TRANSACTION_LOCK`, taken by the process that runs it on the
+host). The next apply takes the first lock, then waits for that one to be free: it never reads, plans or
+writes while an earlier transaction is still at work.
+
 >>> with HostLock(conn):  # doctest: +SKIP
 ...     ...
 """
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     from mailkit.ssh import Connection, RemoteProcess
 
 LOCK_TIMEOUT = 300.0
+#: Held on the host by the process that runs a transaction, from before it reads its script until it ends.
+TRANSACTION_LOCK = "transaction.lock"
 #: How long to wait quietly before saying that another apply holds the lock.
 _QUIET = 1.0
 
@@ -50,10 +57,12 @@ class HostLock:
         self._process: RemoteProcess | None = None
 
     def __enter__(self) -> HostLock:
+        wait = int(self.timeout)
+        transaction = shlex.quote(f"{self.state_dir}/{TRANSACTION_LOCK}")
+        held = f"flock -w {wait} -E 75 {transaction} true || exit 75; echo locked; exec cat >/dev/null"
         script = (
             f"umask 077; mkdir -p {shlex.quote(self.state_dir)} && "
-            f"exec flock -w {int(self.timeout)} -E 75 {shlex.quote(self.path)} "
-            "sh -c 'echo locked; exec cat >/dev/null'"
+            f"exec flock -w {wait} -E 75 {shlex.quote(self.path)} sh -c {shlex.quote(held)}"
         )
         process = self.conn.start(["sh", "-c", script])
         started, told, seen = time.monotonic(), False, b""

@@ -9,6 +9,7 @@ import os
 import select
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from mailkit.facts import (
     gather,
     parse_batch,
 )
+from mailkit.hostlock import TRANSACTION_LOCK, HostLock
 from mailkit.redact import redact
 from mailkit.resources import CANDIDATE, Directory, File, LookupTable, MasterService, Packages, Postconf, unified_diff
 from mailkit.result import Result
@@ -391,3 +393,31 @@ def test_a_directory_under_a_setgid_parent_gets_exactly_its_mode(tmp_path: Path)
     engine.apply(LocalShell(), [wanted], state_dir=str(tmp_path / "state"))
     assert oct((parent / "vhosts").stat().st_mode & 0o7777) == "0o750", "the inherited setgid bit is cleared"
     assert not engine.apply(LocalShell(), [wanted], state_dir=str(tmp_path / "state")).changed
+
+
+def test_a_new_apply_waits_for_a_transaction_that_outlived_its_connection(tmp_path: Path) -> None:
+    """Security review, finding 8: the lock of an apply whose connection dropped is gone, but its transaction
+    goes on; the next apply must not read or write until it has ended."""
+    state = tmp_path / "state"
+    state.mkdir()
+    running = subprocess.Popen(["flock", str(state / TRANSACTION_LOCK), "sleep", "2"])
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        with HostLock(LocalShell(), str(state), timeout=30, progress=lambda _: None):
+            waited = time.monotonic() - started
+            assert running.poll() is not None, "entered while the earlier transaction still ran"
+        assert waited > 1.0
+    finally:
+        running.wait(10)
+
+
+def test_the_process_that_runs_a_transaction_holds_its_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "state" / TRANSACTION_LOCK
+    shell = LocalShell()
+    seen: list[int] = []
+    script = f"flock -n {shlex.quote(str(lock))} true; echo $? > {shlex.quote(str(tmp_path / 'inside'))}\n"
+    engine.run_script(shell, script, str(lock))
+    seen.append(int((tmp_path / "inside").read_text()))
+    assert seen == [1], "while the script ran, its lock could not be taken by anyone else"
+    assert subprocess.run(["flock", "-n", str(lock), "true"], check=False).returncode == 0, "released at the end"
