@@ -59,7 +59,9 @@ def write_student_notebooks(number: int, directory: Path, parts: Sequence[int] =
 
 
 def write_class(directory: Path, students: int) -> dict[str, list[Path]]:
-    """Every student's folder: ``studentNN/`` with their notebooks and ``studentNN/ssh/`` with their login."""
+    """Every student's folder: ``studentNN/`` with their notebooks and ``studentNN/ssh/`` with their login (key,
+    ``known_hosts`` with their host's key only, ``config``): hand it to the student's own account, which needs
+    nothing of root's to log in."""
     from mailkit.lab.lab import Lab
 
     lab = Lab()
@@ -74,7 +76,10 @@ def write_class(directory: Path, students: int) -> dict[str, list[Path]]:
             ssh.mkdir(mode=0o700, exist_ok=True)
             shutil.copy(key, ssh / "id_ed25519")
             (ssh / "id_ed25519").chmod(0o600)
-            config = (key.parent / "ssh_config").read_text().replace(str(key), str((ssh / "id_ed25519").resolve()))
+            shutil.copy(key.parent / "known_hosts", ssh / "known_hosts")
+            config = (key.parent / "ssh_config").read_text()
+            for made, copied in ((key, ssh / "id_ed25519"), (key.parent / "known_hosts", ssh / "known_hosts")):
+                config = config.replace(str(made), str(copied.resolve()))
             (ssh / "config").write_text(config)
     return written
 

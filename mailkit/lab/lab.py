@@ -43,7 +43,7 @@ from mailkit.ssh import Connection
 from mailkit.tls import CertificateAuthority
 from mailkit.values import Password
 
-REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "unshare", "ssh-keygen", "mount")
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "nft", "unshare", "ssh-keygen", "mount")
 Progress = Callable[[str], None]
 
 
@@ -65,7 +65,7 @@ def check_can_run_lab() -> None:
     if missing:
         raise UsageError(
             f"missing {', '.join(missing)}: install with "
-            "'apt-get install debootstrap systemd-container apt-cacher-ng iproute2 openssh-client'"
+            "'apt-get install debootstrap systemd-container apt-cacher-ng iproute2 nftables openssh-client'"
         )
 
 
@@ -419,7 +419,7 @@ class Lab:
                 name, spec = student_name(number), student_spec(number)
                 machine.stop(self.host_paths(name), spec, state["hosts"].get(name, {}).get("pid"))
                 machine.wipe(self.host_paths(name))
-                network.delete_namespace(spec.netns)
+                network.delete_host_network(spec)
                 state["hosts"].pop(name, None)
                 if dns_running:
                     self._publish_student(number, present=False)
@@ -449,8 +449,13 @@ class Lab:
             dns.set_records(name, rtype, values if present else [], secret)
 
     def _write_student_logins(self, students: dict[str, HostSpec]) -> None:
-        """Each student's ssh_config: their own key, their host only, its key verified from the lab's known_hosts."""
+        """Each student's ssh_config and known_hosts: their own key, their host only, its key verified from a
+        known_hosts of their own (the lab's is root's, and names every host)."""
         for name, spec in students.items():
+            folder = self.student_key(name).parent
+            key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
+            known = folder / "known_hosts"
+            known.write_text(f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}\n")
             config = [
                 f"# {name}'s login to their own mail host in the mailkit lab",
                 f"Host {name} {spec.fqdn} {spec.address}",
@@ -458,11 +463,11 @@ class Lab:
                 "    User root",
                 f"    IdentityFile {self.student_key(name)}",
                 "    IdentitiesOnly yes",
-                f"    UserKnownHostsFile {self.known_hosts}",
+                f"    UserKnownHostsFile {known}",
                 "    StrictHostKeyChecking yes",
                 "",
             ]
-            (self.student_key(name).parent / "ssh_config").write_text("\n".join(config))
+            (folder / "ssh_config").write_text("\n".join(config))
 
     def _restore_zones(self) -> None:
         """Put every zone back as ``up`` wrote it: what the guide published (SPF, DKIM, DMARC) is gone."""

@@ -81,11 +81,48 @@ def create_switch() -> None:
         run_local(argv)
 
 
+def port_guard(spec: HostSpec) -> str:
+    """nftables rules for the host's port on the switch: frames only from its own MAC, packets (and ARP) only
+    from its own addresses. Root on a lab host (a student's) can then not pose as another host, as a
+    provider's switch port security forbids on a rented server. One table per port, replaced whole.
+
+    >>> from mailkit.lab.layout import HOSTS
+    >>> "ip saddr != { 198.51.100.25 } drop" in port_guard(HOSTS["mail"])
+    True
+    """
+    table = _guard_table(spec)
+    port = f'iifname "{spec.switch_link}"'
+    v4 = ", ".join((spec.address, *spec.extra_addresses))
+    return (
+        f"table bridge {table}\ndelete table bridge {table}\n"
+        f"table bridge {table} {{\n    chain forward {{\n"
+        "        type filter hook forward priority 0; policy accept;\n"
+        f"        {port} ether saddr != {spec.mac} drop\n"
+        f"        {port} ether type != {{ arp, ip, ip6 }} drop\n"
+        f"        {port} ether type arp arp saddr ip != {{ {v4} }} drop\n"
+        f"        {port} ether type ip ip saddr != {{ {v4} }} drop\n"
+        f"        {port} ether type ip6 ip6 saddr != {{ {spec.address6}, fe80::/10 }} drop\n"
+        "    }\n}\n"
+    )
+
+
 def create_host_network(spec: HostSpec) -> None:
     if spec.netns in lab_namespaces():
         delete_namespace(spec.netns)
     for argv in host_commands(spec):
         run_local(argv)
+    run_local(["ip", "netns", "exec", SWITCH_NETNS, "nft", "-f", "-"], input=port_guard(spec))
+
+
+def delete_host_network(spec: HostSpec) -> None:
+    """Unplug a host: its namespace (and veth) and its port's guard."""
+    delete_namespace(spec.netns)
+    unguard = ["nft", "delete", "table", "bridge", _guard_table(spec)]
+    run_local(["ip", "netns", "exec", SWITCH_NETNS, *unguard], check=False)
+
+
+def _guard_table(spec: HostSpec) -> str:
+    return "guard_" + spec.switch_link.replace("-", "_")
 
 
 def delete_namespace(name: str) -> None:

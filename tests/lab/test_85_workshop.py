@@ -5,8 +5,11 @@ and nothing of them left afterwards. trixie only (the students' hosts boot the l
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +66,78 @@ def test_a_students_key_opens_their_host_and_no_other(students: Lab, tmp_path: P
     refused = subprocess.run(["ssh", "-F", str(other), "-o", "BatchMode=yes", "student02", "true"],
                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
+
+
+def test_a_student_logs_in_from_their_own_account_with_nothing_of_roots(students: Lab) -> None:
+    """Security review, finding 7: the class folder is all a student needs (key, config and a known_hosts with
+    their host's key only); an account that is not root, here ``nobody``, logs in with it, to that host only."""
+    top = Path(tempfile.mkdtemp(prefix="mailkit-class-"))
+    try:
+        top.chmod(0o755)
+        result = mailkit("workshop", "notebooks", str(top))
+        assert result.returncode == 0, result.stdout + result.stderr
+        ssh = top / "student01" / "ssh"
+        subprocess.run(["chown", "-R", "nobody", str(top / "student01")], check=True)
+        assert (ssh / "known_hosts").read_text().count("\n") == 1 and "student01" in (ssh / "known_hosts").read_text()
+        assert str(students.known_hosts) not in (ssh / "config").read_text()
+
+        def as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
+            login = ["ssh", "-F", str(ssh / "config"), "-o", "BatchMode=yes", *argv]
+            return subprocess.run(["runuser", "-u", "nobody", "--", *login],
+                                  capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+
+        own = as_nobody("student01", "cat", "/etc/hostname")
+        assert own.returncode == 0 and own.stdout.strip() == "student01", own.stderr
+        other = as_nobody("-o", f"HostName={student_spec(2).address}", "student01", "true")
+        assert other.returncode == 255 and "Host key verification failed" in other.stderr, other.stderr
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+_RAW_UDP = """use Socket;
+my ($src, $dst, $dport, $payload) = @ARGV;
+socket(my $s, AF_INET, SOCK_RAW, 255) or die "raw socket: $!";
+my $udp = pack("nnnn", 40000, $dport, 8 + length($payload), 0) . $payload;
+my $ip = pack("CCnnnCCna4a4", 0x45, 0, 20 + length($udp), 0x1234, 0, 64, 17, 0, inet_aton($src), inet_aton($dst));
+send($s, $ip . $udp, 0, pack_sockaddr_in(0, inet_aton($dst))) or die "send: $!";
+"""
+_LISTEN = """import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(4)
+print("listening", flush=True)
+try:
+    while True:
+        data, peer = s.recvfrom(100)
+        print(peer[0], data.decode(), flush=True)
+except OSError:
+    pass
+"""
+
+
+def test_a_student_cannot_pose_as_another_host_on_the_lab_network(students: Lab) -> None:
+    """Security review, finding 7: root on a student's host sends raw packets from the mail host's address; the
+    switch port lets through only the student's own (the control packet, sent the same way, arrives)."""
+    own, mail, outside = student_spec(1).address, "198.51.100.25", "198.51.100.100"
+    with students.connection("student01") as student, students.connection("outside") as receiver:
+        moved = student.run(["ip", "addr", "add", f"{mail}/32", "dev", "eth0"], check=False)
+        assert moved.failed and "Operation not permitted" in moved.stderr, "no address of another host"
+        listener = receiver.start(["python3", "-c", _LISTEN, "40123"])
+        try:
+            seen = b""
+            while b"listening" not in seen:
+                seen += listener.read(1)
+            student.run(["sh", "-c", "cat > /tmp/rawudp.pl"], input=_RAW_UDP)
+            for source, label in ((own, "own"), (mail, "posing-as-mail")):
+                student.run(["perl", "/tmp/rawudp.pl", source, outside, "40123", label])
+            deadline = time.monotonic() + 10
+            while listener.exit_code() is None and time.monotonic() < deadline:
+                seen += listener.read(0.5)
+            seen += listener.read(0.5)
+        finally:
+            listener.close()
+    assert f"{own} own".encode() in seen, seen
+    assert b"posing-as-mail" not in seen, seen
 
 
 def test_notebooks_are_written_for_every_student(students: Lab, tmp_path: Path) -> None:
