@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mailkit.errors import LabError
 from mailkit.lab.layout import GATEWAY_V4, PROXY_PORT, HostSpec
+from mailkit.lab.network import NETNS_DIR
 from mailkit.local import run_local
 
 SSHD_DROPIN = """\
@@ -77,7 +78,8 @@ def mount_root(paths: HostPaths, lowers: list[Path]) -> None:
             "overlay",
             "overlay",
             "-o",
-            f"lowerdir={lowerdir},upperdir={paths.upper},workdir={paths.work}",
+            # metacopy: shifting the owners into the host's user namespace copies up metadata, not whole files.
+            f"lowerdir={lowerdir},upperdir={paths.upper},workdir={paths.work},metacopy=on",
             str(paths.root),
         ]
     )
@@ -91,12 +93,23 @@ def _owner(root: Path, user: str) -> tuple[int, int]:
     raise LabError(f"no user {user!r} in {root}/etc/passwd")
 
 
+def uid_base(root: Path) -> int:
+    """Where the host's UID 0 is on this machine: 0 before its first boot, then the start of the range its user
+    namespace maps (systemd-nspawn shifts the tree's owners into it when it boots the host)."""
+    return root.stat().st_uid
+
+
 def _put(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
+    """Write a file into the host's tree, owned by ``owner`` as the host sees it (shifted into its range)."""
+    base = uid_base(root)
     path = root / rel.lstrip("/")
+    missing = [p for p in [path.parent, *path.parent.parents] if p.is_relative_to(root) and not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
+    for made in missing:
+        os.chown(made, base, base)
     path.unlink(missing_ok=True)
     path.write_text(text)
-    os.chown(path, *owner)
+    os.chown(path, base + owner[0], base + owner[1])
     os.chmod(path, mode)
 
 
@@ -120,9 +133,8 @@ def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: s
     _put(root, "etc/ssh/sshd_config.d/mailkit-lab.conf", SSHD_DROPIN)
     _put(root, "etc/ssh/ssh_host_ed25519_key", host_key.read_text(), 0o600)
     _put(root, "etc/ssh/ssh_host_ed25519_key.pub", host_key.with_suffix(".pub").read_text())
-    ssh_dir = root / "root/.ssh"
-    ssh_dir.mkdir(mode=0o700, exist_ok=True)
     _put(root, "root/.ssh/authorized_keys", authorized_key, 0o600)
+    os.chmod(root / "root/.ssh", 0o700)
 
 
 def write_dns_config(root: Path, tsig_secret: str) -> None:
@@ -150,9 +162,13 @@ def trust_ca(root: Path, ca_pem: bytes, name: str = "mailkit-lab") -> None:
     link = root / "etc/ssl/certs" / f"{digest}.0"
     link.unlink(missing_ok=True)
     link.symlink_to("/" + local)
+    os.lchown(link, uid_base(root), uid_base(root))
 
 
 def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
+    """How a host boots: in a user namespace of its own (its root is not the machine's: UID 0 inside is an
+    unprivileged UID here, picked per host), in the network namespace it is started in (:func:`boot`), which
+    belongs to the machine: its root cannot change addresses, send raw packets or pose as another host."""
     return [
         "systemd-nspawn",
         "--quiet",
@@ -161,7 +177,8 @@ def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
         "--boot",
         "--register=no",
         "--keep-unit",
-        f"--network-namespace-path=/run/netns/{spec.netns}",
+        "--private-users=pick",
+        "--private-users-ownership=chown",
         "--resolv-conf=off",
         "--timezone=off",
         "--link-journal=no",
@@ -182,9 +199,12 @@ def boot(paths: HostPaths, spec: HostSpec) -> int:
     for cg in cgroups:
         cg.mkdir(exist_ok=True)
     env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    # Started inside the host's network namespace rather than told to join it: a process in the new user
+    # namespace may not join one the machine owns (nspawn's --network-namespace-path fails with EPERM).
+    in_namespace = ["nsenter", f"--net={NETNS_DIR}/{spec.netns}", "--"]
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(
-            ["sh", "-c", _BOOT_SCRIPT, "sh", *map(str, cgroups), "--", *nspawn_argv(paths.root, spec)],
+            ["sh", "-c", _BOOT_SCRIPT, "sh", *map(str, cgroups), "--", *in_namespace, *nspawn_argv(paths.root, spec)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -64,6 +64,10 @@ def host_commands(spec: HostSpec) -> list[list[str]]:
         _in(ns, "link", "set", "eth0", "up"),
         _in(ns, "route", "add", "default", "via", GATEWAY_V4),
         _in(ns, "-6", "route", "add", "default", "via", GATEWAY_V6),
+        # The host's root has no privilege over this namespace (it runs in a user namespace of its own): its
+        # servers may still listen on ports below 1024 (25, 143, 465, 587, 993) and ping.
+        ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"],
+        ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
     ]
 
 

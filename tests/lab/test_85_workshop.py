@@ -115,21 +115,38 @@ except OSError:
 """
 
 
-def test_a_student_cannot_pose_as_another_host_on_the_lab_network(students: Lab) -> None:
-    """Security review, finding 7: root on a student's host sends raw packets from the mail host's address; the
-    switch port lets through only the student's own (the control packet, sent the same way, arrives)."""
+def test_a_students_root_is_not_the_machines(students: Lab) -> None:
+    """Security review, finding 7: each host boots in a user namespace of its own: UID 0 there is an unprivileged
+    UID here, and it has no privilege over its network (no address of another host, no raw packets)."""
+    with students.connection("student01") as student:
+        mapped = student.run(["cat", "/proc/self/uid_map"]).stdout.split()
+        assert mapped[0] == "0" and int(mapped[1]) >= 65536 and mapped[2] == "65536", mapped
+        moved = student.run(["ip", "addr", "add", "198.51.100.25/32", "dev", "eth0"], check=False)
+        assert moved.failed and "Operation not permitted" in moved.stderr
+        student.run(["sh", "-c", "cat > /tmp/rawudp.pl"], input=_RAW_UDP)
+        raw = student.run(["perl", "/tmp/rawudp.pl", "198.51.100.111", "198.51.100.100", "9", "x"], check=False)
+        assert raw.failed and "raw socket: Operation not permitted" in raw.stderr
+        assert student.run(["systemctl", "is-system-running"], check=False).stdout.strip() == "running"
+    with students.connection("student02") as other:
+        assert other.run(["cat", "/proc/self/uid_map"]).stdout.split()[1] != mapped[1], "a range of its own"
+
+
+def test_the_switch_lets_no_host_pose_as_another(students: Lab, tmp_path: Path) -> None:
+    """Below the user namespace, the switch port: raw packets sent in student01's network namespace by the
+    machine's own root (as if the student had escaped) from the mail host's address never arrive; the same
+    packets from student01's own address do."""
     own, mail, outside = student_spec(1).address, "198.51.100.25", "198.51.100.100"
-    with students.connection("student01") as student, students.connection("outside") as receiver:
-        moved = student.run(["ip", "addr", "add", f"{mail}/32", "dev", "eth0"], check=False)
-        assert moved.failed and "Operation not permitted" in moved.stderr, "no address of another host"
+    script = tmp_path / "rawudp.pl"
+    script.write_text(_RAW_UDP)
+    with students.connection("outside") as receiver:
         listener = receiver.start(["python3", "-c", _LISTEN, "40123"])
         try:
             seen = b""
             while b"listening" not in seen:
                 seen += listener.read(1)
-            student.run(["sh", "-c", "cat > /tmp/rawudp.pl"], input=_RAW_UDP)
             for source, label in ((own, "own"), (mail, "posing-as-mail")):
-                student.run(["perl", "/tmp/rawudp.pl", source, outside, "40123", label])
+                sent = [*("ip", "netns", "exec", student_spec(1).netns), "perl", str(script), source, outside]
+                subprocess.run([*sent, "40123", label], check=True, timeout=30)
             deadline = time.monotonic() + 10
             while listener.exit_code() is None and time.monotonic() < deadline:
                 seen += listener.read(0.5)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from mailkit.cli import main
-from mailkit.lab import dns, lab, network
+from mailkit.lab import dns, lab, machine, network
 from mailkit.lab.layout import HOSTS, NETWORK_V4
 from mailkit.labcheck import parse_os_release
 
@@ -132,3 +133,28 @@ def test_every_zone_file_has_a_valid_origin_and_soa() -> None:
         expected = "." if zone == "." else zone + "."
         assert origin_line == f"$ORIGIN {expected}"
         assert ".." not in soa_line and soa_line.startswith("@ IN SOA ns.example.net. hostmaster.")
+
+
+def test_hosts_boot_in_a_user_namespace_inside_the_machines_network_namespace() -> None:
+    """Security review, finding 7: no lab host's root is the machine's root, and none may change its network."""
+    argv = machine.nspawn_argv(Path("/r"), HOSTS["mail"])
+    assert "--private-users=pick" in argv and "--private-users-ownership=chown" in argv
+    assert not any(a.startswith("--network-namespace-path") for a in argv), "started inside it instead"
+    flat = [" ".join(a) for a in network.host_commands(HOSTS["mail"])]
+    assert f"ip netns exec {HOSTS['mail'].netns} sysctl -qw net.ipv4.ip_unprivileged_port_start=0" in flat
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another UID range needs root, as the lab does")
+def test_files_written_into_a_booted_host_belong_to_its_own_users(tmp_path: Path) -> None:
+    """Once a host has booted, its tree is owned by its UID range: what the lab writes there (identity, keys)
+    must be too, or the host's sshd sees root's authorized_keys owned by nobody."""
+    base = 1_000_000_000
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.chown(root, base, base)
+    machine._put(root, "root/.ssh/authorized_keys", "ssh-ed25519 AAAA key\n", 0o600)
+    machine._put(root, "etc/bind/named.conf", "options {};\n", 0o640, (0, 113))
+    assert machine.uid_base(root) == base
+    keys = root / "root/.ssh/authorized_keys"
+    assert (keys.stat().st_uid, (root / "root/.ssh").stat().st_uid, (root / "root").stat().st_uid) == (base,) * 3
+    assert (root / "etc/bind/named.conf").stat().st_gid == base + 113
