@@ -190,7 +190,7 @@ def _apply_locked(
                 return result
             start = resources.index(step.resource, start)
         else:
-            assert step is not None
+            assert step is not None and step.run is not None
             step.run(conn, progress)
             result.changes.append(step)
             start = resources.index(step.resource, start) + 1

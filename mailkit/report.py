@@ -227,16 +227,16 @@ def html_page(report: dict[str, Any]) -> str:
             parts.append(f"<p><b>{e(title.replace('_', ' '))}</b>: {len(items)}</p><ul>{lis}</ul>")
     parts.append(f"<h2>Checks</h2><table><tr><th>check</th>{head}</tr>")
     for key in _all_keys(report):
-        cells = []
+        row: list[str] = []
         for r in releases:
             check = report["checks"][r].get(key)
             if check is None:
-                cells.append("<td>-</td>")
+                row.append("<td>-</td>")
             else:
                 mark = "<span class='ok'>ok</span>" if check["ok"] else "<span class='fail'>FAIL</span>"
                 fix = f"<br><i>{e(check['fix'])}</i>" if not check["ok"] and check["fix"] else ""
-                cells.append(f"<td>{mark} {e(check['detail'])}{fix}</td>")
-        parts.append(f"<tr><td>{e(key)}</td>{''.join(cells)}</tr>")
+                row.append(f"<td>{mark} {e(check['detail'])}{fix}</td>")
+        parts.append(f"<tr><td>{e(key)}</td>{''.join(row)}</tr>")
     parts.append("</table><h2>What the templates rendered, release against release</h2>")
     for name, per in report["file_diffs"].items():
         for release, diff in per.items():

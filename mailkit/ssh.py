@@ -149,7 +149,7 @@ class Connection:
                 e.hostname,
                 port=e.port,
                 username=e.user,
-                key_filename=[str(p) for p in e.key_files] or None,
+                key_filename=[str(p) for p in e.key_files] or None,  # type: ignore[arg-type]  # a list works
                 look_for_keys=not e.identities_only,
                 allow_agent=not e.identities_only,
                 sock=sock,

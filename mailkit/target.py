@@ -56,8 +56,11 @@ KINDS = {"lab": "mailkit.lab.target"}
 class Receiver(Protocol):
     """Another provider's mail server whose own verdicts (``Authentication-Results``) the checks can read."""
 
-    address: str  # where test messages go
-    authserv: str  # the authserv-id it writes in Authentication-Results
+    @property
+    def address(self) -> str: ...  # where test messages go
+
+    @property
+    def authserv(self) -> str: ...  # the authserv-id it writes in Authentication-Results
 
     def ensure(self) -> None: ...
 

@@ -125,7 +125,7 @@ def _semantics(values: dict[str, Any]) -> None:
         values.get("OTHER_DOMAINS", list(defaults.other_domains)),
         mailboxes=values.get("MAILBOXES", list(defaults.mailboxes)),
         aliases=values.get("ALIASES", {}),
-        hostname=values.get("HOSTNAME"),
+        hostname=values.get("HOSTNAME") or "",
     )
     part3 = Part3(part1, values.get("SELECTOR", "s202611"), values.get("DMARC_POLICY", "none"))
     if values.get("BLOCKLISTS") is not None:

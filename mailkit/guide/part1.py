@@ -54,7 +54,7 @@ class Part1:
 
     domain: str = "example.org"
     other_domains: Sequence[str] = ("b.example.org",)
-    hostname: str | None = None
+    hostname: str = ""  # the server's own name; empty (or None) means mail.<domain>
     mailboxes: Sequence[str] = ("alice@example.org", "bob@example.org", "carol@b.example.org")
     aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     layout: MailLayout = LAYOUT
@@ -225,7 +225,8 @@ class Part1:
     def day_two_commands(self) -> list[list[str]]:
         """Where the first mailbox's and the first alias's mail goes (``postmap -q``), and the queue."""
         first = str(self.mailboxes[0])
-        chosen = [a for a in self.aliases if a.local not in (*ROLE_ADDRESSES, "root")] or list(self.aliases)
+        chosen = [a for a in map(EmailAddress, self.aliases) if a.local not in (*ROLE_ADDRESSES, "root")]
+        chosen = chosen or list(map(EmailAddress, self.aliases))
         alias = chosen[0] if chosen else None
         commands = [["postmap", "-q", first, LAYOUT.map_ref(LAYOUT.mailbox_map)]]
         if alias is not None:
@@ -269,8 +270,9 @@ class Part1:
         """Everything part 1 promises, checked from the outside host with real SMTP."""
         server = str(self.hostname)
         results = [check_postfix_config(mail), *self.route_checks(mail, outside)]
-        first = self.mailboxes[0]
-        chosen = [a for a in self.aliases if a.local not in (*ROLE_ADDRESSES, "root")] or list(self.aliases)
+        first = EmailAddress(self.mailboxes[0])
+        chosen = [a for a in map(EmailAddress, self.aliases) if a.local not in (*ROLE_ADDRESSES, "root")]
+        chosen = chosen or list(map(EmailAddress, self.aliases))
         alias, target = chosen[0], self.aliases[chosen[0]][0]
         tagged = f"{first.local}+tag@{first.domain}"
         deliveries = [
@@ -363,7 +365,7 @@ def mbox_messages(mail: Connection, path: str, subject: str) -> list[EmailMessag
         message = email.message_from_bytes(chunk.split(b"\n", 1)[-1], policy=email.policy.default)
         if message.get("Subject") == subject:
             found.append(message)
-    return found  # type: ignore[return-value]
+    return found
 
 
 def local_test_message(mail: Connection, to: str, subject: str, mbox: str, timeout: float = 15) -> EmailMessage:

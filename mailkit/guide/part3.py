@@ -95,7 +95,7 @@ class Part3:
     def rspamd_config(self) -> list[Resource]:
         """rspamd's local overrides: DKIM signing, and (offline) the network modules switched off."""
         signing = Templates().render("rspamd/dkim_signing.conf", {"dkim_dir": DKIM_DIR, "selector": self.selector})
-        files = [File("/etc/rspamd/local.d/dkim_signing.conf", signing, service="rspamd")]
+        files: list[Resource] = [File("/etc/rspamd/local.d/dkim_signing.conf", signing, service="rspamd")]
         off = "# Switched off by mailkit: this host has no internet (the lab).\nenabled = false;\n"
         files += [
             File(f"/etc/rspamd/local.d/{name}.conf", off, service="rspamd", present=self.offline)

@@ -204,7 +204,7 @@ def _reply(seen: Mapping[str, Any], stage: str) -> str:
 
 def _refused_at(seen: Mapping[str, Any], stage: str, code: int, reason: str) -> bool:
     answer = seen.get(stage)
-    return bool(answer) and answer[0] == code and reason.lower() in answer[1].lower()
+    return answer is not None and answer[0] == code and reason.lower() in answer[1].lower()
 
 
 # -- postscreen and restrictions -----------------------------------------------------------------------

@@ -174,7 +174,7 @@ class Lab:
             if status["state"] == "broken":
                 progress("cleaning up a lab that is partly up")
                 self._down()
-            lowers = {None: [rootfs.ensure_base(release, progress)]}
+            lowers: dict[str | None, list[Path]] = {None: [rootfs.ensure_base(release, progress)]}
             for role in {spec.layer for spec in HOSTS.values() if spec.layer}:
                 lowers[role] = [rootfs.ensure_layer(release, role, progress), lowers[None][0]]
             try:
@@ -265,7 +265,7 @@ class Lab:
             machine.stop(self.host_paths(name), spec, pid)
             machine.wipe(self.host_paths(name))
         proxy_pid = state.get("proxy_pid")
-        if machine.pid_is(proxy_pid, "apt-cacher-ng"):
+        if proxy_pid is not None and machine.pid_is(proxy_pid, "apt-cacher-ng"):
             os.kill(proxy_pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
             while machine.pid_alive(proxy_pid) and time.monotonic() < deadline:

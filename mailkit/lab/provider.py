@@ -48,8 +48,11 @@ class Lab(Protocol):
     """What provider mode needs of the lab (:class:`mailkit.lab.lab.Lab`), without importing it."""
 
     dir: Path
-    client_key: Path
-    ca: CertificateAuthority
+
+    @property
+    def client_key(self) -> Path: ...
+    @property
+    def ca(self) -> CertificateAuthority: ...
 
     def tsig_secret(self) -> str: ...
     def host_key(self, name: str) -> Path: ...

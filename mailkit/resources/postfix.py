@@ -200,7 +200,7 @@ def edit_table(text: str, set_lines: Mapping[str, str], remove: tuple[str, ...] 
         key = row.split()[0] if row.strip() and not row.lstrip().startswith("#") else None
         if key in remove:
             continue
-        if key in set_lines:
+        if key is not None and key in set_lines:
             if key not in seen:
                 out.append(f"{key} {set_lines[key]}")
                 seen.add(key)
