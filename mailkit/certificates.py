@@ -19,8 +19,20 @@ from mailkit.errors import MailkitError
 from mailkit.facts import Fact, Runner
 from mailkit.resources import File, Resource
 
-#: A certificate this close to its end (14 days, as in part 2's checks) is a problem: the renewal did not happen.
-FRESH_SECONDS = 14 * 86400
+#: A certificate with this many days left or fewer is a problem: the renewal did not happen. The one rule for every
+#: check of a certificate (part 2's, ``mailkit check``'s from outside and on the host).
+MIN_DAYS_LEFT = 14
+FRESH_SECONDS = MIN_DAYS_LEFT * 86400
+
+
+def fresh(days_left: float) -> bool:
+    """A certificate is fresh with more than :data:`MIN_DAYS_LEFT` days left (``openssl x509 -checkend``'s rule).
+
+    >>> fresh(14.5), fresh(14), fresh(-1)
+    (True, False, False)
+    """
+    return days_left > MIN_DAYS_LEFT
+
 
 #: certbot runs every executable in this directory after each successful renewal.
 CERTBOT_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mailkit-reload-mail"
@@ -57,7 +69,7 @@ class CertificateState:
         if hostname not in self.names:
             found.append(f"it is not for {hostname} (it names {', '.join(self.names) or 'no host name'})")
         if not self.fresh:
-            found.append("it expires within 14 days, or has expired: renew it")
+            found.append(f"it expires within {MIN_DAYS_LEFT} days, or has expired: renew it")
         if not self.key_matches:
             found.append(f"{self.key_file} is not the key of this certificate")
         if self.key_mode is not None and self.key_mode & 0o077:
@@ -100,7 +112,7 @@ def certificate_status(conn: Runner, cert_file: str, key_file: str, hostname: st
     if problems:
         raise MailkitError(f"the certificate {cert_file}: " + "; ".join(problems))
     return (
-        f"certificate {cert_file}: for {hostname}, valid for more than 14 days, "
+        f"certificate {cert_file}: for {hostname}, valid for more than {MIN_DAYS_LEFT} days, "
         f"and its key {key_file} matches it (mode {state.key_mode:o})"
     )
 

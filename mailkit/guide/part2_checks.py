@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mailkit import mailboxes
+from mailkit.certificates import MIN_DAYS_LEFT, fresh
 from mailkit.checks import CheckResult
 from mailkit.remote_client import run_client, throwaway_login
 from mailkit.ssh import Connection
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
 GUIDE = "02-dovecot.ipynb"
 IMAPS, IMAP, SMTP, SUBMISSION, SUBMISSIONS = 993, 143, 25, 587, 465
-#: A certificate closer to its end than this fails the check: time to renew.
-MIN_DAYS_LEFT = 14
 
 
 def tls_detail(seen: dict[str, Any]) -> str:
@@ -32,7 +31,7 @@ def tls_detail(seen: dict[str, Any]) -> str:
         return seen["error"]
     tls = seen.get("tls") or {}
     left = days_left(tls.get("not_after"))
-    validity = "valid for more than 14 days" if left > MIN_DAYS_LEFT else f"expires in {left:.0f} days"
+    validity = f"valid for more than {MIN_DAYS_LEFT} days" if fresh(left) else f"expires in {left:.0f} days"
     return f"{tls.get('version')}, certificate for {tls.get('subject')} verified, {validity}"
 
 
@@ -45,8 +44,8 @@ def days_left(not_after: str | None) -> float:
 
 def _tls_ok(seen: dict[str, Any], host: str) -> bool:
     tls = seen.get("tls") or {}
-    fresh = days_left(tls.get("not_after")) > MIN_DAYS_LEFT
-    return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host and fresh
+    valid = fresh(days_left(tls.get("not_after")))
+    return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host and valid
 
 
 def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: str | None) -> list[CheckResult]:

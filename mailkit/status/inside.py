@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailkit.certificates import CertificateOnHost
+from mailkit.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.context import host_facts
 from mailkit.facts import PackageVersion, gather
 from mailkit.layout import LAYOUT
@@ -184,14 +184,14 @@ def certificate_rows(conn: Connection, facts: ServerFacts) -> list[Row]:
         return []
     state = CertificateOnHost(facts.cert_file, facts.key_file).get(conn)
     problems = state.problems(facts.hostname)
-    seen = "; ".join(problems) or f"for {facts.hostname}, more than 14 days left, key matches (mode 600)"
+    seen = "; ".join(problems) or f"for {facts.hostname}, more than {MIN_DAYS_LEFT} days left, key matches (mode 600)"
     return [
         Row(
             "certificate",
             f"certificate {facts.cert_file}",
             not problems,
             seen,
-            "02-dovecot.ipynb section 6: renew it (certbot renew), then reload postfix and dovecot",
+            "02-dovecot.ipynb section 3: renew it (certbot renew), then reload postfix and dovecot",
             part=2,
         )
     ]

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mailkit.certificates import fresh
 from mailkit.smtp import relay_tricks
 from mailkit.status.probe import PORTS
 from mailkit.status.report import GUIDE_PARTS, Row
 
-MIN_DAYS = 14
 _STATES = {
     "open": "open",
     "closed": "closed: refused (nothing listens there, or a firewall rejects)",
@@ -48,7 +48,7 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
         if seen is None:
             continue  # not open: its port row already says so
         info = seen.get("tls")
-        fix = f"02-dovecot.ipynb section 6: a certificate for {hostname} from a CA clients trust, renewed in time"
+        fix = f"02-dovecot.ipynb section 3: a certificate for {hostname} that clients trust, renewed in time (certbot)"
         if "error" in seen and "tls_error" not in seen:
             closed = f"not reached: {seen['error']}"
             why = "journalctl -u 'postfix*' says why (465 and 587 close when Dovecot's auth service is down)"
@@ -59,7 +59,7 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
             rows.append(Row("tls", f"TLS on {port} ({first})", False, detail, fix, part=2))
             continue
         days = float(info["days_left"])
-        ok = days >= MIN_DAYS
+        ok = fresh(days)
         detail = f"{info['version']}, certificate for {hostname} verified, {days:.0f} days left"
         rows.append(Row("tls", f"TLS on {port} ({first})", ok, detail, fix, part=2 if port != 4190 else 4))
     return rows
@@ -77,7 +77,7 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
                 "no AUTH on 25 (servers do not log in)",
                 not offered,
                 "AUTH offered" if offered else "no AUTH, before or after STARTTLS",
-                "02-dovecot.ipynb section 8: smtpd_sasl_auth_enable = no in main.cf; yes on 587/465 only",
+                "02-dovecot.ipynb section 7: smtpd_sasl_auth_enable = no in main.cf; yes on 587/465 only",
                 part=2,
             )
         )
@@ -89,7 +89,7 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
                 "587: AUTH offered after STARTTLS",
                 False,
                 f"not reached: {submission.get('error') or 'no STARTTLS'}",
-                "02-dovecot.ipynb section 8: is Dovecot running (its auth socket serves Postfix)?",
+                "02-dovecot.ipynb section 7: is Dovecot running (its auth socket serves Postfix)?",
                 part=2,
             )
         )
@@ -101,7 +101,7 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
                 "587: no AUTH before STARTTLS",
                 not early,
                 "AUTH offered in clear text" if early else "AUTH only after STARTTLS",
-                "02-dovecot.ipynb section 8: smtpd_tls_auth_only = yes",
+                "02-dovecot.ipynb section 7: smtpd_tls_auth_only = yes",
                 part=2,
             )
         )
@@ -111,7 +111,7 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
                 "587: AUTH offered after STARTTLS",
                 bool(later),
                 " ".join(later) or "no AUTH offered",
-                "02-dovecot.ipynb section 8: is Dovecot running (its auth socket serves Postfix)?",
+                "02-dovecot.ipynb section 7: is Dovecot running (its auth socket serves Postfix)?",
                 part=2,
             )
         )
@@ -125,7 +125,7 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
                 "143: LOGIN refused before STARTTLS (LOGINDISABLED)",
                 refused,
                 "LOGINDISABLED" if refused else "login allowed in clear text",
-                "02-dovecot.ipynb section 5: auth_allow_cleartext = no (2.4), disable_plaintext_auth (2.3)",
+                "02-dovecot.ipynb section 4: auth_allow_cleartext = no (2.4), disable_plaintext_auth (2.3)",
                 part=2,
             )
         )

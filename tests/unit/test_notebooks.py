@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import mailkit
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
 from mailkit.result import Result
@@ -155,3 +156,49 @@ def test_day_two_commands_are_built_from_the_layout_and_shown_as_typed() -> None
         shown
         == "$ postmap -q 'x y@example.org' lmdb:/etc/postfix/vmailbox\n(exit 1)\n$ postqueue -p\nMail queue is empty"
     )
+
+
+_HINT = re.compile(r"(?:\{(\w+)\}|(\d\d-[\w-]+\.ipynb)) sections? (\d+)(?:-\d+)?(?::\s*([^\"']*))?")
+#: What a hint names that its section must explain: a setting (snake_case) or a tool a person runs.
+_SETTING = re.compile(r"\b(?:[a-z][a-z0-9]*(?:_[a-z0-9]+)+|certbot|doveadm|postmap|rspamadm|sievec)\b")
+
+
+def _sections(notebook: str) -> dict[str, str]:
+    """Each numbered section's sources (prose and code), by its number."""
+    found: dict[str, str] = {}
+    current = None
+    for cell in _cells(notebook):
+        source = "".join(cell["source"])
+        anchor = re.search(r'<a id="section-(\d+)"></a>', source)
+        if cell["cell_type"] == "markdown" and source.startswith("## "):
+            current = anchor[1] if anchor else None
+        if current is not None:
+            found[current] = found.get(current, "") + source + "\n"
+    return found
+
+
+def test_every_fix_hint_points_at_the_section_that_explains_it() -> None:
+    """Issue 21: hints in the checks sent users to the wrong section ('section 8' for smtpd_tls_auth_only, which is
+    section 7). Every 'NN-name.ipynb section K' in mailkit names a section that exists, and the settings the hint
+    names are in that section."""
+    import importlib
+
+    root = Path(mailkit.__file__).parent
+    hints = []
+    for path in sorted(root.rglob("*.py")):
+        module = importlib.import_module(".".join(path.relative_to(root.parent).with_suffix("").parts))
+        for name, literal, number, rest in _HINT.findall(path.read_text()):
+            notebook = literal or getattr(module, name, "")
+            assert notebook.endswith(".ipynb"), f"{path.name}: {{{name}}} is not a notebook name"
+            hints.append((path.name, notebook, number, rest))
+    assert len(hints) >= 40, "the checks' fix hints name guide sections"
+    wrong = []
+    for where, notebook, number, rest in hints:
+        sections = _sections(notebook)
+        if number not in sections:
+            wrong.append(f"{where}: {notebook} has no section {number}")
+            continue
+        for setting in _SETTING.findall(rest):
+            if setting not in sections[number]:
+                wrong.append(f"{where}: {notebook} section {number} does not mention {setting}")
+    assert wrong == []
