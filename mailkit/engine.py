@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from mailkit import display
 from mailkit.errors import CommandError, ConnectionLost, MailkitError
 from mailkit.facts import FileInfo, gather
 from mailkit.hostlock import LOCK_TIMEOUT, TRANSACTION_LOCK, HostLock
+from mailkit.progress import Progress
 from mailkit.resources.base import Change, Resource
 from mailkit.result import Result
 from mailkit.services import SERVICES
@@ -37,7 +38,6 @@ from mailkit.transaction import FAILED, REJECTED, Status, finish_script, parse_s
 #: ``pending-reload``, the services whose config went live but did not yet take effect (it survives
 #: a dropped connection).
 STATE_DIR = "/var/lib/mailkit"
-Progress = Callable[[str], None]
 
 
 class ApplyError(MailkitError):

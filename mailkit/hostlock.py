@@ -21,9 +21,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from mailkit.errors import MailkitError
+from mailkit.progress import Progress
 
 if TYPE_CHECKING:
-    from mailkit.engine import Progress
     from mailkit.ssh import Connection, RemoteProcess
 
 LOCK_TIMEOUT = 300.0

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from mailkit.errors import UsageError
 from mailkit.lab import netns, proxy, rootfs
 from mailkit.lab.lab import check_can_run_lab, check_release
 from mailkit.lab.layout import HOSTS, PROXY_PORT
+from mailkit.progress import Progress
 from mailkit.report import build_report, write_report
 
 #: The shared proxy's loopback port (the guide's own lab uses 3142 on its lab address).
@@ -34,7 +35,6 @@ MATRIX_PROXY_PORT = 3143
 MATRIX_STATE = Path("/var/lib/mailkit/matrix")
 #: A worker that runs longer than this is stopped (the whole guide takes about 4 minutes on one release).
 WORKER_TIMEOUT = 3600
-Progress = Callable[[str], None]
 
 
 def plan_instances(releases: Sequence[str]) -> list[tuple[int, str, str]]:

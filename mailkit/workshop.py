@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mailkit.errors import UsageError
 from mailkit.guide.runner import GuideRun, inject_parameters, notebooks_for, run_guide
 from mailkit.lab.layout import host_spec, student_spec
+from mailkit.progress import Progress
 
 #: The guide's parts a student works through (05, the upgrade, needs a bookworm server of its own).
 WORKSHOP_PARTS = (1, 2, 3, 4)
-Progress = Callable[[str], None]
 
 
 def student_parameters(number: int) -> dict[str, Any]:

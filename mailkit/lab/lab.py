@@ -39,12 +39,12 @@ from mailkit.lab.layout import (
     student_spec,
 )
 from mailkit.local import run_local, write_private
+from mailkit.progress import Progress
 from mailkit.ssh import Connection
 from mailkit.tls import CertificateAuthority
 from mailkit.values import Password
 
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "nft", "unshare", "ssh-keygen", "mount")
-Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:

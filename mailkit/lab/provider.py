@@ -27,7 +27,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +38,7 @@ from mailkit.lab.dns import NAMESERVER, set_records
 from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4
 from mailkit.lab.machine import HostPaths
 from mailkit.local import run_local, write_private
+from mailkit.progress import Progress
 from mailkit.resources import Directory, File, Packages
 from mailkit.ssh import Connection
 from mailkit.tls import CertificateAuthority
@@ -60,8 +61,6 @@ class Lab(Protocol):
     def connection(self, name: str) -> Connection: ...
     def passwords(self, mailboxes: Sequence[str]) -> dict[str, Password]: ...
 
-
-Progress = Callable[[str], None]
 
 RESOLVER = HOSTS["dns"].extra_addresses[0]
 ADMIN = "admin"

@@ -17,12 +17,13 @@ import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from mailkit.errors import LabError
 from mailkit.lab.layout import BASE_PACKAGES, DEBIAN_MIRROR, LAYER_PACKAGES, cache_dir
+from mailkit.progress import Progress
 
 #: Bump when the way bases are built changes, so old caches are rebuilt.
 RECIPE_VERSION = 2
@@ -34,8 +35,6 @@ ROLLING = ("sid",)
 ROLLING_APT_CONF = """// Written by mailkit's lab (sid only): accept a Release file past its Valid-Until date.
 Acquire::Check-Valid-Until "false";
 """
-
-Progress = Callable[[str], None]
 
 
 def recipe_of(release: str, packages: tuple[str, ...], parent: str | None) -> dict[str, object]:

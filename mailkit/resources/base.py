@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailkit.facts import Fact
+from mailkit.progress import Progress
 from mailkit.redact import redact
 from mailkit.services import service as known_service
 from mailkit.values import ValueRejected
@@ -29,7 +30,6 @@ from mailkit.values import ValueRejected
 if TYPE_CHECKING:
     from mailkit.ssh import Connection
 
-Progress = Callable[[str], None]
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
