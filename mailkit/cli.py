@@ -418,6 +418,41 @@ def matrix(releases: str, parts: str, jobs: int | None, output: Path, baseline: 
     sys.exit(0 if report["ok"] else 1)
 
 
+@main.group(name="registrar")
+def registrar_group() -> None:
+    """Publish zone text (as the guide hands it to MAILKIT_REGISTRAR) at a DNS server that takes updates."""
+
+
+@registrar_group.command(name="rfc2136")
+@click.option("--server", required=True, help="The primary DNS server's address (it takes RFC 2136 updates).")
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The TSIG key, as tsig-keygen writes it (mode 0600).",
+)
+@friendly_errors
+def rfc2136(server: str, key_file: Path) -> None:
+    """Replace the record sets of the zone text on standard input by signed dynamic updates (RFC 2136).
+
+    For MAILKIT_REGISTRAR: 'mailkit registrar rfc2136 --server 192.0.2.53 --key-file ~/dns.key'.
+    """
+    import ipaddress
+
+    from mailkit.registrar import MAX_ZONE_TEXT, parse_zone_text, publish_rfc2136, read_tsig_key
+
+    try:
+        address = str(ipaddress.ip_address(server))
+    except ValueError:
+        raise UsageError(f"--server {server[:60]!r} is not an IP address") from None
+    key = read_tsig_key(key_file)
+    records = parse_zone_text(sys.stdin.read(MAX_ZONE_TEXT + 1))
+    zones = publish_rfc2136(records, address, key)
+    for record in records:
+        click.echo(f"{'published' if record.values else 'deleted'} {record.rtype} {record.name}")
+    click.echo(f"zones updated at {address}: {', '.join(zones) or 'none'}")
+
+
 @main.command(name="check")
 @click.option("--host", default=None, help="The server: an SSH destination or lab:NAME (default: lab:mail).")
 @click.option("--domain", "domains", multiple=True, help="A mail domain to check (default: the server's own list).")

@@ -319,7 +319,7 @@ def read_passwords_file(path: Path, mailboxes: Sequence[str]) -> dict[str, Passw
     the password itself is never shown.
     """
     try:  # never through a symlink: in a folder others can write, it could point anywhere
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)

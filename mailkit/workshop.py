@@ -7,7 +7,9 @@ reset to the end of any part.
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 from mailkit.errors import UsageError
 from mailkit.guide.runner import GuideRun, inject_parameters, notebooks_for, run_guide
 from mailkit.lab.layout import host_spec, student_spec
+from mailkit.local import write_private
 from mailkit.progress import Progress
 
 #: The guide's parts a student works through (05, the upgrade, needs a bookworm server of its own).
@@ -81,7 +84,31 @@ def write_class(directory: Path, students: int) -> dict[str, list[Path]]:
             for made, copied in ((key, ssh / "id_ed25519"), (key.parent / "known_hosts", ssh / "known_hosts")):
                 config = config.replace(str(made), str(copied.resolve()))
             (ssh / "config").write_text(config)
+        if lab.student_dns_key(name).exists():
+            write_private(folder / "dns.key", lab.student_dns_key(name).read_bytes())
+            (folder / "lab-ca.pem").write_bytes(lab.ca.ensure())
+            (folder / "env").write_text(student_environment(folder))
     return written
+
+
+def student_environment(folder: Path) -> str:
+    """A student's shell settings for doing a step by hand with their own keys: their SSH login, the lab's DNS
+    server and CA, and the registrar command that publishes their records with their own DNS key (it may change
+    their domain's names only).
+
+    >>> print(student_environment(Path("/class/student01")).splitlines()[0])
+    export MAILKIT_SSH_CONFIG=/class/student01/ssh/config
+    """
+    from mailkit.lab.dns import NAMESERVER
+
+    registrar = f"{sys.executable} -m mailkit.cli registrar rfc2136 --server {NAMESERVER.address} "
+    settings = {
+        "MAILKIT_SSH_CONFIG": str(folder / "ssh" / "config"),
+        "MAILKIT_NAMESERVER": NAMESERVER.address,
+        "MAILKIT_CA_FILE": str(folder / "lab-ca.pem"),
+        "MAILKIT_REGISTRAR": registrar + f"--key-file {shlex.quote(str(folder / 'dns.key'))}",
+    }
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in settings.items())
 
 
 def students_in_lab() -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from mailkit.errors import LabError
 from mailkit.lab.layout import (
@@ -101,14 +101,37 @@ def zone_filename(zone: str) -> str:
     return "db.root" if zone == "." else f"db.{zone}"
 
 
-def named_conf(tsig_secret: str) -> dict[str, str]:
-    """BIND's configuration files (paths under /etc/bind), replacing Debian's default zones."""
-    key = f'key "{TSIG_KEY_NAME}" {{ algorithm hmac-sha256; secret "{tsig_secret}"; }};\n'
+def tsig_key_statement(name: str, secret: str) -> str:
+    """A ``key`` statement, as ``tsig-keygen`` writes it (and ``mailkit registrar rfc2136 --key-file`` reads it)."""
+    return f'key "{name}" {{ algorithm hmac-sha256; secret "{secret}"; }};\n'
+
+
+def student_key_name(domain: str) -> str:
+    """The name of the DNS update key a student's domain may be changed with: ``student01.example.org.``."""
+    return domain.rstrip(".") + "."
+
+
+def named_conf(tsig_secret: str, student_secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """BIND's configuration files (paths under /etc/bind), replacing Debian's default zones.
+
+    The lab's key may change every zone; a student's key (``student_secrets``: domain -> secret) only the names
+    at and under the student's own domain, as a registrar's API token can change only its customer's domain.
+
+    >>> local = named_conf("c2VjcmV0", {"student01.example.org": "c3R1ZGVudA=="})["named.conf.local"]
+    >>> 'grant "student01.example.org." subdomain student01.example.org. ANY;' in local
+    True
+    """
+    students = dict(student_secrets or {})
+    key = tsig_key_statement(TSIG_KEY_NAME, tsig_secret)
     zones = []
     for zone in (".", *ALL_ZONES):
+        grants = [f'grant "{TSIG_KEY_NAME}" zonesub ANY;']
+        grants += [
+            f'grant "{student_key_name(d)}" subdomain {d}. ANY;' for d in sorted(students) if zone_for(d) == zone
+        ]
         zones.append(
             f'zone "{zone}" {{ type primary; file "/var/lib/bind/{zone_filename(zone)}"; '
-            f'allow-update {{ key "{TSIG_KEY_NAME}"; }}; allow-transfer {{ key "{TSIG_KEY_NAME}"; }}; }};'
+            f'update-policy {{ {" ".join(grants)} }}; allow-transfer {{ key "{TSIG_KEY_NAME}"; }}; }};'
         )
     options = (
         "options {\n"
@@ -124,9 +147,12 @@ def named_conf(tsig_secret: str) -> dict[str, str]:
     )
     return {
         "named.conf": 'include "/etc/bind/named.conf.options";\ninclude "/etc/bind/mailkit-lab.key";\n'
-        'include "/etc/bind/named.conf.local";\n',
+        'include "/etc/bind/mailkit-students.key";\ninclude "/etc/bind/named.conf.local";\n',
         "named.conf.options": options,
         "mailkit-lab.key": key,
+        "mailkit-students.key": "".join(
+            tsig_key_statement(student_key_name(domain), secret) for domain, secret in sorted(students.items())
+        ),
         "named.conf.local": "\n".join(zones) + "\n",
     }
 

@@ -210,7 +210,7 @@ class Lab:
             authorized += self.student_key(spec.name).with_suffix(".pub").read_text()
         machine.write_identity(paths.root, spec, self.host_key(spec.name), authorized)
         if spec.name == "dns":
-            machine.write_dns_config(paths.root, self.tsig_secret())
+            machine.write_dns_config(paths.root, self.tsig_secret(), self.student_dns_secrets())
         if spec.name != "dns":  # as real hosts trust public CAs
             machine.trust_ca(paths.root, self.ca.ensure())
         return machine.boot(paths, spec)
@@ -368,6 +368,33 @@ class Lab:
             self._write(state)
 
     # -- workshop mode: a mail host per student ---------------------------------------------------
+    def student_dns_key(self, name: str) -> Path:
+        """The DNS update key a student publishes their own records with (their domain's names, nothing else)."""
+        return self.dir / "students" / name / "dns.key"
+
+    def student_dns_secrets(self) -> dict[str, str]:
+        """Each student domain's update key secret, for BIND's configuration."""
+        from mailkit.registrar import read_tsig_key
+
+        found = {}
+        for number in range(1, self._read().get("students", 0) + 1):
+            path = self.student_dns_key(student_name(number))
+            if path.exists():
+                found[student_spec(number).domain] = read_tsig_key(path).secret
+        return found
+
+    def _configure_student_keys(self) -> None:
+        """Give the running DNS server the students' update keys as they are now (none after the last goes)."""
+        from mailkit import engine
+        from mailkit.resources import File
+
+        files = dns.named_conf(self.tsig_secret(), self.student_dns_secrets())
+        names = ("mailkit-students.key", "named.conf.local", "named.conf")
+        wanted = [File(f"/etc/bind/{n}", files[n], group="bind", mode=0o640) for n in names]
+        with self.connection("dns") as conn:
+            if engine.apply(conn, wanted).changed:
+                conn.run(["rndc", "reconfig"])
+
     def student_key(self, name: str) -> Path:
         """The SSH key a student logs into their own host with (and no other)."""
         return self.dir / "students" / name / "id_ed25519"
@@ -404,6 +431,11 @@ class Lab:
             progress("publishing the students' DNS records")
             for name in new:
                 self._publish_student(int(name[7:]))
+            for name, spec in new.items():
+                if not self.student_dns_key(name).exists():
+                    statement = dns.tsig_key_statement(dns.student_key_name(spec.domain), dns.new_tsig_secret())
+                    write_private(self.student_dns_key(name), statement.encode())
+            self._configure_student_keys()
             self._write_client_files()
             self._write_student_logins(new)
             return list(new)
@@ -426,6 +458,8 @@ class Lab:
             state["students"] = 0
             self._write(state)
             shutil.rmtree(self.dir / "students", ignore_errors=True)
+            if dns_running:
+                self._configure_student_keys()  # their keys change nothing any more
             if count:
                 self._write_client_files()
             return count

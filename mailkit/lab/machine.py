@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,12 +138,12 @@ def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: s
     os.chmod(root / "root/.ssh", 0o700)
 
 
-def write_dns_config(root: Path, tsig_secret: str) -> None:
+def write_dns_config(root: Path, tsig_secret: str, student_secrets: Mapping[str, str] | None = None) -> None:
     """Install the lab zones and BIND's configuration into the DNS host's root."""
     from mailkit.lab import dns
 
     bind = _owner(root, "bind")
-    for name, text in dns.named_conf(tsig_secret).items():
+    for name, text in dns.named_conf(tsig_secret, student_secrets).items():
         _put(root, f"etc/bind/{name}", text, 0o640, (0, bind[1]))
     for zone, text in dns.zone_files().items():
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)

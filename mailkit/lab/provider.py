@@ -33,12 +33,13 @@ from typing import Protocol
 
 from mailkit import engine
 from mailkit.dnsrecords import RecordSet
-from mailkit.errors import LabError, UsageError
-from mailkit.lab.dns import NAMESERVER, set_records
-from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4
+from mailkit.errors import LabError
+from mailkit.lab.dns import NAMESERVER
+from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4, TSIG_KEY_NAME
 from mailkit.lab.machine import HostPaths
 from mailkit.local import run_local, write_private
 from mailkit.progress import Progress
+from mailkit.registrar import TsigKey, parse_zone_text, publish_rfc2136
 from mailkit.resources import Directory, File, Packages
 from mailkit.ssh import Connection
 from mailkit.tls import CertificateAuthority
@@ -283,37 +284,9 @@ def environment(lab: Lab) -> dict[str, str]:
 
 
 # -- the registrar ---------------------------------------------------------------------------------------------------
-def parse_zone_text(text: str) -> list[RecordSet]:
-    """The records of zone text as :meth:`mailkit.target.Target.publish` writes it (``; delete`` lines included).
-
-    >>> text = 'example.org. 300 IN TXT "v=spf1 mx ~all"\\n; delete a.example.org. TXT\\n'
-    >>> [(r.name, r.values) for r in parse_zone_text(text)]
-    [('example.org', ('"v=spf1 mx ~all"',)), ('a.example.org', ())]
-    """
-    found: dict[tuple[str, str], list[str]] = {}
-    ttls: dict[tuple[str, str], int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        words = line.split()
-        if not words:
-            continue
-        if words[0] == ";":
-            if len(words) == 4 and words[1] == "delete":
-                found.setdefault((words[2].rstrip(".").lower(), words[3]), [])
-            continue
-        if len(words) < 5 or words[2] != "IN" or not words[1].isdigit():
-            raise UsageError(f"zone text line {number}: not 'NAME TTL IN TYPE VALUE'")
-        key = (words[0].rstrip(".").lower(), words[3])
-        found.setdefault(key, []).append(line.split(None, 4)[4])
-        ttls[key] = int(words[1])
-    return [
-        RecordSet(name, rtype, tuple(values), ttls.get((name, rtype), 300)) for (name, rtype), values in found.items()
-    ]
-
-
 def registrar(lab: Lab, text: str) -> list[RecordSet]:
-    """Publish zone text as a DNS provider's web form would (here: a TSIG update of the lab's DNS)."""
+    """Publish zone text as a DNS provider's web form would: here by the same signed dynamic update (RFC 2136) that
+    ``mailkit registrar rfc2136`` sends to a real server, with the lab's key."""
     records = parse_zone_text(text)
-    secret = lab.tsig_secret()
-    for record in records:
-        set_records(record.name, record.rtype, list(record.values), secret, ttl=record.ttl)
+    publish_rfc2136(records, NAMESERVER.address, TsigKey(TSIG_KEY_NAME, "hmac-sha256", lab.tsig_secret()))
     return records

@@ -94,6 +94,35 @@ def test_a_student_logs_in_from_their_own_account_with_nothing_of_roots(students
         shutil.rmtree(top, ignore_errors=True)
 
 
+def test_a_student_publishes_their_own_records_with_their_own_key_and_no_one_elses(
+    students: Lab, tmp_path: Path
+) -> None:
+    """Security review, finding 7: publishing needs no lab secret: the class folder's DNS key (RFC 2136, as
+    ``mailkit registrar rfc2136`` sends to any DNS server that takes updates) changes the student's names only."""
+    result = mailkit("workshop", "notebooks", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "student01"
+    assert (folder / "dns.key").stat().st_mode & 0o777 == 0o600
+    env = (folder / "env").read_text()
+    assert "--key-file" in env and str(students.dir) not in env, "nothing of the lab's own in a student's settings"
+    lookup = lookup_at(NAMESERVER.address)
+
+    def publish(text: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "mailkit.cli", "registrar", "rfc2136", "--server", NAMESERVER.address]
+        return subprocess.run([*argv, "--key-file", str(folder / "dns.key")], input=text,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    own = publish('_test.student01.example.org. 60 IN TXT "mailkit own key"\n')
+    assert own.returncode == 0, own.stderr
+    assert lookup("_test.student01.example.org", "TXT") == ('"mailkit own key"',)
+    for name in ("_test.student02.example.org", "_test.example.org"):
+        refused = publish(f'{name}. 60 IN TXT "not yours"\n')
+        assert refused.returncode == 1 and "REFUSED" in refused.stderr, refused.stderr
+        assert lookup(name, "TXT") == ()
+    gone = publish("; delete _test.student01.example.org. TXT\n")
+    assert gone.returncode == 0 and lookup("_test.student01.example.org", "TXT") == ()
+
+
 _RAW_UDP = """use Socket;
 my ($src, $dst, $dport, $payload) = @ARGV;
 socket(my $s, AF_INET, SOCK_RAW, 255) or die "raw socket: $!";

@@ -109,9 +109,24 @@ def test_named_conf_serves_every_zone_with_updates_by_key_only() -> None:
     conf = dns.named_conf("c2VjcmV0")
     for zone in (".", *dns.ALL_ZONES):
         assert f'zone "{zone}"' in conf["named.conf.local"]
-    assert conf["named.conf.local"].count('allow-update { key "mailkit-lab."; }') == len(dns.ALL_ZONES) + 1
+    lab_only = 'update-policy { grant "mailkit-lab." zonesub ANY; }'
+    assert conf["named.conf.local"].count(lab_only) == len(dns.ALL_ZONES) + 1
     assert "recursion no;" in conf["named.conf.options"]
     assert "default-zones" not in conf["named.conf"]
+    assert conf["mailkit-students.key"] == ""
+
+
+def test_a_students_dns_key_may_change_their_own_domain_only() -> None:
+    """Security review, finding 7: a student publishes with a key of their own, as a registrar's customer does."""
+    conf = dns.named_conf("c2VjcmV0", {"student01.example.org": "c3R1ZGVudDAx", "student02.example.org": "c3R1"})
+    org = next(line for line in conf["named.conf.local"].splitlines() if line.startswith('zone "example.org"'))
+    assert 'grant "student01.example.org." subdomain student01.example.org. ANY;' in org
+    assert 'grant "student02.example.org." subdomain student02.example.org. ANY;' in org
+    others = [line for line in conf["named.conf.local"].splitlines() if not line.startswith('zone "example.org"')]
+    assert not any("student" in line for line in others), "no grant in any other zone"
+    key = 'key "student01.example.org." { algorithm hmac-sha256; secret "c3R1ZGVudDAx"; };'
+    assert key in conf["mailkit-students.key"]
+    assert 'include "/etc/bind/mailkit-students.key";' in conf["named.conf"]
 
 
 def test_network_commands_give_each_host_its_addresses() -> None:

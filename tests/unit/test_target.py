@@ -217,3 +217,26 @@ def test_a_passwords_file_behind_a_symlink_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a regular file"):
         read_passwords_file(tmp_path, ["ann@example.net"])
     assert read_passwords_file(real, ["ann@example.net"])["ann@example.net"].reveal() == "a long secret phrase"
+
+
+def test_a_passwords_file_that_is_a_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO named as the passwords file would block the read for ever: it is refused as not a regular file."""
+    import os
+    import threading
+
+    from mailkit.target import read_passwords_file
+
+    fifo = tmp_path / "passwords"
+    os.mkfifo(fifo, 0o600)
+    caught: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_passwords_file(fifo, ["ann@example.net"])
+        except UsageError as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert caught and "not a regular file" in str(caught[0])
