@@ -200,3 +200,21 @@ def test_the_probe_runs_unprivileged_and_is_killed_where_it_runs_past_its_deadli
     assert kwargs["sudo"] is False
     assert argv[:4] == ["timeout", "-k", "5", "17"] and argv[4:6] == ["python3", "-c"]
     assert kwargs["timeout"] == 37
+
+
+def test_the_probe_is_a_module_its_tests_can_read() -> None:
+    """Issue 21: the program sent to the outside host is a module here (linted, type-checked, unit-tested)."""
+    import io
+
+    from mailkit.remote import probe
+
+    saved = dict(probe.req)
+    probe.req.update({"connection_bytes": 1000, "reply_lines": 2})
+    try:
+        replies = probe.Bounded(io.BytesIO(b"250-first\r\n250-second\r\n250 third\r\n"), probe.Budget())
+        assert replies.readline() == b"250-first\r\n" and replies.readline() == b"250-second\r\n"
+        with pytest.raises(probe.TooMuch, match="more than 2 lines"):
+            replies.readline()
+    finally:
+        probe.req.clear()
+        probe.req.update(saved)

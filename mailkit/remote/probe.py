@@ -1,0 +1,269 @@
+"""The outside probe: what a mail server shows the internet (ports, TLS, AUTH, relaying), read from one vantage point.
+
+It runs on the host the checks run from, with ``python3`` and its standard library only, as the login user: the
+request arrives as JSON on standard input, the answer leaves as JSON on standard output. It sends no password and
+no message. The server it probes is hostile until shown otherwise: one connection may send so many bytes, one reply
+so many lines, the whole run has one deadline and a memory limit (:mod:`mailkit.status.probe` sets them).
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import resource
+import signal
+import smtplib
+import socket
+import ssl
+import sys
+import time
+from typing import Any
+
+#: The request (read in :func:`main`) and what was seen so far (written out at the end, or at the deadline).
+req: dict[str, Any] = {}
+out: dict[str, Any] = {"ports": {}, "tls": {}, "relay": [], "roles": []}
+
+
+def give_up(signum: int, frame: object) -> None:
+    """The whole probe's deadline: say so, with what was seen until then."""
+    out["error"] = f"the probe gave up after {req['deadline']} s"
+    sys.stdout.write(json.dumps(out))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+class TooMuch(OSError):
+    """The server sent more than one connection may."""
+
+
+class Budget:
+    """What one connection has sent so far."""
+
+    budget: int
+    lines: int
+
+
+class Bounded:
+    """A server's replies, read through a budget: one connection may send so many bytes, one reply so many lines."""
+
+    def __init__(self, raw: Any, owner: Any) -> None:
+        self.raw, self.owner = raw, owner
+
+    def _count(self, data: bytes) -> bytes:
+        self.owner.budget = getattr(self.owner, "budget", req["connection_bytes"]) - len(data)
+        if self.owner.budget < 0:
+            raise TooMuch(f"the server sent more than {req['connection_bytes']} bytes")
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._count(self.raw.readline(min(size, 8192) if size and size > 0 else 8192))
+        self.owner.lines = getattr(self.owner, "lines", 0) + 1
+        if self.owner.lines > req["reply_lines"]:
+            raise TooMuch(f"the server sent more than {req['reply_lines']} lines")
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        return self._count(self.raw.read(min(size, req["connection_bytes"]) if size and size > 0 else 8192))
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class BoundedReplies:
+    """smtplib's replies read through a :class:`Bounded` budget (mixed into its clients below)."""
+
+    file: Any
+    sock: Any
+    lines: int
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:
+            self.file = Bounded(self.sock.makefile("rb"), self)
+        self.lines = 0
+        return super().getreply()  # type: ignore[misc]
+
+
+class SMTP(BoundedReplies, smtplib.SMTP):
+    """smtplib's client, bounded."""
+
+
+class SMTPS(BoundedReplies, smtplib.SMTP_SSL):
+    """TLS on connect to an address, the certificate verified for the server's name; bounded."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((host, port), timeout)
+        return self.context.wrap_socket(sock, server_hostname=req["hostname"])
+
+
+class IMAP(imaplib.IMAP4):
+    """imaplib's client, its replies read through a :class:`Bounded` budget."""
+
+    def readline(self) -> bytes:
+        return Bounded(self.file, self).readline(imaplib._MAXLINE)  # type: ignore[attr-defined]
+
+    def read(self, size: int) -> bytes:
+        return Bounded(self.file, self).read(size)
+
+
+def context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=req.get("cafile"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def state(address: str, port: int) -> str:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(req.get("timeout", 8))
+    try:
+        s.connect((address, port))
+        return "open"
+    except ConnectionRefusedError:
+        return "closed"
+    except TimeoutError:
+        return "filtered"
+    except OSError as e:
+        return "unreachable: " + (e.strerror or str(e))
+    finally:
+        s.close()
+
+
+def tls_info(sock: Any) -> dict[str, Any]:
+    cert = sock.getpeercert()
+    days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
+    return {"version": sock.version(), "days_left": round(days, 1)}
+
+
+def smtp(address: str, port: int, how: str, verify: bool = True) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    ctx = context() if verify else ssl._create_unverified_context()
+    try:
+        s: smtplib.SMTP
+        if how == "smtp-tls":
+            s = SMTPS(address, port, timeout=20, context=ctx, local_hostname=req["helo"])
+        else:
+            s = SMTP(address, port, timeout=20, local_hostname=req["helo"])
+            s._host = req["hostname"]  # type: ignore[attr-defined]  # STARTTLS verifies the name, not the address
+        s.ehlo()
+        if how != "smtp-tls":
+            seen["auth_before_tls"] = s.has_extn("auth")
+            seen["starttls_offered"] = s.has_extn("starttls")
+            if not s.has_extn("starttls"):
+                s.quit()
+                return seen
+            s.starttls(context=ctx)
+            s.ehlo()
+        seen["tls"] = tls_info(s.sock) if verify else {}
+        seen["auth_after_tls"] = s.esmtp_features.get("auth", "").split()
+        s.quit()
+    except ssl.SSLError as e:
+        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
+        if verify:  # the certificate is wrong: still see what the server offers once encrypted
+            again = smtp(address, port, how, verify=False)
+            seen.update({k: v for k, v in again.items() if k.startswith("auth")})
+    except (OSError, smtplib.SMTPException) as e:
+        seen["error"] = type(e).__name__ + ": " + str(e)
+    return seen
+
+
+def imap(address: str, port: int, how: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    try:
+        if how == "imap-tls":
+            sock = socket.create_connection((address, port), timeout=20)
+            tls = context().wrap_socket(sock, server_hostname=req["hostname"])
+            seen["tls"] = tls_info(tls)
+            tls.close()
+            return seen
+        m = IMAP(address, port, timeout=20)
+        seen["capabilities_before_tls"] = list(m.capabilities)
+        m.host = req["hostname"]
+        m.starttls(ssl_context=context())
+        seen["tls"] = tls_info(m.sock)
+        seen["capabilities"] = list(m.capabilities)
+        m.logout()
+    except ssl.SSLError as e:
+        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
+    except (OSError, imaplib.IMAP4.error) as e:
+        seen["error"] = type(e).__name__ + ": " + str(e)
+    return seen
+
+
+def sieve(address: str, port: int, how: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    try:
+        sock = socket.create_connection((address, port), timeout=20)
+        f = Bounded(sock.makefile("rb"), Budget())
+        lines = []
+        while True:
+            line = f.readline().decode(errors="replace").strip()
+            lines.append(line)
+            if not line or line.startswith(("OK", "NO", "BYE")):
+                break
+        seen["sasl_before_tls"] = [x for x in lines if x.upper().startswith('"SASL"') and x.split()[1:] != ['""']]
+        if not any(x.upper().startswith('"STARTTLS"') for x in lines):
+            seen["error"] = "no STARTTLS offered"
+            return seen
+        sock.sendall(b"STARTTLS\r\n")
+        answer = f.readline().decode(errors="replace").strip()
+        if not answer.startswith("OK"):
+            seen["error"] = "STARTTLS refused: " + answer
+            return seen
+        tls = context().wrap_socket(sock, server_hostname=req["hostname"])
+        seen["tls"] = tls_info(tls)
+        tls.close()
+    except ssl.SSLError as e:
+        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
+    except OSError as e:
+        seen["error"] = type(e).__name__ + ": " + str(e)
+    return seen
+
+
+def envelope(address: str) -> None:
+    """One connection to port 25: each relay trick and each role address up to RCPT TO, then RSET. No DATA, ever."""
+    try:
+        s = SMTP(address, 25, timeout=30, local_hostname=req["helo"])
+        s.ehlo()
+        for label, sender, rcpt in req["relay"]:
+            mail = s.docmd("MAIL", f"FROM:<{sender}>")
+            if mail[0] != 250:
+                out["relay"].append([label, rcpt, mail[0], "MAIL FROM: " + mail[1].decode(errors="replace")])
+                s.rset()
+                continue
+            code, text = s.docmd("RCPT", f"TO:<{rcpt}>")
+            out["relay"].append([label, rcpt, code, text.decode(errors="replace")])
+            s.rset()
+        for rcpt in req["roles"]:
+            s.docmd("MAIL", "FROM:<>")
+            code, text = s.docmd("RCPT", f"TO:<{rcpt}>")
+            out["roles"].append([rcpt, code, text.decode(errors="replace")])
+            s.rset()
+        s.quit()
+    except (OSError, smtplib.SMTPException) as e:
+        out["envelope_error"] = type(e).__name__ + ": " + str(e)
+
+
+CHECKS = {"smtp": smtp, "imap": imap, "sieve": sieve}
+
+
+def main() -> None:
+    req.update(json.load(sys.stdin))
+    resource.setrlimit(resource.RLIMIT_AS, (req["memory"], req["memory"]))
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(req["deadline"])
+    for addresses in req["addresses"].values():
+        for address in addresses:
+            out["ports"][address] = {str(p): state(address, p) for p in req["ports"]}
+    first = next((a for f in ("4", "6") for a in req["addresses"].get(f, [])), None)
+    if first:
+        for port, how in req["tls"]:
+            if out["ports"][first].get(str(port)) == "open":
+                out["tls"][str(port)] = CHECKS[how.split("-")[0]](first, port, how)
+        if out["ports"][first].get("25") == "open":
+            envelope(first)
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
