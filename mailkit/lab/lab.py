@@ -236,8 +236,7 @@ class Lab:
         """known_hosts from the keys the lab made (no trust on first use), and an ssh_config for aliases."""
         lines, config = [], [f"# Written by mailkit for the lab in {self.dir}"]
         for name, spec in self.hosts().items():
-            key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
-            lines.append(f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}")
+            lines.append(self._known_hosts_line(name, spec))
             config += [
                 f"Host {name} {spec.fqdn} {spec.address}",
                 f"    HostName {spec.address}",
@@ -482,14 +481,18 @@ class Lab:
         for name, rtype, values in wanted:
             dns.set_records(name, rtype, values if present else [], secret)
 
+    def _known_hosts_line(self, name: str, spec: HostSpec) -> str:
+        """The host's key as known_hosts names it: by address, full name and lab name."""
+        key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
+        return f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}"
+
     def _write_student_logins(self, students: dict[str, HostSpec]) -> None:
         """Each student's ssh_config and known_hosts: their own key, their host only, its key verified from a
         known_hosts of their own (the lab's is root's, and names every host)."""
         for name, spec in students.items():
             folder = self.student_key(name).parent
-            key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
             known = folder / "known_hosts"
-            known.write_text(f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}\n")
+            known.write_text(self._known_hosts_line(name, spec) + "\n")
             config = [
                 f"# {name}'s login to their own mail host in the mailkit lab",
                 f"Host {name} {spec.fqdn} {spec.address}",
