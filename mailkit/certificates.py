@@ -25,6 +25,15 @@ MIN_DAYS_LEFT = 14
 FRESH_SECONDS = MIN_DAYS_LEFT * 86400
 
 
+def default_paths(hostname: str) -> tuple[str, str]:
+    """Where a certificate that did not come from certbot lives on the server: Debian's places for them.
+
+    >>> default_paths("mail.example.org")
+    ('/etc/ssl/certs/mail.example.org.pem', '/etc/ssl/private/mail.example.org.key')
+    """
+    return f"/etc/ssl/certs/{hostname}.pem", f"/etc/ssl/private/{hostname}.key"
+
+
 def fresh(days_left: float) -> bool:
     """A certificate is fresh with more than :data:`MIN_DAYS_LEFT` days left (``openssl x509 -checkend``'s rule).
 

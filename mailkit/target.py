@@ -46,6 +46,8 @@ PASSWORDS_ENV = "MAILKIT_PASSWORDS_FILE"
 #: The resolver the checks ask (an address), and a CA file that verifies the server here, for your own server.
 NAMESERVER_ENV = "MAILKIT_NAMESERVER"
 CA_FILE_ENV = "MAILKIT_CA_FILE"
+#: ``yes`` when the server has no route to the internet (an isolated network, a class room): rspamd's lookups off.
+OFFLINE_ENV = "MAILKIT_OFFLINE"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
 #: Block lists a real server is looked up on by default (Spamhaus answers only through your own resolver).
 PUBLIC_BLOCKLISTS = ("zen.spamhaus.org", "bl.spamcop.net")
@@ -116,6 +118,7 @@ class Target:
     than root runs commands with ``sudo -n``. ``outside`` is another host with the clients the checks use
     (``swaks``, ``openssl``, ``python3``), ideally on another network. ``nameserver`` is the resolver the checks
     ask (None: this machine's); ``ca_file`` verifies the server's certificate (None: the system's CAs).
+    ``offline``: the server has no route to the internet (``MAILKIT_OFFLINE=yes``): rspamd's lookups are off.
     """
 
     name: str
@@ -137,13 +140,16 @@ class Target:
         return Connection(self.destination)
 
     def outside(self) -> Connection:
-        """The host the outside checks run from."""
+        """The host the outside checks run from: they run clients only, so never through ``sudo`` (an ordinary
+        account there is enough, and better)."""
         if not self.outside_name:
             raise UsageError(
                 "set OUTSIDE (or MAILKIT_OUTSIDE) to another host you reach over SSH that has swaks, openssl and "
                 "python3: the checks connect to your server from there, as the internet does"
             )
-        return connect(self.outside_name)
+        conn = connect(self.outside_name)
+        conn.sudo = False
+        return conn
 
     def ca_file_here(self) -> str | None:
         """The CA file that verifies the server's certificate from this machine (None: the system's CAs)."""
@@ -362,6 +368,18 @@ def resolve_target(target: str | None = None, *, env: Mapping[str, str] | None =
     return chosen
 
 
+def _yes(value: str, name: str) -> bool:
+    """A yes/no setting of the environment: empty is no; anything but yes/no/true/false/1/0 is refused.
+
+    >>> _yes("yes", "X"), _yes("", "X")
+    (True, False)
+    """
+    answer = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False, "": False}
+    if value.strip().lower() not in answer:
+        raise UsageError(f"{name}={value[:20]!r}: say yes or no")
+    return answer[value.strip().lower()]
+
+
 def _kind(kind: str) -> Any:
     return importlib.import_module(KINDS[kind])
 
@@ -392,6 +410,7 @@ def target_of(
             ca_file=env.get(CA_FILE_ENV) or None,
             registrar=env.get(REGISTRAR_ENV) or None,
             passwords_file=env.get(PASSWORDS_ENV) or None,
+            offline=_yes(env.get(OFFLINE_ENV, ""), OFFLINE_ENV),
         )
     if outside is not None and outside != made.outside_name:
         made = dataclasses.replace(made, outside_name=resolve_target(outside, env=env))

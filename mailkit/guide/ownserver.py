@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,13 +75,16 @@ def prepare_own_server(
 ) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
     """Validate everything, then try the login; yield the target, the parameters and the kernels' environment.
 
-    Passwords asked at the prompt go to a file of mode 0600 in a private temporary folder, removed afterwards.
+    Passwords come from ``passwords_file``, else the file ``MAILKIT_PASSWORDS_FILE`` names, else the prompt; asked at
+    the prompt, they go to a file of mode 0600 in a private temporary folder, removed afterwards.
     """
     destination = resolve_target(host)
     if destination.partition(":")[0] == "lab":
         raise UsageError("--host is your own server: for the lab, leave --host out")
     params = load(params_file) if params_file else {}
     outside_name = resolve_target(outside) if outside else None
+    if passwords_file is None and os.environ.get(PASSWORDS_ENV):  # as the notebooks take it
+        passwords_file = Path(os.environ[PASSWORDS_ENV])
     mailboxes = [str(m) for m in params.get("MAILBOXES", DEFAULT_MAILBOXES)]
     if passwords_file is not None:
         read_passwords_file(passwords_file, mailboxes)  # refused when others can read it, or when one is missing

@@ -68,7 +68,7 @@ class Part2:
             acme_url(self.acme_server)
             cert, key = live_paths(host)
         else:
-            cert, key = f"/etc/ssl/certs/{host}.pem", f"/etc/ssl/private/{host}.key"
+            cert, key = certificates.default_paths(host)
         object.__setattr__(self, "cert_file", RemotePath(self.cert_file or cert))
         object.__setattr__(self, "key_file", RemotePath(self.key_file or key))
         object.__setattr__(

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mailkit import certificates, engine
 from mailkit.errors import LabError, UsageError
 from mailkit.lab import dns, machine, network, proxy, rootfs
 from mailkit.lab.layout import (
@@ -40,6 +41,7 @@ from mailkit.lab.layout import (
 )
 from mailkit.local import run_local, write_private
 from mailkit.progress import Progress
+from mailkit.resources import Directory, File
 from mailkit.ssh import Connection
 from mailkit.tls import CertificateAuthority
 from mailkit.values import Password
@@ -213,6 +215,9 @@ class Lab:
             machine.write_dns_config(paths.root, self.tsig_secret(), self.student_dns_secrets())
         if spec.name != "dns":  # as real hosts trust public CAs
             machine.trust_ca(paths.root, self.ca.ensure())
+        if self.student_key(spec.name).exists():  # a student's server comes with its certificate, as a rented one may
+            chain, key = self.ca.certificate(spec.fqdn)
+            machine.write_certificate(paths.root, certificates.default_paths(spec.fqdn), chain, key)
         return machine.boot(paths, spec)
 
     @property
@@ -427,6 +432,8 @@ class Lab:
                 self._write(state)
             for name, spec in new.items():
                 machine.wait_for_ssh(spec, state["hosts"][name]["pid"], self.host_paths(name))
+            progress("opening the students' accounts on the outside host")
+            self._open_outside_accounts(list(new))
             progress("publishing the students' DNS records")
             for name in new:
                 self._publish_student(int(name[7:]))
@@ -446,6 +453,8 @@ class Lab:
             state = self._read()
             count = state.get("students", 0)
             dns_running = count > 0 and self.status()["hosts"]["dns"]["running"]
+            if count and self.status()["hosts"]["outside"]["running"]:
+                self._close_outside_accounts([student_name(n) for n in range(1, count + 1)])
             for number in range(1, count + 1):
                 name, spec = student_name(number), student_spec(number)
                 machine.stop(self.host_paths(name), spec, state["hosts"].get(name, {}).get("pid"))
@@ -481,29 +490,55 @@ class Lab:
         for name, rtype, values in wanted:
             dns.set_records(name, rtype, values if present else [], secret)
 
+    def _open_outside_accounts(self, names: Sequence[str]) -> None:
+        """Each student's own account on the outside host, no sudo, their key only: their notebooks' outside checks
+        run there, as from a second machine of their own (they need clients, not root)."""
+        with self.connection("outside") as outside:
+            for name in names:
+                public = self.student_key(name).with_suffix(".pub").read_text()
+                outside.run(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"', "sh", name])
+                home = f"/home/{name}"
+                engine.apply(
+                    outside,
+                    [
+                        Directory(f"{home}/.ssh", owner=name, group=name, mode=0o700),
+                        File(f"{home}/.ssh/authorized_keys", public, owner=name, group=name, mode=0o600),
+                    ],
+                )
+
+    def _close_outside_accounts(self, names: Sequence[str]) -> None:
+        """The students' accounts on the outside host gone, with whatever they left running or stored there."""
+        script = 'for n; do id -u "$n" >/dev/null 2>&1 || continue; pkill -KILL -u "$n"; userdel -r "$n"; done; true'
+        with self.connection("outside") as outside:
+            outside.run(["sh", "-c", script, "sh", *names])
+
     def _known_hosts_line(self, name: str, spec: HostSpec) -> str:
         """The host's key as known_hosts names it: by address, full name and lab name."""
         key_type, key_b64 = self.host_key(name).with_suffix(".pub").read_text().split()[:2]
         return f"{spec.address},{spec.fqdn},{name} {key_type} {key_b64}"
 
     def _write_student_logins(self, students: dict[str, HostSpec]) -> None:
-        """Each student's ssh_config and known_hosts: their own key, their host only, its key verified from a
-        known_hosts of their own (the lab's is root's, and names every host)."""
+        """Each student's ssh_config and known_hosts: their own key, for their host (as root) and their account on
+        the outside host, both keys verified from a known_hosts of their own (the lab's is root's, and names every
+        host)."""
         for name, spec in students.items():
             folder = self.student_key(name).parent
             known = folder / "known_hosts"
-            known.write_text(self._known_hosts_line(name, spec) + "\n")
-            config = [
-                f"# {name}'s login to their own mail host in the mailkit lab",
-                f"Host {name} {spec.fqdn} {spec.address}",
-                f"    HostName {spec.address}",
-                "    User root",
-                f"    IdentityFile {self.student_key(name)}",
-                "    IdentitiesOnly yes",
-                f"    UserKnownHostsFile {known}",
-                "    StrictHostKeyChecking yes",
-                "",
-            ]
+            outside = HOSTS["outside"]
+            lines = [self._known_hosts_line(name, spec), self._known_hosts_line("outside", outside)]
+            known.write_text("\n".join(lines) + "\n")
+            config = [f"# {name}'s logins in the lab: their own mail host, and their account on the outside host"]
+            for alias, host, user in ((name, spec, "root"), ("outside", outside, name)):
+                config += [
+                    f"Host {alias} {host.fqdn} {host.address}",
+                    f"    HostName {host.address}",
+                    f"    User {user}",
+                    f"    IdentityFile {self.student_key(name)}",
+                    "    IdentitiesOnly yes",
+                    f"    UserKnownHostsFile {known}",
+                    "    StrictHostKeyChecking yes",
+                    "",
+                ]
             (folder / "ssh_config").write_text("\n".join(config))
 
     def _restore_zones(self) -> None:

@@ -149,6 +149,14 @@ def write_dns_config(root: Path, tsig_secret: str, student_secrets: Mapping[str,
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
 
 
+def write_certificate(root: Path, paths: tuple[str, str], chain: bytes, key: bytes) -> None:
+    """A server certificate (with its chain, 0644) and its key (root only, 0600) where ``paths`` say, before the
+    host boots: as a hosting provider hands a customer's server over with one."""
+    cert_path, key_path = paths
+    _put(root, cert_path, chain.decode())
+    _put(root, key_path, key.decode(), 0o600)
+
+
 def trust_ca(root: Path, ca_pem: bytes, name: str = "mailkit-lab") -> None:
     """Make a host trust the lab CA before it boots: where update-ca-certificates keeps local CAs, and
     appended to the bundle every TLS client reads (what update-ca-certificates would do, without its cost)."""

@@ -78,7 +78,8 @@ def test_a_student_logs_in_from_their_own_account_with_nothing_of_roots(students
         assert result.returncode == 0, result.stdout + result.stderr
         ssh = top / "student01" / "ssh"
         subprocess.run(["chown", "-R", "nobody", str(top / "student01")], check=True)
-        assert (ssh / "known_hosts").read_text().count("\n") == 1 and "student01" in (ssh / "known_hosts").read_text()
+        known = (ssh / "known_hosts").read_text().splitlines()
+        assert len(known) == 2 and ",student01 " in known[0] and ",outside " in known[1], known
         assert str(students.known_hosts) not in (ssh / "config").read_text()
 
         def as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +91,9 @@ def test_a_student_logs_in_from_their_own_account_with_nothing_of_roots(students
         assert own.returncode == 0 and own.stdout.strip() == "student01", own.stderr
         other = as_nobody("-o", f"HostName={student_spec(2).address}", "student01", "true")
         assert other.returncode == 255 and "Host key verification failed" in other.stderr, other.stderr
+        outside = as_nobody("outside", "id", "-un", "&&", "id", "-u")  # their account for the outside checks: no root
+        assert outside.returncode == 0 and outside.stdout.split() != ["student01", "0"], outside.stderr
+        assert outside.stdout.split()[0] == "student01", outside.stdout
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -186,6 +190,31 @@ def test_the_switch_lets_no_host_pose_as_another(students: Lab, tmp_path: Path) 
     assert b"posing-as-mail" not in seen, seen
 
 
+def test_a_student_runs_the_guide_with_their_own_files_and_nothing_of_the_labs(students: Lab) -> None:
+    """Security review, finding 7: a student's run needs no lab secret. Part 1 runs on student01 from the class
+    folder alone (``. env``, then the own-server path a reader uses headless) while the lab's own folder (its
+    client key, DNS key, CA key, root's known_hosts) is hidden under an empty mount, and every check passes.
+    (Without root too: the login test above; this machine's Python lives under /root, which others cannot run.)"""
+    reset = mailkit("workshop", "reset", "student01")  # a fresh host, whatever ran before
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    top = Path(tempfile.mkdtemp(prefix="mailkit-class-"))
+    try:
+        assert mailkit("workshop", "notebooks", str(top)).returncode == 0
+        folder = top / "student01"
+        script = (
+            'mount -t tmpfs -o size=1m hidden "$2" && cd "$3" && . ./env && '
+            'exec "$1" -m mailkit.cli guide run --host student01 --params params.json --parts 1 --output out'
+        )
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+        run = subprocess.run([*argv, sys.executable, str(students.dir), str(folder)],
+                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        assert run.returncode == 0 and " 0 failed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "(student01)" in run.stdout and (folder / "out" / "01-postfix.ipynb").exists()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+        mailkit("workshop", "reset", "student01")  # fresh again: the board test counts on untouched students
+
+
 def test_notebooks_are_written_for_every_student(students: Lab, tmp_path: Path) -> None:
     result = mailkit("workshop", "notebooks", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -195,7 +224,9 @@ def test_notebooks_are_written_for_every_student(students: Lab, tmp_path: Path) 
             "01-postfix.ipynb", "02-dovecot.ipynb", "03-spam-outbound.ipynb", "04-spam-inbound.ipynb"]  # fmt: skip
         cells = json.loads((folder / "01-postfix.ipynb").read_text())["cells"]
         injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
-        assert f"TARGET = 'lab:student{number:02}'" in "".join(injected["source"])
+        assert f"TARGET = 'student{number:02}'" in "".join(injected["source"])
+        assert (folder / "passwords").stat().st_mode & 0o777 == 0o600 and (folder / "dns.key").exists()
+        assert str(students.dir) not in (folder / "env").read_text() + (folder / "ssh" / "config").read_text()
         assert (folder / "ssh" / "id_ed25519").stat().st_mode & 0o777 == 0o600
         assert (
             "IdentityFile " + str((folder / "ssh" / "id_ed25519").resolve()) in (folder / "ssh" / "config").read_text()

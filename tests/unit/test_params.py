@@ -128,3 +128,9 @@ def test_bad_params_stop_before_any_login(monkeypatch: pytest.MonkeyPatch, tmp_p
         pass
     with pytest.raises(UsageError, match="leave --host out"), prepare_own_server("lab:mail", None, None, None):
         pass
+    monkeypatch.setenv("MAILKIT_PASSWORDS_FILE", str(passwords))  # the notebooks' setting counts as --passwords
+    with (
+        pytest.raises(UsageError, match="read by others"),
+        prepare_own_server("ann@mail.example.net", params, None, None),
+    ):
+        pass

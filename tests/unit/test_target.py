@@ -71,6 +71,26 @@ def test_own_server_target_knows_what_differs_from_the_lab() -> None:
     assert "mailkit headers" in server.without("receiver")
 
 
+def test_a_server_without_a_route_to_the_internet_says_so_in_the_environment() -> None:
+    from mailkit.target import target_of
+
+    assert target_of("admin@mail.example.net", env={"MAILKIT_OFFLINE": "yes"}).offline
+    assert not target_of("admin@mail.example.net", env={"MAILKIT_OFFLINE": "no"}).offline
+    with pytest.raises(UsageError, match="MAILKIT_OFFLINE"):
+        target_of("admin@mail.example.net", env={"MAILKIT_OFFLINE": "maybe"})
+
+
+def test_the_outside_checks_never_run_through_sudo() -> None:
+    """An ordinary account on the outside host is enough (security review, finding 9): its connection never asks
+    for ``sudo``, whoever logs in."""
+    from mailkit.target import target_of
+
+    server = target_of("admin@mail.example.net", env={"MAILKIT_OUTSIDE": "student01@probe.example.net"})
+    outside = server.outside()  # nothing is opened until a command runs
+    assert outside.endpoint.user == "student01" and not outside.sudo
+    assert not outside.command_line(["swaks", "--server", "mail.example.net"]).startswith("sudo")
+
+
 def test_lab_target_plays_each_part_the_lab_way() -> None:
     from mailkit.lab.target import LabTarget
     from mailkit.target import target_of

@@ -13,8 +13,14 @@ from mailkit.errors import UsageError
 from mailkit.guide.part1 import Part1
 from mailkit.lab.layout import BOT_ADDRESS, HOSTS, LISTED_ADDRESS, MAX_STUDENTS, NETWORK_V4, host_spec, student_spec
 from mailkit.status.report import Row, StatusReport
-from mailkit.target import resolve_target
-from mailkit.workshop import inject_parameters, student_number, student_parameters, write_student_notebooks
+from mailkit.target import Target, resolve_target, target_of
+from mailkit.workshop import (
+    inject_parameters,
+    student_number,
+    student_parameters,
+    student_settings,
+    write_student_notebooks,
+)
 
 
 def test_every_student_has_own_addresses_names_and_links_clear_of_the_lab() -> None:
@@ -58,8 +64,25 @@ def test_notebooks_get_an_injected_parameters_cell_after_theirs(tmp_path: Path) 
         source = notebook.cells[index + 1].source
         namespace: dict[str, object] = {}
         exec(source, namespace)  # the cell is plain assignments of literals
-        assert namespace["DOMAIN"] == "student03.example.org" and namespace["TARGET"] == "lab:student03"
+        assert namespace["DOMAIN"] == "student03.example.org" and namespace["TARGET"] == "student03"
         assert "PASSWORDS" not in namespace, "only the parameters the notebook has are set"
+        assert ("CERT_FILE" in namespace) == (path.name == "02-dovecot.ipynb"), "the notebooks that have it"
+    assert namespace["CERT_FILE"] == "/etc/ssl/certs/mail.student03.example.org.pem"
+
+
+def test_a_students_settings_are_the_own_server_paths_and_name_only_their_folder(tmp_path: Path) -> None:
+    """Security review, finding 7: a student's notebooks reach nothing with the lab's keys; they are a reader on
+    their own server, with their folder's files (the lab itself is not even asked)."""
+    folder = tmp_path / "student03"
+    settings = student_settings(folder)
+    files = ("MAILKIT_SSH_CONFIG", "MAILKIT_CA_FILE", "MAILKIT_PASSWORDS_FILE")
+    assert all(Path(settings[name]).is_relative_to(folder) for name in files)
+    assert f"--key-file {folder / 'dns.key'}" in settings["MAILKIT_REGISTRAR"]
+    target = target_of(student_parameters(3)["TARGET"], env=settings)
+    assert type(target) is Target, "the own-server target, not the lab's"
+    assert (target.destination, target.outside_name, target.offline) == ("student03", "outside", True)
+    assert target.passwords_file == str(folder / "passwords") and target.ca_file == str(folder / "lab-ca.pem")
+    assert target.registrar == settings["MAILKIT_REGISTRAR"] and target.receiver(None) is None
 
 
 def test_inject_refuses_a_notebook_without_parameters() -> None:
