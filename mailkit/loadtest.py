@@ -1,11 +1,12 @@
 """Many messages at once, and where each one ended: the reliability suite's sender and counters.
 
-The sender runs on the outside host (Python's smtplib, one thread per connection) and retries what the
-server did not accept, as a real MTA does from its queue. Every message has a unique Message-ID, so the
-mail host can be asked where each one ended and how many times. A message whose connection broke after
-its content was sent is *ambiguous* (the server may have taken it): SMTP is at-least-once there, so only
-unambiguous messages must arrive exactly once.
+The sender (:mod:`mailkit.remote.load_sender`) runs on the outside host (Python's smtplib, one thread per
+connection) and retries what the server did not accept, as a real MTA does from its queue. Every message has a
+unique Message-ID, so the mail host can be asked where each one ended and how many times. A message whose
+connection broke after its content was sent is *ambiguous* (the server may have taken it): SMTP is at-least-once
+there, so only unambiguous messages must arrive exactly once.
 
+>>> from mailkit.remote.load_sender import message_id
 >>> message_id("r1", 7)
 '<mk-load-r1-7@example.net>'
 """
@@ -18,85 +19,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mailkit.errors import MailkitError
+from mailkit.remote import source
 from mailkit.remote_client import run_program
 from mailkit.ssh import Connection
 from mailkit.values import LocalPart
 
-SENDER = r"""
-import json, smtplib, socket, sys, threading, time
-req = json.load(sys.stdin)
-lock = threading.Lock()
-out = {"accepted": [], "ambiguous": [], "retries": 0, "failed": []}
-todo = list(range(req["count"]))
-body = "\r\n".join(["The reliability suite's message, a few lines long so it looks like mail."] * 20)
-
-def message(n):
-    rcpt = req["recipients"][n % len(req["recipients"])]
-    mid = "<mk-load-%s-%d@example.net>" % (req["run"], n)
-    data = ("From: dana@example.net\r\nTo: %s\r\nSubject: load %s %d\r\nMessage-ID: %s\r\n"
-            "Date: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n%s\r\n") % (rcpt, req["run"], n, mid, body)
-    return rcpt, data
-
-def worker():
-    conn = None
-    while True:
-        with lock:
-            if not todo:
-                break
-            n = todo.pop()
-        rcpt, data = message(n)
-        deadline = time.time() + req["give_up_after"]
-        while True:
-            sent_data = False
-            try:
-                if conn is None:
-                    conn = smtplib.SMTP(req["host"], 25, timeout=60)
-                    conn.ehlo("outside.example.net")
-                conn.mail("dana@example.net")
-                code, _ = conn.rcpt(rcpt)
-                if code != 250:
-                    raise smtplib.SMTPResponseException(code, b"rcpt")
-                sent_data = True
-                code, _ = conn.data(data.encode())
-                if code == 250:
-                    with lock:
-                        out["accepted"].append(n)
-                    break
-                raise smtplib.SMTPResponseException(code, b"data")
-            except (OSError, smtplib.SMTPException) as e:
-                with lock:
-                    if sent_data and not isinstance(e, smtplib.SMTPResponseException):
-                        out["ambiguous"].append(n)
-                    out["retries"] += 1
-                try:
-                    conn.close()
-                except Exception:
-                    pass
-                conn = None
-                if time.time() > deadline:
-                    with lock:
-                        out["failed"].append([n, str(e)[:100]])
-                    break
-                time.sleep(0.5)
-    if conn is not None:
-        try:
-            conn.quit()
-        except Exception:
-            pass
-
-start = time.time()
-threads = [threading.Thread(target=worker) for _ in range(req["connections"])]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-out["seconds"] = time.time() - start
-json.dump(out, sys.stdout)
-"""
-
-
-def message_id(run: str, n: int) -> str:
-    return f"<mk-load-{run}-{n}@example.net>"
+#: The program that sends them, run on the outside host (:mod:`mailkit.remote.load_sender`).
+SENDER = source("load_sender")
 
 
 @dataclass(frozen=True)

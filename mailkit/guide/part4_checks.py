@@ -28,6 +28,7 @@ from mailkit.guide.part4 import (
     SIEVE_SCRIPTS,
     Part4,
 )
+from mailkit.remote import source
 from mailkit.remote_client import run_program
 from mailkit.ssh import Connection
 from mailkit.target import Target
@@ -66,115 +67,7 @@ _WORDS = [
     "tunnel",
 ]
 
-CLIENT = r"""
-import base64, imaplib, json, re, smtplib, socket, ssl, sys, time
-
-req = json.load(sys.stdin)
-out = {}
-ctx = ssl.create_default_context()
-ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-host = req["host"]
-imaplib.Commands.setdefault("MOVE", ("SELECTED",))
-
-def reply(r):
-    return [r[0], r[1].decode(errors="replace") if isinstance(r[1], bytes) else str(r[1])]
-
-def pregreet():
-    # What spam bots do: talk before the server has finished its greeting.
-    s = socket.create_connection((host, 25), timeout=30, source_address=(req["source"], 0))
-    s.sendall(b"EHLO bot.example.net\r\n")
-    data = b""
-    try:
-        while len(data) < 65536:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except socket.timeout:
-        out["timed_out"] = True
-    out["replies"] = data.decode(errors="replace").splitlines()
-
-def send():
-    source = (req["source"], 0) if req.get("source") else None
-    s = smtplib.SMTP(host, 25, timeout=90, source_address=source)
-    helo = req.get("helo", "outside.example.net")
-    s.ehlo(helo)
-    if s.has_extn("starttls"):
-        s.starttls(context=ctx)
-        s.ehlo(helo)
-    stages = [("mail", lambda: s.mail(req["mail_from"])), ("rcpt", lambda: s.rcpt(req["rcpt"])),
-              ("data", lambda: s.data(req["data"].encode()))]
-    for name, step in stages:
-        out[name] = reply(step())
-        if out[name][0] not in (250, 251):
-            break
-    try:
-        s.quit()
-    except smtplib.SMTPServerDisconnected:
-        pass
-
-def wait_for(m, folder, token, seconds):
-    deadline = time.time() + seconds
-    while True:
-        m.select(folder)
-        typ, data = m.uid("SEARCH", None, "SUBJECT", '"' + token + '"')
-        uids = data[0].split()
-        if uids or time.time() > deadline:
-            return uids
-        time.sleep(0.5)
-
-def imap():
-    m = imaplib.IMAP4_SSL(host, 993, ssl_context=ctx, timeout=30)
-    m.login(req["user"], req["password"])
-    for step in req["steps"]:
-        key = step["name"]
-        uids = wait_for(m, step["folder"], step["token"], step.get("wait", 0))
-        out[key] = {"found": len(uids)}
-        if uids and step.get("headers"):
-            typ, data = m.uid("FETCH", uids[-1], "(BODY.PEEK[HEADER])")
-            out[key]["headers"] = data[0][1].decode(errors="replace")
-        if uids and step.get("move_to"):
-            typ, data = m.uid("MOVE", uids[-1], step["move_to"])
-            out[key]["moved"] = typ
-    m.logout()
-
-def managesieve():
-    s = socket.create_connection((host, req["port"]), timeout=30)
-    f = s.makefile("rb")
-    def response():
-        lines = []
-        while True:
-            line = f.readline().decode(errors="replace").rstrip("\r\n")
-            if not line:
-                return lines + ["BYE (connection closed)"]
-            literal = re.match(r"(OK|NO|BYE) .*\{(\d+)\}$", line)
-            if literal:  # the reason follows as a literal: read it
-                line = line[: line.rindex("{")] + f.read(int(literal.group(2))).decode(errors="replace")
-            lines.append(" ".join(line.split()))
-            if line.startswith(("OK", "NO", "BYE")):
-                return lines
-    out["before_tls"] = response()
-    s.sendall(b"STARTTLS\r\n")
-    out["starttls"] = response()[-1]
-    s = ctx.wrap_socket(s, server_hostname=host)
-    f = s.makefile("rb")
-    out["after_tls"] = response()
-    token = base64.b64encode(("\0" + req["user"] + "\0" + req["password"]).encode()).decode()
-    s.sendall(('AUTHENTICATE "PLAIN" "' + token + '"\r\n').encode())
-    out["auth"] = response()[-1]
-    for name, script in req["scripts"].items():
-        data = script.encode()
-        s.sendall(b"CHECKSCRIPT {" + str(len(data)).encode() + b"+}\r\n" + data + b"\r\n")
-        out[name] = response()
-    s.sendall(b"LOGOUT\r\n")
-    response()
-
-try:
-    {"pregreet": pregreet, "send": send, "imap": imap, "managesieve": managesieve}[req["action"]]()
-except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as e:
-    out["error"] = type(e).__name__ + ": " + str(e)
-json.dump(out, sys.stdout)
-"""
+CLIENT = source("spam_client")
 
 
 def _client(outside: Connection, request: dict[str, Any]) -> dict[str, Any]:

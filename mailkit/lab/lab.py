@@ -501,6 +501,7 @@ class Lab:
                 engine.apply(
                     outside,
                     [
+                        Directory(home, owner=name, group=name, mode=0o700),  # a shared host: no one reads another's
                         Directory(f"{home}/.ssh", owner=name, group=name, mode=0o700),
                         File(f"{home}/.ssh/authorized_keys", public, owner=name, group=name, mode=0o600),
                     ],

@@ -94,6 +94,8 @@ def test_a_student_logs_in_from_their_own_account_with_nothing_of_roots(students
         outside = as_nobody("outside", "id", "-un", "&&", "id", "-u")  # their account for the outside checks: no root
         assert outside.returncode == 0 and outside.stdout.split() != ["student01", "0"], outside.stderr
         assert outside.stdout.split()[0] == "student01", outside.stdout
+        peek = as_nobody("outside", "ls", "/home/student02")  # the outside host is shared: homes are private
+        assert peek.returncode != 0 and "Permission denied" in peek.stderr, peek.stdout + peek.stderr
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
