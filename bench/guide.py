@@ -21,6 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from mailkit.guide.chapters import DEFAULT_PARTS
 from mailkit.guide.part4 import redis_package
 from mailkit.guide.runner import run_guide
 from mailkit.lab.lab import Lab, prepare_lab
@@ -80,7 +81,7 @@ def floor(release: str, parts: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--release", default="trixie")
-    parser.add_argument("--parts", default="1,2,3,4")
+    parser.add_argument("--parts", default=DEFAULT_PARTS)
     args = parser.parse_args()
     parts = [int(p) for p in args.parts.split(",")]
     prepare_lab(args.release, keep=False, progress=lambda _: None)

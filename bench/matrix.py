@@ -16,6 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from mailkit.guide.chapters import DEFAULT_PARTS
 from mailkit.matrix import run_matrix
 
 
@@ -30,7 +31,7 @@ def timed(releases: list[str], parts: list[int], jobs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--releases", default="bookworm,trixie,sid")
-    parser.add_argument("--parts", default="1,2,3,4")
+    parser.add_argument("--parts", default=DEFAULT_PARTS)
     args = parser.parse_args()
     releases = [r for r in args.releases.split(",") if r]
     parts = [int(p) for p in args.parts.split(",") if p]

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from mailkit.display import fix_html
 from mailkit.errors import MailkitError, UsageError
+from mailkit.guide.chapters import SERVER_PARTS
 from mailkit.status.report import GUIDE_PARTS, ReportRejected, Row, StatusReport, load_report
 
-PART_COLUMNS = (1, 2, 3, 4, 0)
+PART_COLUMNS = (*SERVER_PARTS, 0)
 
 
 def check_students(names: Sequence[str], *, vantage: str = "lab:outside", jobs: int = 6) -> list[StatusReport]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from mailkit.errors import MailkitError, UsageError
+from mailkit.guide.chapters import DEFAULT_PARTS
 
 if TYPE_CHECKING:
     from mailkit.resources import Resource
@@ -325,7 +326,7 @@ def _file_option(flag: str, name: str, text: str) -> Callable[[F], F]:
 
 @guide.command(name="run")
 @click.option("--release", default=None, help="Debian release of the lab (default: trixie).")
-@click.option("--parts", default="1,2,3,4", show_default=True, help="Comma-separated parts to run, in order.")
+@click.option("--parts", default=DEFAULT_PARTS, show_default=True, help="Comma-separated parts to run, in order.")
 @click.option("--keep", is_flag=True, help="Run on the mail host as it is, instead of a fresh one.")
 @click.option(
     "--output",
@@ -386,7 +387,7 @@ def guide_run(
 
 @main.command()
 @click.option("--releases", default="bookworm,trixie,sid", show_default=True, help="Comma-separated Debian releases.")
-@click.option("--parts", default="1,2,3,4", show_default=True, help="Comma-separated parts of the guide.")
+@click.option("--parts", default=DEFAULT_PARTS, show_default=True, help="Comma-separated parts of the guide.")
 @click.option("--jobs", type=click.IntRange(1, 9), default=None, help="Labs at a time (default: all of them).")
 @click.option(
     "--output",

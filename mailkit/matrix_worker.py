@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mailkit.guide.chapters import DEFAULT_PARTS
+
 #: Packages whose versions the report compares across releases.
 VERSIONED = ("postfix", "dovecot-core", "rspamd", "openssl", "libssl3t64", "libssl3")
 
@@ -93,7 +95,7 @@ def run(release: str, parts: list[int], output: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(prog="mailkit.matrix_worker")
     args.add_argument("--release")
-    args.add_argument("--parts", default="1,2,3,4")
+    args.add_argument("--parts", default=DEFAULT_PARTS)
     args.add_argument("--output", type=Path)
     args.add_argument("--down", action="store_true")
     opts = args.parse_args(argv)

@@ -22,13 +22,14 @@ from typing import Any
 
 from mailkit import certificates
 from mailkit.errors import UsageError
+from mailkit.guide.chapters import SERVER_PARTS
 from mailkit.guide.runner import GuideRun, inject_parameters, notebooks_for, run_guide
 from mailkit.lab.layout import host_spec, student_spec
 from mailkit.local import write_private
 from mailkit.progress import Progress
 
 #: The guide's parts a student works through (05, the upgrade, needs a bookworm server of its own).
-WORKSHOP_PARTS = (1, 2, 3, 4)
+WORKSHOP_PARTS = SERVER_PARTS
 
 
 def student_parameters(number: int) -> dict[str, Any]:

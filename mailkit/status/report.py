@@ -13,14 +13,13 @@ from typing import Any
 
 from mailkit.checks import CheckResult, render_text
 from mailkit.errors import UsageError
+from mailkit.guide.chapters import CHAPTERS
 
-#: The guide's notebooks, by part (0: the server itself, outside the guide's parts).
+#: The guide's server parts (:mod:`mailkit.guide.chapters`) by number, as (title, notebook); 0 is the server
+#: itself, outside the guide's parts.
 GUIDE_PARTS = {
     0: ("the server", ""),
-    1: ("Postfix", "01-postfix.ipynb"),
-    2: ("Dovecot", "02-dovecot.ipynb"),
-    3: ("your e-mails are spam", "03-spam-outbound.ipynb"),
-    4: ("avoiding spam", "04-spam-inbound.ipynb"),
+    **{c.number: (c.title, c.notebook) for c in CHAPTERS if c.server_part},
 }
 
 

@@ -1,0 +1,27 @@
+"""The guide's chapters are listed once, and the list is the notebooks folder (issue 21, item 3)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mailkit.board import PART_COLUMNS
+from mailkit.guide.chapters import CHAPTERS, DEFAULT_PARTS, SERVER_PARTS
+from mailkit.guide.runner import NOTEBOOK_DIR, notebooks_for
+from mailkit.status.report import GUIDE_PARTS
+from mailkit.workshop import WORKSHOP_PARTS
+
+
+def test_every_numbered_notebook_is_one_chapter_and_every_chapter_has_its_notebook() -> None:
+    on_disk = sorted(p.name for p in Path(NOTEBOOK_DIR).glob("[0-9][0-9]-*.ipynb"))
+    assert on_disk == sorted(c.notebook for c in CHAPTERS)
+    for c in CHAPTERS:
+        assert re.match(rf"{c.number:02}-", c.notebook), c
+        assert [p.name for p in notebooks_for([c.number])] == [c.notebook], "--parts N runs chapter N, and only it"
+    assert len({c.number for c in CHAPTERS}) == len(CHAPTERS), "no two chapters share a number"
+
+
+def test_everything_that_loops_over_parts_reads_the_registry() -> None:
+    assert WORKSHOP_PARTS == SERVER_PARTS == tuple(int(p) for p in DEFAULT_PARTS.split(","))
+    assert set(GUIDE_PARTS) - {0} == set(SERVER_PARTS) and set(PART_COLUMNS) == {0, *SERVER_PARTS}
+    assert 5 not in SERVER_PARTS, "the upgrade is a chapter beside the parts, not a part mailkit check grades"
