@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mailkit.display import fix_html
+from mailkit.checks import fix_html
 from mailkit.errors import MailkitError, UsageError
 from mailkit.guide.chapters import SERVER_PARTS
 from mailkit.status.report import GUIDE_PARTS, ReportRejected, Row, StatusReport, load_report

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -65,6 +67,39 @@ def _mark(result: CheckResult) -> str:
     return "skip" if result.skipped else "ok" if result.ok else "FAIL"
 
 
+_SECTION = re.compile(r"(\d\d-[a-z0-9-]+\.ipynb)( sections? (\d+)(?:-\d+)?)?")
+
+
+def fix_html(fix: str) -> str:
+    """A fix hint with its guide reference made a link: ``01-postfix.ipynb section 9`` -> that section.
+
+    >>> fix_html("01-postfix.ipynb section 9: add it")
+    '<a href="01-postfix.ipynb#section-9">01-postfix.ipynb section 9</a>: add it'
+    """
+
+    def link(match: re.Match[str]) -> str:
+        anchor = f"#section-{match.group(3)}" if match.group(3) else ""
+        return f'<a href="{match.group(1)}{anchor}">{match.group(0)}</a>'
+
+    return _SECTION.sub(link, html.escape(fix))
+
+
+def checks_html(results: Sequence[CheckResult]) -> str:
+    """A check table: ok/FAIL, what, what was seen, and for failures how to fix it (linked to the guide)."""
+    rows = []
+    for r in results:
+        mark = '<span style="color:#116329">ok</span>' if r.ok else '<b style="color:#82071e">FAIL</b>'
+        if r.skipped:
+            mark = '<span style="color:#6e7781">skip</span>'
+        fix = fix_html(r.fix) if not r.ok else ""
+        rows.append(
+            f"<tr><td>{mark}</td><td>{html.escape(r.group)}</td><td>{html.escape(r.name)}</td>"
+            f"<td><code>{html.escape(r.detail)}</code></td><td>{fix}</td></tr>"
+        )
+    head = "<tr><th></th><th>part</th><th>check</th><th>seen</th><th>fix</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 class CheckTable(list[CheckResult]):
     """A list of results that shows itself as a table in a notebook and as text in a terminal."""
 
@@ -74,8 +109,6 @@ class CheckTable(list[CheckResult]):
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from mailkit.display import checks_html
-
         return checks_html(self)
 
 

@@ -1,4 +1,4 @@
-"""Showing plans, apply results and checks: plain text for a terminal, HTML for a notebook.
+"""Showing plans and apply results: plain text for a terminal, HTML for a notebook (checks show themselves).
 
 Deterministic output only (no timestamps, no object ids), so stored notebook outputs compare.
 
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import difflib
 import html
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mailkit.checks import CheckResult
     from mailkit.resources import Change
 
 _LINE_STYLE = {
@@ -72,39 +70,6 @@ def result_text(changes: Sequence[Change], validated: Sequence[str], reloaded: S
 
 def result_html(changes: Sequence[Change], validated: Sequence[str], reloaded: Sequence[str]) -> str:
     return f"<pre>{html.escape(result_text(changes, validated, reloaded))}</pre>"
-
-
-_SECTION = re.compile(r"(\d\d-[a-z0-9-]+\.ipynb)( sections? (\d+)(?:-\d+)?)?")
-
-
-def fix_html(fix: str) -> str:
-    """A fix hint with its guide reference made a link: ``01-postfix.ipynb section 9`` -> that section.
-
-    >>> fix_html("01-postfix.ipynb section 9: add it")
-    '<a href="01-postfix.ipynb#section-9">01-postfix.ipynb section 9</a>: add it'
-    """
-
-    def link(match: re.Match[str]) -> str:
-        anchor = f"#section-{match.group(3)}" if match.group(3) else ""
-        return f'<a href="{match.group(1)}{anchor}">{match.group(0)}</a>'
-
-    return _SECTION.sub(link, html.escape(fix))
-
-
-def checks_html(results: Sequence[CheckResult]) -> str:
-    """A check table: ok/FAIL, what, what was seen, and for failures how to fix it (linked to the guide)."""
-    rows = []
-    for r in results:
-        mark = '<span style="color:#116329">ok</span>' if r.ok else '<b style="color:#82071e">FAIL</b>'
-        if r.skipped:
-            mark = '<span style="color:#6e7781">skip</span>'
-        fix = fix_html(r.fix) if not r.ok else ""
-        rows.append(
-            f"<tr><td>{mark}</td><td>{html.escape(r.group)}</td><td>{html.escape(r.name)}</td>"
-            f"<td><code>{html.escape(r.detail)}</code></td><td>{fix}</td></tr>"
-        )
-    head = "<tr><th></th><th>part</th><th>check</th><th>seen</th><th>fix</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
 
 
 class SideBySide:
@@ -171,54 +136,3 @@ class SideBySide:
 
 def _lines(n: int) -> str:
     return f"{n} line{'s' if n != 1 else ''}"
-
-
-class LiveStatus:
-    """One status line that follows a long step: updated in place in a notebook, silent elsewhere.
-
-    Its last state is fixed text (``done``), so a stored notebook output stays comparable. With
-    ``MAILKIT_STATIC_OUTPUT=1`` (nbval, which does not follow display updates) only that last state is shown.
-    """
-
-    def __init__(self, doing: str, done: str, interval: float = 0.3) -> None:
-        self.doing, self.done, self.interval = doing, done, interval
-        self._handle: object | None = None
-        self._last = 0.0
-        self._static = False
-
-    def __enter__(self) -> LiveStatus:
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
-            return self
-        import os
-
-        if get_ipython() is not None:
-            self._static = os.environ.get("MAILKIT_STATIC_OUTPUT") == "1"
-            self._handle = None if self._static else display(_Text(self.doing), display_id=True)
-        return self
-
-    def __call__(self, line: str) -> None:
-        import time
-
-        now = time.monotonic()
-        if self._handle is not None and now - self._last >= self.interval:
-            self._last = now
-            self._handle.update(_Text(f"{self.doing}: {line.strip()[:100]}"))  # type: ignore[attr-defined]
-
-    def __exit__(self, *exc: object) -> None:
-        if self._static:
-            from IPython.display import display
-
-            display(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))
-        elif self._handle is not None:
-            self._handle.update(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))  # type: ignore[attr-defined]
-
-
-class _Text:
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text

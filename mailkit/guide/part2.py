@@ -15,6 +15,7 @@ from mailkit import certificates, mailboxes
 from mailkit.checks import CheckResult
 from mailkit.context import HostFacts
 from mailkit.display import SideBySide
+from mailkit.guide import part2_checks
 from mailkit.guide.part1 import Part1
 from mailkit.resources import (
     CANDIDATE,
@@ -229,6 +230,4 @@ class Part2:
 
     # -- checks -----------------------------------------------------------------------------------
     def verify(self, mail: Connection, outside: Connection, subject_from_part1: str | None = None) -> list[CheckResult]:
-        from mailkit.guide import part2_checks
-
-        return part2_checks.verify(self, mail, outside, subject_from_part1)
+        return part2_checks.verify(self.part1, self.passwords, mail, outside, subject_from_part1)

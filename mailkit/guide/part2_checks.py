@@ -9,16 +9,16 @@ from __future__ import annotations
 import secrets
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from mailkit import mailboxes
 from mailkit.certificates import MIN_DAYS_LEFT, fresh
 from mailkit.checks import CheckResult
+from mailkit.guide.part1 import Part1
 from mailkit.remote_client import run_client, throwaway_login
 from mailkit.ssh import Connection
-
-if TYPE_CHECKING:
-    from mailkit.guide.part2 import Part2
+from mailkit.values import Password
 
 GUIDE = "02-dovecot.ipynb"
 IMAPS, IMAP, SMTP, SUBMISSION, SUBMISSIONS = 993, 143, 25, 587, 465
@@ -48,9 +48,12 @@ def _tls_ok(seen: dict[str, Any], host: str) -> bool:
     return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host and valid
 
 
-def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: str | None) -> list[CheckResult]:
-    host = str(part2.part1.hostname)
-    users = [m for m in part2.part1.mailboxes if m in part2.passwords]
+def verify(
+    part1: Part1, passwords: Mapping[str, Password], mail: Connection, outside: Connection, part1_subject: str | None
+) -> list[CheckResult]:
+    """Part 2's checks: Dovecot's users and logins on the server, IMAP and submission from the outside host."""
+    host = str(part1.hostname)
+    users = [m for m in part1.mailboxes if m in passwords]
     if len(users) < 2:
         return [
             CheckResult(
@@ -62,7 +65,7 @@ def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: s
             )
         ]
     user, other = users[0], users[1]
-    password = part2.passwords[user].reveal()
+    password = passwords[user].reveal()
     results: list[CheckResult] = []
 
     def imap(mode: str, port: int, secret: str = password, **extra: Any) -> dict[str, Any]:
@@ -241,11 +244,9 @@ def verify(part2: Part2, mail: Connection, outside: Connection, part1_subject: s
 
     # On the server: Dovecot knows every user and checks their password.
     for address in users:
-        auth = mail.run(
-            ["doveadm", "auth", "test", address], input=part2.passwords[address].reveal() + "\n", check=False
-        )
+        auth = mail.run(["doveadm", "auth", "test", address], input=passwords[address].reveal() + "\n", check=False)
         who = mail.run(["doveadm", "user", "-f", "home", address], check=False).stdout.strip()
-        ok = auth.ok and "auth succeeded" in auth.stdout and who == part2.part1.maildir(address)
+        ok = auth.ok and "auth succeeded" in auth.stdout and who == part1.maildir(address)
         results.append(
             CheckResult(
                 "dovecot",

@@ -12,9 +12,9 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mailkit import display
 from mailkit.errors import CommandError, MailkitError, UsageError
 from mailkit.facts import Account, AptLists, Fact, Group, PackageVersion
+from mailkit.progress import LiveStatus
 from mailkit.resources.base import Change, Progress, Resource, Script, account_name
 from mailkit.values import RemotePath, ValueRejected
 
@@ -95,7 +95,7 @@ class Packages(Resource):
             progress(f"{doing} {words}")
         argv = ["sh", "-c", _APT, "sh", "\n".join(self.preseed), action, "yes" if update else "no", *names]
         try:
-            with display.LiveStatus(f"{doing} {words}", f"{done} {words}") as status:
+            with LiveStatus(f"{doing} {words}", f"{done} {words}") as status:
                 conn.run(argv, on_output=progress or status, timeout=1800)
         except CommandError as exc:
             tail = "\n".join((exc.result.stdout + exc.result.stderr).strip().splitlines()[-12:])
