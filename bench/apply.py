@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from mailkit_once import SSH_CONFIG, resources
 from workload import DIRECTORY, OBSOLETE, REMOVED_SETTING, files, tables
 
-from mailkit import engine
+from mailkit.core import engine
+from mailkit.core.resources import Packages
+from mailkit.core.ssh import Connection
 from mailkit.lab.lab import Lab
-from mailkit.resources import Packages
-from mailkit.ssh import Connection
 
 HERE = Path(__file__).parent
 TOOLS = {

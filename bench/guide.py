@@ -25,7 +25,7 @@ from mailkit.guide.chapters import DEFAULT_PARTS
 from mailkit.guide.part4 import redis_package
 from mailkit.guide.runner import run_guide
 from mailkit.lab.lab import Lab, prepare_lab
-from mailkit.lab.target import lab_connection
+from mailkit.lab.lab_target import lab_connection
 
 BUCKETS = (
     ("package installs", (".install(",)),

@@ -17,11 +17,11 @@ import argparse
 import json
 import statistics
 
-from mailkit.engine import apply
+from mailkit.clients.remote_client import run_program
+from mailkit.core.engine import apply
+from mailkit.core.resources import Postconf
 from mailkit.guide.part3 import RSPAMD_MILTER
-from mailkit.lab.target import lab_connection
-from mailkit.remote_client import run_program
-from mailkit.resources import Postconf
+from mailkit.lab.lab_target import lab_connection
 
 SENDER = r"""
 import json, smtplib, sys, time

@@ -63,8 +63,8 @@ def main() -> None:
         start = time.monotonic()
         lab.up(args.release)
         ups.append(time.monotonic() - start)
+        from mailkit.lab.lab_target import lab_connection
         from mailkit.lab.machine import host_memory_kib
-        from mailkit.lab.target import lab_connection
 
         for name in HOSTS:  # settle: every host fully booted before measuring memory
             with lab_connection(name) as conn:

@@ -12,9 +12,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from workload import DIRECTORY, OBSOLETE, REMOVED_SETTING, SETTINGS, files, tables
 
-from mailkit import engine
-from mailkit.resources import Directory, File, LookupTable, Postconf, Resource
-from mailkit.ssh import Connection
+from mailkit.core import engine
+from mailkit.core.resources import Directory, File, LookupTable, Postconf, Resource
+from mailkit.core.ssh import Connection
 
 SSH_CONFIG = Path("/var/lib/mailkit/lab/ssh_config")
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from mailkit.guide.chapters import DEFAULT_PARTS
-from mailkit.matrix import run_matrix
+from mailkit.matrix.releases import run_matrix
 
 
 def timed(releases: list[str], parts: list[int], jobs: int) -> dict:

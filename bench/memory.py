@@ -9,7 +9,7 @@ services really take. Read from /proc/<pid>/smaps_rollup of every process in eac
 
 from __future__ import annotations
 
-from mailkit.lab.target import lab_connection
+from mailkit.lab.lab_target import lab_connection
 
 UNITS = ("postfix", "dovecot", "rspamd")
 SCRIPT = r"""

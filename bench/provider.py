@@ -25,12 +25,12 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from mailkit import engine
-from mailkit.dnsrecords import RecordSet, txt
+from mailkit.core import engine
+from mailkit.core.resources import AcmeCertificate, Packages
+from mailkit.domain.records import RecordSet, txt
 from mailkit.lab import provider
 from mailkit.lab.lab import Lab
-from mailkit.resources import AcmeCertificate, Packages
-from mailkit.target import Published, target_of
+from mailkit.server.target import Published, target_of
 
 
 def timed(action: Callable[[], object]) -> float:

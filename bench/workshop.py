@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-from mailkit.board import check_students
+from mailkit.classroom.board import check_students
 from mailkit.lab import machine
 from mailkit.lab.lab import Lab
 from mailkit.lab.layout import student_name, student_spec
@@ -64,7 +64,7 @@ def finished_student(lab: Lab) -> float:
     from pathlib import Path
     from tempfile import TemporaryDirectory
 
-    from mailkit.workshop import reset_student
+    from mailkit.classroom.workshop import reset_student
 
     lab.add_students(1)
     with TemporaryDirectory() as tmp:

@@ -3,10 +3,10 @@
 >>> from mailkit import Connection, Result
 """
 
-from mailkit.errors import CommandError, HostKeyError, LabError, MailkitError, UsageError
-from mailkit.result import Result
-from mailkit.ssh import Connection
-from mailkit.target import Target, connect, resolve_target, target_of
+from mailkit.core.errors import CommandError, HostKeyError, LabError, MailkitError, UsageError
+from mailkit.core.result import Result
+from mailkit.core.ssh import Connection
+from mailkit.server.target import Target, connect, resolve_target, target_of
 
 __all__ = [
     "CommandError",
@@ -31,7 +31,7 @@ def describe(conn: Connection) -> str:
     >>> describe(mail)  # doctest: +SKIP
     'mail.example.org: Debian trixie, postfix not installed, dovecot not installed'
     """
-    from mailkit.context import host_facts
+    from mailkit.core.context import host_facts
 
     facts = host_facts(conn)
     name = conn.run(["hostname", "-f"]).stdout.strip()
@@ -44,8 +44,9 @@ def __getattr__(name: str) -> object:
     """``mk.engine``, ``mk.checks``...: submodules on first use, so ``import mailkit`` stays light."""
     import importlib
 
-    if name in ("engine", "checks", "resources", "smtp", "values", "templates", "facts"):
-        return importlib.import_module(f"mailkit.{name}")
+    where = {"smtp": "mailkit.clients.smtp", "dnsrecords": "mailkit.domain.records"}
+    if name in ("engine", "checks", "resources", "smtp", "values", "templates", "facts", "dnsrecords"):
+        return importlib.import_module(where.get(name, f"mailkit.core.{name}"))
     if name == "on_server":
-        return importlib.import_module("mailkit.onserver").on_server
+        return importlib.import_module("mailkit.core.onserver").on_server
     raise AttributeError(name)

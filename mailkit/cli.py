@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mailkit.errors import MailkitError, UsageError
+from mailkit.core.errors import MailkitError, UsageError
 from mailkit.guide.chapters import DEFAULT_PARTS
 
 if TYPE_CHECKING:
-    from mailkit.resources import Resource
-    from mailkit.ssh import Connection
-    from mailkit.status.report import StatusReport
-    from mailkit.values import Password
+    from mailkit.core.resources import Resource
+    from mailkit.core.ssh import Connection
+    from mailkit.core.values import Password
+    from mailkit.status.rows import StatusReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,7 +83,7 @@ def main() -> None:
 @friendly_errors
 def headers(message: Path) -> None:
     """Explain a received MESSAGE's trace and authentication headers in plain words (a file, e.g. from a Maildir)."""
-    from mailkit.headers import explain
+    from mailkit.clients.headers import explain
 
     click.echo(str(explain(message.read_bytes())))
 
@@ -180,7 +180,7 @@ def exec_(host: str, command: tuple[str, ...]) -> None:
 
     Example: mailkit lab exec mail -- postconf -n
     """
-    from mailkit.lab.target import lab_connection
+    from mailkit.lab.lab_target import lab_connection
 
     with lab_connection(host) as conn:
         result = conn.run(list(command), check=False)
@@ -208,8 +208,8 @@ def ssh(host: str) -> None:
 @friendly_errors
 def check() -> None:
     """Connect to every lab host and print what it runs (release, systemd state, resolver answers)."""
-    from mailkit.checks import render_text
-    from mailkit.labcheck import check_lab
+    from mailkit.core.checks import render_text
+    from mailkit.lab.selfcheck import check_lab
 
     results = check_lab()
     click.echo(render_text(results))
@@ -226,7 +226,7 @@ _HOST = click.option("--host", default=None, help="SSH destination (default: MAI
 
 
 def _read_password(from_stdin: bool) -> Password:
-    from mailkit.values import Password
+    from mailkit.core.values import Password
 
     if from_stdin:
         return Password(sys.stdin.readline().rstrip("\n"))
@@ -237,8 +237,8 @@ def _read_password(from_stdin: bool) -> Password:
 
 
 def _apply_mailbox_change(host: str | None, build: Callable[[Connection], list[Resource]]) -> None:
-    from mailkit import engine
-    from mailkit.target import connect
+    from mailkit.core import engine
+    from mailkit.server.target import connect
 
     with connect(host) as conn:
         result = engine.apply(conn, build(conn))
@@ -252,7 +252,7 @@ def _change_with_password(
     change: Callable[[Connection, str, Password], list[Resource]],
 ) -> None:
     """Validate the address before asking for a password, then apply ``change`` on the host."""
-    from mailkit.values import EmailAddress
+    from mailkit.core.values import EmailAddress
 
     EmailAddress(address, field="address")
     password = _read_password(password_stdin)
@@ -266,7 +266,7 @@ def _change_with_password(
 @friendly_errors
 def mailbox_add(address: str, password_stdin: bool, host: str | None) -> None:
     """Add ADDRESS (its mail map, password and sender login); an existing ADDRESS is refused."""
-    from mailkit import mailboxes
+    from mailkit.server import mailboxes
 
     _change_with_password(address, password_stdin, host, mailboxes.add_mailbox)
 
@@ -277,7 +277,7 @@ def mailbox_add(address: str, password_stdin: bool, host: str | None) -> None:
 @friendly_errors
 def mailbox_remove(address: str, host: str | None) -> None:
     """Remove ADDRESS from the three files (its Maildir is kept)."""
-    from mailkit import mailboxes
+    from mailkit.server import mailboxes
 
     _apply_mailbox_change(host, lambda conn: mailboxes.remove_mailbox(address))
 
@@ -289,7 +289,7 @@ def mailbox_remove(address: str, host: str | None) -> None:
 @friendly_errors
 def mailbox_passwd(address: str, password_stdin: bool, host: str | None) -> None:
     """Set a new password for ADDRESS."""
-    from mailkit import mailboxes
+    from mailkit.server import mailboxes
 
     _change_with_password(address, password_stdin, host, mailboxes.set_password)
 
@@ -299,9 +299,9 @@ def mailbox_passwd(address: str, password_stdin: bool, host: str | None) -> None
 @friendly_errors
 def mailbox_list(host: str | None) -> None:
     """Every mailbox, and whether the mail map, passwd-file and sender logins agree."""
-    from mailkit import mailboxes
-    from mailkit.checks import render_text
-    from mailkit.target import connect
+    from mailkit.core.checks import render_text
+    from mailkit.server import mailboxes
+    from mailkit.server.target import connect
 
     with connect(host) as conn:
         files = mailboxes.MailboxFiles.read(conn)
@@ -351,7 +351,7 @@ def guide_run(
     outside: str | None,
 ) -> None:
     """Execute the guide against the lab (or your server, with --host), print its checks; exit 1 if any fails."""
-    from mailkit.checks import render_text
+    from mailkit.core.checks import render_text
     from mailkit.guide.runner import run_guide
 
     numbers = _part_numbers(parts)
@@ -405,7 +405,7 @@ def guide_run(
 @friendly_errors
 def matrix(releases: str, parts: str, jobs: int | None, output: Path, baseline: Path | None) -> None:
     """Run the guide on several Debian releases at once, side by side; exit 1 on any failed check."""
-    from mailkit.matrix import run_matrix
+    from mailkit.matrix.releases import run_matrix
 
     numbers = _part_numbers(parts)
     chosen = [r.strip() for r in releases.split(",") if r.strip()]
@@ -440,7 +440,7 @@ def rfc2136(server: str, key_file: Path) -> None:
     """
     import ipaddress
 
-    from mailkit.registrar import MAX_ZONE_TEXT, parse_zone_text, publish_rfc2136, read_tsig_key
+    from mailkit.domain.registrar import MAX_ZONE_TEXT, parse_zone_text, publish_rfc2136, read_tsig_key
 
     try:
         address = str(ipaddress.ip_address(server))
@@ -485,9 +485,9 @@ def check_command(
     changes: bool,
 ) -> None:
     """The status of a live mail server, from inside and outside; exit 1 if a row fails. Changes nothing on it."""
+    from mailkit.core.values import Domain
+    from mailkit.server.target import resolve_target
     from mailkit.status.run import check_server, record_changes, state_file
-    from mailkit.target import resolve_target
-    from mailkit.values import Domain
 
     if as_json and markdown:
         raise UsageError("choose one of --json and --markdown")
@@ -557,7 +557,7 @@ def workshop_down() -> None:
 @friendly_errors
 def workshop_notebooks(directory: Path) -> None:
     """Write each student's notebooks, parameters filled in, and SSH login into DIRECTORY/studentNN/."""
-    from mailkit.workshop import students_in_lab, write_class
+    from mailkit.classroom.workshop import students_in_lab, write_class
 
     written = write_class(directory, students_in_lab())
     for name, paths in written.items():
@@ -576,8 +576,8 @@ def workshop_notebooks(directory: Path) -> None:
 @friendly_errors
 def workshop_reset(student: str, to_part: int, output: Path | None) -> None:
     """Give STUDENT a fresh mail host, then bring it to the end of part K (their own parameters)."""
-    from mailkit.checks import render_text
-    from mailkit.workshop import reset_student
+    from mailkit.classroom.workshop import reset_student
+    from mailkit.core.checks import render_text
 
     run = reset_student(student, to_part, output or Path("out/workshop") / student, _progress())
     if run is None:
@@ -612,9 +612,9 @@ def workshop_reset(student: str, to_part: int, output: Path | None) -> None:
 @friendly_errors
 def workshop_board(output: Path, port: int | None, interval: int, reports: tuple[Path, ...]) -> None:
     """Every student's checks per part on one HTML page (written once, or served and refreshed)."""
-    from mailkit import board
+    from mailkit.classroom import board
+    from mailkit.classroom.workshop import students_in_lab
     from mailkit.lab.layout import student_name
-    from mailkit.workshop import students_in_lab
 
     names = [student_name(n) for n in range(1, students_in_lab() + 1)] if not reports else []
 

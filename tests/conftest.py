@@ -48,7 +48,7 @@ def finished(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Lab:
     A module that needs a finished server asks for it, instead of counting on the tests that ran before it.
     """
     from mailkit.guide.runner import run_guide
-    from mailkit.lab.target import lab_connection
+    from mailkit.lab.lab_target import lab_connection
 
     with lab_connection("mail") as mail:
         seen = mail.run(["sh", "-c", FINISHED], check=False)

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mailkit.errors import MailkitError, UsageError
+from mailkit.core.errors import MailkitError, UsageError
+from mailkit.core.local import write_private
 from mailkit.guide.params import load
-from mailkit.local import write_private
-from mailkit.target import OUTSIDE_ENV, PASSWORDS_ENV, read_passwords_file, resolve_target, target_of
+from mailkit.server.target import OUTSIDE_ENV, PASSWORDS_ENV, read_passwords_file, resolve_target, target_of
 
 #: The notebooks' default mailboxes, used when a params file names none.
 DEFAULT_MAILBOXES = ("alice@example.org", "bob@example.org", "carol@b.example.org")

@@ -11,7 +11,7 @@ Passwords never go in it: they come from a prompt or a passwords file (mode 0600
 >>> validate({"DOMIAN": "example.net"})
 Traceback (most recent call last):
 ...
-mailkit.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
+mailkit.core.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
 BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, SELECTOR)
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mailkit.errors import UsageError
-from mailkit.values import EmailAddress, RemotePath, ValueRejected, list_item
+from mailkit.core.errors import UsageError
+from mailkit.core.values import EmailAddress, RemotePath, ValueRejected, list_item
 
 #: The biggest params file read (a person's list of mailboxes and aliases, not a data set).
 MAX_BYTES = 64 * 1024
@@ -136,7 +136,7 @@ def _semantics(values: dict[str, Any]) -> None:
         except ValueError:
             raise ValueRejected("NAMESERVER", values["NAMESERVER"], "is not an IP address") from None
     if values.get("ACME_SERVER") is not None:
-        from mailkit.resources.acme import acme_url
+        from mailkit.core.resources.acme import acme_url
 
         acme_url(values["ACME_SERVER"])
     if values.get("ACME_EMAIL") is not None:

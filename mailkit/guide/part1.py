@@ -18,16 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from mailkit.checks import CheckResult
-from mailkit.errors import MailkitError, UsageError
-from mailkit.layout import LAYOUT, MailLayout
-from mailkit.resources import Directory, LookupTable, Packages, Postconf, Resource, SystemAccount
-from mailkit.smtp import check_delivered, check_refused, find_in_maildir, relay_tricks
-from mailkit.ssh import Connection
-from mailkit.templates import Templates
-from mailkit.values import Domain, EmailAddress, Hostname
+from mailkit.clients.smtp import check_delivered, check_refused, find_in_maildir, relay_tricks
+from mailkit.core.checks import CheckResult
+from mailkit.core.errors import MailkitError, UsageError
+from mailkit.core.mail_layout import LAYOUT, MailLayout
+from mailkit.core.resources import Directory, LookupTable, Packages, Postconf, Resource, SystemAccount
+from mailkit.core.ssh import Connection
+from mailkit.core.templates import Templates
+from mailkit.core.values import Domain, EmailAddress, Hostname
 
-# The mail layout's facts, named as part 1's readers know them (one source: mailkit.layout).
+# The mail layout's facts, named as part 1's readers know them (one source: mailkit.core.mail_layout).
 VMAIL_UID = LAYOUT.vmail_uid
 VMAIL_BASE = LAYOUT.vmail_base
 MAILBOX_MAP = LAYOUT.mailbox_map
@@ -313,7 +313,7 @@ class Part1:
 
     def require_applied(self, mail: Connection) -> str:
         """Say so if part 1 is applied on the server as these parameters describe it; raise if it is not."""
-        from mailkit.engine import plan
+        from mailkit.core.engine import plan
 
         pending = plan(mail, self.everything())
         if pending.changes:

@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mailkit import certificates, mailboxes
-from mailkit.checks import CheckResult
-from mailkit.context import HostFacts
-from mailkit.display import SideBySide
-from mailkit.guide import part2_checks
-from mailkit.guide.part1 import Part1
-from mailkit.resources import (
+from mailkit.core.checks import CheckResult
+from mailkit.core.context import HostFacts
+from mailkit.core.display import SideBySide
+from mailkit.core.resources import (
     CANDIDATE,
     AcmeCertificate,
     File,
@@ -27,10 +24,13 @@ from mailkit.resources import (
     Postconf,
     Resource,
 )
-from mailkit.resources.acme import acme_url, live_paths
-from mailkit.ssh import Connection
-from mailkit.templates import Templates
-from mailkit.values import Password, RemotePath
+from mailkit.core.resources.acme import acme_url, live_paths
+from mailkit.core.ssh import Connection
+from mailkit.core.templates import Templates
+from mailkit.core.values import Password, RemotePath
+from mailkit.guide import part2_checks
+from mailkit.guide.part1 import Part1
+from mailkit.server import certificates, mailboxes
 
 GUIDE = "02-dovecot.ipynb"
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"

@@ -12,13 +12,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from mailkit import mailboxes
-from mailkit.certificates import MIN_DAYS_LEFT, fresh
-from mailkit.checks import CheckResult
+from mailkit.clients.remote_client import run_client, throwaway_login
+from mailkit.core.checks import CheckResult
+from mailkit.core.ssh import Connection
+from mailkit.core.values import Password
 from mailkit.guide.part1 import Part1
-from mailkit.remote_client import run_client, throwaway_login
-from mailkit.ssh import Connection
-from mailkit.values import Password
+from mailkit.server import mailboxes
+from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
 
 GUIDE = "02-dovecot.ipynb"
 IMAPS, IMAP, SMTP, SUBMISSION, SUBMISSIONS = 993, 143, 25, 587, 465

@@ -1,7 +1,7 @@
 """Part 3 of the guide, "Your e-mails are spam": reverse DNS, HELO, SPF, DKIM with rspamd, DMARC, outbound TLS.
 
 The signing key is made on the server and never leaves it; only its public half is read back and
-published. DNS records are desired state like files (:mod:`mailkit.dnsrecords`).
+published. DNS records are desired state like files (:mod:`mailkit.domain.records`).
 
 >>> part3 = Part3(Part1())
 >>> part3.key_path("example.org")
@@ -16,16 +16,16 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from mailkit.dnsrecords import RecordSet, txt
-from mailkit.facts import gather
+from mailkit.core.facts import gather
+from mailkit.core.resources import Directory, File, GeneratedKey, Packages, Postconf, Resource
+from mailkit.core.resources.keys import PublicKey
+from mailkit.core.services import RSPAMD_MILTER_PORT
+from mailkit.core.ssh import Connection
+from mailkit.core.templates import Templates
+from mailkit.core.values import ValueRejected
+from mailkit.domain.records import RecordSet, txt
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import TLS_PROTOCOLS
-from mailkit.resources import Directory, File, GeneratedKey, Packages, Postconf, Resource
-from mailkit.resources.keys import PublicKey
-from mailkit.services import RSPAMD_MILTER_PORT
-from mailkit.ssh import Connection
-from mailkit.templates import Templates
-from mailkit.values import ValueRejected
 
 GUIDE = "03-spam-outbound.ipynb"
 #: The DKIM private keys: in a folder root owns (rspamd's group may read it, not change it), so the account

@@ -1,6 +1,6 @@
 """Part 3's checks: the records in DNS, then mail signed by the server judged by an independent receiver.
 
-The receiver (the target's, :meth:`mailkit.target.Target.receiver`) stamps its own ``Authentication-Results``;
+The receiver (the target's, :meth:`mailkit.server.target.Target.receiver`) stamps its own ``Authentication-Results``;
 every message is also verified a second way here, with dkimpy against the same resolver. Where the target has no
 receiver whose mailbox mailkit can read (your own server), those checks are skipped with what to do by hand:
 send to a mailbox at a big provider and paste the headers it added into ``mailkit headers``.
@@ -15,15 +15,15 @@ import re
 import secrets
 from typing import Any
 
-from mailkit.checks import CheckResult, skipped
-from mailkit.dnsrecords import Lookup, RecordSet, plan
+from mailkit.clients.headers import verdicts
+from mailkit.clients.remote_client import run_client
+from mailkit.core.checks import CheckResult, skipped
+from mailkit.core.ssh import Connection
+from mailkit.domain.lookup import forward_confirmed
+from mailkit.domain.records import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import CA_BUNDLE, DKIM_DIR, GUIDE, RSPAMD_USER, Part3
-from mailkit.headers import verdicts
-from mailkit.remote_client import run_client
-from mailkit.ssh import Connection
-from mailkit.status.dnschecks import forward_confirmed
-from mailkit.target import Receiver, Target
+from mailkit.server.target import Receiver, Target
 
 
 def dns_checks(part3: Part3, records: list[RecordSet], lookup: Lookup, nameserver: str) -> list[CheckResult]:
@@ -88,7 +88,7 @@ def dkim_verifies(raw: bytes, lookup: Lookup) -> bool:
     """dkimpy's verdict on ``raw``, with keys from ``lookup`` (the nameserver the checks use)."""
     import dkim
 
-    from mailkit.dnsrecords import txt_text
+    from mailkit.domain.records import txt_text
 
     def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes:
         text = name.decode() if isinstance(name, bytes) else name
@@ -107,7 +107,7 @@ def spf_verdict(message: email.message.Message, nameserver: str | None) -> str:
     The client address and HELO name come from the receiver's own ``Received:`` line, the envelope
     sender from ``Return-Path:``.
     """
-    from mailkit.status.dnschecks import spf_result
+    from mailkit.domain.lookup import spf_result
 
     received = " ".join(str(message.get_all("Received", [""])[0]).split())
     hop = re.match(r"from (\S+) \(\S+ \[(?:IPv6:)?([0-9A-Fa-f:.]+)\]\)", received)

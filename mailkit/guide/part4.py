@@ -19,11 +19,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from mailkit.context import HostFacts
-from mailkit.display import SideBySide
-from mailkit.guide.part2 import RELEASE_FACTS, Part2
-from mailkit.guide.part3 import RSPAMD_USER, Part3
-from mailkit.resources import (
+from mailkit.core.context import HostFacts
+from mailkit.core.display import SideBySide
+from mailkit.core.resources import (
     Directory,
     File,
     GeneratedSecret,
@@ -33,8 +31,10 @@ from mailkit.resources import (
     Resource,
     SieveScript,
 )
-from mailkit.templates import Templates
-from mailkit.values import Domain, ValueRejected
+from mailkit.core.templates import Templates
+from mailkit.core.values import Domain, ValueRejected
+from mailkit.guide.part2 import RELEASE_FACTS, Part2
+from mailkit.guide.part3 import RSPAMD_USER, Part3
 
 GUIDE = "04-spam-inbound.ipynb"
 RSPAMD_LOCAL = "/etc/rspamd/local.d"
@@ -101,7 +101,7 @@ def blocklist_site(site: str) -> str:
     >>> blocklist_site("bl.example.net*x")
     Traceback (most recent call last):
     ...
-    mailkit.values.ValueRejected: BLOCKLISTS: 'bl.example.net*x' is not zone[=address]*weight
+    mailkit.core.values.ValueRejected: BLOCKLISTS: 'bl.example.net*x' is not zone[=address]*weight
     """
     match = _BLOCKLIST_SITE.fullmatch(site)
     if not match:

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailkit.checks import CheckResult, skipped
+from mailkit.clients.remote_client import run_program
+from mailkit.core.checks import CheckResult, skipped
+from mailkit.core.ssh import Connection
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part4 import (
     CONTROLLER_PORT,
@@ -29,9 +31,7 @@ from mailkit.guide.part4 import (
     Part4,
 )
 from mailkit.remote import source
-from mailkit.remote_client import run_program
-from mailkit.ssh import Connection
-from mailkit.target import Target
+from mailkit.server.target import Target
 
 #: rspamd's test strings (https://rspamd.com/doc/gtube_patterns.html): GTUBE itself asks for "reject";
 #: the same string starting with Y asks for "add header" (lab only: options.inc enables it).

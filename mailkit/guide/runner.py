@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailkit.checks import RESULTS_FILE_ENV, CheckResult, load_results
-from mailkit.errors import UsageError
+from mailkit.core.checks import RESULTS_FILE_ENV, CheckResult, load_results
+from mailkit.core.errors import UsageError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 

@@ -18,13 +18,13 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from mailkit.checks import CheckResult
-from mailkit.context import HostFacts
-from mailkit.errors import MailkitError
-from mailkit.facts import Runner
-from mailkit.resources import File, Resource
-from mailkit.ssh import Connection
-from mailkit.values import LocalPart
+from mailkit.core.checks import CheckResult
+from mailkit.core.context import HostFacts
+from mailkit.core.errors import MailkitError
+from mailkit.core.facts import Runner
+from mailkit.core.resources import File, Resource
+from mailkit.core.ssh import Connection
+from mailkit.core.values import LocalPart
 
 GUIDE = "05-upgrade.ipynb"
 #: Where apt's sources live on Debian (one-line .list files and deb822 .sources files).
@@ -233,7 +233,7 @@ def send_now(outside: Connection, part1: Any) -> tuple[str, CheckResult]:
     """A message to the first mailbox while Dovecot is down: Postfix must take it (250) and keep it queued."""
     import secrets
 
-    from mailkit.smtp import probe
+    from mailkit.clients.smtp import probe
 
     subject = f"sent during the upgrade {secrets.token_hex(6)}"
     sent = probe(outside, str(part1.hostname), str(part1.mailboxes[0]), quit_after=None, subject=subject)
@@ -244,7 +244,7 @@ def send_now(outside: Connection, part1: Any) -> tuple[str, CheckResult]:
 
 def delivered_later(mail: Connection, part1: Any, subject: str) -> CheckResult:
     """The queued message reaches the mailbox once Dovecot runs again (the queue is flushed to skip the wait)."""
-    from mailkit.smtp import find_in_maildir
+    from mailkit.clients.smtp import find_in_maildir
 
     mail.run(["postqueue", "-f"])
     found = find_in_maildir(mail, part1.maildir(part1.mailboxes[0]), subject, timeout=60)

@@ -16,7 +16,7 @@ import ipaddress
 import secrets
 from collections.abc import Iterable, Mapping
 
-from mailkit.errors import LabError
+from mailkit.core.errors import LabError
 from mailkit.lab.layout import (
     BLOCKLIST_ZONE,
     HOSTS,

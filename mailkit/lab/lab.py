@@ -23,9 +23,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mailkit import certificates, engine
-from mailkit.errors import LabError, UsageError
+from mailkit.core import engine
+from mailkit.core.errors import LabError, UsageError
+from mailkit.core.local import run_local, write_private
+from mailkit.core.progress import Progress
+from mailkit.core.resources import Directory, File
+from mailkit.core.ssh import Connection
+from mailkit.core.values import Password
 from mailkit.lab import dns, machine, network, proxy, rootfs
+from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.layout import (
     DEFAULT_RELEASE,
     EXTERNAL_PROXY,
@@ -39,12 +45,7 @@ from mailkit.lab.layout import (
     student_name,
     student_spec,
 )
-from mailkit.local import run_local, write_private
-from mailkit.progress import Progress
-from mailkit.resources import Directory, File
-from mailkit.ssh import Connection
-from mailkit.tls import CertificateAuthority
-from mailkit.values import Password
+from mailkit.server import certificates
 
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "nft", "unshare", "ssh-keygen", "mount")
 
@@ -378,7 +379,7 @@ class Lab:
 
     def student_dns_secrets(self) -> dict[str, str]:
         """Each student domain's update key secret, for BIND's configuration."""
-        from mailkit.registrar import read_tsig_key
+        from mailkit.domain.registrar import read_tsig_key
 
         found = {}
         for number in range(1, self._read().get("students", 0) + 1):
@@ -389,8 +390,8 @@ class Lab:
 
     def _configure_student_keys(self) -> None:
         """Give the running DNS server the students' update keys as they are now (none after the last goes)."""
-        from mailkit import engine
-        from mailkit.resources import File
+        from mailkit.core import engine
+        from mailkit.core.resources import File
 
         files = dns.named_conf(self.tsig_secret(), self.student_dns_secrets())
         names = ("mailkit-students.key", "named.conf.local", "named.conf")
@@ -544,7 +545,7 @@ class Lab:
 
     def _restore_zones(self) -> None:
         """Put every zone back as ``up`` wrote it: what the guide published (SPF, DKIM, DMARC) is gone."""
-        from mailkit.ssh import Connection
+        from mailkit.core.ssh import Connection
 
         spec = HOSTS["dns"]
         files = " ".join(f"/var/lib/bind/{dns.zone_filename(z)}" for z in dns.zone_files())
@@ -559,7 +560,7 @@ class Lab:
         """The receiver's verifiers cache DNS answers (a DKIM key for 5 minutes): a fresh mail host makes new keys
         under the same selector, so they start afresh too. (A real receiver would not: never reuse a selector for
         a new key.)"""
-        from mailkit.ssh import Connection
+        from mailkit.core.ssh import Connection
 
         with Connection(HOSTS["outside"].fqdn, ssh_config=self.ssh_config) as conn:
             conn.run(["systemctl", "try-restart", "opendkim", "opendmarc"])

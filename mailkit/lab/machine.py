@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailkit.errors import LabError
+from mailkit.core.errors import LabError
+from mailkit.core.local import run_local
 from mailkit.lab.layout import GATEWAY_V4, PROXY_PORT, HostSpec
 from mailkit.lab.network import NETNS_DIR
-from mailkit.local import run_local
 
 SSHD_DROPIN = """\
 # Written by mailkit's lab: one host key, made for this host by the lab (see the lab's known_hosts).

@@ -18,8 +18,8 @@ import socket
 import threading
 from pathlib import Path
 
-from mailkit.errors import LabError
-from mailkit.local import run_local
+from mailkit.core.errors import LabError
+from mailkit.core.local import run_local
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailkit.core.local import run_local
 from mailkit.lab.layout import (
     BRIDGE,
     GATEWAY_V4,
@@ -22,7 +23,6 @@ from mailkit.lab.layout import (
     SWITCH_NETNS,
     HostSpec,
 )
-from mailkit.local import run_local
 
 NETNS_DIR = Path("/run/netns")
 _V4_PREFIX = NETWORK_V4.split("/")[1]

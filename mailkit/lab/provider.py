@@ -31,19 +31,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from mailkit import engine
-from mailkit.dnsrecords import RecordSet
-from mailkit.errors import LabError
+from mailkit.core import engine
+from mailkit.core.errors import LabError
+from mailkit.core.local import run_local, write_private
+from mailkit.core.progress import Progress
+from mailkit.core.resources import Directory, File, Packages
+from mailkit.core.ssh import Connection
+from mailkit.core.values import Password
+from mailkit.domain.records import RecordSet
+from mailkit.domain.registrar import TsigKey, parse_zone_text, publish_rfc2136
+from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.dns import NAMESERVER
 from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4, TSIG_KEY_NAME
 from mailkit.lab.machine import HostPaths
-from mailkit.local import run_local, write_private
-from mailkit.progress import Progress
-from mailkit.registrar import TsigKey, parse_zone_text, publish_rfc2136
-from mailkit.resources import Directory, File, Packages
-from mailkit.ssh import Connection
-from mailkit.tls import CertificateAuthority
-from mailkit.values import Password
 
 
 class Lab(Protocol):

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mailkit.errors import LabError
+from mailkit.core.errors import LabError
 from mailkit.lab.layout import DEBIAN_MIRROR, GATEWAY_V4, PROXY_PORT, cache_dir
 
 SUPPORT_DIR = Path("/usr/lib/apt-cacher-ng")  # the package's mirror lists, used for remapping

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailkit import engine
+from mailkit.core import engine
+from mailkit.core.resources import Directory, File, MasterService, Packages, Postconf, Resource, SystemAccount
+from mailkit.core.ssh import Connection
+from mailkit.core.values import EmailAddress
 from mailkit.lab.layout import HOSTS
-from mailkit.resources import Directory, File, MasterService, Packages, Postconf, Resource, SystemAccount
-from mailkit.ssh import Connection
-from mailkit.values import EmailAddress
 
 VMAIL_ID = 5000
 OPENDKIM_CONF = """# OpenDKIM on the lab's receiver: verify only, verdicts in Authentication-Results.

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mailkit.errors import LabError
+from mailkit.core.errors import LabError
+from mailkit.core.progress import Progress
 from mailkit.lab.layout import BASE_PACKAGES, DEBIAN_MIRROR, LAYER_PACKAGES, cache_dir
-from mailkit.progress import Progress
 
 #: Bump when the way bases are built changes, so old caches are rebuilt.
 RECIPE_VERSION = 2

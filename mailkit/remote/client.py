@@ -2,8 +2,8 @@
 
 The request (including any password) arrives as JSON on standard input, never on a command line; the answer leaves
 as JSON on standard output. TLS is verified against that host's trust store and the server's host name.
-:func:`mailkit.remote_client.run_client` refuses to send a real password in ``plain`` mode before this runs; here
-too, a cleartext IMAP login is made only with a throwaway credential.
+:func:`mailkit.clients.remote_client.run_client` refuses to send a real password in ``plain`` mode before this
+runs; here too, a cleartext IMAP login is made only with a throwaway credential.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 It runs on the host the checks run from, with ``python3`` and its standard library only, as the login user: the
 request arrives as JSON on standard input, the answer leaves as JSON on standard output. It sends no password and
 no message. The server it probes is hostile until shown otherwise: one connection may send so many bytes, one reply
-so many lines, the whole run has one deadline and a memory limit (:mod:`mailkit.status.probe` sets them).
+so many lines, the whole run has one deadline and a memory limit (:mod:`mailkit.status.vantage` sets them).
 """
 
 from __future__ import annotations

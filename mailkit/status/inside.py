@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailkit.certificates import MIN_DAYS_LEFT, CertificateOnHost
-from mailkit.context import host_facts
-from mailkit.facts import PackageVersion, gather
-from mailkit.layout import LAYOUT
-from mailkit.resources import Change, File, MasterService, Postconf, Resource
-from mailkit.ssh import Connection
-from mailkit.status.report import Row
+from mailkit.core.context import host_facts
+from mailkit.core.facts import PackageVersion, gather
+from mailkit.core.mail_layout import LAYOUT
+from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
+from mailkit.core.ssh import Connection
+from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
+from mailkit.status.rows import Row
 
 if TYPE_CHECKING:
     from mailkit.guide.part1 import Part1
@@ -129,7 +129,7 @@ def guide_resources(
 
 def drift_rows(conn: Connection, facts: ServerFacts, offline: bool, blocklists: Sequence[str]) -> list[Row]:
     """The server's main.cf, master.cf, dovecot.conf and rspamd files against what the guide renders (a diff)."""
-    from mailkit.engine import plan
+    from mailkit.core.engine import plan
 
     by_part = guide_resources(facts, offline, blocklists, conn)
     settings: dict[str, str | None] = {}

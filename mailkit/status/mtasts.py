@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 
-from mailkit.errors import MailkitError
+from mailkit.core.errors import MailkitError
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 HTTPS_PORT = 443

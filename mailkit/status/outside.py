@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mailkit.certificates import fresh
-from mailkit.smtp import relay_tricks
-from mailkit.status.probe import PORTS
-from mailkit.status.report import GUIDE_PARTS, Row
+from mailkit.clients.smtp import relay_tricks
+from mailkit.server.certificates import fresh
+from mailkit.status.rows import GUIDE_PARTS, Row
+from mailkit.status.vantage import PORTS
 
 _STATES = {
     "open": "open",

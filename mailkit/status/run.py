@@ -1,7 +1,7 @@
 """``mailkit check``: a live mail server's status, from inside (over SSH) and from outside (ports, TLS, DNS).
 
 What differs between the lab and your own server (resolver, block lists, a foreign domain for the relay tricks,
-the CA) comes from the target value (:func:`mailkit.target.target`).
+the CA) comes from the target value (:func:`mailkit.server.target.target`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mailkit.errors import UsageError
-from mailkit.smtp import relay_tricks
-from mailkit.status.dnschecks import dns_rows, resolver_lookup, server_addresses
+from mailkit.clients.smtp import relay_tricks
+from mailkit.core.errors import UsageError
+from mailkit.core.values import Domain
+from mailkit.domain.lookup import resolver_lookup, server_addresses
+from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts
 from mailkit.status.outside import expected_ports, outside_rows
-from mailkit.status.probe import PORTS, run_probe
-from mailkit.status.report import Row, StatusReport
-from mailkit.values import Domain
+from mailkit.status.rows import Row, StatusReport
+from mailkit.status.vantage import PORTS, run_probe
 
 
 def check_server(
@@ -33,7 +34,7 @@ def check_server(
     progress: Callable[[str], None] = lambda _: None,
 ) -> StatusReport:
     """Check the server at ``target`` from inside and from ``vantage`` (None: this machine). Never changes it."""
-    from mailkit.target import connect, resolve_target, target_of
+    from mailkit.server.target import connect, resolve_target, target_of
 
     server = target_of(target, nameserver=nameserver)
     target = server.name

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from mailkit.errors import CommandError, ConnectionLost, HostKeyError
+from mailkit.core.errors import CommandError, ConnectionLost, HostKeyError
+from mailkit.core.ssh import Connection
 from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
-from mailkit.lab.target import lab_connection
-from mailkit.ssh import Connection
 
 pytestmark = pytest.mark.lab
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailkit import engine
-from mailkit.context import host_facts
-from mailkit.errors import MailkitError, UsageError
-from mailkit.facts import (
+from mailkit.core import engine
+from mailkit.core.context import host_facts
+from mailkit.core.errors import MailkitError, UsageError
+from mailkit.core.facts import (
     Account,
     DebianRelease,
     ListeningPorts,
@@ -21,13 +21,13 @@ from mailkit.facts import (
     ServiceActive,
     gather,
 )
+from mailkit.core.resources import Directory, File, GeneratedKey, LookupTable, MasterService, Packages, Postconf
+from mailkit.core.resources.keys import PublicKey
+from mailkit.core.services import SERVICES, Service, register
+from mailkit.core.ssh import Connection
+from mailkit.core.values import Domain, ValueRejected
 from mailkit.lab.lab import Lab
-from mailkit.lab.target import lab_connection
-from mailkit.resources import Directory, File, GeneratedKey, LookupTable, MasterService, Packages, Postconf
-from mailkit.resources.keys import PublicKey
-from mailkit.services import SERVICES, Service, register
-from mailkit.ssh import Connection
-from mailkit.values import Domain, ValueRejected
+from mailkit.lab.lab_target import lab_connection
 
 pytestmark = pytest.mark.lab
 

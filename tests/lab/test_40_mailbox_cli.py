@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from mailkit.clients.remote_client import run_client
 from mailkit.lab.lab import Lab
-from mailkit.lab.target import lab_connection
-from mailkit.remote_client import run_client
+from mailkit.lab.lab_target import lab_connection
 
 pytestmark = pytest.mark.lab
 

@@ -13,15 +13,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailkit import dnsrecords, engine
-from mailkit.dnsrecords import RecordSet, txt
+from mailkit.core import engine
+from mailkit.core.ssh import Connection
+from mailkit.domain import records as dnsrecords
+from mailkit.domain.records import RecordSet, txt
 from mailkit.lab import receiver
 from mailkit.lab.dns import NAMESERVER, reverse_name, set_records
 from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
-from mailkit.lab.target import lab_connection
-from mailkit.ssh import Connection
-from mailkit.target import target_of
+from mailkit.server.target import target_of
 
 pytestmark = pytest.mark.lab
 

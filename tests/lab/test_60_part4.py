@@ -9,17 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailkit import engine
-from mailkit.context import host_facts
-from mailkit.engine import ApplyError
+from mailkit.core import engine
+from mailkit.core.context import host_facts
+from mailkit.core.engine import ApplyError
+from mailkit.core.resources import Directory, SieveScript
+from mailkit.core.ssh import Connection
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import Part3
 from mailkit.guide.part4 import CONTROLLER_PASSWORD, SIEVE_DIR, Part4
 from mailkit.lab.lab import Lab
-from mailkit.lab.target import lab_connection
-from mailkit.resources import Directory, SieveScript
-from mailkit.ssh import Connection
+from mailkit.lab.lab_target import lab_connection
 
 pytestmark = pytest.mark.lab
 SCRIPT = f"{SIEVE_DIR}/spam-to-junk.sieve"

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.dnsrecords import lookup_at
+from mailkit.core.ssh import Connection
+from mailkit.domain.records import lookup_at
 from mailkit.lab.dns import NAMESERVER, reverse_name
 from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
-from mailkit.lab.target import lab_connection
-from mailkit.ssh import Connection
 from mailkit.status.run import check_server
 
 pytestmark = pytest.mark.lab

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.dnsrecords import lookup_at
+from mailkit.domain.records import lookup_at
 from mailkit.lab.dns import NAMESERVER, reverse_name
 from mailkit.lab.lab import Lab
 from mailkit.lab.layout import student_spec

@@ -23,8 +23,8 @@ import pytest
 
 from mailkit.lab import provider
 from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
-from mailkit.lab.target import lab_connection
 
 pytestmark = pytest.mark.lab
 MAIL = HOSTS["mail"]

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailkit import loadtest
+from mailkit.clients import loadtest
+from mailkit.core.ssh import Connection
 from mailkit.lab.lab import Lab
-from mailkit.lab.target import lab_connection
-from mailkit.ssh import Connection
+from mailkit.lab.lab_target import lab_connection
 
 pytestmark = pytest.mark.lab
 

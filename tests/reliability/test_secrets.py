@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from mailkit import engine
-from mailkit.context import host_facts
+from mailkit.core import engine
+from mailkit.core.context import host_facts
+from mailkit.core.mail_layout import LAYOUT
+from mailkit.core.ssh import Connection
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import DKIM_DIR, Part3
 from mailkit.guide.part4 import CONTROLLER_PASSWORD, Part4
 from mailkit.lab.lab import Lab
-from mailkit.lab.target import lab_connection
-from mailkit.layout import LAYOUT
-from mailkit.ssh import Connection
-from mailkit.target import target_of
+from mailkit.lab.lab_target import lab_connection
+from mailkit.server.target import target_of
 
 pytestmark = pytest.mark.lab
 

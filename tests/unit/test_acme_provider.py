@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mailkit.checks import CheckResult
+from mailkit.core.checks import CheckResult
+from mailkit.core.resources.acme import LETS_ENCRYPT, AcmeCertificate, AcmeLineage
+from mailkit.core.result import Result
+from mailkit.core.values import ValueRejected
 from mailkit.lab.provider import parse_zone_text, unbound_conf
-from mailkit.resources.acme import LETS_ENCRYPT, AcmeCertificate, AcmeLineage
-from mailkit.result import Result
-from mailkit.target import zone_text_with_deletions
-from mailkit.values import ValueRejected
+from mailkit.server.target import zone_text_with_deletions
 
 PEBBLE = "https://acme.example.net:14000/dir"
 
@@ -50,7 +50,7 @@ def test_values_that_would_reach_certbots_command_line_are_checked(field: str, k
 
 
 def test_zone_text_round_trips_through_the_registrar_parser_deletions_included() -> None:
-    from mailkit.dnsrecords import RecordSet, txt
+    from mailkit.domain.records import RecordSet, txt
 
     records = [
         RecordSet("s1._domainkey.example.org", "TXT", (txt("v=DKIM1; k=rsa; p=" + "A" * 300),)),

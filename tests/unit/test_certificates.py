@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.certificates import CERTBOT_DEPLOY_HOOK, CertificateOnHost, certificate_status, renewal_hook
-from mailkit.errors import MailkitError
+from mailkit.core.errors import MailkitError
+from mailkit.core.local import run_local
+from mailkit.core.result import Result
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
-from mailkit.local import run_local
-from mailkit.result import Result
-from mailkit.tls import CertificateAuthority
+from mailkit.lab.ca import CertificateAuthority
+from mailkit.server.certificates import CERTBOT_DEPLOY_HOOK, CertificateOnHost, certificate_status, renewal_hook
 
 FACT = CertificateOnHost("/etc/ssl/certs/mail.example.org.pem", "/etc/ssl/private/mail.example.org.key")
 GOOD = "keymode 600\nfresh yes\nname mail.example.org\nname example.org\nmatch yes\n"

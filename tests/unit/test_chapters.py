@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mailkit.board import PART_COLUMNS
+from mailkit.classroom.board import PART_COLUMNS
+from mailkit.classroom.workshop import WORKSHOP_PARTS
 from mailkit.guide.chapters import CHAPTERS, DEFAULT_PARTS, SERVER_PARTS
 from mailkit.guide.runner import NOTEBOOK_DIR, notebooks_for
-from mailkit.status.report import GUIDE_PARTS
-from mailkit.workshop import WORKSHOP_PARTS
+from mailkit.status.rows import GUIDE_PARTS
 
 
 def test_every_numbered_notebook_is_one_chapter_and_every_chapter_has_its_notebook() -> None:

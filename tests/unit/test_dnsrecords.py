@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailkit.dnsrecords import RecordSet, plan, record_name, txt, txt_text, zone_text
-from mailkit.values import ValueRejected
+from mailkit.core.values import ValueRejected
+from mailkit.domain.records import RecordSet, plan, record_name, txt, txt_text, zone_text
 
 KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 350 + "IDAQAB"
 

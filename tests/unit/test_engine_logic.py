@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mailkit import engine
-from mailkit.errors import CommandError, StateConflict
-from mailkit.facts import (
+from mailkit.core import engine
+from mailkit.core.errors import CommandError, StateConflict
+from mailkit.core.facts import (
     FileInfo,
     FileState,
     ListeningPorts,
@@ -26,12 +26,21 @@ from mailkit.facts import (
     gather,
     parse_batch,
 )
-from mailkit.hostlock import TRANSACTION_LOCK, HostLock
-from mailkit.redact import redact
-from mailkit.resources import CANDIDATE, Directory, File, LookupTable, MasterService, Packages, Postconf, unified_diff
-from mailkit.result import Result
-from mailkit.templates import TemplateError, Templates
-from mailkit.transaction import parse_status, transaction_script
+from mailkit.core.hostlock import TRANSACTION_LOCK, HostLock
+from mailkit.core.redact import redact
+from mailkit.core.resources import (
+    CANDIDATE,
+    Directory,
+    File,
+    LookupTable,
+    MasterService,
+    Packages,
+    Postconf,
+    unified_diff,
+)
+from mailkit.core.result import Result
+from mailkit.core.templates import TemplateError, Templates
+from mailkit.core.transaction import parse_status, transaction_script
 
 USER = getpass.getuser()
 GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -62,7 +71,7 @@ class LocalShell:
 
 
 class LocalProcess:
-    """Stands in for :class:`mailkit.ssh.RemoteProcess`."""
+    """Stands in for :class:`mailkit.core.ssh.RemoteProcess`."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
         self.proc = proc
@@ -211,7 +220,7 @@ def test_a_rejected_candidate_changes_nothing_live(tmp_path: Path) -> None:
 
 
 def test_a_service_that_does_not_come_back_gets_its_old_files_and_is_restarted(tmp_path: Path) -> None:
-    from mailkit.services import SERVICES, Service, register
+    from mailkit.core.services import SERVICES, Service, register
 
     state, log = tmp_path / "state", tmp_path / "effects"
     conf, extra = tmp_path / "svc.conf", tmp_path / "new.d"
@@ -368,7 +377,7 @@ def test_a_summarised_file_shows_its_summary_not_its_content() -> None:
 
 
 def test_config_value_facts_ask_their_own_tool() -> None:
-    from mailkit.facts import DoveconfValue, PostconfValue
+    from mailkit.core.facts import DoveconfValue, PostconfValue
 
     assert PostconfValue("myhostname").command() == ["postconf", "-h", "myhostname"]
     assert DoveconfValue("mail_home").command() == ["doveconf", "-h", "mail_home"]
@@ -377,7 +386,7 @@ def test_config_value_facts_ask_their_own_tool() -> None:
 
 
 def test_services_take_config_changes_by_reload_and_restart_only_when_needed() -> None:
-    from mailkit.services import SERVICES
+    from mailkit.core.services import SERVICES
 
     postfix = SERVICES["postfix"]
     assert postfix.apply_command(False) == ("systemctl", "reload-or-restart", "postfix")

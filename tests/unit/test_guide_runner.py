@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mailkit.errors import UsageError
+from mailkit.core.errors import UsageError
 from mailkit.guide.runner import notebooks_for, run_guide
 
 
@@ -18,7 +18,7 @@ def _notebook(path: Path, *sources: str) -> None:
     nbformat.write(nb, path)
 
 
-CHECK = "from mailkit.checks import CheckResult, report\nreport([CheckResult('demo', 'a check', {ok})])"
+CHECK = "from mailkit.core.checks import CheckResult, report\nreport([CheckResult('demo', 'a check', {ok})])"
 
 
 def test_passing_checks_are_collected_and_the_notebook_saved(tmp_path: Path) -> None:

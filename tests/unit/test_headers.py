@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailkit.headers import explain
+from mailkit.clients.headers import explain
 
 RECEIVED = b"""Return-Path: <alice@example.org>
 Authentication-Results: outside.example.net; dmarc=pass (p=none dis=none) header.from=example.org

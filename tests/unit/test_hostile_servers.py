@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.errors import MailkitError
-from mailkit.result import Result
+from mailkit.core.errors import MailkitError
+from mailkit.core.result import Result
 from mailkit.status.mtasts import fetch_policy
-from mailkit.status.probe import CONNECTION_BYTES, run_probe
+from mailkit.status.vantage import CONNECTION_BYTES, run_probe
 
 
 def _serve(handle: Callable[[socket.socket], None], wrap: ssl.SSLContext | None = None) -> Iterator[int]:

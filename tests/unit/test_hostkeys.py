@@ -15,9 +15,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from mailkit.errors import HostKeyError, MailkitError
-from mailkit.hostkeys import fingerprint
-from mailkit.ssh import Connection
+from mailkit.core.errors import HostKeyError, MailkitError
+from mailkit.core.hostkeys import fingerprint
+from mailkit.core.ssh import Connection
 
 # The fake server's transport thread sees the client hang up on a refused key: expected, not a failure.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

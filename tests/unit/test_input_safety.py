@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from mailkit.core.redact import redact
+from mailkit.core.values import Domain, Password, RemotePath, ValueRejected, setting_value
 from mailkit.lab.machine import pid_is
-from mailkit.redact import redact
-from mailkit.values import Domain, Password, RemotePath, ValueRejected, setting_value
 
 
 def _fastest(judge: Callable[[], object], tries: int = 5) -> float:
@@ -82,8 +82,8 @@ def test_the_lab_signals_only_its_own_processes() -> None:
 
 
 def test_a_real_password_never_goes_out_without_tls() -> None:
-    from mailkit.errors import UsageError
-    from mailkit.remote_client import run_client, throwaway_login
+    from mailkit.clients.remote_client import run_client, throwaway_login
+    from mailkit.core.errors import UsageError
 
     class Untouchable:
         def run(self, *args: object, **kwargs: object) -> None:
@@ -108,7 +108,7 @@ def _imap_conversation(request: dict[str, object]) -> list[str]:
     import sys
     import threading
 
-    from mailkit.remote_client import CLIENT
+    from mailkit.clients.remote_client import CLIENT
 
     server = socket.create_server(("127.0.0.1", 0))
     heard: list[str] = []

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mailkit import engine
-from mailkit.errors import UsageError
+from mailkit.core import engine
+from mailkit.core.errors import UsageError
+from mailkit.core.resources import Directory, GeneratedKey
+from mailkit.core.transaction import transaction_script
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part3 import DKIM_DIR, OLD_DKIM_DIR, RSPAMD_USER, Part3
-from mailkit.resources import Directory, GeneratedKey
-from mailkit.transaction import transaction_script
 from tests.unit.test_engine_logic import GROUP, USER, LocalShell
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mailkit.cli import main
 from mailkit.lab import dns, lab, machine, network
 from mailkit.lab.layout import HOSTS, NETWORK_V4
-from mailkit.labcheck import parse_os_release
+from mailkit.lab.selfcheck import parse_os_release
 
 
 def test_status_of_a_lab_never_started(tmp_path: Path) -> None:

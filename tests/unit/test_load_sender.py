@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import ClassVar
 
-from mailkit.loadtest import SENDER
+from mailkit.clients.loadtest import SENDER
 from mailkit.remote import source
 from mailkit.remote.load_sender import message_id
 

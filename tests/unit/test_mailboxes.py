@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mailkit import mailboxes
-from mailkit.display import SideBySide
-from mailkit.errors import StateConflict
-from mailkit.facts import FileState
+from mailkit.core.display import SideBySide
+from mailkit.core.errors import StateConflict
+from mailkit.core.facts import FileState
+from mailkit.core.resources import unified_diff
+from mailkit.core.resources.dovecot import HEADER, PasswdFile, PasswdUser, parse_passwd
+from mailkit.core.values import Password, ValueRejected
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
-from mailkit.resources import unified_diff
-from mailkit.resources.dovecot import HEADER, PasswdFile, PasswdUser, parse_passwd
-from mailkit.values import Password, ValueRejected
+from mailkit.server import mailboxes
 
 
 def _files(boxes: dict[str, str], hashes: dict[str, str], senders: dict[str, str]) -> mailboxes.MailboxFiles:

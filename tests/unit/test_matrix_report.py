@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.errors import UsageError
+from mailkit.core.errors import UsageError
 from mailkit.lab.layout import lab_instance
-from mailkit.matrix import plan_instances
-from mailkit.report import _example, build_report, check_rows, compare_with, html_page, markdown, write_report
+from mailkit.matrix.releases import plan_instances
+from mailkit.matrix.report import _example, build_report, check_rows, compare_with, html_page, markdown, write_report
 
 
 def test_each_release_gets_its_own_instance_and_namespace() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import mailkit
+from mailkit.core.result import Result
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
-from mailkit.result import Result
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 POSTCONF = "https://www.postfix.org/postconf.5.html#"
@@ -113,8 +113,8 @@ def test_every_section_a_fix_hint_names_has_an_anchor_in_its_notebook() -> None:
 
 
 def test_every_part3_postfix_setting_is_explained_with_its_reference_link() -> None:
+    from mailkit.core.resources import Postconf
     from mailkit.guide.part3 import Part3
-    from mailkit.resources import Postconf
 
     prose = _prose("03-spam-outbound.ipynb")
     settings = {k for r in Part3(Part1()).everything() if isinstance(r, Postconf) for k in r.settings}
@@ -138,7 +138,7 @@ def test_no_private_key_or_password_hash_in_any_stored_output(path: Path) -> Non
 
 
 def test_day_two_commands_are_built_from_the_layout_and_shown_as_typed() -> None:
-    from mailkit.onserver import on_server
+    from mailkit.core.onserver import on_server
 
     class Recorded:
         def run(self, argv: list[str], *, input: str | bytes | None = None, check: bool = True) -> Result:

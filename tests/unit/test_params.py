@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-from mailkit.errors import UsageError
+from mailkit.core.errors import UsageError
 from mailkit.guide.ownserver import check_login, prepare_own_server, sudo_refused
 from mailkit.guide.params import load, validate
 
@@ -87,7 +87,7 @@ class _Refusing:
         pass
 
     def run(self, argv: list[str], **_: object) -> object:
-        from mailkit.result import Result
+        from mailkit.core.result import Result
 
         self.ran.append(argv)
         return Result(" ".join(argv), "", "sudo: a password is required\n", 1)
@@ -96,7 +96,7 @@ class _Refusing:
 def test_a_host_that_refuses_sudo_n_is_a_one_line_error_and_nothing_else_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from mailkit import target as target_module
+    from mailkit.server import target as target_module
 
     monkeypatch.setattr(target_module.Target, "connect", lambda self: _Refusing())
     with pytest.raises(UsageError) as error:
@@ -107,7 +107,7 @@ def test_a_host_that_refuses_sudo_n_is_a_one_line_error_and_nothing_else_runs(
 
 
 def test_bad_params_stop_before_any_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from mailkit import target as target_module
+    from mailkit.server import target as target_module
 
     def no_login(self: object) -> object:
         raise AssertionError("logged in before the values were checked")

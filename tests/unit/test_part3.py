@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mailkit.dnsrecords import txt_text
+from mailkit.core.resources import File, GeneratedKey
+from mailkit.core.values import ValueRejected
+from mailkit.domain.records import txt_text
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part3 import DKIM_DIR, NETWORK_MODULES, Part3
-from mailkit.resources import File, GeneratedKey
-from mailkit.values import ValueRejected
 
 KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "k" * 342 + "IDAQAB"
 
@@ -74,7 +74,7 @@ class _Maildir:
         self.files = {f"/m/new/{i}": raw for i, raw in enumerate(files)}
 
     def run(self, argv: list[str], **_: object) -> object:
-        from mailkit.result import Result
+        from mailkit.core.result import Result
 
         return Result("find", "".join(f"{i} {path}\n" for i, path in enumerate(self.files)), "", 0)
 
@@ -89,7 +89,7 @@ def test_the_newest_user_message_signed_by_a_selector_is_found_even_when_folded(
         signature = f"DKIM-Signature: v=1; a=rsa-sha256; d=example.org;\r\n\ts={selector}; h=from; bh=x; b=y\r\n"
         return (signature + f"Subject: {subject}\r\n\r\nbody\r\n").encode()
 
-    from mailkit.lab.target import LabReceiver
+    from mailkit.lab.lab_target import LabReceiver
 
     outside = _Maildir(
         [message("mailkit part 3 0000000a", "s202611"), message("mailkit part 3 0000000b", "s202612"),

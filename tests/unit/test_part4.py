@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.facts import FileState
+from mailkit.core.facts import FileState
+from mailkit.core.resources import File, GeneratedSecret, MasterService, Packages, SieveScript
+from mailkit.core.values import ValueRejected
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import RELEASE_FACTS, Part2
 from mailkit.guide.part3 import Part3
@@ -18,8 +20,6 @@ from mailkit.guide.part4 import (
     Part4,
     redis_package,
 )
-from mailkit.resources import File, GeneratedSecret, MasterService, Packages, SieveScript
-from mailkit.values import ValueRejected
 
 BOOKWORM, TRIXIE = RELEASE_FACTS
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.ssh import Connection
+from mailkit.core.ssh import Connection
 
 NASTY = [
     "plain",

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.facts import FileState
+from mailkit.core.facts import FileState
+from mailkit.core.redact import redact
+from mailkit.core.resources import File, unified_diff
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part3 import Part3
-from mailkit.redact import redact
-from mailkit.resources import File, unified_diff
-from mailkit.status.report import Row, StatusReport
+from mailkit.status.rows import Row, StatusReport
 
 ROOT = Path(__file__).resolve().parents[2]
 DQS_KEY = "x7kq2m4n9p8r3s6t1v5w0y2z4a"

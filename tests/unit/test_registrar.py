@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mailkit.cli import main
-from mailkit.errors import UsageError
-from mailkit.registrar import MAX_KEY_FILE, MAX_ZONE_TEXT, parse_zone_text, read_tsig_key
+from mailkit.core.errors import UsageError
+from mailkit.domain.registrar import MAX_KEY_FILE, MAX_ZONE_TEXT, parse_zone_text, read_tsig_key
 
 SECRET = "c3R1ZGVudDAxLXNlY3JldA=="
 KEY = f'key "student01.example.org." {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}";\n}};\n'

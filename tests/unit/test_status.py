@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from mailkit.cli import main
+from mailkit.domain.published import decode_blocklist_answer, dmarc_problems, spf_lookups
 from mailkit.status.dnschecks import blocklist_rows, dkim_rows, dmarc_rows, mx_rows, ptr_rows
 from mailkit.status.inside import count_updates, parse_df
 from mailkit.status.outside import auth_rows, outside_rows, relay_rows, tls_rows
-from mailkit.status.records import decode_blocklist_answer, dmarc_problems, spf_lookups
-from mailkit.status.report import Row, StatusReport, load_report
+from mailkit.status.rows import Row, StatusReport, load_report
 from mailkit.status.run import changes_since, record_changes, state_file
 
 
@@ -253,14 +253,14 @@ def test_bad_check_options_are_refused_before_any_connection(
     def no_connection(*_: object, **__: object) -> None:
         raise AssertionError("no host may be contacted")
 
-    monkeypatch.setattr("mailkit.target.connect", no_connection)
+    monkeypatch.setattr("mailkit.server.target.connect", no_connection)
     result = CliRunner().invoke(main, ["check", *args])
     assert result.exit_code == 2, result.output
     assert words in result.output
 
 
 def test_outbound_port_25_needs_a_greeting() -> None:
-    from mailkit.result import Result
+    from mailkit.core.result import Result
     from mailkit.status.inside import outbound_rows
 
     class Fake:
@@ -286,8 +286,8 @@ def policy_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import ssl
     import threading
 
+    from mailkit.lab.ca import CertificateAuthority
     from mailkit.status import mtasts
-    from mailkit.tls import CertificateAuthority
 
     ca = CertificateAuthority(tmp_path / "ca")
     chain, key = ca.issue("mta-sts.example.org")
@@ -344,9 +344,9 @@ def test_mta_sts_policy_is_fetched_and_must_name_the_server(policy_site: tuple[d
 def test_a_report_with_markup_in_part_is_refused_and_text_fields_are_escaped(tmp_path: Path) -> None:
     import pytest
 
-    from mailkit.board import board_html, read_reports
-    from mailkit.errors import UsageError
-    from mailkit.status.report import ReportRejected
+    from mailkit.classroom.board import board_html, read_reports
+    from mailkit.core.errors import UsageError
+    from mailkit.status.rows import ReportRejected
 
     row = {"group": "ports", "name": "25", "ok": False, "detail": "x", "fix": "f", "part": 1}
     evil = {"host": "alice", "rows": [{**row, "part": "<img src=x onerror=alert(1)>"}]}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.errors import UsageError
-from mailkit.ssh import resolve_endpoint
-from mailkit.target import resolve_target
+from mailkit.core.errors import UsageError
+from mailkit.core.ssh import resolve_endpoint
+from mailkit.server.target import resolve_target
 
 
 def test_default_is_the_lab_mail_host() -> None:
@@ -60,7 +60,7 @@ def test_unknown_host_falls_back_to_defaults(tmp_path: Path) -> None:
 
 # -- the target value: own server vs lab ------------------------------------------------------------------------
 def test_own_server_target_knows_what_differs_from_the_lab() -> None:
-    from mailkit.target import PUBLIC_BLOCKLISTS, target_of
+    from mailkit.server.target import PUBLIC_BLOCKLISTS, target_of
 
     server = target_of("admin@mail.example.net", env={"MAILKIT_OUTSIDE": "probe.example.net"})
     assert server.destination == "admin@mail.example.net"
@@ -72,7 +72,7 @@ def test_own_server_target_knows_what_differs_from_the_lab() -> None:
 
 
 def test_a_server_without_a_route_to_the_internet_says_so_in_the_environment() -> None:
-    from mailkit.target import target_of
+    from mailkit.server.target import target_of
 
     assert target_of("admin@mail.example.net", env={"MAILKIT_OFFLINE": "yes"}).offline
     assert not target_of("admin@mail.example.net", env={"MAILKIT_OFFLINE": "no"}).offline
@@ -83,7 +83,7 @@ def test_a_server_without_a_route_to_the_internet_says_so_in_the_environment() -
 def test_the_outside_checks_never_run_through_sudo() -> None:
     """An ordinary account on the outside host is enough (security review, finding 9): its connection never asks
     for ``sudo``, whoever logs in."""
-    from mailkit.target import target_of
+    from mailkit.server.target import target_of
 
     server = target_of("admin@mail.example.net", env={"MAILKIT_OUTSIDE": "student01@probe.example.net"})
     outside = server.outside()  # nothing is opened until a command runs
@@ -92,8 +92,8 @@ def test_the_outside_checks_never_run_through_sudo() -> None:
 
 
 def test_lab_target_plays_each_part_the_lab_way() -> None:
-    from mailkit.lab.target import LabTarget
-    from mailkit.target import target_of
+    from mailkit.lab.lab_target import LabTarget
+    from mailkit.server.target import target_of
 
     lab = target_of("lab:mail", env={})
     assert isinstance(lab, LabTarget)
@@ -103,8 +103,8 @@ def test_lab_target_plays_each_part_the_lab_way() -> None:
 
 
 def test_outside_and_nameserver_are_validated() -> None:
-    from mailkit.target import target_of
-    from mailkit.values import ValueRejected
+    from mailkit.core.values import ValueRejected
+    from mailkit.server.target import target_of
 
     with pytest.raises(UsageError):
         target_of("admin@mail.example.net", outside="-oProxyCommand=sh", env={})
@@ -114,34 +114,28 @@ def test_outside_and_nameserver_are_validated() -> None:
         target_of("admin@mail.example.net", env={}).outside()
 
 
-def test_only_the_target_module_tells_the_lab_apart_and_guide_and_check_import_no_lab() -> None:
-    """The lab is one implementation of a target: no prefix tests elsewhere, no lab imports in guide/ or status/."""
+def test_only_the_target_module_tells_the_lab_apart() -> None:
+    """The lab is one implementation of a target: no prefix tests elsewhere (imports: test_architecture.py)."""
     import re
 
     package = Path(__file__).resolve().parents[2] / "mailkit"
     prefix_tests = [
         str(p.relative_to(package))
         for p in package.rglob("*.py")
-        if 'startswith("lab:")' in p.read_text() and p.name != "target.py"
+        if 'startswith("lab:")' in p.read_text() and p.relative_to(package) != Path("server/target.py")
     ]
     assert prefix_tests == []
-    lab_imports = re.compile(r"^\s*(from mailkit\.lab\b|from mailkit import lab\b|import mailkit\.lab\b)", re.M)
-    importers = [
-        str(p.relative_to(package))
-        for folder in ("guide", "status")
-        for p in (package / folder).rglob("*.py")
-        if lab_imports.search(p.read_text())
-    ]
-    assert importers == []
-    assert not lab_imports.search((package / "target.py").read_text()), "target.py finds the lab by KINDS only"
+    imports_lab = re.compile(r"^\s*(from mailkit\.lab\b|from mailkit import lab\b|import mailkit\.lab\b)", re.M)
+    target_py = (package / "server" / "target.py").read_text()
+    assert not imports_lab.search(target_py), "target.py finds the lab by KINDS only"
 
 
 # -- publishing the registrar's way -----------------------------------------------------------------------------
 def test_publishing_hands_zone_text_to_the_registrar_and_waits_for_the_resolver(tmp_path: Path) -> None:
     import sys
 
-    from mailkit.dnsrecords import RecordSet, txt
-    from mailkit.target import Published, target_of
+    from mailkit.domain.records import RecordSet, txt
+    from mailkit.server.target import Published, target_of
 
     zone: dict[tuple[str, str], tuple[str, ...]] = {}
     received = tmp_path / "received.txt"
@@ -172,9 +166,9 @@ def test_publishing_hands_zone_text_to_the_registrar_and_waits_for_the_resolver(
 def test_a_record_the_resolver_never_answers_is_an_error_naming_it() -> None:
     import dataclasses
 
-    from mailkit.dnsrecords import RecordSet, txt
-    from mailkit.errors import MailkitError
-    from mailkit.target import target_of
+    from mailkit.core.errors import MailkitError
+    from mailkit.domain.records import RecordSet, txt
+    from mailkit.server.target import target_of
 
     server = dataclasses.replace(target_of("mail.example.net", env={"MAILKIT_REGISTRAR": "true"}), wait_for_dns=0.5)
     with pytest.raises(MailkitError, match=r"TXT _dmarc\.example\.net"):
@@ -184,9 +178,9 @@ def test_a_record_the_resolver_never_answers_is_an_error_naming_it() -> None:
 def test_a_failing_registrar_command_is_an_error() -> None:
     import dataclasses
 
-    from mailkit.dnsrecords import RecordSet, txt
-    from mailkit.errors import MailkitError
-    from mailkit.target import target_of
+    from mailkit.core.errors import MailkitError
+    from mailkit.domain.records import RecordSet, txt
+    from mailkit.server.target import target_of
 
     server = dataclasses.replace(target_of("mail.example.net", env={"MAILKIT_REGISTRAR": "false"}), wait_for_dns=1)
     with pytest.raises(MailkitError, match="registrar command 'false' exited 1"):
@@ -195,7 +189,7 @@ def test_a_failing_registrar_command_is_an_error() -> None:
 
 # -- passwords from a file --------------------------------------------------------------------------------------
 def test_passwords_file_must_be_private_complete_and_is_never_shown(tmp_path: Path) -> None:
-    from mailkit.target import read_passwords_file
+    from mailkit.server.target import read_passwords_file
 
     path = tmp_path / "passwords"
     path.write_text("ann@example.net s3cret-$(id)'\"\n# a comment\n\nbob@example.net other pass phrase\n")
@@ -217,7 +211,7 @@ def test_passwords_file_must_be_private_complete_and_is_never_shown(tmp_path: Pa
 def test_without_a_terminal_or_a_passwords_file_the_error_says_what_to_give(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from mailkit.target import target_of
+    from mailkit.server.target import target_of
 
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(UsageError, match="give a passwords file"):
@@ -225,7 +219,7 @@ def test_without_a_terminal_or_a_passwords_file_the_error_says_what_to_give(monk
 
 
 def test_a_passwords_file_behind_a_symlink_is_refused(tmp_path: Path) -> None:
-    from mailkit.target import read_passwords_file
+    from mailkit.server.target import read_passwords_file
 
     real = tmp_path / "real"
     real.write_text("ann@example.net a long secret phrase\n")
@@ -244,7 +238,7 @@ def test_a_passwords_file_that_is_a_pipe_is_refused_at_once(tmp_path: Path) -> N
     import os
     import threading
 
-    from mailkit.target import read_passwords_file
+    from mailkit.server.target import read_passwords_file
 
     fifo = tmp_path / "passwords"
     os.mkfifo(fifo, 0o600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailkit.values import (
+from mailkit.core.values import (
     Domain,
     EmailAddress,
     Hostname,

@@ -8,19 +8,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mailkit.board import board_html
-from mailkit.errors import UsageError
-from mailkit.guide.part1 import Part1
-from mailkit.lab.layout import BOT_ADDRESS, HOSTS, LISTED_ADDRESS, MAX_STUDENTS, NETWORK_V4, host_spec, student_spec
-from mailkit.status.report import Row, StatusReport
-from mailkit.target import Target, resolve_target, target_of
-from mailkit.workshop import (
+from mailkit.classroom.board import board_html
+from mailkit.classroom.workshop import (
     inject_parameters,
     student_number,
     student_parameters,
     student_settings,
     write_student_notebooks,
 )
+from mailkit.core.errors import UsageError
+from mailkit.guide.part1 import Part1
+from mailkit.lab.layout import BOT_ADDRESS, HOSTS, LISTED_ADDRESS, MAX_STUDENTS, NETWORK_V4, host_spec, student_spec
+from mailkit.server.target import Target, resolve_target, target_of
+from mailkit.status.rows import Row, StatusReport
 
 
 def test_every_student_has_own_addresses_names_and_links_clear_of_the_lab() -> None:
@@ -113,7 +113,7 @@ def test_the_board_is_served_on_loopback_and_refreshes(tmp_path: Path) -> None:
     import time
     import urllib.request
 
-    from mailkit.board import serve
+    from mailkit.classroom.board import serve
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -145,7 +145,7 @@ def test_the_served_board_is_the_page_only_and_only_for_this_machine(tmp_path: P
     import http.server
     import threading
 
-    from mailkit.board import board_handler
+    from mailkit.classroom.board import board_handler
 
     page = tmp_path / "board.html"
     page.write_text("<p>the board</p>")

@@ -36,7 +36,7 @@ def test_bookworm_server_upgrades_to_trixie_keeping_every_promise(lab: Lab) -> N
     assert " passed" in result.stdout
     with_trixie = lab.status()
     assert with_trixie["state"] == "up"
-    from mailkit.lab.target import lab_connection
+    from mailkit.lab.lab_target import lab_connection
 
     with lab_connection("mail") as mail:
         assert "trixie" in mail.run(["cat", "/etc/os-release"]).stdout

@@ -1,0 +1,1 @@
+"""Workshop mode: one host per student, their folders, and the class board."""

@@ -1,0 +1,175 @@
+"""Workshop mode: one mail host per student in the lab, their notebooks with their parameters filled in, and a
+reset to the end of any part.
+
+A student works as a reader does on their own rented server: their notebooks name their host by the alias in
+their own ``ssh/config`` and take everything else from their folder's ``env`` (their key, their DNS key, their
+account on the outside host, their passwords file): nothing of the lab's own keys, nothing of root's.
+
+>>> student_parameters(2)["DOMAIN"], student_parameters(2)["TARGET"]
+('student02.example.org', 'student02')
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mailkit.core.errors import UsageError
+from mailkit.core.local import write_private
+from mailkit.core.progress import Progress
+from mailkit.guide.chapters import SERVER_PARTS
+from mailkit.guide.runner import GuideRun, inject_parameters, notebooks_for, run_guide
+from mailkit.lab.layout import host_spec, student_spec
+from mailkit.server import certificates
+
+#: The guide's parts a student works through (05, the upgrade, needs a bookworm server of its own).
+WORKSHOP_PARTS = SERVER_PARTS
+
+
+def student_parameters(number: int) -> dict[str, Any]:
+    """The notebooks' parameters for student ``number``: their host, their two domains, their mailboxes."""
+    from mailkit.lab.layout import BLOCKLIST_ZONE
+
+    spec = student_spec(number)
+    domain = spec.domain
+    cert_file, key_file = certificates.default_paths(spec.fqdn)
+    return {
+        "TARGET": spec.name,  # the alias in their ssh/config
+        "DOMAIN": domain,
+        "HOSTNAME": spec.fqdn,
+        "OTHER_DOMAINS": [f"b.{domain}"],
+        "MAILBOXES": [f"alice@{domain}", f"bob@{domain}", f"carol@b.{domain}"],
+        "ALIASES": {f"info@{domain}": [f"bob@{domain}"]},
+        "CERT_FILE": cert_file,  # the lab hands their server over with a certificate (no ACME CA in the class)
+        "KEY_FILE": key_file,
+        "BLOCKLISTS": [f"{BLOCKLIST_ZONE}*3"],  # the lab's own list (the public ones are not reachable here)
+    }
+
+
+def student_number(name: str) -> int:
+    """``student07`` -> 7, or a usage error."""
+    spec = host_spec(name)
+    if spec is None or not name.startswith("student"):
+        raise UsageError(f"{name!r} is not a student: say student01, student02, ...")
+    return int(name[7:])
+
+
+def write_student_notebooks(number: int, directory: Path, parts: Sequence[int] = WORKSHOP_PARTS) -> list[Path]:
+    """The guide's notebooks of ``parts`` for one student, parameters filled in, in ``directory``."""
+    import nbformat
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in notebooks_for(parts):
+        notebook = inject_parameters(nbformat.read(source, as_version=4), student_parameters(number))
+        path = directory / source.name
+        nbformat.write(notebook, path)
+        written.append(path)
+    return written
+
+
+def write_class(directory: Path, students: int) -> dict[str, list[Path]]:
+    """Every student's folder: ``studentNN/`` with their notebooks, ``ssh/`` with their logins (key, ``known_hosts``
+    with their host's and the outside host's keys, ``config``), their DNS key, their mailboxes' passwords, the lab
+    CA and ``env``: hand it to the student's own account, which needs nothing of root's."""
+    from mailkit.lab.lab import Lab
+
+    lab = Lab()
+    written = {}
+    for number in range(1, students + 1):
+        name = student_spec(number).name
+        folder = directory / name
+        written[name] = write_student_notebooks(number, folder)
+        if lab.student_key(name).exists():
+            write_student_kit(lab, number, folder)
+    return written
+
+
+def write_student_kit(lab: Any, number: int, folder: Path) -> dict[str, str]:
+    """Copy student ``number``'s logins, DNS key and passwords from the lab into ``folder``; return their settings.
+
+    ``lab`` is a :class:`mailkit.lab.lab.Lab` with the student's host up.
+    """
+    name = student_spec(number).name
+    key = lab.student_key(name)
+    ssh = folder / "ssh"
+    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(ssh / "id_ed25519", key.read_bytes())
+    shutil.copy(key.parent / "known_hosts", ssh / "known_hosts")
+    config = (key.parent / "ssh_config").read_text()
+    for made, copied in ((key, ssh / "id_ed25519"), (key.parent / "known_hosts", ssh / "known_hosts")):
+        config = config.replace(str(made), str(copied.resolve()))
+    (ssh / "config").write_text(config)
+    write_private(folder / "dns.key", lab.student_dns_key(name).read_bytes())
+    mailboxes = student_parameters(number)["MAILBOXES"]
+    passwords = "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords(mailboxes).items())
+    write_private(folder / "passwords", passwords.encode())
+    (folder / "lab-ca.pem").write_bytes(lab.ca.ensure())
+    (folder / "env").write_text(student_environment(folder))
+    # For a run without JupyterLab, as on a rented server: mailkit guide run --host studentNN --params params.json
+    given = {k: v for k, v in student_parameters(number).items() if k != "TARGET"}
+    (folder / "params.json").write_text(json.dumps(given, indent=2) + "\n")
+    return student_settings(folder)
+
+
+def student_settings(folder: Path) -> dict[str, str]:
+    """A student's settings for the own-server path, all from their folder: their SSH logins (their host, and
+    their account on the outside host for the outside checks), the lab's resolver and CA, the registrar command
+    that publishes with their own DNS key (their domain's names only), their passwords file; and that the class
+    has no route to the internet."""
+    from mailkit.lab.dns import NAMESERVER
+
+    registrar = f"{sys.executable} -m mailkit.cli registrar rfc2136 --server {NAMESERVER.address} "
+    return {
+        "MAILKIT_SSH_CONFIG": str(folder / "ssh" / "config"),
+        "MAILKIT_OUTSIDE": "outside",
+        "MAILKIT_NAMESERVER": NAMESERVER.address,
+        "MAILKIT_CA_FILE": str(folder / "lab-ca.pem"),
+        "MAILKIT_REGISTRAR": registrar + f"--key-file {shlex.quote(str(folder / 'dns.key'))}",
+        "MAILKIT_PASSWORDS_FILE": str(folder / "passwords"),
+        "MAILKIT_OFFLINE": "yes",
+    }
+
+
+def student_environment(folder: Path) -> str:
+    """:func:`student_settings` as shell lines (``. studentNN/env``), for the notebooks and for steps by hand.
+
+    >>> print(student_environment(Path("/class/student01")).splitlines()[0])
+    export MAILKIT_SSH_CONFIG=/class/student01/ssh/config
+    """
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in student_settings(folder).items())
+
+
+def students_in_lab() -> int:
+    from mailkit.lab.lab import Lab
+
+    lab = Lab()
+    lab.require_up()
+    return sum(1 for name in lab.hosts() if name.startswith("student"))
+
+
+def reset_student(name: str, to_part: int, output: Path, progress: Progress = lambda _: None) -> GuideRun | None:
+    """A fresh host for the student, then the guide's parts 1..``to_part`` applied as the student applies them."""
+    from mailkit.lab.lab import Lab
+
+    number = student_number(name)
+    if not 0 <= to_part <= max(WORKSHOP_PARTS):
+        raise UsageError(f"--to-part must be from 0 to {max(WORKSHOP_PARTS)}, not {to_part}")
+    lab = Lab()
+    if name not in lab.hosts():
+        raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students {number}' first")
+    lab.reset(progress, name=name)
+    if to_part == 0:
+        return None
+    parts = list(range(1, to_part + 1))
+    with tempfile.TemporaryDirectory(prefix="mailkit-workshop-") as tmp:
+        # Run as the student would: their notebooks, their folder's keys and settings, nothing of the lab's.
+        settings = write_student_kit(lab, number, Path(tmp))
+        write_student_notebooks(number, Path(tmp), parts)
+        return run_guide(parts, output, target=name, progress=progress, notebook_dir=Path(tmp), environ=settings)

@@ -1,0 +1,117 @@
+"""The services mailkit configures: how a config change takes effect, and how to tell they run.
+
+A registry, not an if/else chain: a new service is one :func:`register` call. ``before`` orders
+them: a milter restarts before the MTA that connects to it.
+
+>>> [s.name for s in in_order(["postfix", "opendkim"])]
+['opendkim', 'postfix']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mailkit.core.errors import UsageError
+
+#: Prints the TCP ports of Postfix's inet services, as its master.cf says (names through /etc/services).
+POSTFIX_PORTS = r"""postconf -M | awk '$2 == "inet" {print $1}' | while read -r s; do
+    p=${s##*:}
+    case $p in *[!0-9]*) p=$(getent services "$p/tcp" | awk '{split($2, a, "/"); print a[1]}') ;; esac
+    echo "$p"
+done"""
+
+
+@dataclass(frozen=True)
+class Service:
+    """A systemd unit, how a config change takes effect, and what "running" means for it."""
+
+    name: str
+    unit: str
+    #: How a config change takes effect; reload-or-restart also starts a service that is not running.
+    reload: tuple[str, ...]
+    #: Config changes that a reload does not pick up need a restart instead.
+    restart: tuple[str, ...] = ()
+    #: A shell command that succeeds when the service really runs, besides its unit being active
+    #: (bookworm's postfix.service is a wrapper that stays "active" when the master has died).
+    probe: str = ""
+    #: A shell command printing the TCP ports the service must listen on afterwards.
+    ports: str = ""
+    #: Services that must take effect before this one (a milter before the MTA).
+    after: tuple[str, ...] = ()
+    #: How long a (re)start may take before the service counts as not running.
+    start_seconds: float = 10
+
+    def apply_command(self, needs_restart: bool) -> tuple[str, ...]:
+        return self.restart if needs_restart and self.restart else self.reload
+
+
+SERVICES: dict[str, Service] = {}
+
+
+def register(svc: Service) -> Service:
+    """Add (or replace) a service in the registry."""
+    SERVICES[svc.name] = svc
+    return svc
+
+
+#: Where Debian's rspamd takes milter connections from Postfix (its worker-proxy.inc: localhost:11332).
+RSPAMD_MILTER_PORT = 11332
+
+
+def _systemd(name: str, **kwargs: object) -> Service:
+    reload = ("systemctl", "reload-or-restart", name)
+    return Service(name, name, reload, ("systemctl", "restart", name), **kwargs)  # type: ignore[arg-type]
+
+
+for _svc in (
+    _systemd(
+        "postfix", probe="postfix status", ports=POSTFIX_PORTS, after=("opendkim", "opendmarc", "rspamd", "dovecot")
+    ),
+    _systemd("dovecot"),
+    Service("opendkim", "opendkim", ("systemctl", "restart", "opendkim")),
+    Service("opendmarc", "opendmarc", ("systemctl", "restart", "opendmarc")),
+    # Restarted, not reloaded: a reload soon after a start left rspamd 3.12 without workers for 20 s. Its
+    # first starts after installation take over 10 s (2 CPUs) before the milter port opens.
+    Service(
+        "rspamd",
+        "rspamd",
+        ("systemctl", "restart", "rspamd"),
+        ports=f"echo {RSPAMD_MILTER_PORT}",
+        after=("redis-server", "valkey-server"),
+        start_seconds=90,
+    ),
+    # rspamd's memory for Bayes (part 4): Redis in bookworm, Valkey (its community fork) from trixie on.
+    _systemd("redis-server", ports="echo 6379"),
+    _systemd("valkey-server", ports="echo 6379"),
+    _systemd("named"),
+):
+    register(_svc)
+
+
+def service(name: str) -> Service:
+    try:
+        return SERVICES[name]
+    except KeyError:
+        raise UsageError(f"unknown service {name!r}: known are {', '.join(SERVICES)}") from None
+
+
+def in_order(names: Iterable[str]) -> list[Service]:
+    """The named services, each after those it depends on (then by name)."""
+    wanted = sorted(set(names))
+    done: list[Service] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise UsageError(f"services depend on each other in a circle: {' -> '.join((*path, name))}")
+        svc = service(name)
+        if svc in done:
+            return
+        for dependency in sorted(svc.after):
+            if dependency in wanted:
+                visit(dependency, (*path, name))
+        done.append(svc)
+
+    for name in wanted:
+        visit(name, ())
+    return done

@@ -1,0 +1,151 @@
+"""The lab as a target: what the lab plays for the guide, behind the same :class:`mailkit.server.target.Target` value.
+
+DNS is published by a TSIG-signed update (the lab's "DNS provider" has an API), the certificate comes from the
+lab's CA, passwords are derived from a secret the lab keeps, the outside host is ``lab:outside`` with its
+independent receiver, and two of its addresses play a spam bot and a listed sender.
+
+>>> make("mail").destination, make("mail").outside_name, make("mail").blocklists
+('mail.example.org', 'lab:outside', ('bl.example.net*3',))
+"""
+
+from __future__ import annotations
+
+import email.message
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mailkit.core.errors import UsageError
+from mailkit.core.ssh import Connection
+from mailkit.core.values import Password
+from mailkit.domain.records import Lookup, RecordPlan, RecordSet, lookup_at, plan
+from mailkit.lab.dns import NAMESERVER, set_records
+from mailkit.lab.layout import BLOCKLIST_ZONE, BOT_ADDRESS, HOSTS, LISTED_ADDRESS, host_spec
+from mailkit.server.target import Published, SpamSenders, Target
+
+
+def validate(name: str) -> None:
+    if host_spec(name) is None:
+        raise UsageError(f"no lab host {name!r}: choose one of {', '.join(HOSTS)} or a student (student01)")
+
+
+def make(name: str) -> LabTarget:
+    """The lab host ``name`` (``mail``, ``outside``, ``student07``) as a target."""
+    validate(name)
+    spec = host_spec(name)
+    assert spec is not None
+    return LabTarget(
+        f"lab:{name}",
+        spec.fqdn,
+        outside_name="lab:outside",
+        nameserver=NAMESERVER.address,
+        blocklists=(f"{BLOCKLIST_ZONE}*3",),
+        relay_domain="example.net",
+        foreign_exchanger=HOSTS["outside"].fqdn,
+        offline=True,
+    )
+
+
+def lab_connection(name: str) -> Connection:
+    """A connection to a lab host, with the lab's key, ssh_config and known_hosts."""
+    from mailkit.lab.lab import Lab
+
+    validate(name)
+    return Lab().connection(name)
+
+
+@dataclass(frozen=True)
+class LabReceiver:
+    """The lab's independent receiver (:mod:`mailkit.lab.receiver`), read over SSH on the outside host."""
+
+    outside: Connection
+
+    @property
+    def address(self) -> str:
+        from mailkit.lab.receiver import RECEIVER
+
+        return f"dana@{RECEIVER.domain}"
+
+    @property
+    def authserv(self) -> str:
+        from mailkit.lab.receiver import RECEIVER
+
+        return RECEIVER.host
+
+    def ensure(self) -> None:
+        from mailkit.lab import receiver
+
+        receiver.ensure(self.outside)
+
+    def newest(
+        self, wanted: Callable[[email.message.Message], bool], *, seconds: float = 0
+    ) -> tuple[bytes, email.message.Message] | None:
+        from mailkit.lab import receiver
+
+        return receiver.newest(self.outside, self.address, wanted, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class LabTarget(Target):
+    """A lab host: what :class:`Target` does for your own server, done the lab's way."""
+
+    def connect(self) -> Connection:
+        return lab_connection(self.name.partition(":")[2])
+
+    def ca_file_here(self) -> str:
+        """The lab CA's certificate on this machine (the lab's hosts trust it already)."""
+        from mailkit.lab.lab import Lab
+
+        return str(Lab().ca.cert_path)
+
+    def lookup(self) -> Lookup:
+        return lookup_at(NAMESERVER.address)
+
+    @property
+    def helo(self) -> str:
+        return HOSTS["outside"].fqdn
+
+    @property
+    def demos(self) -> bool:
+        return True
+
+    def publish(self, records: Sequence[RecordSet], lookup: Lookup | None = None) -> RecordPlan | Published:
+        """The lab's DNS provider has an API: a TSIG-signed dynamic update, in effect at once."""
+        from mailkit.lab.lab import Lab
+
+        lookup = lookup or self.lookup()
+        done = plan(records, lookup, NAMESERVER.fqdn)
+        secret = Lab().tsig_secret()
+        for change in done.changes:
+            wanted = change.wanted
+            set_records(wanted.name, wanted.rtype, list(wanted.values), secret, ttl=wanted.ttl)
+        return done
+
+    def passwords(self, mailboxes: Sequence[str], given: Mapping[str, str] | None = None) -> dict[str, Password]:
+        """Given ones, else derived from a secret kept in the lab's state (root only): stable across runs."""
+        if given:
+            return super().passwords(mailboxes, given)
+        return lab_passwords(mailboxes)
+
+    @property
+    def issues_certificates(self) -> bool:
+        return True
+
+    def issue_certificate(self, hostname: str) -> tuple[bytes | None, bytes | None]:
+        """The lab CA issues the certificate (on a real server certbot gets one from Let's Encrypt)."""
+        from mailkit.lab.lab import Lab
+
+        return Lab().ca.certificate(hostname)
+
+    def receiver(self, outside: Connection | None) -> LabReceiver | None:
+        return LabReceiver(outside) if outside is not None else None
+
+    @property
+    def senders(self) -> SpamSenders:
+        return SpamSenders(BOT_ADDRESS, LISTED_ADDRESS, BLOCKLIST_ZONE)
+
+
+def lab_passwords(mailboxes: Sequence[str]) -> dict[str, Password]:
+    """Passwords for lab mailboxes: derived from a secret kept in the lab's state (root only), stable across runs."""
+    from mailkit.lab.lab import Lab
+
+    return Lab().passwords(mailboxes)

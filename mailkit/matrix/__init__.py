@@ -1,0 +1,1 @@
+"""``mailkit matrix``: the guide on several Debian releases at once, and one report."""

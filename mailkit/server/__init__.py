@@ -1,0 +1,1 @@
+"""The server the guide works on: how it is reached, its certificate, its mailboxes."""
