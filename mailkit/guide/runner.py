@@ -17,19 +17,25 @@ from typing import Any
 
 from mailkit.core.checks import RESULTS_FILE_ENV, CheckResult, load_results
 from mailkit.core.errors import UsageError
+from mailkit.guide.chapters import CHAPTERS, Chapter
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def notebooks_for(parts: Sequence[int], directory: Path = NOTEBOOK_DIR) -> list[Path]:
-    """The notebooks of the given parts, in the guide's order."""
+def notebooks_for(
+    parts: Sequence[int], directory: Path = NOTEBOOK_DIR, chapters: Sequence[Chapter] = CHAPTERS
+) -> list[Path]:
+    """The notebooks of the given chapters, in the guide's order, as the registry of chapters names them."""
+    by_number = {c.number: c for c in chapters}
     found = []
     for part in sorted(set(parts)):
-        matches = sorted(directory.glob(f"{part:02}-*.ipynb"))
-        if not matches:
-            available = ", ".join(sorted(p.name for p in directory.glob("[0-9][0-9]-*.ipynb")))
+        if part not in by_number:
+            available = ", ".join(f"{c.number} ({c.notebook})" for c in chapters)
             raise UsageError(f"no notebook for part {part} (there are: {available})")
-        found.append(matches[0])
+        path = directory / by_number[part].notebook
+        if not path.is_file():
+            raise UsageError(f"{path} is missing: the guide's chapter {part} is that notebook")
+        found.append(path)
     return found
 
 
@@ -57,6 +63,7 @@ def run_guide(
     progress: Callable[[str], None] = lambda _: None,
     cell_timeout: int = 900,
     notebook_dir: Path = NOTEBOOK_DIR,
+    chapters: Sequence[Chapter] = CHAPTERS,
     record_timing: bool = False,
     parameters: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -80,7 +87,7 @@ def run_guide(
         saved = {k: os.environ.get(k) for k in settings}
         os.environ.update(settings)
         try:
-            for path in notebooks_for(parts, notebook_dir):
+            for path in notebooks_for(parts, notebook_dir, chapters):
                 progress(f"running {path.name}")
                 notebook = nbformat.read(path, as_version=4)
                 if parameters:
