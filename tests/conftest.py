@@ -12,8 +12,31 @@ from collections.abc import Iterator
 import pytest
 
 from mailkit.lab.lab import Lab, leftovers
+from tests.ordering import shuffled_modules
 
 RELEASES = [r for r in os.environ.get("MAILKIT_TEST_RELEASES", "trixie,bookworm").split(",") if r]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shuffle-modules",
+        metavar="SEED",
+        type=int,
+        default=None,
+        help="run each release's lab test modules in an order drawn from SEED (none may depend on another's leftovers)",
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seed = config.getoption("--shuffle-modules")
+    if seed is not None:
+        items[:] = shuffled_modules(items, seed)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    seed = config.getoption("--shuffle-modules")
+    return None if seed is None else f"lab test modules shuffled with seed {seed}"
 
 
 def _lab_possible() -> str | None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from mailkit.clients.smtp import check_delivered, check_refused, find_in_maildir, relay_tricks
+from mailkit.clients.smtp import check_delivered, check_refused, find_in_maildir, probe, relay_tricks
 from mailkit.core.checks import CheckResult
 from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.mail_layout import LAYOUT, MailLayout
@@ -26,6 +26,7 @@ from mailkit.core.resources import Directory, LookupTable, Packages, Postconf, R
 from mailkit.core.ssh import Connection
 from mailkit.core.templates import Templates
 from mailkit.core.values import Domain, EmailAddress, Hostname
+from mailkit.server import rules
 
 # The mail layout's facts, named as part 1's readers know them (one source: mailkit.core.mail_layout).
 VMAIL_UID = LAYOUT.vmail_uid
@@ -192,22 +193,20 @@ class Part1:
 
     # -- checks -----------------------------------------------------------------------------------
     def relay_checks(self, outside: Connection) -> list[CheckResult]:
-        """Every classic relay trick, tried from the outside host, must get a permanent 554 refusal."""
-        return [
-            check_refused(
-                outside,
-                str(self.hostname),
-                label,
-                rcpt,
-                mail_from=mail_from,
-                code=554,
-                text="Relay access denied",
-                group="no open relay",
-                fix=f"{GUIDE} section 7: smtpd_relay_restrictions must end in reject_unauth_destination; "
-                "mynetworks only loopback",
+        """Every classic relay trick, tried from the outside host, must be refused for good (Postfix says 554)."""
+        fix = (
+            f"{GUIDE} section 7: smtpd_relay_restrictions must end in reject_unauth_destination; "
+            "mynetworks only loopback"
+        )
+        results = []
+        for label, mail_from, rcpt in relay_tricks(self.domain):
+            seen = probe(outside, str(self.hostname), rcpt, mail_from=mail_from)
+            reply = seen.reply("RCPT") or seen.reply("MAIL")
+            verdict = rules.relay_refused(reply.code, reply.text) if reply else rules.Verdict(False, "no reply to RCPT")
+            results.append(
+                CheckResult("no open relay", f"{label}: RCPT TO:<{rcpt}> refused", verdict.ok, verdict.detail, fix)
             )
-            for label, mail_from, rcpt in relay_tricks(self.domain)
-        ]
+        return results
 
     def local_recipient_check(self, outside: Connection) -> CheckResult:
         """A user that does not exist at $myhostname is refused by the local recipient table."""
@@ -237,14 +236,12 @@ class Part1:
         """Mail as the internet sends it: the domain's MX looked up from outside, then one message over IPv4 and
         one over IPv6 to that name, so a wrong MX, A or AAAA record fails here instead of passing unseen."""
         fix = f"{GUIDE} section 10: publish 'MX 10 {self.hostname}.' for {self.domain} and A/AAAA records for it"
-        answer = outside.run(["dig", "+short", "MX", str(self.domain)], check=False).stdout.split()
-        exchangers = sorted(
-            (int(p), h.rstrip(".")) for p, h in zip(answer[0::2], answer[1::2], strict=False) if p.isdigit()
-        )
-        if not exchangers:
-            return [CheckResult("route", f"MX of {self.domain}", False, "no MX record", fix)]
-        best = exchangers[0][1]
-        results = [CheckResult("route", f"MX of {self.domain}", best == str(self.hostname), best, fix)]
+        answer = outside.run(["dig", "+short", "MX", str(self.domain)], check=False).stdout.splitlines()
+        seen = rules.exchanger(answer, str(self.hostname))
+        results = [CheckResult("route", f"MX of {self.domain}", seen.ok, seen.detail, fix)]
+        if not rules.exchangers(answer):
+            return results
+        best = rules.exchangers(answer)[0]
         first = self.mailboxes[0]
         for family, rtype in ((4, "A"), (6, "AAAA")):
             found = outside.run(["dig", "+short", rtype, best], check=False).stdout.split()
@@ -279,7 +276,7 @@ class Part1:
             (m, m, f"to mailbox {m}", f"{GUIDE} section 9: the address must be in {MAILBOX_MAP} (then postmap)")
             for m in self.mailboxes
         ]
-        roles = [EmailAddress(f"{role}@{self.domain}") for role in ("postmaster", "abuse")]
+        roles = [EmailAddress(f"{role}@{self.domain}") for role in rules.REQUIRED_ROLES]
         deliveries += [
             (role, self.aliases[role][0], f"to {role} (RFC 2142) -> {self.aliases[role][0]}",
              f"{GUIDE} section 9: every domain needs postmaster@ and abuse@ (ALIASES)")

@@ -1,6 +1,9 @@
 """What part 2 promises, checked from the outside host with Python's smtplib and imaplib.
 
->>> tls_detail({"tls": {"version": "TLSv1.3", "subject": "mail.example.org", "not_after": "Jan  1 00:00:00 2100 GMT"}})
+Whether each check passes is :mod:`mailkit.server.rules`' to say, as for ``mailkit check``:
+
+>>> tls_verdict({"tls": {"version": "TLSv1.3", "subject": "mail.example.org", "not_after": "Jan  1 00:00:00 2100 GMT"}},
+...             "mail.example.org").detail
 'TLSv1.3, certificate for mail.example.org verified, valid for more than 14 days'
 """
 
@@ -17,22 +20,20 @@ from mailkit.core.checks import CheckResult
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
 from mailkit.guide.part1 import Part1
-from mailkit.server import mailboxes
-from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
+from mailkit.server import mailboxes, rules
 
 GUIDE = "02-dovecot.ipynb"
 IMAPS, IMAP, SMTP, SUBMISSION, SUBMISSIONS = 993, 143, 25, 587, 465
 
 
-def tls_detail(seen: dict[str, Any]) -> str:
+def tls_verdict(seen: dict[str, Any], host: str) -> rules.Verdict:
+    """The certificate rule over what the outside client saw on one port (or why it saw nothing)."""
     if "tls_error" in seen:
-        return f"TLS failed: {seen['tls_error']}"
+        return rules.Verdict(False, f"TLS failed: {seen['tls_error']}")
     if "error" in seen:
-        return seen["error"]
+        return rules.Verdict(False, seen["error"])
     tls = seen.get("tls") or {}
-    left = days_left(tls.get("not_after"))
-    validity = f"valid for more than {MIN_DAYS_LEFT} days" if fresh(left) else f"expires in {left:.0f} days"
-    return f"{tls.get('version')}, certificate for {tls.get('subject')} verified, {validity}"
+    return rules.certificate(str(tls.get("version")), str(tls.get("subject")), host, days_left(tls.get("not_after")))
 
 
 def days_left(not_after: str | None) -> float:
@@ -40,12 +41,6 @@ def days_left(not_after: str | None) -> float:
     if not not_after:
         return -1.0
     return (ssl.cert_time_to_seconds(not_after) - time.time()) / 86400
-
-
-def _tls_ok(seen: dict[str, Any], host: str) -> bool:
-    tls = seen.get("tls") or {}
-    valid = fresh(days_left(tls.get("not_after")))
-    return "tls_error" not in seen and "error" not in seen and tls.get("subject") == host and valid
 
 
 def verify(
@@ -94,15 +89,13 @@ def verify(
     # The refusal must come from the cleartext rule, not from the unknown user.
     probe = throwaway_login(user.split("@", 1)[1])
     plain = run_client(outside, {"protocol": "imap", "host": host, "port": IMAP, "mode": "plain", **probe})
-    advertised = "LOGINDISABLED" in plain.get("capabilities_before_tls", [])
-    answer = plain.get("login", ["OK", ""])
-    refused = advertised and answer[0] != "OK" and "AUTHENTICATIONFAILED" not in answer[1]
+    cleartext = rules.cleartext_login_refused(plain.get("capabilities_before_tls", []), plain.get("login", ["OK", ""]))
     results.append(
         CheckResult(
             "imap",
             "cleartext LOGIN on 143 without STARTTLS refused",
-            refused,
-            f"LOGINDISABLED {'advertised' if advertised else 'NOT advertised'}, login {_imap_refusal(answer)}",
+            cleartext.ok,
+            cleartext.detail,
             f"{GUIDE} section 4: auth_allow_cleartext = no / disable_plaintext_auth = yes",
         )
     )
@@ -161,25 +154,21 @@ def verify(
         )
     )
     seen = smtp("plain", SUBMISSION)
+    early = rules.no_auth_before_tls(seen.get("auth_before_tls"), seen.get("starttls_offered"))
     results.append(
         CheckResult(
             "submission",
             "587 offers no AUTH before STARTTLS",
-            seen.get("auth_before_tls") is False and seen.get("starttls_offered") is True,
-            f"AUTH before TLS: {seen.get('auth_before_tls')}",
+            early.ok,
+            seen.get("error", early.detail),
             f"{GUIDE} section 7: smtpd_tls_auth_only = yes",
         )
     )
     seen = smtp("starttls", SUBMISSION, mail_from=user, rcpt="victim@other.test")
-    code = seen.get("rcpt", seen.get("mail", [0]))[0]
+    code, text = [*seen.get("rcpt", seen.get("mail", [0, seen.get("error", "")])), ""][:2]
+    relay = rules.relay_refused(int(code), str(text))
     results.append(
-        CheckResult(
-            "submission",
-            "587 without AUTH cannot relay",
-            500 <= code < 600,
-            _reply(seen.get("rcpt", seen.get("mail"))),
-            f"{GUIDE} section 7",
-        )
+        CheckResult("submission", "587 without AUTH cannot relay", relay.ok, relay.detail, f"{GUIDE} section 7")
     )
     seen = smtp(
         "tls",
@@ -236,8 +225,8 @@ def verify(
             CheckResult(
                 "tls",
                 label,
-                _tls_ok(seen, host),
-                tls_detail(seen),
+                tls_verdict(seen, host).ok,
+                tls_verdict(seen, host).detail,
                 f"{GUIDE} section 3: the certificate must be for {host}",
             )
         )
@@ -258,24 +247,6 @@ def verify(
         )
     results += mailboxes.check_consistency(mailboxes.MailboxFiles.read(mail))
     return results
-
-
-def _imap_refusal(answer: list[str]) -> str:
-    """How an IMAP server answered a cleartext login, in words stable across Dovecot versions.
-
-    >>> _imap_refusal(["NO", "[AUTHENTICATIONFAILED] Authentication failed."])
-    'refused as a wrong password (the cleartext rule did not apply)'
-    >>> _imap_refusal(["NO", "[PRIVACYREQUIRED] Plaintext authentication disallowed"])
-    'refused'
-    """
-    status, text = [*answer, "", ""][:2]
-    if status == "OK":
-        return "ACCEPTED"
-    if status == "SKIPPED":
-        return "not tried"
-    if "AUTHENTICATIONFAILED" in text:
-        return "refused as a wrong password (the cleartext rule did not apply)"
-    return "refused"
 
 
 def _reply(reply: list[Any] | None) -> str:

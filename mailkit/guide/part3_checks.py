@@ -23,6 +23,7 @@ from mailkit.domain.lookup import forward_confirmed
 from mailkit.domain.records import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import CA_BUNDLE, DKIM_DIR, GUIDE, RSPAMD_USER, Part3
+from mailkit.server import rules
 from mailkit.server.target import Receiver, Target
 
 
@@ -44,13 +45,13 @@ def dns_checks(part3: Part3, records: list[RecordSet], lookup: Lookup, nameserve
         )
     host = part3.part1.hostname
     for domain in part3.domains:
-        exchanges = [answer.split()[-1].rstrip(".") for answer in lookup(domain, "MX")]
+        exchanger = rules.exchanger(lookup(domain, "MX"), host)
         results.append(
             CheckResult(
                 "dns",
                 f"MX {domain} names {host}",
-                exchanges == [host],
-                " ".join(exchanges) or "no MX",
+                exchanger.ok,
+                exchanger.detail,
                 "01-postfix.ipynb section 1: the domain's MX record names the server",
             )
         )

@@ -23,6 +23,7 @@ from mailkit.domain.published import (
     spf_records,
     txt_records,
 )
+from mailkit.server import rules
 from mailkit.status import mtasts
 from mailkit.status.rows import GUIDE_PARTS, Row
 
@@ -32,19 +33,9 @@ P1, P3, P4 = GUIDE_PARTS[1][1], GUIDE_PARTS[3][1], GUIDE_PARTS[4][1]
 def mx_rows(domains: Sequence[str], hostname: str, lookup: Lookup) -> list[Row]:
     rows = []
     for domain in domains:
-        answer = [a.split() for a in lookup(domain, "MX")]
-        exchangers = sorted((int(p), h.rstrip(".")) for p, h in answer)
-        names = [h for _, h in exchangers]
-        rows.append(
-            Row(
-                "dns",
-                f"MX of {domain}",
-                bool(names) and names[0] == hostname,
-                " ".join(names) or "no MX record",
-                f"{P1} section 10: publish '{domain}. MX 10 {hostname}.'",
-                part=1,
-            )
-        )
+        seen = rules.exchanger(lookup(domain, "MX"), hostname)
+        fix = f"{P1} section 10: publish '{domain}. MX 10 {hostname}.'"
+        rows.append(Row("dns", f"MX of {domain}", seen.ok, seen.detail, fix, part=1))
     return rows
 
 

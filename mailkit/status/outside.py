@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailkit.clients.smtp import relay_tricks
-from mailkit.server.certificates import fresh
+from mailkit.server import rules
 from mailkit.status.rows import GUIDE_PARTS, Row
 from mailkit.status.vantage import PORTS
 
@@ -58,10 +58,9 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
             detail = seen.get("tls_error") or "no TLS offered"
             rows.append(Row("tls", f"TLS on {port} ({first})", False, detail, fix, part=2))
             continue
-        days = float(info["days_left"])
-        ok = fresh(days)
-        detail = f"{info['version']}, certificate for {hostname} verified, {days:.0f} days left"
-        rows.append(Row("tls", f"TLS on {port} ({first})", ok, detail, fix, part=2 if port != 4190 else 4))
+        # The probe verifies the certificate for ``hostname`` (a mismatch is its tls_error).
+        seen_cert = rules.certificate(str(info["version"]), hostname, hostname, float(info["days_left"]))
+        rows.append(Row("tls", f"TLS on {port} ({first})", *_said(seen_cert), fix, part=2 if port != 4190 else 4))
     return rows
 
 
@@ -94,13 +93,13 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
             )
         )
     elif submission:
-        early, later = bool(submission.get("auth_before_tls")), submission.get("auth_after_tls", [])
+        early = rules.no_auth_before_tls(submission.get("auth_before_tls"), submission.get("starttls_offered", True))
+        later = submission.get("auth_after_tls", [])
         rows.append(
             Row(
                 "auth",
                 "587: no AUTH before STARTTLS",
-                not early,
-                "AUTH offered in clear text" if early else "AUTH only after STARTTLS",
+                *_said(early),
                 "02-dovecot.ipynb section 7: smtpd_tls_auth_only = yes",
                 part=2,
             )
@@ -117,14 +116,11 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
         )
     imap = tls.get("143")
     if imap and "capabilities_before_tls" in imap:
-        before = imap["capabilities_before_tls"]
-        refused = "LOGINDISABLED" in before
         rows.append(
             Row(
                 "auth",
                 "143: LOGIN refused before STARTTLS (LOGINDISABLED)",
-                refused,
-                "LOGINDISABLED" if refused else "login allowed in clear text",
+                *_said(rules.cleartext_login_refused(imap["capabilities_before_tls"])),
                 "02-dovecot.ipynb section 4: auth_allow_cleartext = no (2.4), disable_plaintext_auth (2.3)",
                 part=2,
             )
@@ -157,16 +153,11 @@ def relay_rows(seen: dict[str, Any], domain: str, other: str = "other.test") -> 
     rows = []
     for label, _sender, rcpt in relay_tricks(domain, other):
         code, text = answers.get(label, (0, "not tried"))
-        ok = 500 <= code < 600
-        detail = f"{code} {text}".strip()[:90] if code else text
-        if 200 <= code < 300:
-            detail = f"ACCEPTED ({code}): this server relays for strangers"
         rows.append(
             Row(
                 "relay",
                 f"relay refused: {label} ({rcpt})",
-                ok,
-                detail,
+                *_said(rules.relay_refused(code, text)),
                 "01-postfix.ipynb section 7: mynetworks only loopback; smtpd_relay_restrictions ends in "
                 "reject_unauth_destination",
                 part=1,
@@ -181,8 +172,7 @@ def role_rows(seen: dict[str, Any]) -> list[Row]:
         Row(
             "roles",
             f"{rcpt} accepts mail (RFC 2142)",
-            code == 250,
-            f"{code} {text}"[:90],
+            *_said(rules.role_accepts(code, text)),
             "01-postfix.ipynb section 9: an alias for postmaster@ and abuse@ of every domain",
             part=1,
         )
@@ -202,3 +192,7 @@ def outside_rows(
         *relay_rows(seen, domain, other),
         *role_rows(seen),
     ]
+
+
+def _said(verdict: rules.Verdict) -> tuple[bool, str]:
+    return verdict.ok, verdict.detail

@@ -15,6 +15,7 @@ from mailkit.clients.smtp import relay_tricks
 from mailkit.core.errors import UsageError
 from mailkit.core.values import Domain
 from mailkit.domain.lookup import resolver_lookup, server_addresses
+from mailkit.server import rules
 from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts
 from mailkit.status.outside import expected_ports, outside_rows
@@ -72,7 +73,7 @@ def check_server(
         "ports": ports,
         "tls": [[p, PORTS[p][1]] for p in ports] if 2 in facts.parts else [],  # TLS is part 2's
         "relay": relay_tricks(facts.domains[0], server.relay_domain),
-        "roles": [f"{role}@{d}" for d in facts.domains for role in ("postmaster", "abuse")],
+        "roles": [f"{role}@{d}" for d in facts.domains for role in rules.REQUIRED_ROLES],
         "helo": server.helo,
         "cafile": here_ca if vantage is None else ca_file,
     }

@@ -1,0 +1,148 @@
+"""What a well-set mail server shows, one rule per check: pure functions from what was seen to a verdict.
+
+The guide's checks (``guide/partN_checks``) and ``mailkit check`` (``status/``) look at the server with different
+clients and word their own fixes; whether a check passes, and how what was seen is said, is decided here, once.
+
+>>> relay_refused(554, "5.7.1 <victim@other.test>: Relay access denied")
+Verdict(ok=True, detail='554 5.7.1 <victim@other.test>: Relay access denied')
+>>> relay_refused(454, "4.7.1 <victim@other.test>: Relay access denied").ok  # Debian's safety net: retried for days
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
+
+#: The role addresses every mail domain must take mail for (RFC 2142): checked by the guide and by mailkit check.
+REQUIRED_ROLES = ("postmaster", "abuse")
+#: How long a server's reply may be in a check's "seen" column; longer ones are cut with a mark.
+REPLY_CHARS = 90
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a check passes, and what was seen, in words."""
+
+    ok: bool
+    detail: str
+
+
+def shorten(text: str, limit: int = REPLY_CHARS) -> str:
+    """``text`` on one line, cut at ``limit`` characters with a visible mark.
+
+    >>> shorten("554 5.7.1 Service unavailable; Client host [198.51.100.9] blocked using bl.example.net", 40)
+    '554 5.7.1 Service unavailable; Client...'
+    """
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def exchangers(answers: Sequence[str]) -> list[str]:
+    """The mail exchangers of MX rdata as DNS gives them (``"10 mail.example.org."``), most preferred first.
+
+    >>> exchangers(["20 backup.example.net.", "10 mail.example.org.", "garbage"])
+    ['mail.example.org', 'backup.example.net']
+    """
+    parsed = []
+    for answer in answers:
+        words = answer.split()
+        if len(words) == 2 and words[0].isdigit():
+            parsed.append((int(words[0]), words[1].rstrip(".")))
+    return [name for _, name in sorted(parsed)]
+
+
+def exchanger(answers: Sequence[str], hostname: str) -> Verdict:
+    """The domain's most preferred MX is the server; others may stand by with a higher number.
+
+    >>> exchanger(["20 backup.example.net.", "10 mail.example.org."], "mail.example.org")
+    Verdict(ok=True, detail='mail.example.org backup.example.net')
+    >>> exchanger([], "mail.example.org")
+    Verdict(ok=False, detail='no MX record')
+    """
+    names = exchangers(answers)
+    return Verdict(bool(names) and names[0] == hostname, " ".join(names) or "no MX record")
+
+
+def certificate(version: str, name: str, hostname: str, days_left: float) -> Verdict:
+    """A TLS handshake verified against the client's trust store, for the server's name, not about to expire.
+
+    >>> certificate("TLSv1.3", "mail.example.org", "mail.example.org", 80.2)
+    Verdict(ok=True, detail='TLSv1.3, certificate for mail.example.org verified, valid for more than 14 days')
+    >>> certificate("TLSv1.3", "mail.example.org", "mail.example.org", 3.4).detail
+    'TLSv1.3, certificate for mail.example.org verified, expires in 3 days'
+    """
+    validity = f"valid for more than {MIN_DAYS_LEFT} days" if fresh(days_left) else f"expires in {days_left:.0f} days"
+    return Verdict(name == hostname and fresh(days_left), f"{version}, certificate for {name} verified, {validity}")
+
+
+def relay_refused(code: int, text: str) -> Verdict:
+    """A stranger's mail for another domain is refused for good (5xx): a 4xx is retried, a 2xx is an open relay."""
+    if not code:
+        return Verdict(False, text or "no reply")
+    if 200 <= code < 300:
+        return Verdict(False, f"ACCEPTED ({code}): this server relays for strangers")
+    return Verdict(500 <= code < 600, shorten(f"{code} {text}"))
+
+
+def no_auth_before_tls(offered_before_tls: bool | None, starttls_offered: bool | None = True) -> Verdict:
+    """Submission offers STARTTLS, and AUTH only after it: a password never crosses the network in clear.
+
+    >>> no_auth_before_tls(True).detail
+    'AUTH offered in clear text'
+    """
+    if offered_before_tls is None:
+        return Verdict(False, "not seen: no EHLO answer")
+    if not starttls_offered:
+        return Verdict(False, "no STARTTLS offered")
+    if offered_before_tls:
+        return Verdict(False, "AUTH offered in clear text")
+    return Verdict(True, "AUTH only after STARTTLS")
+
+
+def cleartext_login_refused(capabilities: Sequence[str], answer: Sequence[str] | None = None) -> Verdict:
+    """IMAP on 143 announces LOGINDISABLED before STARTTLS, and refuses a login tried anyway (``answer``, when one
+    was tried: with a throwaway credential, as a wrong password must not be what refuses it).
+
+    >>> cleartext_login_refused(["IMAP4rev1", "STARTTLS", "LOGINDISABLED"]).ok
+    True
+    >>> verdict = cleartext_login_refused(["LOGINDISABLED"], ["NO", "[AUTHENTICATIONFAILED] Authentication failed."])
+    >>> verdict.ok
+    False
+    >>> print(verdict.detail)
+    LOGINDISABLED advertised, login refused as a wrong password (the cleartext rule did not apply)
+    """
+    advertised = "LOGINDISABLED" in capabilities
+    if answer is None:
+        return Verdict(advertised, "LOGINDISABLED" if advertised else "login allowed in clear text")
+    status, text = [*answer, "", ""][:2]
+    refused = advertised and status != "OK" and "AUTHENTICATIONFAILED" not in text
+    said = f"LOGINDISABLED {'advertised' if advertised else 'NOT advertised'}, login {imap_refusal(answer)}"
+    return Verdict(refused, said)
+
+
+def imap_refusal(answer: Sequence[str]) -> str:
+    """How an IMAP server answered a cleartext login, in words stable across Dovecot versions.
+
+    >>> imap_refusal(["NO", "[PRIVACYREQUIRED] Plaintext authentication disallowed"])
+    'refused'
+    """
+    status, text = [*answer, "", ""][:2]
+    if status == "OK":
+        return "ACCEPTED"
+    if status == "SKIPPED":
+        return "not tried"
+    if "AUTHENTICATIONFAILED" in text:
+        return "refused as a wrong password (the cleartext rule did not apply)"
+    return "refused"
+
+
+def role_accepts(code: int, text: str) -> Verdict:
+    """A role address (:data:`REQUIRED_ROLES`) takes mail: RCPT TO answered 250.
+
+    >>> role_accepts(550, "5.1.1 <abuse@example.org>: Recipient address rejected: User unknown").ok
+    False
+    """
+    return Verdict(code == 250, shorten(f"{code} {text}"))
