@@ -20,6 +20,7 @@ from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
+from mailkit.guide.chapters import PART_OF_PACKAGE
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.status.rows import Row
 
@@ -31,8 +32,8 @@ FULL_PERCENT = 90
 #: More messages than this waiting in the queue is a failure (the server cannot deliver).
 QUEUE_LIMIT = 100
 DKIM_SIGNING = "/etc/rspamd/local.d/dkim_signing.conf"
-#: The services each part runs, by package.
-SERVICES = {"postfix": 1, "dovecot-core": 2, "rspamd": 3, "redis-server": 4, "valkey-server": 4}
+#: The services each part runs, by package (the registry of chapters says).
+SERVICES = PART_OF_PACKAGE
 UNITS = {"dovecot-core": "dovecot"}
 
 

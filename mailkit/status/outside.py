@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailkit.clients.smtp import relay_tricks
+from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
 from mailkit.status.rows import GUIDE_PARTS, Row
-from mailkit.status.vantage import PORTS
 
 _STATES = {
     "open": "open",

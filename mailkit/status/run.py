@@ -15,12 +15,13 @@ from mailkit.clients.smtp import relay_tricks
 from mailkit.core.errors import UsageError
 from mailkit.core.values import Domain
 from mailkit.domain.lookup import resolver_lookup, server_addresses
+from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
 from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts
 from mailkit.status.outside import expected_ports, outside_rows
 from mailkit.status.rows import Row, StatusReport
-from mailkit.status.vantage import PORTS, run_probe
+from mailkit.status.vantage import run_probe
 
 
 def check_server(

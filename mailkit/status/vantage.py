@@ -2,10 +2,7 @@
 
 The probe below uses only Python's standard library, so it runs on this machine or on any host with ``python3``
 (``mailkit check --from``). It sends no password at all and no message: relay attempts stop at ``RCPT TO`` and are
-reset, so checking a server never changes it.
-
->>> PORTS[587]
-('submission (STARTTLS)', 'smtp-starttls', 2)
+reset, so checking a server never changes it. The ports it looks at are the parts' (``guide.chapters.PORTS``).
 """
 
 from __future__ import annotations
@@ -18,16 +15,6 @@ from typing import Any
 from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
 from mailkit.remote import source
-
-#: Ports a server built with the guide listens on, what each is, and how it starts TLS.
-PORTS: dict[int, tuple[str, str, int]] = {
-    25: ("SMTP (mail from other servers)", "smtp-starttls", 1),
-    465: ("submissions (TLS on connect)", "smtp-tls", 2),
-    587: ("submission (STARTTLS)", "smtp-starttls", 2),
-    143: ("IMAP (STARTTLS)", "imap-starttls", 2),
-    993: ("IMAPS (TLS on connect)", "imap-tls", 2),
-    4190: ("ManageSieve (STARTTLS)", "sieve-starttls", 4),
-}
 
 #: The probe's bounds: a server it checks is hostile until shown otherwise. Whole run (seconds), memory
 #: (address space, bytes), what one connection may send (bytes) and how many lines one reply may have.

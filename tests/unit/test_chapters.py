@@ -25,3 +25,18 @@ def test_everything_that_loops_over_parts_reads_the_registry() -> None:
     assert WORKSHOP_PARTS == SERVER_PARTS == tuple(int(p) for p in DEFAULT_PARTS.split(","))
     assert set(GUIDE_PARTS) - {0} == set(SERVER_PARTS) and set(PART_COLUMNS) == {0, *SERVER_PARTS}
     assert 5 not in SERVER_PARTS, "the upgrade is a chapter beside the parts, not a part mailkit check grades"
+
+
+def test_services_and_ports_are_the_chapters_facts() -> None:
+    from mailkit.guide.chapters import PART_OF_PACKAGE, PORTS
+    from mailkit.remote import source
+    from mailkit.status.inside import SERVICES
+    from mailkit.status.outside import expected_ports
+
+    assert SERVICES is PART_OF_PACKAGE
+    assert expected_ports([1]) == [25] and expected_ports([1, 2, 3, 4]) == [25, 465, 587, 143, 993, 4190]
+    assert {part for _, _, part in PORTS.values()} == {1, 2, 4}, "part 3 opens no port"
+    probe = source("probe")
+    for _, kind, _ in PORTS.values():
+        protocol, _, start = kind.partition("-")
+        assert f"def {protocol}(" in probe and start in ("tls", "starttls"), f"the probe speaks {kind}"
