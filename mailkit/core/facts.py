@@ -37,7 +37,8 @@ class Fact(Generic[T]):
         raise NotImplementedError
 
     def get(self, conn: Runner) -> T:
-        return gather(conn, [self])[0]
+        value: T = gather(conn, [self])[0]
+        return value
 
 
 @dataclass(frozen=True)

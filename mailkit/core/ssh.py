@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import paramiko
 
@@ -69,7 +70,7 @@ def resolve_endpoint(
         user_part, host = host.rsplit("@", 1)
         user = user or user_part
     config_path = (ssh_config or Path(os.environ.get(SSH_CONFIG_ENV) or DEFAULT_SSH_CONFIG)).expanduser()
-    options: dict = {}
+    options: dict[str, Any] = {}
     if config_path.is_file():
         options = paramiko.SSHConfig.from_path(str(config_path)).lookup(host)
     files = [Path(p).expanduser() for p in options.get("identityfile", [])]

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from mailkit.core.errors import CommandError, MailkitError, UsageError
 from mailkit.core.facts import Account, AptLists, Fact, Group, PackageVersion
-from mailkit.core.progress import LiveStatus
-from mailkit.core.resources.base import Change, Progress, Resource, Script, account_name
+from mailkit.core.progress import LiveStatus, Progress
+from mailkit.core.resources.base import Change, Resource, Script, account_name
 from mailkit.core.values import RemotePath, ValueRejected
 
 if TYPE_CHECKING:
