@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 Progress = Callable[[str], None]
 
@@ -22,7 +23,7 @@ class LiveStatus:
 
     def __init__(self, doing: str, done: str, interval: float = 0.3) -> None:
         self.doing, self.done, self.interval = doing, done, interval
-        self._handle: object | None = None
+        self._handle: Any = None  # IPython's DisplayHandle, when in a notebook
         self._last = 0.0
         self._static = False
 
@@ -41,7 +42,7 @@ class LiveStatus:
         now = time.monotonic()
         if self._handle is not None and now - self._last >= self.interval:
             self._last = now
-            self._handle.update(_Text(f"{self.doing}: {line.strip()[:100]}"))  # type: ignore[attr-defined]
+            self._handle.update(_Text(f"{self.doing}: {line.strip()[:100]}"))
 
     def __exit__(self, *exc: object) -> None:
         if self._static:
@@ -49,7 +50,7 @@ class LiveStatus:
 
             display(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))
         elif self._handle is not None:
-            self._handle.update(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))  # type: ignore[attr-defined]
+            self._handle.update(_Text(self.done if exc[0] is None else f"{self.doing}: failed"))
 
 
 class _Text:

@@ -170,7 +170,9 @@ class Connection:
         except (paramiko.SSHException, OSError) as exc:
             sock.close()
             raise MailkitError(f"SSH to {e.hostname}:{e.port} failed: {exc}") from exc
-        client.get_transport().set_keepalive(30)  # type: ignore[union-attr]
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(30)
         return client
 
     @property

@@ -75,7 +75,7 @@ def spf_lookups(domain: str, lookup: Lookup, *, limit: int = SPF_LOOKUP_LIMIT, s
             return
         for term in records[0].split()[1:]:
             word = term.lstrip("+-~?").lower()
-            mechanism = re.match(r"[a-z0-9]*", word).group()  # type: ignore[union-attr]
+            mechanism = re.sub(r"[^a-z0-9].*", "", word)
             target = re.split(r"[:=]", term, maxsplit=1)[1] if re.search(r"[:=]", term) else ""
             if mechanism in _SPF_LOOKUP_TERMS or mechanism == "redirect":
                 count += 1

@@ -124,7 +124,9 @@ def dkim_rows(domains: Sequence[str], selector: str | None, server_keys: dict[st
                 problems.append("the server has no key for this domain")
             if key.key_type == "rsa" and key.bits < 2048:
                 problems.append(f"RSA-{key.bits or '?'}: use 2048 bits or more")
-        seen = "; ".join(problems) if problems else f"{key.key_type.upper()}-{key.bits}, the server's key"  # type: ignore[union-attr]
+        seen = (
+            "; ".join(problems) if problems or key is None else f"{key.key_type.upper()}-{key.bits}, the server's key"
+        )
         rows.append(Row("dkim", f"DKIM {name}", not problems, seen, fix, part=3))
     return rows
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailkit.core.context import host_facts
+from mailkit.core.errors import MailkitError
 from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
@@ -254,7 +255,10 @@ def update_rows(conn: Connection) -> list[Row]:
     seen = conn.run(["sh", "-c", script], check=False)
     pending, security = count_updates(seen.stdout)
     stamps = [int(n) for n in re.findall(r"^(\d{9,})$", seen.stdout, re.M)]
-    now = int(re.search(r"^now(\d+)$", seen.stdout, re.M)[1])  # type: ignore[index]
+    clock = re.search(r"^now(\d+)$", seen.stdout, re.M)
+    if clock is None:
+        raise MailkitError(f"the server did not say its time: {seen.stdout[:200]!r}")
+    now = int(clock[1])
     age = f"package lists {(now - max(stamps)) // 86400} days old" if stamps else "no package lists: run apt update"
     return [
         Row(
