@@ -135,6 +135,27 @@ def registrar() -> None:
         )
 
 
+@lab.command(name="block-port-25")
+@click.option("--host", default="mail", show_default=True, help="The lab host whose outgoing port 25 is blocked.")
+@click.option("--lift", is_flag=True, help="Lift the block.")
+@friendly_errors
+def block_port_25(host: str, lift: bool) -> None:
+    """Play a provider that blocks outgoing port 25 (many do on new accounts); --lift ends it."""
+    from mailkit.lab import network
+    from mailkit.lab.lab import Lab
+    from mailkit.lab.layout import host_spec
+
+    spec = host_spec(host)
+    if spec is None:
+        raise UsageError(f"no lab host {host!r}")
+    Lab().require_up()
+    if lift:
+        network.unblock_outbound(spec)
+    else:
+        network.block_outbound(spec)
+    click.echo(f"outgoing port 25 of {spec.fqdn}: {'blocked' if network.outbound_blocked(spec) else 'open'}")
+
+
 @lab.command()
 @friendly_errors
 def down() -> None:

@@ -21,6 +21,7 @@ from mailkit.lab.layout import (
     BLOCKLIST_ZONE,
     HOSTS,
     LISTED_ADDRESS,
+    RELAY_ADDRESS,
     REVERSE_ZONE_V4,
     REVERSE_ZONE_V6,
     TSIG_KEY_NAME,
@@ -77,7 +78,11 @@ def zone_files() -> dict[str, str]:
     records["example.net"] += [
         f"resolver IN A {NAMESERVER.extra_addresses[0]}",
         f"acme IN A {HOSTS['outside'].address}",
+        # The relay provider for readers whose port 25 is blocked (mailkit/lab/relay_provider.py).
+        f"relay IN A {RELAY_ADDRESS}",
+        f'relay IN TXT "v=spf1 ip4:{RELAY_ADDRESS} -all"',
     ]
+    records[REVERSE_ZONE_V4].append(f"{reverse_name(RELAY_ADDRESS)} IN PTR relay.example.net.")
     records[BLOCKLIST_ZONE] += blocklist_records()
     files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
     files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])

@@ -115,7 +115,7 @@ HOSTS: dict[str, HostSpec] = {
             "02:00:c6:33:64:64",
             "outside",
             "a host on 'the internet' with the clients the checks use",
-            ("198.51.100.66", "198.51.100.67"),
+            ("198.51.100.66", "198.51.100.67", "198.51.100.68"),
         ),
     )
 }
@@ -173,6 +173,8 @@ def host_spec(name: str) -> HostSpec | None:
 #: list, the other is a spam bot that talks before the greeting (and so is never cached as "passed").
 LISTED_ADDRESS = "198.51.100.66"
 BOT_ADDRESS = "198.51.100.67"
+#: The relay provider's address (mailkit/lab/relay_provider.py), also on the outside host: relay.example.net.
+RELAY_ADDRESS = "198.51.100.68"
 #: The lab's own DNS block list (RFC 5782 layout), answering like a real one does, offline.
 BLOCKLIST_ZONE = "bl.example.net"
 

@@ -125,6 +125,48 @@ def delete_host_network(spec: HostSpec) -> None:
     run_local(["ip", "netns", "exec", SWITCH_NETNS, *unguard], check=False)
 
 
+def outbound_block(port: int = 25) -> str:
+    """nftables rules that refuse every connection a host opens to ``port`` elsewhere, as many hosting providers
+    do to port 25 on new accounts. They live in the host's network namespace, which the machine owns: root on the
+    host cannot lift them, as a customer cannot lift the provider's. The lab resets the connection (a provider may
+    drop it instead: then the sender waits for a timeout), so mail waits in the queue at once, with the reason.
+
+    >>> "tcp dport 25 reject with tcp reset" in outbound_block()
+    True
+    """
+    table = _block_table(port)
+    return (
+        f"table inet {table}\ndelete table inet {table}\n"
+        f"table inet {table} {{\n    chain output {{\n"
+        "        type filter hook output priority 0; policy accept;\n"
+        f"        tcp dport {port} reject with tcp reset\n"
+        "    }\n}\n"
+    )
+
+
+def block_outbound(spec: HostSpec, port: int = 25) -> None:
+    """Refuse the host's outgoing connections to ``port`` (the lab as a provider that blocks port 25).
+
+    A reset of the host hands over a fresh server without the block, as its namespace is made anew.
+    """
+    run_local(["ip", "netns", "exec", spec.netns, "nft", "-f", "-"], input=outbound_block(port))
+
+
+def unblock_outbound(spec: HostSpec, port: int = 25) -> None:
+    """Lift :func:`block_outbound` (no error when nothing was blocked)."""
+    run_local(["ip", "netns", "exec", spec.netns, "nft", "delete", "table", "inet", _block_table(port)], check=False)
+
+
+def outbound_blocked(spec: HostSpec, port: int = 25) -> bool:
+    """Whether the lab blocks the host's outgoing connections to ``port``."""
+    seen = run_local(["ip", "netns", "exec", spec.netns, "nft", "list", "tables"], check=False)
+    return f"table inet {_block_table(port)}" in seen.stdout
+
+
+def _block_table(port: int) -> str:
+    return f"mailkit_block{port}"
+
+
 def _guard_table(spec: HostSpec) -> str:
     return "guard_" + spec.switch_link.replace("-", "_")
 
