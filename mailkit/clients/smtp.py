@@ -9,6 +9,7 @@ SmtpReply(code=554, text='5.7.1 <a@other.test>: Relay access denied')
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -208,3 +209,26 @@ def find_in_maildir(mail: Connection, maildir: str, text: str, timeout: float = 
         if time.monotonic() > deadline:
             return ""
         time.sleep(0.2)
+
+
+def greeting(conn: Connection, host: str, port: int = 25, seconds: int = 8) -> str:
+    """The first line a mail server at ``host``:``port`` sends when ``conn``'s host connects ("" when none came
+    within ``seconds``): whether the server can reach it at all, as a provider's block would stop it.
+    """
+    # One line, at most 512 characters: a server that never ends its line cannot make it grow.
+    script = 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -n 512 line <&3 && printf "%s" "${line%$(printf "\\r")}"'
+    seen = conn.run(["timeout", str(seconds), "bash", "-c", script, "bash", host, str(port)], check=False)
+    return seen.stdout.strip() if seen.ok else ""
+
+
+def delay_reasons(conn: Connection) -> list[str]:
+    """Why each queued message waits (``postqueue -j``: one reason per recipient still to deliver)."""
+
+    seen = conn.run(["postqueue", "-j"], check=False)
+    reasons = []
+    for line in seen.stdout.splitlines():
+        if line.startswith("{"):
+            reasons += [
+                r.get("delay_reason", "") for r in json.loads(line).get("recipients", []) if r.get("delay_reason")
+            ]
+    return reasons

@@ -12,7 +12,8 @@ Passwords never go in it: they come from a prompt or a passwords file (mode 0600
 Traceback (most recent call last):
 ...
 mailkit.core.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
-BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, SELECTOR)
+BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, RELAYHOST, \
+RELAY_PORT, RELAY_SPF_INCLUDE, RELAY_USER, SELECTOR)
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ SHAPES: dict[str, str] = {
     "KEY_FILE": "text?",
     "ACME_SERVER": "text?",
     "ACME_EMAIL": "text?",
+    # Part 3, section 8: a relay, when the provider blocks port 25 (its password goes in the passwords file).
+    "RELAYHOST": "text?",
+    "RELAY_PORT": "port",
+    "RELAY_USER": "text?",
+    "RELAY_SPF_INCLUDE": "text?",
 }
 #: Names a params file must not set, and why.
 REFUSED = {
@@ -101,6 +107,10 @@ def _shaped(name: str, value: Any) -> Any:
     if value is None and shape.endswith("?"):
         return None
     shape = shape.rstrip("?")
+    if shape == "port":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+            raise ValueRejected(name, value, "must be a port number")
+        return value
     if shape == "text":
         return list_item(value, field=name)
     if shape == "list":
@@ -141,6 +151,16 @@ def _semantics(values: dict[str, Any]) -> None:
         acme_url(values["ACME_SERVER"])
     if values.get("ACME_EMAIL") is not None:
         EmailAddress(values["ACME_EMAIL"], field="ACME_EMAIL")
+    if values.get("RELAYHOST") is not None:
+        from mailkit.core.values import Hostname, Password
+        from mailkit.guide.smarthost import Smarthost
+
+        if not values.get("RELAY_USER"):
+            raise ValueRejected("RELAY_USER", None, "is needed with RELAYHOST: your login at the relay")
+        stand_in = Password("the password comes from the passwords file")
+        host = Hostname(values["RELAYHOST"], field="RELAYHOST")
+        port, include = values.get("RELAY_PORT", 587), values.get("RELAY_SPF_INCLUDE") or ""
+        Smarthost(host, values["RELAY_USER"], stand_in, port, include)
     for name in ("CERT_FILE", "KEY_FILE"):
         if values.get(name) is not None:
             RemotePath(values[name], field=name)

@@ -26,6 +26,7 @@ from mailkit.core.values import ValueRejected
 from mailkit.domain.records import RecordSet, txt
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import TLS_PROTOCOLS
+from mailkit.guide.smarthost import Smarthost
 
 GUIDE = "03-spam-outbound.ipynb"
 #: The DKIM private keys: in a folder root owns (rspamd's group may read it, not change it), so the account
@@ -55,6 +56,8 @@ class Part3:
     selector: str = "s202611"
     dmarc_policy: str = "none"
     offline: bool = False
+    #: A relay to send through, when the provider blocks outgoing port 25 (section 8); None: direct delivery.
+    smarthost: Smarthost | None = None
 
     def __post_init__(self) -> None:
         if not _SELECTOR.fullmatch(self.selector):
@@ -126,8 +129,28 @@ class Part3:
             )
         ]
 
+    def relay(self) -> list[Resource]:
+        """Section 8: every outgoing message through the relay (nothing when the server delivers directly)."""
+        return self.smarthost.resources() if self.smarthost else []
+
     def everything(self) -> list[Resource]:
-        return [*self.install(), *self.dkim_keys(), *self.rspamd_config(), *self.milter(), *self.outbound_tls()]
+        return [
+            *self.install(),
+            *self.dkim_keys(),
+            *self.rspamd_config(),
+            *self.milter(),
+            *self.outbound_tls(),
+            *self.relay(),
+        ]
+
+    def spf_value(self) -> str:
+        """The domains' SPF record: the MX hosts, and the relay's addresses when mail leaves through one.
+
+        >>> Part3(Part1()).spf_value()
+        'v=spf1 mx -all'
+        """
+        include = f" include:{self.smarthost.spf_include}" if self.smarthost and self.smarthost.spf_include else ""
+        return f"v=spf1 mx{include} -all"
 
     # -- DNS -------------------------------------------------------------------------------------
     def public_keys(self, conn: Connection) -> dict[str, str]:
@@ -145,7 +168,7 @@ class Part3:
         """
         records = [RecordSet(self.part1.hostname, "TXT", (txt("v=spf1 a -all"),))]
         for domain in self.domains:
-            records.append(RecordSet(domain, "TXT", (txt("v=spf1 mx -all"),)))
+            records.append(RecordSet(domain, "TXT", (txt(self.spf_value()),)))
             records += self.dkim_records({d: k for d, k in public_keys.items() if d == domain})
             records.append(RecordSet(f"_dmarc.{domain}", "TXT", (txt(self.dmarc_value(domain)),)))
         return records
@@ -157,6 +180,10 @@ class Part3:
             for domain, key in public_keys.items()
             if key
         ]
+
+    def with_policy(self, policy: str) -> Part3:
+        """The same part with another DMARC policy (section 10's ``p=reject``), its relay and key kept."""
+        return dataclasses.replace(self, dmarc_policy=policy)
 
     # -- key rotation ------------------------------------------------------------------------------
     def rotated(self, selector: str) -> Part3:

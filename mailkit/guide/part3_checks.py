@@ -13,16 +13,19 @@ import email.message
 import email.policy
 import re
 import secrets
+import time
 from typing import Any
 
 from mailkit.clients.headers import verdicts
 from mailkit.clients.remote_client import run_client
-from mailkit.core.checks import CheckResult, skipped
+from mailkit.clients.smtp import greeting
+from mailkit.core.checks import CheckResult, CheckTable, skipped
 from mailkit.core.ssh import Connection
 from mailkit.domain.lookup import forward_confirmed
 from mailkit.domain.records import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import CA_BUNDLE, DKIM_DIR, GUIDE, RSPAMD_USER, Part3
+from mailkit.guide.smarthost import SASL_PASSWORDS
 from mailkit.server import rules
 from mailkit.server.target import Receiver, Target
 
@@ -134,7 +137,7 @@ def _judged(
                 f"{kind}: arrives at {receiver.address}",
                 False,
                 "not delivered in 30 s",
-                f"{GUIDE} section 8: look at \"journalctl -u 'postfix*'\" on both sides",
+                f"{GUIDE} section 9: look at \"journalctl -u 'postfix*'\" on both sides",
             )
         ]
     raw, message = found
@@ -146,7 +149,7 @@ def _judged(
     second = dkim_verifies(raw, lookup)
     spf_again = spf_verdict(message, target.nameserver)
     stale_key_hint = (
-        f"{GUIDE} section 11: the receiver still holds the key it cached for {part3.selector} earlier (a new key "
+        f"{GUIDE} section 12: the receiver still holds the key it cached for {part3.selector} earlier (a new key "
         "under a used selector); wait for the record's TTL, or sign with a new SELECTOR"
     )
     return [
@@ -190,6 +193,20 @@ def _judged(
             "ESMTPS" if "ESMTPS" in received else "no TLS",
             f"{GUIDE} section 7",
         ),
+        *_through_relay(kind, part3, received),
+    ]
+
+
+def _through_relay(kind: str, part3: Part3, received: str) -> list[CheckResult]:
+    """With a relay (section 8), the receiver got the message from the relay: the ``Received:`` path shows it."""
+    if part3.smarthost is None:
+        return []
+    relay = str(part3.smarthost.host)
+    seen = received.split(" by ", 1)[0]
+    return [
+        CheckResult(
+            "receiver", f"{kind}: came through the relay", relay in seen, rules.shorten(seen), f"{GUIDE} section 8"
+        )
     ]
 
 
@@ -254,17 +271,84 @@ def verify(
     results += _judged("mail made on the server", _wait_for(receiver, token), part3, receiver, target, lookup)[:2]
 
     log = mail.run(["journalctl", "-q", "-o", "cat", "-u", "postfix*", "--since", since], check=False).stdout
-    trusted = f"Trusted TLS connection established to {receiver.authserv}" in log
-    results.append(
-        CheckResult(
-            "tls",
-            "the sender trusted the receiver's certificate",
-            trusted,
-            "Trusted TLS connection" if trusted else "no trusted TLS line in the log",
-            f"{GUIDE} section 7: smtp_tls_CAfile = {CA_BUNDLE}",
+    if part3.smarthost is None:
+        trusted = f"Trusted TLS connection established to {receiver.authserv}" in log
+        results.append(
+            CheckResult(
+                "tls",
+                "the sender trusted the receiver's certificate",
+                trusted,
+                "Trusted TLS connection" if trusted else "no trusted TLS line in the log",
+                f"{GUIDE} section 7: smtp_tls_CAfile = {CA_BUNDLE}",
+            )
         )
-    )
+    else:  # the next hop is the relay, held to "secure": its certificate verified for its name
+        verified = f"Verified TLS connection established to {part3.smarthost.host}" in log
+        results.append(
+            CheckResult(
+                "tls",
+                "the sender verified the relay's certificate",
+                verified,
+                "Verified TLS connection" if verified else "no verified TLS line in the log",
+                f"{GUIDE} section 8: smtp_tls_policy_maps = secure for the relay",
+            )
+        )
     return [*results, key_mode]
+
+
+def outbound(mail: Connection, target: Target) -> CheckTable:
+    """Section 8: can the server open port 25 to another provider's mail server? Shown, not enforced: a blocked
+    port is what the section's remedy is for, and this is how its reader finds out."""
+    exchanger = target.foreign_exchanger
+    seen = rules.outbound_open(exchanger, 25, greeting(mail, exchanger, 25))
+    fix = f"{GUIDE} section 8: ask your provider to unblock port 25, or send through a relay (RELAYHOST)"
+    return CheckTable([CheckResult("outbound", "outbound SMTP (port 25) not blocked", seen.ok, seen.detail, fix)])
+
+
+def relay_checks(mail: Connection, target: Target, part3: Part3) -> list[CheckResult]:
+    """Section 8's promises with a relay: it answers on its port, the login table is root's alone, and the relay
+    takes the server's login (``sendmail -bv``: Postfix tries an address through the relay and sends no message).
+    """
+    if part3.smarthost is None:
+        return [skipped("relay", "sending through a relay", "RELAYHOST is not set: the server delivers directly")]
+    relay = part3.smarthost
+    fix = f"{GUIDE} section 8"
+    reach = rules.outbound_open(str(relay.host), relay.port, greeting(mail, str(relay.host), relay.port))
+    modes = mail.run(["stat", "-c", "%U:%G %a", SASL_PASSWORDS, f"{SASL_PASSWORDS}.lmdb"], check=False).stdout.split(
+        "\n"
+    )
+    private = [m for m in modes if m] == ["root:root 600", "root:root 600"]
+    probe = f"postmaster@{target.relay_domain}"
+    since = mail.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    mail.run(["/usr/sbin/sendmail", "-bv", probe])
+    answer = _verify_result(mail, probe, since)
+    login = rules.relay_login([answer]) if "status=deliverable" not in answer else rules.Verdict(True, answer)
+    return [
+        CheckResult("relay", f"the relay {relay.destination} answers", reach.ok, reach.detail, fix),
+        CheckResult(
+            "relay", "the relay login table is root's alone (0600)", private, " ".join(m for m in modes if m), fix
+        ),
+        CheckResult(
+            "relay",
+            f"the relay takes the server's login (sendmail -bv {probe})",
+            login.ok and "status=deliverable" in answer,
+            rules.shorten(login.detail if not login.ok else answer),
+            f"{fix}: RELAY_USER and the relay's password in the passwords file",
+        ),
+    ]
+
+
+def _verify_result(mail: Connection, address: str, since: str, seconds: float = 20) -> str:
+    """What Postfix logged for an address verification (``sendmail -bv``) of ``address`` since ``since``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        log = mail.run(["journalctl", "-q", "-o", "cat", "-u", "postfix*", "--since", since], check=False).stdout
+        lines = [line for line in log.splitlines() if f"to=<{address}>" in line and "status=" in line]
+        if lines:
+            return "status=" + lines[-1].split("status=", 1)[1]
+        if time.monotonic() >= deadline:
+            return f"no verification result for {address} in {seconds:.0f} s"
+        time.sleep(0.5)
 
 
 def _key_mode(mail: Connection, part3: Part3) -> CheckResult:
@@ -301,7 +385,7 @@ def forged_sender_refused(part3: Part3, outside: Connection, target: Target) -> 
     reply = next((line[4:].strip() for line in said.splitlines() if line.startswith("<** ")), "accepted")
     refused = reply.startswith("550") and "DMARC" in reply.upper()
     return [
-        CheckResult("dmarc", name, refused == wanted, reply[:70], f"{GUIDE} section 9: p=reject in _dmarc.{domain}")
+        CheckResult("dmarc", name, refused == wanted, reply[:70], f"{GUIDE} section 10: p=reject in _dmarc.{domain}")
     ]
 
 
@@ -338,7 +422,7 @@ def rotation(old: Part3, new: Part3, part2: Part2, outside: Connection, target: 
     still = earlier is not None and dkim_verifies(earlier, lookup)
     results = [
         CheckResult("rotation", f"a message signed earlier with {old.selector} still verifies", still,
-                    "pass" if still else "fail", f"{GUIDE} section 11: keep the old record published"),
+                    "pass" if still else "fail", f"{GUIDE} section 12: keep the old record published"),
     ]  # fmt: skip
     found = _send_as_user(new, part2, outside, receiver)
     judged = [r for r in _judged("after the switch", found, new, receiver, target, lookup) if "DKIM" in r.name]
@@ -357,7 +441,7 @@ def after_retirement(old: Part3, new: Part3, outside: Connection, target: Target
     new_passes = later is not None and dkim_verifies(later, lookup)
     return [
         CheckResult("rotation", f"a message signed with the retired {old.selector} no longer verifies", old_fails,
-                    "fail (as expected)" if old_fails else "still passes", f"{GUIDE} section 11"),
+                    "fail (as expected)" if old_fails else "still passes", f"{GUIDE} section 12"),
         CheckResult("rotation", f"a message signed with {new.selector} verifies", new_passes,
-                    "pass" if new_passes else "fail", f"{GUIDE} section 11"),
+                    "pass" if new_passes else "fail", f"{GUIDE} section 12"),
     ]  # fmt: skip

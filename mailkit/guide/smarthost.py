@@ -19,11 +19,13 @@ Password('********')
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import LookupTable, Postconf, Resource
 from mailkit.core.values import Domain, Hostname, Password, ValueRejected
+from mailkit.server.target import Target
 
 #: The table of relay logins (``[host]:port user:password``): secret, 0600, root's.
 SASL_PASSWORDS = "/etc/postfix/sasl_passwd"
@@ -67,22 +69,37 @@ class Smarthost:
 
     def settings(self) -> dict[str, str]:
         """main.cf for sending through the relay: every message to it, TLS verified (``secure``), a login."""
-        return {
-            "relayhost": self.destination,
-            "smtp_sasl_auth_enable": "yes",
-            "smtp_sasl_password_maps": LAYOUT.map_ref(SASL_PASSWORDS),
-            # No anonymous logins, and none at all before TLS (the policy below makes TLS a must).
-            "smtp_sasl_security_options": "noanonymous",
-            "smtp_sasl_tls_security_options": "noanonymous",
-            # To the relay, TLS with its certificate verified for its name: the password never travels in clear,
-            # and never to an impostor. Other destinations keep part 3's outbound TLS.
-            "smtp_tls_policy_maps": f"inline:{{ {self.destination}=secure }}",
-        }
+        return settings(self.destination)
 
     def resources(self) -> list[Resource]:
         """What the section applies: the login table (0600) and the settings."""
         line = f"{self.destination} {self.user}:{self.password.reveal()}\n"
         return [LookupTable(SASL_PASSWORDS, line, mode=0o600, secret=True), Postconf(self.settings())]
+
+
+def settings(destination: str) -> dict[str, str]:
+    """main.cf for sending through the relay at ``destination`` (``[host]:port``): the same for every relay."""
+    return {
+        "relayhost": destination,
+        "smtp_sasl_auth_enable": "yes",
+        "smtp_sasl_password_maps": LAYOUT.map_ref(SASL_PASSWORDS),
+        # No anonymous logins, and none at all before TLS (the policy below makes TLS a must).
+        "smtp_sasl_security_options": "noanonymous",
+        "smtp_sasl_tls_security_options": "noanonymous",
+        # To the relay, TLS with its certificate verified for its name: the password never travels in clear, and
+        # never to an impostor. Other destinations keep part 3's outbound TLS.
+        "smtp_tls_policy_maps": f"inline:{{ {destination}=secure }}",
+    }
+
+
+def destination_parts(destination: str) -> tuple[str, int]:
+    """The host and port of a ``relayhost`` value (25 when it names none).
+
+    >>> destination_parts("[relay.example.net]:587"), destination_parts("relay.example.net")
+    (('relay.example.net', 587), ('relay.example.net', 25))
+    """
+    host, _, port = destination.rpartition(":") if destination.rpartition(":")[2].isdigit() else (destination, "", "25")
+    return host.strip("[]"), int(port)
 
 
 def removal() -> list[Resource]:
@@ -94,3 +111,23 @@ def removal() -> list[Resource]:
     back: dict[str, str | None] = {name: None for name in SETTINGS}
     back["relayhost"] = ""  # as part 1 sets it: deliver directly, by MX
     return [LookupTable(SASL_PASSWORDS, "", mode=0o600, secret=True, present=False), Postconf(back)]
+
+
+def from_parameters(
+    target: Target,
+    host: str | None,
+    user: str | None,
+    port: int = 587,
+    spf_include: str | None = None,
+    passwords: Mapping[str, str] | None = None,
+) -> Smarthost | None:
+    """The notebooks' ``RELAYHOST`` parameters as a relay, None when ``RELAYHOST`` is not set.
+
+    The password is the target's for the name ``RELAYHOST``: a line ``RELAYHOST password`` in your passwords file.
+    """
+    if not host:
+        return None
+    if not user:
+        raise ValueRejected("RELAY_USER", user, "is needed with RELAYHOST: your login at the relay")
+    password = target.passwords([host], passwords)[host]
+    return Smarthost(Hostname(host, field="RELAYHOST"), user, password, port, spf_include or "")

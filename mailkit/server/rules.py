@@ -146,3 +146,30 @@ def role_accepts(code: int, text: str) -> Verdict:
     False
     """
     return Verdict(code == 250, shorten(f"{code} {text}"))
+
+
+def outbound_open(host: str, port: int, greeting: str) -> Verdict:
+    """The server can open ``port`` to another mail server (many providers block port 25 on new accounts).
+
+    >>> outbound_open("outside.example.net", 25, "220 outside.example.net ESMTP Postfix (Debian)").detail
+    'outside.example.net:25 greeted: 220 outside.example.net'
+    >>> outbound_open("outside.example.net", 25, "")
+    Verdict(ok=False, detail='no greeting from outside.example.net:25 in 8 s')
+    """
+    if greeting.startswith("220"):  # its name, not its software: that differs by release and says nothing here
+        return Verdict(True, shorten(f"{host}:{port} greeted: {' '.join(greeting.split()[:2])}"))
+    return Verdict(False, f"no greeting from {host}:{port} in 8 s")
+
+
+def relay_login(reasons: Sequence[str]) -> Verdict:
+    """No message waits because the relay refused the server's login (a wrong relay password: mail is deferred,
+    never bounced, and waits here until the password is right).
+
+    >>> relay_login(["SASL authentication failed; server relay.example.net[198.51.100.68] said: 535 5.7.8 failed"]).ok
+    False
+    """
+    refused = [r for r in reasons if "SASL authentication failed" in r or "authentication failed" in r.lower()]
+    if refused:
+        said = refused[0].split(" said: ", 1)[-1]  # the relay's own words (its 535 reply)
+        return Verdict(False, shorten(f"{len(refused)} waiting, the relay refused the login: {said}"))
+    return Verdict(True, "no message waits for a login at the relay")

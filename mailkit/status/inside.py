@@ -15,15 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailkit.clients.smtp import delay_reasons, greeting
 from mailkit.core.context import host_facts
 from mailkit.core.errors import MailkitError
 from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
-from mailkit.guide.chapters import PART_OF_PACKAGE
+from mailkit.guide import smarthost
+from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
+from mailkit.server import rules
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.status.rows import Row
+
+P3 = chapter(3).notebook
 
 if TYPE_CHECKING:
     from mailkit.guide.part1 import Part1
@@ -50,6 +55,8 @@ class ServerFacts:
     key_file: str
     selector: str | None
     public_keys: dict[str, str] = field(default_factory=dict)
+    #: Where Postfix hands outgoing mail ("" for direct delivery; a relay when the provider blocks port 25).
+    relayhost: str = ""
 
     def part1(self) -> Part1:
         """Part 1 with the server's own names (one mailbox stands in: the checks never read the maps)."""
@@ -66,9 +73,16 @@ def read_facts(conn: Connection, parts: Sequence[int] | None = None) -> ServerFa
     packages = dict(zip(SERVICES, versions, strict=True))
     if not packages["postfix"]:
         return ServerFacts("", [], [], packages, "", "", None)
-    names = ["myhostname", "mydomain", "virtual_mailbox_domains", "smtpd_tls_cert_file", "smtpd_tls_key_file"]
+    names = [
+        "myhostname",
+        "mydomain",
+        "virtual_mailbox_domains",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+        "relayhost",
+    ]
     values = conn.run(["postconf", "-xh", *names]).stdout.split("\n")
-    hostname, mydomain, virtual, cert, key = (values + [""] * 5)[:5]
+    hostname, mydomain, virtual, cert, key, relayhost = (values + [""] * 6)[:6]
     domains = list(dict.fromkeys([mydomain, *[d for d in re.split(r"[,\s]+", virtual) if d]]))
     smtp = conn.run(["postconf", "-M", "smtp/inet"], check=False).stdout
     signing = conn.run(["cat", DKIM_SIGNING], check=False)
@@ -79,7 +93,7 @@ def read_facts(conn: Connection, parts: Sequence[int] | None = None) -> ServerFa
         parts += [2] if packages["dovecot-core"] else []
         parts += [3] if packages["rspamd"] and selector else []
         parts += [4] if "postscreen" in smtp else []
-    facts = ServerFacts(hostname, domains, list(parts), packages, cert, key, selector)
+    facts = ServerFacts(hostname, domains, list(parts), packages, cert, key, selector, relayhost=relayhost.strip())
     if selector and 3 in facts.parts:
         facts.public_keys = Part3(facts.part1(), selector).public_keys(conn)
     return facts
@@ -124,6 +138,8 @@ def guide_resources(
         by_part[2] += part2.dovecot(host_facts(conn), dovecot)
     if 3 in facts.parts:
         by_part[3] = [*part3.rspamd_config(), *part3.milter(), *part3.outbound_tls()]
+        if facts.relayhost:  # sending through a relay (part 3, section 8): its settings, not its secret table
+            by_part[3].append(Postconf(smarthost.settings(facts.relayhost)))
     if 4 in facts.parts:
         by_part[4] = [*part4.postscreen(), *part4.restrictions()]
     return by_part
@@ -272,16 +288,21 @@ def update_rows(conn: Connection) -> list[Row]:
     ]
 
 
-def outbound_rows(conn: Connection, exchanger: str) -> list[Row]:
-    """The server can open port 25 to another mail server (many providers block it on new accounts)."""
-    script = 'exec 3<>"/dev/tcp/$1/25" && head -c 4 <&3'
-    seen = conn.run(["timeout", "8", "bash", "-c", script, "bash", exchanger], check=False)
-    ok = seen.ok and seen.stdout.startswith("220")
-    detail = f"{exchanger} greeted: {seen.stdout.strip()}" if ok else f"no greeting from {exchanger}:25 in 8 s"
+def outbound_rows(conn: Connection, exchanger: str, relayhost: str = "") -> list[Row]:
+    """The server can reach the next hop of its mail: another mail server on port 25 (many providers block it on
+    new accounts), or, when it sends through a relay, the relay; then whether the relay takes its login."""
+    if not relayhost:
+        seen = rules.outbound_open(exchanger, 25, greeting(conn, exchanger, 25))
+        fix = f"{P3} section 8: ask your provider to unblock outgoing port 25, or send through a relay"
+        return [Row("outbound", "outbound SMTP (port 25) not blocked", seen.ok, seen.detail, fix, part=3)]
+    host, port = smarthost.destination_parts(relayhost)
+    seen = rules.outbound_open(host, port, greeting(conn, host, port))
+    login = rules.relay_login(delay_reasons(conn))
+    fix = f"{P3} section 8: the relay's name and port in relayhost, its login in {smarthost.SASL_PASSWORDS}"
     return [
-        Row("outbound", "outbound SMTP (port 25) not blocked", ok, detail,
-            "ask your hosting provider to unblock outgoing port 25 (often refused on new accounts)", part=3)
-    ]  # fmt: skip
+        Row("outbound", f"the relay {relayhost} answers", seen.ok, seen.detail, fix, part=3),
+        Row("outbound", "the relay accepts the server's login", login.ok, login.detail, fix, part=3),
+    ]
 
 
 def ssh_rows(conn: Connection) -> list[Row]:
@@ -314,7 +335,7 @@ def inside_rows(
         *certificate_rows(conn, facts),
         *space_rows(conn),
         *queue_rows(conn),
-        *(outbound_rows(conn, exchanger) if 3 in facts.parts else []),
+        *(outbound_rows(conn, exchanger, facts.relayhost) if 3 in facts.parts or facts.relayhost else []),
         *update_rows(conn),
         *ssh_rows(conn),
     ]

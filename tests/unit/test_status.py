@@ -274,9 +274,38 @@ def test_outbound_port_25_needs_a_greeting() -> None:
 
     blocked = Fake("", 124)
     [row] = outbound_rows(blocked, "mx.example.net")  # type: ignore[arg-type]
-    assert not row.ok and "no greeting" in row.detail and blocked.argv[-1] == "mx.example.net"
+    assert not row.ok and "no greeting" in row.detail and blocked.argv[-2:] == ["mx.example.net", "25"]
     [row] = outbound_rows(Fake("220 ", 0), "mx.example.net")  # type: ignore[arg-type]
     assert row.ok
+
+
+def test_through_a_relay_its_port_is_checked_and_a_refused_login_is_named() -> None:
+    """With a relay (port 25 blocked), the relay's port must answer, and mail waiting on a refused login is red."""
+    import json
+
+    from mailkit.core.result import Result
+    from mailkit.status.inside import outbound_rows
+
+    refused = "SASL authentication failed; server relay.example.net[198.51.100.68] said: 535 5.7.8 Error: failed"
+    queue = json.dumps({"queue_name": "deferred", "recipients": [{"address": "a@b.test", "delay_reason": refused}]})
+
+    class Relay:
+        def __init__(self, waiting: str) -> None:
+            self.asked: list[list[str]] = []
+            self.waiting = waiting
+
+        def run(self, argv: list[str], **_: object) -> Result:
+            self.asked.append(argv)
+            if argv[0] == "postqueue":
+                return Result("postqueue -j", self.waiting, "", 0)
+            return Result("bash", "220 relay.example.net ESMTP", "", 0)
+
+    server = Relay(queue + "\n")
+    reach, login = outbound_rows(server, "mx.example.net", "[relay.example.net]:587")  # type: ignore[arg-type]
+    assert reach.ok and server.asked[0][-2:] == ["relay.example.net", "587"], "the relay's port, not 25"
+    assert not login.ok and "535 5.7.8" in login.detail and "section 8" in login.fix
+    _, login = outbound_rows(Relay(""), "mx.example.net", "[relay.example.net]:587")  # type: ignore[arg-type]
+    assert login.ok
 
 
 # -- MTA-STS: the policy fetched over HTTPS, from a server on loopback -------------------------------------------------
