@@ -2,9 +2,10 @@
 
 Many hosting providers block outgoing connections to port 25 on new accounts, so a server's mail never leaves.
 The remedy is a relay service: Postfix hands every outgoing message to the relay on port 587, after STARTTLS with
-the relay's certificate verified and a login; the relay delivers it from its own, well-kept address. DKIM signing
-stays on the server (receivers still see the domain's own signature, so DMARC passes by DKIM), and the domain's
-SPF record names the relay's addresses with the ``include:`` the relay service publishes.
+the relay's certificate verified (against section 7's ``smtp_tls_CAfile``) and a login; the relay delivers it from
+its own, well-kept address. DKIM signing stays on the server (receivers still see the domain's own signature, so
+DMARC passes by DKIM), and the domain's SPF record names the relay's addresses with the ``include:`` the relay
+service publishes.
 
 The password is the relay service's; it goes to the server once, into a 0600 table readable by root only.
 

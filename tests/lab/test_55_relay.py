@@ -43,6 +43,7 @@ def blocked(lab: Lab, tmp_path: Path) -> Iterator[tuple[Connection, Connection]]
     run = run_guide([1, 2], tmp_path / "parts12", target="lab:mail")
     assert run.ok, run.error or [c for c in run.checks if not c.ok]
     with lab_connection("outside") as outside:
+        receiver.ensure(outside)  # the other provider, whichever test ran before
         relay_provider.setup(outside, lab.ca, lab.passwords([RELAY.host])[RELAY.host])
     network.block_outbound(MAIL)
     mail, outside = lab_connection("mail"), lab_connection("outside")
@@ -63,8 +64,9 @@ def _send(mail: Connection, subject: str) -> None:
 def _log(mail: Connection) -> str:
     """The mail log's last lines: what a failed assertion shows."""
     log = mail.run(["journalctl", "-q", "-o", "cat", "-u", "postfix*"], check=False).stdout.splitlines()
-    ids = {line.split(":", 1)[0] for line in log if DANA in line or "relay" in line}
-    return "\n".join(line for line in log if line.split(":", 1)[0] in ids or DANA in line)[-6000:]
+    ids = {line.split(":", 1)[0] for line in log if DANA in line or RELAY.host in line}
+    mine = [line for line in log if line.split(":", 1)[0] in ids or RELAY.host in line]
+    return "\n".join(mine)[-5000:] + "\n" + mail.run(["postqueue", "-p"], check=False).stdout
 
 
 def _waiting(mail: Connection, seconds: float = 20) -> list[str]:
@@ -134,7 +136,7 @@ def test_a_wrong_relay_password_defers_mail_and_says_why_and_any_password_is_tak
     odd = Password("p@ss word;$(id)`\"'#:\\x{}")  # a shell's and a table's metacharacters, kept verbatim
     relay_provider.setup(outside, lab.ca, odd)
     wrong = Part3(part1, smarthost=smarthost.Smarthost(Hostname(RELAY.host), CUSTOMER, Password("not the password")))
-    engine.apply(mail, wrong.relay())
+    engine.apply(mail, [*wrong.outbound_tls(), *wrong.relay()])  # section 7 first: the CAs the relay is checked with
     checks = {c.name: c for c in part3_checks.relay_checks(mail, target, wrong)}
     login = checks[f"the relay takes the server's login (sendmail -bv postmaster@{target.relay_domain})"]
     assert not login.ok and "535" in login.detail, login
