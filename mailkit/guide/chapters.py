@@ -10,11 +10,26 @@ and the benches' defaults) reads them here.
 ('the upgrade', False)
 >>> [(p.number, p.what) for p in chapter(4).ports]
 [(4190, 'ManageSieve (STARTTLS)')]
+>>> [chapter(n).verify is not None for n in (1, 2, 3, 4, 5)]
+[True, True, True, True, False]
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from mailkit.core.checks import CheckResult
+from mailkit.core.resources import Resource
+from mailkit.core.ssh import Connection
+from mailkit.guide import parts
+from mailkit.guide.parts import Parts
+from mailkit.server.target import Target
+
+#: A part's checks (what its notebook ends with), and the resources whose drift ``mailkit check`` reports, given
+#: the parts applied, a connection to read the host and the server's relayhost.
+Verify = Callable[[Parts, Connection, Connection, Target], list[CheckResult]]
+Drift = Callable[[Parts, Sequence[int], Connection, str], list[Resource]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,9 @@ class Chapter:
     packages: tuple[str, ...] = ()
     #: The ports it opens, in the order a check lists them.
     ports: tuple[Port, ...] = ()
+    #: Its checks and its drift (:mod:`mailkit.guide.parts`); None for a chapter beside the parts.
+    verify: Verify | None = None
+    drift: Drift | None = None
 
 
 CHAPTERS = (
@@ -48,6 +66,8 @@ CHAPTERS = (
         "01-postfix.ipynb",
         packages=("postfix",),
         ports=(Port(25, "SMTP (mail from other servers)", "smtp-starttls"),),
+        verify=parts.verify_part1,
+        drift=parts.drift_part1,
     ),
     Chapter(
         2,
@@ -60,14 +80,25 @@ CHAPTERS = (
             Port(143, "IMAP (STARTTLS)", "imap-starttls"),
             Port(993, "IMAPS (TLS on connect)", "imap-tls"),
         ),
+        verify=parts.verify_part2,
+        drift=parts.drift_part2,
     ),
-    Chapter(3, "your e-mails are spam", "03-spam-outbound.ipynb", packages=("rspamd",)),
+    Chapter(
+        3,
+        "your e-mails are spam",
+        "03-spam-outbound.ipynb",
+        packages=("rspamd",),
+        verify=parts.verify_part3,
+        drift=parts.drift_part3,
+    ),
     Chapter(
         4,
         "avoiding spam",
         "04-spam-inbound.ipynb",
         packages=("redis-server", "valkey-server"),
         ports=(Port(4190, "ManageSieve (STARTTLS)", "sieve-starttls"),),
+        verify=parts.verify_part4,
+        drift=parts.drift_part4,
     ),
     Chapter(5, "the upgrade", "05-upgrade.ipynb", server_part=False),
 )
@@ -85,3 +116,26 @@ def chapter(number: int) -> Chapter:
         if found.number == number:
             return found
     raise KeyError(number)
+
+
+def verify_parts(
+    guide: Parts, numbers: Sequence[int], mail: Connection, outside: Connection, target: Target
+) -> list[CheckResult]:
+    """The checks of the given parts, in the guide's order, as each part's notebook ends with them."""
+    results: list[CheckResult] = []
+    for number in sorted(set(numbers)):
+        check = chapter(number).verify
+        if check is None:
+            raise KeyError(f"chapter {number} is beside the server's parts: it has no checks of its own")
+        results += check(guide, mail, outside, target)
+    return results
+
+
+def drift(guide: Parts, applied: Sequence[int], conn: Connection, relayhost: str = "") -> dict[int, list[Resource]]:
+    """What the guide applies for the parts the server has, by part, for ``mailkit check`` to compare."""
+    found: dict[int, list[Resource]] = {}
+    for number in sorted(set(applied)):
+        resources = chapter(number).drift
+        if resources is not None:
+            found[number] = resources(guide, applied, conn, relayhost)
+    return found

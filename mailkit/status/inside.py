@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailkit.clients.smtp import delay_reasons, greeting
-from mailkit.core.context import host_facts
 from mailkit.core.errors import MailkitError
 from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
-from mailkit.guide import smarthost
+from mailkit.guide import chapters, smarthost
 from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
+from mailkit.guide.parts import Parts
 from mailkit.server import rules
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.status.rows import Row
@@ -131,18 +131,8 @@ def guide_resources(
     part2 = Part2(part1, cert_file=facts.cert_file or "", key_file=facts.key_file or "")
     part3 = Part3(part1, facts.selector or "s202611", offline=offline)
     part4 = Part4(part3, part2, tuple(blocklists), offline=offline)
-    by_part: dict[int, list[Resource]] = {1: part1.everything()}
-    if 2 in facts.parts:
-        by_part[2] = [*part2.delivery(), *part2.tls(), *part2.submission()]
-        dovecot = part4.sieve_paths() if 4 in facts.parts else None
-        by_part[2] += part2.dovecot(host_facts(conn), dovecot)
-    if 3 in facts.parts:
-        by_part[3] = [*part3.rspamd_config(), *part3.milter(), *part3.outbound_tls()]
-        if facts.relayhost:  # sending through a relay (part 3, section 8): its settings, not its secret table
-            by_part[3].append(Postconf(smarthost.settings(facts.relayhost)))
-    if 4 in facts.parts:
-        by_part[4] = [*part4.postscreen(), *part4.restrictions()]
-    return by_part
+    applied = sorted({1, *facts.parts})  # part 1 is what every server has
+    return chapters.drift(Parts(part1, part2, part3, part4), applied, conn, facts.relayhost)
 
 
 def drift_rows(conn: Connection, facts: ServerFacts, offline: bool, blocklists: Sequence[str]) -> list[Row]:

@@ -40,3 +40,28 @@ def test_services_and_ports_are_the_chapters_facts() -> None:
     for _, kind, _ in PORTS.values():
         protocol, _, start = kind.partition("-")
         assert f"def {protocol}(" in probe and start in ("tls", "starttls"), f"the probe speaks {kind}"
+
+
+def test_each_server_part_registers_its_checks_and_its_drift_and_the_upgrade_neither() -> None:
+    import pytest
+
+    from mailkit.core.resources import Postconf
+    from mailkit.guide import chapters
+    from mailkit.guide.part1 import Part1
+    from mailkit.guide.part2 import Part2
+    from mailkit.guide.part3 import Part3
+    from mailkit.guide.part4 import Part4
+    from mailkit.guide.parts import Parts
+
+    assert all(c.verify and c.drift for c in CHAPTERS if c.server_part)
+    assert not any(c.verify or c.drift for c in CHAPTERS if not c.server_part)
+    part1 = Part1()
+    part2, part3 = Part2(part1), Part3(part1)
+    guide = Parts(part1, part2, part3, Part4(part3, part2))
+    found = chapters.drift(guide, [1, 3, 4], None, "[relay.example.net]:587")  # type: ignore[arg-type]
+    assert sorted(found) == [1, 3, 4], "only the parts the server has"
+    relay = [r for r in found[3] if isinstance(r, Postconf) and "relayhost" in r.settings]
+    assert [r.settings["relayhost"] for r in relay] == ["[relay.example.net]:587"]
+    assert not any(isinstance(r, Postconf) and "relayhost" in r.settings for r in chapters.drift(guide, [3], None)[3])  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="chapter 5"):
+        chapters.verify_parts(guide, [5], None, None, None)  # type: ignore[arg-type]
