@@ -40,6 +40,7 @@ def test_each_host_runs_the_requested_release(lab: Lab) -> None:
 
 
 def test_mail_is_a_fresh_server(lab: Lab) -> None:
+    lab.reset()  # what the lab hands over after a reset, whatever ran before
     with lab_connection("mail") as mail:
         for package in ("postfix", "dovecot-core", "bind9"):
             state = mail.run(["dpkg-query", "-W", "-f=${Status}", package], check=False)

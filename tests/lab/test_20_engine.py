@@ -40,6 +40,7 @@ CONFIG = "/etc/postfix/main.cf /etc/postfix/master.cf /etc/postfix/virtual_alias
 
 @pytest.fixture(scope="module")
 def mail(lab: Lab) -> Iterator[Connection]:
+    lab.reset()  # the fresh server these tests start from, whatever ran before
     conn = lab_connection("mail")
     result = engine.apply(conn, [Packages(("postfix", "postfix-lmdb"), preseed=PRESEED)])
     assert [c.summary for c in result.changes] == ["install postfix postfix-lmdb"]

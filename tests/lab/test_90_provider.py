@@ -38,6 +38,8 @@ LAB_ONLY_ROWS = {
     "a client talking before the greeting is dropped",
     "a sender on a block list is refused, the list named",
 }
+#: What the rented server's parameters do not ask for: part 3's relay (section 8), as port 25 is open here.
+NOT_ASKED_ROWS = {"sending through a relay"}
 #: Run on the outside host: a delivery that stops half way through DATA until the flag file appears.
 SLOW_DELIVERY = """
 import json, os, smtplib, ssl, sys, time
@@ -134,9 +136,9 @@ def test_the_whole_guide_runs_on_the_rented_server(guided: tuple[str, float]) ->
     output, seconds = guided
     summary = re.search(r"^(\d+) passed, (\d+) failed, (\d+) skipped \(mail-vps\)$", output, re.M)
     assert summary and summary[2] == "0" and int(summary[1]) > 200, output[-2000:]
-    skipped = {line.split(None, 2)[2].rsplit("  skipped:", 1)[0].strip() for line in output.splitlines()
-               if line.startswith("skip ")}  # fmt: skip
-    assert skipped == LAB_ONLY_ROWS
+    # A row is "skip  GROUP  NAME  REASON", the columns two spaces or more apart.
+    skipped = {re.split(r"\s{2,}", line.strip())[2] for line in output.splitlines() if line.startswith("skip ")}
+    assert skipped == LAB_ONLY_ROWS | NOT_ASKED_ROWS
     print(f"provider mode, parts 1-4: {seconds:.0f} s, {summary[0]}")
     with lab_connection("mail") as mail:
         lineage = mail.run(["certbot", "certificates"]).stdout
