@@ -152,12 +152,12 @@ def outbound_open(host: str, port: int, greeting: str) -> Verdict:
     """The server can open ``port`` to another mail server (many providers block port 25 on new accounts).
 
     >>> outbound_open("outside.example.net", 25, "220 outside.example.net ESMTP Postfix (Debian)").detail
-    'outside.example.net:25 greeted: 220 outside.example.net'
+    'outside.example.net:25 greeted with 220'
     >>> outbound_open("outside.example.net", 25, "")
     Verdict(ok=False, detail='no greeting from outside.example.net:25 in 8 s')
     """
-    if greeting.startswith("220"):  # its name, not its software: that differs by release and says nothing here
-        return Verdict(True, shorten(f"{host}:{port} greeted: {' '.join(greeting.split()[:2])}"))
+    if greeting.startswith("220"):  # the code only: the name and software it gives differ by host and release
+        return Verdict(True, f"{host}:{port} greeted with 220")
     return Verdict(False, f"no greeting from {host}:{port} in 8 s")
 
 
