@@ -166,13 +166,31 @@ def down() -> None:
 
 
 @lab.command()
+@click.option(
+    "--to-part",
+    type=click.IntRange(0, 4),
+    default=0,
+    show_default=True,
+    help="Boot the mail host at the end of part K: from its snapshot, or built by the guide now and kept.",
+)
 @friendly_errors
-def reset() -> None:
-    """Replace the mail host with a fresh one (same name, addresses and host key)."""
+def reset(to_part: int) -> None:
+    """Replace the mail host with a fresh one (same name, addresses and host key), or one at the end of part K."""
     from mailkit.lab.lab import Lab
 
-    Lab().reset(progress=_progress())
-    click.echo("mail host reset")
+    done = Lab().reset(progress=_progress(), to_part=to_part)
+    click.echo(f"mail host reset: {done}")
+
+
+@lab.command()
+@click.option("--clear", is_flag=True, help="Remove every snapshot not in use (the next reset builds again).")
+@friendly_errors
+def snapshots(clear: bool) -> None:
+    """The kept part snapshots of the mail host, and whether the lab's current inputs would use each."""
+    from mailkit.lab.lab import Lab
+
+    for line in Lab().snapshot_report(clear):
+        click.echo(line)
 
 
 @lab.command()

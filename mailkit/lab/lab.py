@@ -15,10 +15,11 @@ import hmac
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from mailkit.core.progress import Progress
 from mailkit.core.resources import Directory, File
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
-from mailkit.lab import dns, machine, network, proxy, rootfs
+from mailkit.lab import dns, machine, network, proxy, rootfs, snapshots
 from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.layout import (
     DEFAULT_RELEASE,
@@ -290,12 +291,31 @@ class Lab:
         with open("/proc/self/mounts") as mounts:
             return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
-    def reset(self, progress: Progress = _quiet, name: str = "mail") -> None:
+    def reset(self, progress: Progress = _quiet, name: str = "mail", to_part: int = 0) -> str:
         """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``.
 
-        ``name`` may be a student's host instead: then only that student's DNS records are put back.
+        ``to_part`` K: the mail host at the end of the guide's part K, booted from the snapshot the same inputs
+        made (:mod:`mailkit.lab.snapshots`) with the DNS zones of that moment; when there is none, the guide builds
+        it now on the fresh host and it is kept for next time. ``name`` may be a student's host instead (a fresh one
+        only): then only that student's DNS records are put back. Returns what was done, in words.
         """
         check_can_run_lab()
+        if not to_part:
+            self._boot_afresh(name, progress)
+            return "a fresh host"
+        self._check_snapshot_target(name, to_part)
+        # The newest snapshot on the way: part K itself, else the highest part below it to build on.
+        start = next((s for p in range(to_part, 0, -1) if (s := self._snapshot_for(p)) is not None), None)
+        self._boot_afresh(name, progress, start)
+        if start is not None and start.part == to_part:
+            return f"part {to_part} from snapshot {start.name}"
+        first = 1 if start is None else start.part + 1
+        self._build_parts(range(first, to_part + 1), progress)
+        kept, _ = self.keep_snapshot(to_part, progress)
+        on = "" if start is None else f" on snapshot {start.name}"
+        return f"parts {first}-{to_part} built by the guide{on}, kept as snapshot {kept.name}"
+
+    def _boot_afresh(self, name: str, progress: Progress, snapshot: snapshots.Snapshot | None = None) -> None:
         with self._locked():
             state = self._read()
             status = self.status()
@@ -310,15 +330,17 @@ class Lab:
             machine.stop(paths, spec, state["hosts"][name]["pid"])
             machine.wipe(paths)
             network.create_host_network(spec)
-            progress(f"booting a fresh {name} host")
             base = rootfs.ensure_base(state["release"], progress)
-            state["hosts"][name]["pid"] = self._boot(spec, [base])
+            layers = [] if snapshot is None else snapshots.lowers(self.snapshot_store, snapshot)
+            progress(f"booting {name} " + (f"from snapshot {snapshot.name}" if snapshot else "as a fresh host"))
+            state["hosts"][name]["pid"] = self._boot(spec, [*layers, base])
+            state["hosts"][name]["snapshot"] = None if snapshot is None else snapshot.name
             self._write(state)
             machine.wait_for_ssh(spec, state["hosts"][name]["pid"], paths)
             provider = name == "mail" and state.get("provider", False)
             if name == "mail":
                 progress("restoring the lab DNS zones")
-                self._restore_zones()
+                self._restore_zones(None if snapshot is None else snapshot.zones)
                 for number in range(1, state.get("students", 0) + 1):
                     self._publish_student(number)
             else:
@@ -329,6 +351,111 @@ class Lab:
             from mailkit.lab import provider as provider_mode
 
             provider_mode.prepare_mail_host(self, progress)
+
+    # -- part snapshots ------------------------------------------------------------------------------
+    @property
+    def snapshot_store(self) -> Path:
+        return self.dir / "snapshots"
+
+    def _check_snapshot_target(self, name: str, part: int) -> None:
+        if part not in snapshots.PARTS:
+            raise UsageError(f"--to-part must be one of {', '.join(map(str, snapshots.PARTS))}, not {part}")
+        if name != "mail":
+            raise UsageError(f"part snapshots are the lab mail host's, not {name}'s")
+        self.require_up()
+        if self._read().get("provider"):
+            raise UsageError("provider mode gives the reader a fresh server to build on: 'mailkit lab provider --off'")
+
+    def snapshot_digest(self, part: int) -> str:
+        """What a snapshot of parts 1..``part`` on the running lab's release depends on (:mod:`snapshots`)."""
+        from mailkit.guide.runner import notebooks_for
+
+        release = self.require_up()["release"]
+        identity = {
+            "ca": self.ca.ensure(),
+            "host key": self.host_key("mail").with_suffix(".pub").read_bytes(),
+            "passwords": self._password_secret(),
+        }
+        base = rootfs.build_id(rootfs.ensure_base(release, _quiet))
+        notebooks = notebooks_for(range(1, part + 1))
+        return snapshots.inputs_digest(release, base, notebooks, identity)
+
+    def _snapshot_for(self, part: int) -> snapshots.Snapshot | None:
+        release = self.require_up()["release"]
+        return snapshots.find(self.snapshot_store, release, part, self.snapshot_digest(part))
+
+    def _build_parts(self, parts: Sequence[int], progress: Progress) -> None:
+        """The guide's ``parts`` on the mail host, as ``mailkit guide run`` applies them."""
+        import tempfile
+
+        from mailkit.guide.runner import run_guide
+
+        with tempfile.TemporaryDirectory(prefix="mailkit-snapshot-") as tmp:
+            run = run_guide(list(parts), Path(tmp), target="lab:mail", progress=progress)
+        if not run.ok:
+            failed = "; ".join(f"{c.name}: {c.detail}" for c in run.checks if not c.ok)
+            raise LabError(
+                f"the guide's parts {list(parts)} failed on the mail host, nothing kept: {run.error or failed}"
+            )
+
+    def keep_snapshot(self, part: int, progress: Progress = _quiet) -> tuple[snapshots.Snapshot, bool]:
+        """Keep the mail host as it is as the snapshot of part ``part`` (the caller ran the guide's parts 1..part
+        on it, and nothing else), with the lab's zones; the host goes on from it. Returns the snapshot and whether
+        it is new (False: the same inputs had made one already, kept as it was: "no change")."""
+        self._check_snapshot_target("mail", part)
+        release = self.require_up()["release"]
+        digest = self.snapshot_digest(part)
+        existing = snapshots.find(self.snapshot_store, release, part, digest)
+        if existing is not None:
+            return existing, False
+        spec = HOSTS["mail"]
+        paths = self.host_paths("mail")
+        with self._locked():
+            state = self._read()
+            parent = state["hosts"]["mail"].get("snapshot")
+            zones = self.zones()
+            progress("stopping mail to keep its state")
+            machine.stop(paths, spec, state["hosts"]["mail"]["pid"])
+            self.snapshot_store.mkdir(mode=0o700, exist_ok=True)
+            name = snapshots.name_of(release, part, digest)
+            kept = snapshots.keep(self.snapshot_store, name, paths.upper, zones, release, part, parent)
+            machine.wipe(paths)
+            network.create_host_network(spec)
+            base = rootfs.ensure_base(release, progress)
+            progress(f"booting mail from snapshot {kept.name}")
+            state["hosts"]["mail"]["pid"] = self._boot(spec, [*snapshots.lowers(self.snapshot_store, kept), base])
+            state["hosts"]["mail"]["snapshot"] = kept.name
+            self._write(state)
+            machine.wait_for_ssh(spec, state["hosts"]["mail"]["pid"], paths)
+            current = {snapshots.name_of(release, p, self.snapshot_digest(p)) for p in snapshots.PARTS}
+            for path in snapshots.replaced(self.snapshot_store, release, current | {kept.name}):
+                progress(f"removing snapshot {path.name}: its inputs changed")
+                shutil.rmtree(path)
+        return kept, True
+
+    def snapshot_report(self, clear: bool = False) -> list[str]:
+        """One line per kept snapshot: current (this lab's inputs would use it), in use, or stale; ``clear``
+        removes every one that is not in use."""
+        state = self._read()
+        running = {h.get("snapshot") for h in state.get("hosts", {}).values()} - {None}
+        in_use = snapshots.with_parents(self.snapshot_store, running)
+        up = self.status()["state"] == "up"
+        lines = []
+        for found in snapshots.listing(self.snapshot_store):
+            current = up and found.release == state.get("release") and found == self._snapshot_for(found.part)
+            how = "in use" if found.name in in_use else "current" if current else "stale (its inputs changed)"
+            if clear and found.name not in in_use:
+                shutil.rmtree(found.path)
+                how = "removed"
+            lines.append(f"{found.name}  part {found.part}  {how}")
+        return lines or ["no snapshots: 'mailkit lab reset --to-part K' makes one"]
+
+    def zones(self) -> dict[str, str]:
+        """The lab zones' files as the name server has them now, updates included."""
+        names = [dns.zone_filename(z) for z in dns.zone_files()]
+        with Connection(HOSTS["dns"].fqdn, ssh_config=self.ssh_config) as conn:
+            conn.run(["rndc", "sync", "-clean"])
+            return {n: conn.read(f"/var/lib/bind/{n}").decode() for n in names}
 
     def connection(self, name: str) -> Connection:
         """A connection to the lab host ``name``, with the lab's key, ssh_config and known_hosts."""
@@ -342,17 +469,20 @@ class Lab:
 
     def passwords(self, mailboxes: Sequence[str]) -> dict[str, Password]:
         """Passwords for lab mailboxes, derived from a secret in the lab's state (root only): stable across runs."""
-        secret_file = self.dir / "passwords.secret"
-        if not secret_file.exists():
-            secret_file.parent.mkdir(parents=True, exist_ok=True)
-            write_private(secret_file, secrets.token_hex(32).encode())
-        key = secret_file.read_text().strip().encode()
+        key = self._password_secret()
         return {
             str(m): Password(
                 base64.urlsafe_b64encode(hmac.new(key, str(m).encode(), hashlib.sha256).digest()[:18]).decode()
             )
             for m in mailboxes
         }
+
+    def _password_secret(self) -> bytes:
+        secret_file = self.dir / "passwords.secret"
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            write_private(secret_file, secrets.token_hex(32).encode())
+        return secret_file.read_text().strip().encode()
 
     def provider_down(self) -> None:
         """Provider mode off: the next reset gives a plain lab mail host (the CA and resolver stay, unused)."""
@@ -543,16 +673,16 @@ class Lab:
                 ]
             (folder / "ssh_config").write_text("\n".join(config))
 
-    def _restore_zones(self) -> None:
-        """Put every zone back as ``up`` wrote it: what the guide published (SPF, DKIM, DMARC) is gone."""
-        from mailkit.core.ssh import Connection
-
+    def _restore_zones(self, texts: Mapping[str, str] | None = None) -> None:
+        """Put every zone back as ``up`` wrote it (what the guide published, SPF, DKIM, DMARC, is gone), or as
+        ``texts`` (zone file name -> text, as a snapshot kept them) say."""
         spec = HOSTS["dns"]
-        files = " ".join(f"/var/lib/bind/{dns.zone_filename(z)}" for z in dns.zone_files())
+        wanted = texts if texts is not None else {dns.zone_filename(z): t for z, t in dns.zone_files().items()}
+        files = " ".join(shlex.quote(f"/var/lib/bind/{name}") for name in wanted)
         with Connection(spec.fqdn, ssh_config=self.ssh_config) as conn:
             conn.run(["sh", "-c", f"systemctl stop named && rm -f /var/lib/bind/*.jnl {files}"])
-            for zone, text in dns.zone_files().items():
-                conn.write(f"/var/lib/bind/{dns.zone_filename(zone)}", text, mode=0o644)
+            for name, text in wanted.items():
+                conn.write(f"/var/lib/bind/{name}", text, mode=0o644)
             conn.run(["sh", "-c", f"chown bind:bind {files} && systemctl start named"])
         self._forget_receiver_cache()
 
@@ -560,7 +690,6 @@ class Lab:
         """The receiver's verifiers cache DNS answers (a DKIM key for 5 minutes): a fresh mail host makes new keys
         under the same selector, so they start afresh too. (A real receiver would not: never reuse a selector for
         a new key.)"""
-        from mailkit.core.ssh import Connection
 
         with Connection(HOSTS["outside"].fqdn, ssh_config=self.ssh_config) as conn:
             conn.run(["systemctl", "try-restart", "opendkim", "opendmarc"])
