@@ -176,8 +176,9 @@ def trust_ca(root: Path, ca_pem: bytes, name: str = "mailkit-lab") -> None:
 
 def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
     """How a host boots: in a user namespace of its own (its root is not the machine's: UID 0 inside is an
-    unprivileged UID here, picked per host), in the network namespace it is started in (:func:`boot`), which
-    belongs to the machine: its root cannot change addresses, send raw packets or pose as another host."""
+    unprivileged UID here, picked per host) and a network namespace made with it, so owned by it: its root may set
+    a firewall, as on a rented server. Its ``eth0`` is moved in from the namespace it is started in (:func:`boot`);
+    the switch port at the other end stays the machine's (:func:`mailkit.lab.network.port_guard`)."""
     return [
         "systemd-nspawn",
         "--quiet",
@@ -192,6 +193,8 @@ def nspawn_argv(root: Path, spec: HostSpec) -> list[str]:
         "--timezone=off",
         "--link-journal=no",
         "--console=read-only",
+        "--private-network",
+        "--network-interface=eth0",
     ]
 
 
@@ -211,9 +214,14 @@ def boot(paths: HostPaths, spec: HostSpec) -> int:
     # Started inside the host's network namespace rather than told to join it: a process in the new user
     # namespace may not join one the machine owns (nspawn's --network-namespace-path fails with EPERM).
     in_namespace = ["nsenter", f"--net={NETNS_DIR}/{spec.netns}", "--"]
+    # nspawn waits for udev to have seen an interface it moves while /sys is writable; udev never sees interfaces
+    # in other namespaces (nor runs on every machine), so nspawn sees /sys read-only, in a mount namespace of
+    # its own: the machine's /sys is untouched.
+    sys_read_only = ["unshare", "--mount", "--", "sh", "-c", 'mount -o remount,bind,ro /sys && exec "$@"', "sh"]
+    nspawn = nspawn_argv(paths.root, spec)
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(
-            ["sh", "-c", _BOOT_SCRIPT, "sh", *map(str, cgroups), "--", *in_namespace, *nspawn_argv(paths.root, spec)],
+            ["sh", "-c", _BOOT_SCRIPT, "sh", *map(str, cgroups), "--", *in_namespace, *sys_read_only, *nspawn],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -221,6 +229,33 @@ def boot(paths: HostPaths, spec: HostSpec) -> int:
             start_new_session=True,
         )
     return proc.pid
+
+
+def host_netns(spec: HostSpec, pid: int, paths: HostPaths, timeout: float = 30) -> Path:
+    """The booted host's own network namespace (``/proc/PID/ns/net`` of its init), once its ``eth0`` is there."""
+    started = NETNS_DIR / spec.netns
+    outer = os.stat(started).st_ino
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            tail = paths.log.read_text(errors="replace")[-2000:] if paths.log.exists() else ""
+            raise LabError(f"host {spec.name} stopped while booting:\n{tail}")
+        for child in _children(pid):
+            netns = Path(f"/proc/{child}/ns/net")
+            with contextlib.suppress(OSError):
+                if os.stat(netns).st_ino != outer and (Path(f"/proc/{child}/comm").read_text().strip() == "systemd"):
+                    return netns
+        time.sleep(0.02)
+    raise LabError(f"host {spec.name} did not start its init within {timeout:.0f} s")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def wait_for_ssh(spec: HostSpec, pid: int, paths: HostPaths, timeout: float = 60) -> float:

@@ -50,25 +50,45 @@ def switch_commands() -> list[list[str]]:
 
 
 def host_commands(spec: HostSpec) -> list[list[str]]:
-    """Commands that give ``spec`` its own namespace, plugged into the switch with fixed addresses."""
+    """Commands that make the namespace ``spec`` boots in and plug its ``eth0`` into the switch.
+
+    systemd-nspawn moves that ``eth0`` into the host's own network namespace, made with (so owned by) the host's
+    user namespace: its root may then set firewall rules and addresses, as on a rented server, while the switch
+    port it is plugged into stays the machine's (:func:`port_guard`). The addresses come once it booted
+    (:func:`address_commands`).
+    """
     ns = spec.netns
     return [
         ["ip", "netns", "add", ns],
         _in(SWITCH_NETNS, "link", "add", spec.switch_link, "type", "veth", "peer", "name", "eth0", "netns", ns),
         _in(SWITCH_NETNS, "link", "set", spec.switch_link, "master", BRIDGE, "up"),
-        _in(ns, "link", "set", "lo", "up"),
         _in(ns, "link", "set", "eth0", "address", spec.mac),
-        _in(ns, "addr", "add", f"{spec.address}/{_V4_PREFIX}", "dev", "eth0"),
-        _in(ns, "-6", "addr", "add", f"{spec.address6}/{_V6_PREFIX}", "dev", "eth0", "nodad"),
-        *[_in(ns, "addr", "add", f"{extra}/{_V4_PREFIX}", "dev", "eth0") for extra in spec.extra_addresses],
-        _in(ns, "link", "set", "eth0", "up"),
-        _in(ns, "route", "add", "default", "via", GATEWAY_V4),
-        _in(ns, "-6", "route", "add", "default", "via", GATEWAY_V6),
-        # The host's root has no privilege over this namespace (it runs in a user namespace of its own): its
-        # servers may still listen on ports below 1024 (25, 143, 465, 587, 993) and ping.
-        ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"],
-        ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
     ]
+
+
+def address_commands(spec: HostSpec) -> list[list[str]]:
+    """Commands run in the booted host's network namespace: its fixed addresses and routes, as a provider's
+    network configuration hands them over.
+
+    >>> from mailkit.lab.layout import HOSTS
+    >>> ["ip", "addr", "add", "198.51.100.25/24", "dev", "eth0"] in address_commands(HOSTS["mail"])
+    True
+    """
+    return [
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "addr", "add", f"{spec.address}/{_V4_PREFIX}", "dev", "eth0"],
+        ["ip", "-6", "addr", "add", f"{spec.address6}/{_V6_PREFIX}", "dev", "eth0", "nodad"],
+        *[["ip", "addr", "add", f"{extra}/{_V4_PREFIX}", "dev", "eth0"] for extra in spec.extra_addresses],
+        ["ip", "link", "set", "eth0", "up"],
+        ["ip", "route", "add", "default", "via", GATEWAY_V4],
+        ["ip", "-6", "route", "add", "default", "via", GATEWAY_V6],
+    ]
+
+
+def configure_host(spec: HostSpec, netns: Path) -> None:
+    """Give the booted host (its network namespace at ``netns``, ``/proc/PID/ns/net``) its addresses."""
+    for argv in address_commands(spec):
+        run_local(["nsenter", f"--net={netns}", "--", *argv])
 
 
 def lab_namespaces() -> list[str]:
@@ -111,35 +131,47 @@ def port_guard(spec: HostSpec) -> str:
 
 
 def create_host_network(spec: HostSpec) -> None:
+    """The namespace ``spec`` boots in and its switch port, made anew (no block on it), with the port's guard."""
     if spec.netns in lab_namespaces():
         delete_namespace(spec.netns)
+    _unplug(spec)
     for argv in host_commands(spec):
         run_local(argv)
     run_local(["ip", "netns", "exec", SWITCH_NETNS, "nft", "-f", "-"], input=port_guard(spec))
 
 
 def delete_host_network(spec: HostSpec) -> None:
-    """Unplug a host: its namespace (and veth) and its port's guard."""
+    """Unplug a host: its namespace, its switch port (and so its veth) and the port's guard and block."""
     delete_namespace(spec.netns)
+    _unplug(spec)
     unguard = ["nft", "delete", "table", "bridge", _guard_table(spec)]
     run_local(["ip", "netns", "exec", SWITCH_NETNS, *unguard], check=False)
 
 
-def outbound_block(port: int = 25) -> str:
-    """nftables rules that refuse every connection a host opens to ``port`` elsewhere, as many hosting providers
-    do to port 25 on new accounts. They live in the host's network namespace, which the machine owns: root on the
+def _unplug(spec: HostSpec) -> None:
+    """The host's veth goes when its own namespace does, which the kernel frees a moment after the host stopped:
+    delete the switch's end now (it takes the other end with it), and the block on that port."""
+    run_local(_in(SWITCH_NETNS, "link", "delete", spec.switch_link), check=False)
+    unblock_outbound(spec)
+
+
+def outbound_block(spec: HostSpec, port: int = 25) -> str:
+    """nftables rules that refuse every connection the host opens to ``port`` elsewhere, as many hosting providers
+    do to port 25 on new accounts. They sit on the host's port of the switch, which the machine owns: root on the
     host cannot lift them, as a customer cannot lift the provider's. The lab resets the connection (a provider may
     drop it instead: then the sender waits for a timeout), so mail waits in the queue at once, with the reason.
 
-    >>> "tcp dport 25 reject with tcp reset" in outbound_block()
-    True
+    >>> from mailkit.lab.layout import HOSTS
+    >>> rules = outbound_block(HOSTS["mail"])
+    >>> 'hook ingress device "mk-mail" priority 0' in rules, "tcp dport 25 reject with tcp reset" in rules
+    (True, True)
     """
-    table = _block_table(port)
+    table = _block_table(spec, port)
     return (
-        f"table inet {table}\ndelete table inet {table}\n"
-        f"table inet {table} {{\n    chain output {{\n"
-        "        type filter hook output priority 0; policy accept;\n"
-        f"        tcp dport {port} reject with tcp reset\n"
+        f"table netdev {table}\ndelete table netdev {table}\n"
+        f"table netdev {table} {{\n    chain from_host {{\n"
+        f'        type filter hook ingress device "{spec.switch_link}" priority 0; policy accept;\n'
+        f"        meta l4proto tcp tcp dport {port} reject with tcp reset\n"
         "    }\n}\n"
     )
 
@@ -147,24 +179,25 @@ def outbound_block(port: int = 25) -> str:
 def block_outbound(spec: HostSpec, port: int = 25) -> None:
     """Refuse the host's outgoing connections to ``port`` (the lab as a provider that blocks port 25).
 
-    A reset of the host hands over a fresh server without the block, as its namespace is made anew.
+    A reset of the host hands over a fresh server without the block, as its switch port is made anew.
     """
-    run_local(["ip", "netns", "exec", spec.netns, "nft", "-f", "-"], input=outbound_block(port))
+    run_local(["ip", "netns", "exec", SWITCH_NETNS, "nft", "-f", "-"], input=outbound_block(spec, port))
 
 
 def unblock_outbound(spec: HostSpec, port: int = 25) -> None:
     """Lift :func:`block_outbound` (no error when nothing was blocked)."""
-    run_local(["ip", "netns", "exec", spec.netns, "nft", "delete", "table", "inet", _block_table(port)], check=False)
+    unblock = ["nft", "delete", "table", "netdev", _block_table(spec, port)]
+    run_local(["ip", "netns", "exec", SWITCH_NETNS, *unblock], check=False)
 
 
 def outbound_blocked(spec: HostSpec, port: int = 25) -> bool:
     """Whether the lab blocks the host's outgoing connections to ``port``."""
-    seen = run_local(["ip", "netns", "exec", spec.netns, "nft", "list", "tables"], check=False)
-    return f"table inet {_block_table(port)}" in seen.stdout
+    seen = run_local(["ip", "netns", "exec", SWITCH_NETNS, "nft", "list", "tables"], check=False)
+    return f"table netdev {_block_table(spec, port)}" in seen.stdout
 
 
-def _block_table(port: int) -> str:
-    return f"mailkit_block{port}"
+def _block_table(spec: HostSpec, port: int) -> str:
+    return f"block{port}_" + spec.switch_link.replace("-", "_")
 
 
 def _guard_table(spec: HostSpec) -> str:

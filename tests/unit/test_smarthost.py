@@ -12,6 +12,7 @@ from mailkit.guide import smarthost
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part3 import Part3
 from mailkit.guide.smarthost import SETTINGS, Smarthost, from_parameters, removal
+from mailkit.lab.layout import HOSTS
 from mailkit.lab.network import outbound_block
 from mailkit.lab.relay_provider import RELAY, relay_script
 
@@ -93,8 +94,8 @@ def test_the_notebooks_parameters_make_a_relay_only_when_relayhost_is_set() -> N
 
 
 def test_the_lab_blocks_port_25_where_the_host_cannot_lift_it_and_the_relay_logs_in_only_after_tls() -> None:
-    rules = outbound_block()
-    assert "table inet mailkit_block25" in rules and "hook output" in rules
+    rules = outbound_block(HOSTS["mail"])
+    assert "table netdev block25_mk_mail" in rules and 'hook ingress device "mk-mail"' in rules, "on the switch port"
     assert "tcp dport 25 reject with tcp reset" in rules and "dport 587" not in rules
     script = relay_script(RELAY, "example-org")
     assert "submission/inet/smtpd_tls_security_level=encrypt" in script
