@@ -220,7 +220,9 @@ class Lab:
         if self.student_key(spec.name).exists():  # a student's server comes with its certificate, as a rented one may
             chain, key = self.ca.certificate(spec.fqdn)
             machine.write_certificate(paths.root, certificates.default_paths(spec.fqdn), chain, key)
-        return machine.boot(paths, spec)
+        pid = machine.boot(paths, spec)
+        network.configure_host(spec, machine.host_netns(spec, pid, paths))
+        return pid
 
     @property
     def ca(self) -> CertificateAuthority:
@@ -337,6 +339,8 @@ class Lab:
             state["hosts"][name]["snapshot"] = None if snapshot is None else snapshot.name
             self._write(state)
             machine.wait_for_ssh(spec, state["hosts"][name]["pid"], paths)
+            if snapshot is not None:
+                self._wait_until_booted(spec)
             provider = name == "mail" and state.get("provider", False)
             if name == "mail":
                 progress("restoring the lab DNS zones")
@@ -427,6 +431,7 @@ class Lab:
             state["hosts"]["mail"]["snapshot"] = kept.name
             self._write(state)
             machine.wait_for_ssh(spec, state["hosts"]["mail"]["pid"], paths)
+            self._wait_until_booted(spec)
             current = {snapshots.name_of(release, p, self.snapshot_digest(p)) for p in snapshots.PARTS}
             for path in snapshots.replaced(self.snapshot_store, release, current | {kept.name}):
                 progress(f"removing snapshot {path.name}: its inputs changed")
@@ -449,6 +454,14 @@ class Lab:
                 how = "removed"
             lines.append(f"{found.name}  part {found.part}  {how}")
         return lines or ["no snapshots: 'mailkit lab reset --to-part K' makes one"]
+
+    def _wait_until_booted(self, spec: HostSpec) -> None:
+        """A host from a snapshot answers SSH before its mail services are up: wait for systemd to finish booting,
+        as a reader's server has when they log in."""
+        with Connection(spec.fqdn, ssh_config=self.ssh_config) as conn:
+            seen = conn.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=120).stdout.strip()
+        if seen not in ("running", "degraded"):
+            raise LabError(f"{spec.name} did not finish booting: systemd says {seen or 'nothing'}")
 
     def zones(self) -> dict[str, str]:
         """The lab zones' files as the name server has them now, updates included."""
