@@ -118,6 +118,19 @@ class ServiceActive(Fact[bool]):
 
 
 @dataclass(frozen=True)
+class ServiceEnabled(Fact[bool]):
+    """Whether systemd starts the unit at boot."""
+
+    name: str
+
+    def command(self) -> list[str]:
+        return ["systemctl", "is-enabled", "--quiet", self.name]
+
+    def parse(self, stdout: str, exited: int) -> bool:
+        return exited == 0
+
+
+@dataclass(frozen=True)
 class PostconfExplicit(Fact["dict[str, str] | None"]):
     """Settings written in main.cf (``postconf -n``), or None when Postfix is not installed."""
 

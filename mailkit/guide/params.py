@@ -13,7 +13,7 @@ Traceback (most recent call last):
 ...
 mailkit.core.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
 BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, RELAYHOST, \
-RELAY_PORT, RELAY_SPF_INCLUDE, RELAY_USER, SELECTOR)
+RELAY_PORT, RELAY_SPF_INCLUDE, RELAY_USER, SELECTOR, SSH_PORT)
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ SHAPES: dict[str, str] = {
     "RELAY_PORT": "port",
     "RELAY_USER": "text?",
     "RELAY_SPF_INCLUDE": "text?",
+    # Part 4, section 8: the port sshd listens on, kept open by the firewall.
+    "SSH_PORT": "port",
 }
 #: Names a params file must not set, and why.
 REFUSED = {

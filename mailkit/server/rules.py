@@ -11,7 +11,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
@@ -173,3 +173,32 @@ def relay_login(reasons: Sequence[str]) -> Verdict:
         said = refused[0].split(" said: ", 1)[-1]  # the relay's own words (its 535 reply)
         return Verdict(False, shorten(f"{len(refused)} waiting, the relay refused the login: {said}"))
     return Verdict(True, "no message waits for a login at the relay")
+
+
+def ports_open(family: int, ports: Sequence[int], states: Mapping[tuple[int, int], str]) -> Verdict:
+    """Every port the server serves answers from outside on this address family (the firewall lets it through).
+
+    >>> ports_open(4, [25, 587], {(4, 25): "open", (4, 587): "filtered"})
+    Verdict(ok=False, detail='IPv4: 587 filtered')
+    >>> ports_open(6, [25], {(6, 25): "open"}).detail
+    'IPv6: 25 open'
+    """
+    wrong = [f"{p} {states.get((family, p), 'not probed')}" for p in ports if states.get((family, p)) != "open"]
+    if wrong:
+        return Verdict(False, f"IPv{family}: {', '.join(wrong)}")
+    return Verdict(True, f"IPv{family}: {', '.join(map(str, ports))} open")
+
+
+def ports_filtered(family: int, ports: Sequence[int], states: Mapping[tuple[int, int], str]) -> Verdict:
+    """Ports the server does not serve give no answer at all on this family: a firewall drops what it does not
+    serve ("refused" means the packets reached the host: nothing listens there now, nothing stops a service that
+    starts listening by mistake).
+
+    >>> ports_filtered(4, [23, 3306], {(4, 23): "filtered", (4, 3306): "refused"})
+    Verdict(ok=False, detail='IPv4: 3306 refused (not filtered)')
+    """
+    wrong = [p for p in ports if states.get((family, p)) != "filtered"]
+    if wrong:
+        said = ", ".join(f"{p} {states.get((family, p), 'not probed')}" for p in wrong)
+        return Verdict(False, f"IPv{family}: {said} (not filtered)")
+    return Verdict(True, f"IPv{family}: {', '.join(map(str, ports))} no answer")

@@ -12,6 +12,7 @@ from typing import Any
 
 from mailkit.clients.smtp import relay_tricks
 from mailkit.guide.chapters import PORTS
+from mailkit.guide.firewall import CLOSED_SAMPLE
 from mailkit.server import rules
 from mailkit.status.rows import GUIDE_PARTS, Row
 
@@ -134,7 +135,7 @@ def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
                 "4190: no login before STARTTLS",
                 not early_sasl,
                 "SASL offered in clear text" if early_sasl else "SASL only after STARTTLS",
-                "04-spam-inbound.ipynb section 8",
+                "04-spam-inbound.ipynb section 5",
                 part=4,
             )
         )
@@ -178,6 +179,23 @@ def role_rows(seen: dict[str, Any]) -> list[Row]:
         )
         for rcpt, code, text in seen.get("roles", [])
     ]
+
+
+#: Ports a mail server does not serve, for ``mailkit check`` to see the firewall drop (part 4, section 8): the
+#: guide's sample without 80, which servers whose certificate comes by HTTP-01 open for certbot.
+FIREWALL_SAMPLE = tuple(p for p in CLOSED_SAMPLE if p != 80)
+
+
+def firewall_rows(closed: dict[str, dict[str, str]], sample: Sequence[int] = FIREWALL_SAMPLE) -> list[Row]:
+    """Per address: the ports nothing should serve get no answer (part 4's firewall drops them)."""
+    rows = []
+    for address, seen in closed.items():
+        family = 6 if ":" in address else 4
+        states = {(family, int(p)): state for p, state in seen.items() if p.isdigit()}
+        verdict = rules.ports_filtered(family, sample, states)
+        fix = "04-spam-inbound.ipynb section 8: the firewall ('nft list ruleset' shows what is loaded)"
+        rows.append(Row("firewall", f"other ports get no answer on {address}", *_said(verdict), fix, part=4))
+    return rows
 
 
 def outside_rows(

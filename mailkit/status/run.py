@@ -19,7 +19,7 @@ from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
 from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts
-from mailkit.status.outside import expected_ports, outside_rows
+from mailkit.status.outside import FIREWALL_SAMPLE, expected_ports, firewall_rows, outside_rows
 from mailkit.status.rows import Row, StatusReport
 from mailkit.status.vantage import run_probe
 
@@ -72,6 +72,7 @@ def check_server(
         "hostname": facts.hostname,
         "addresses": addresses,
         "ports": ports,
+        "closed": list(FIREWALL_SAMPLE) if 4 in facts.parts else [],  # part 4's firewall drops them
         "tls": [[p, PORTS[p][1]] for p in ports] if 2 in facts.parts else [],  # TLS is part 2's
         "relay": relay_tricks(facts.domains[0], server.relay_domain),
         "roles": [f"{role}@{d}" for d in facts.domains for role in rules.REQUIRED_ROLES],
@@ -85,6 +86,7 @@ def check_server(
         with connect(resolve_target(vantage)) as outside:
             seen = run_probe(request, outside)
     rows += outside_rows(seen, ports, facts.hostname, facts.domains[0], server.relay_domain)
+    rows += firewall_rows(seen.get("closed", {})) if 4 in facts.parts else []
     return StatusReport(target, vantage or "this machine", rows)
 
 
