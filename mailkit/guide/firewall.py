@@ -30,12 +30,14 @@ from mailkit.server.target import Target
 #: keeps them unreachable should that ever change).
 CLOSED_SAMPLE = (23, 80, 3306, 6379, 8080, 11334)
 GUIDE = "part 4"
+#: certbot's HTTP-01 challenge: its own web server on port 80, for the seconds it asks for a certificate.
+CERTBOT_PORT = 80
 
 
 def served_ports(applied: Sequence[int], acme: bool, ssh_port: int = 22) -> tuple[int, ...]:
     """SSH, every port the applied parts serve, and 80 for certbot when the certificate comes from an ACME CA."""
     ports = {port_number(ssh_port, "SSH_PORT")} | {n for n, (_, _, part) in PORTS.items() if part in applied}
-    return tuple(sorted(ports | ({80} if acme else set())))
+    return tuple(sorted(ports | ({CERTBOT_PORT} if acme else set())))
 
 
 def firewall(guide: Parts, applied: Sequence[int] = (1, 2, 3, 4), ssh_port: int = 22) -> list[Resource]:
@@ -47,14 +49,20 @@ def firewall(guide: Parts, applied: Sequence[int] = (1, 2, 3, 4), ssh_port: int 
 def verify(guide: Parts, outside: Connection, target: Target, ssh_port: int = 22) -> CheckTable:
     """From the outside host, on IPv4 and IPv6: every served port answers, the sample of others gets no answer."""
     served = served_ports([1, 2, 3, 4], guide.part2.acme_server is not None, ssh_port)
+    now_and_then = [p for p in served if p == CERTBOT_PORT]  # certbot listens only while it asks for a certificate
+    always = [p for p in served if p not in now_and_then]
     closed = [p for p in CLOSED_SAMPLE if p not in served]
     states = port_states(outside, guide.part1.hostname, [*served, *closed])
     fix = f"{GUIDE} section 8: 'nft list ruleset' on the server shows what is loaded"
     results = []
     for family in (4, 6):
-        opened, dropped = rules.ports_open(family, served, states), rules.ports_filtered(family, closed, states)
-        results += [
-            CheckResult("firewall", f"served ports answer (IPv{family})", opened.ok, opened.detail, fix),
-            CheckResult("firewall", f"other ports get no answer (IPv{family})", dropped.ok, dropped.detail, fix),
-        ]
+        opened, dropped = rules.ports_open(family, always, states), rules.ports_filtered(family, closed, states)
+        results.append(CheckResult("firewall", f"served ports answer (IPv{family})", opened.ok, opened.detail, fix))
+        if now_and_then:
+            through = rules.ports_let_through(family, now_and_then, states)
+            name = f"port 80 reaches the server for certbot (IPv{family})"
+            results.append(CheckResult("firewall", name, through.ok, through.detail, fix))
+        results.append(
+            CheckResult("firewall", f"other ports get no answer (IPv{family})", dropped.ok, dropped.detail, fix)
+        )
     return CheckTable(results)

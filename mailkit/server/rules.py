@@ -202,3 +202,20 @@ def ports_filtered(family: int, ports: Sequence[int], states: Mapping[tuple[int,
         said = ", ".join(f"{p} {states.get((family, p), 'not probed')}" for p in wrong)
         return Verdict(False, f"IPv{family}: {said} (not filtered)")
     return Verdict(True, f"IPv{family}: {', '.join(map(str, ports))} no answer")
+
+
+def ports_let_through(family: int, ports: Sequence[int], states: Mapping[tuple[int, int], str]) -> Verdict:
+    """Ports the firewall opens for a program that listens only now and then (certbot's HTTP-01 challenge on 80):
+    packets reach the server, answered or refused, never dropped.
+
+    >>> ports_let_through(4, [80], {(4, 80): "refused"})
+    Verdict(ok=True, detail='IPv4: 80 refused (reaches the server; refused: nothing listens between renewals)')
+    >>> ports_let_through(6, [80], {(6, 80): "filtered"}).ok
+    False
+    """
+    wrong = [p for p in ports if states.get((family, p)) not in ("open", "refused")]
+    if wrong:
+        said = ", ".join(f"{p} {states.get((family, p), 'not probed')}" for p in wrong)
+        return Verdict(False, f"IPv{family}: {said}")
+    seen = ", ".join(f"{p} {states[(family, p)]}" for p in ports)
+    return Verdict(True, f"IPv{family}: {seen} (reaches the server; refused: nothing listens between renewals)")
