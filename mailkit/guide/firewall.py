@@ -29,7 +29,7 @@ from mailkit.server.target import Target
 #: alternative HTTP port, MySQL, Redis and rspamd's web interface (both listen on localhost only: a firewall
 #: keeps them unreachable should that ever change).
 CLOSED_SAMPLE = (23, 80, 3306, 6379, 8080, 11334)
-GUIDE = "part 4"
+GUIDE = "04-spam-inbound.ipynb"
 #: certbot's HTTP-01 challenge: its own web server on port 80, for the seconds it asks for a certificate.
 CERTBOT_PORT = 80
 
