@@ -19,6 +19,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: The request (read in :func:`main`) and what was seen so far (written out at the end, or at the deadline).
@@ -130,20 +131,29 @@ def state(address: str, port: int) -> str:
         s.close()
 
 
-def states_at_once(address: str, ports: list[int]) -> dict[str, str]:
-    """The states of ports a server should not serve, all at once: a firewall that drops them makes each wait for
-    the whole timeout, which would add up one after the other."""
-    found: dict[str, str] = {}
+def states_at_once(probes: dict[str, list[int]]) -> Callable[[], dict[str, dict[str, str]]]:
+    """Start probing the ports a server should not serve, on every address at once, and return a function that
+    waits for the states: a firewall that drops them makes each probe wait for the whole timeout, which would add
+    up one after the other, so they wait side by side and while the other checks run."""
+    found: dict[str, dict[str, str]] = {address: {} for address in probes}
 
-    def one(port: int) -> None:
-        found[str(port)] = state(address, port)
+    def one(address: str, port: int) -> None:
+        found[address][str(port)] = state(address, port)
 
-    threads = [threading.Thread(target=one, args=(p,), daemon=True) for p in ports]
+    threads = [
+        threading.Thread(target=one, args=(address, port), daemon=True)
+        for address, ports in probes.items()
+        for port in ports
+    ]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
-    return found
+
+    def states() -> dict[str, dict[str, str]]:
+        for t in threads:
+            t.join()
+        return found
+
+    return states
 
 
 def tls_info(sock: Any) -> dict[str, Any]:
@@ -269,10 +279,10 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (req["memory"], req["memory"]))
     signal.signal(signal.SIGALRM, give_up)
     signal.alarm(req["deadline"])
-    for addresses in req["addresses"].values():
-        for address in addresses:
-            out["ports"][address] = {str(p): state(address, p) for p in req["ports"]}
-            out["closed"][address] = states_at_once(address, [int(p) for p in req.get("closed", [])])
+    every = [address for addresses in req["addresses"].values() for address in addresses]
+    closed = states_at_once({address: [int(p) for p in req.get("closed", [])] for address in every})
+    for address in every:
+        out["ports"][address] = {str(p): state(address, p) for p in req["ports"]}
     first = next((a for f in ("4", "6") for a in req["addresses"].get(f, [])), None)
     if first:
         for port, how in req["tls"]:
@@ -280,6 +290,7 @@ def main() -> None:
                 out["tls"][str(port)] = CHECKS[how.split("-")[0]](first, port, how)
         if out["ports"][first].get("25") == "open":
             envelope(first)
+    out["closed"].update(closed())
     json.dump(out, sys.stdout)
 
 
