@@ -67,9 +67,12 @@ def _progress(console: Any = None) -> Callable[[str], None]:
 def _part_numbers(parts: str) -> list[int]:
     """``--parts 1,2`` as numbers, or a usage error naming the option."""
     try:
-        return [int(p) for p in parts.split(",") if p.strip()]
+        numbers = [int(p) for p in parts.split(",") if p.strip()]
     except ValueError:
         raise UsageError(f"--parts: {parts!r} is not a list of part numbers like 1,2") from None
+    if not numbers:
+        raise UsageError("--parts: name at least one part, like 1,2")
+    return numbers
 
 
 @click.group()
@@ -391,9 +394,10 @@ def guide_run(
 ) -> None:
     """Execute the guide against the lab (or your server, with --host), print its checks; exit 1 if any fails."""
     from mailkit.core.checks import render_text
-    from mailkit.guide.runner import run_guide
+    from mailkit.guide.runner import notebooks_for, run_guide
 
     numbers = _part_numbers(parts)
+    notebooks_for(numbers)  # an unknown part is an error before anything touches a host
     progress = _progress()
     if host is None:
         if params_file or passwords_file or outside:
@@ -402,7 +406,7 @@ def guide_run(
         from mailkit.lab.layout import DEFAULT_RELEASE
 
         chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
-        prepare_lab(chosen, keep, progress)
+        prepare_lab(chosen, keep, progress, after_part=min(numbers) - 1)  # 5, the upgrade, starts after 4
         run = run_guide(numbers, output, progress=progress)
         where = f"Debian {chosen}"
     else:

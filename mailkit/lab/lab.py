@@ -734,8 +734,9 @@ def leftovers() -> list[str]:
     return found
 
 
-def prepare_lab(release: str, keep: bool, progress: Callable[[str], None]) -> None:
-    """The lab on ``release`` with a fresh mail host (or the mail host as it is, with ``keep``)."""
+def prepare_lab(release: str, keep: bool, progress: Callable[[str], None], after_part: int = 0) -> None:
+    """The lab on ``release`` with its mail host at the end of part ``after_part`` (0: a fresh host; the upgrade
+    chapter starts after part 4), or the mail host as it is, with ``keep``."""
     lab = Lab()
     status = lab.status()
     if status["state"] == "up" and status["release"] != release:
@@ -744,8 +745,12 @@ def prepare_lab(release: str, keep: bool, progress: Callable[[str], None]) -> No
         progress(f"taking down the {status['release']} lab")
         lab.down()
     started = lab.up(release, progress=progress)
-    if not started and not keep:
+    if keep:
+        if started:
+            progress("the lab was down: --keep starts from a fresh mail host")
+        return
+    if after_part:
+        progress(f"the mail host at the end of part {after_part}: {lab.reset(progress=progress, to_part=after_part)}")
+    elif not started:
         progress("resetting the mail host")
         lab.reset(progress=progress)
-    if started and keep:
-        progress("the lab was down: --keep starts from a fresh mail host")

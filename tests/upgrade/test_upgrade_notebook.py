@@ -1,4 +1,5 @@
-"""The upgrade notebook (05) replayed with nbval on a bookworm lab: a finished bookworm server upgraded to trixie.
+"""The upgrade notebook (05) replayed with nbval on a bookworm lab: the finished bookworm server (parts 1 to 4, from
+the part 4 snapshot) upgraded to trixie.
 
 It runs last for the bookworm lab (this directory sorts after tests/lab and tests/reliability): afterwards the
 mail host runs trixie. On the other releases there is nothing to upgrade from, and the test says so.
@@ -24,7 +25,7 @@ def test_bookworm_server_upgrades_to_trixie_keeping_every_promise(lab: Lab) -> N
     release = lab.status()["release"]
     if release != "bookworm":
         pytest.skip(f"the upgrade starts from bookworm; this lab runs {release}")
-    lab.reset()  # a fresh bookworm server: the notebook builds the finished guide on it first
+    lab.reset(to_part=4)  # the finished bookworm server, as a reader comes to the upgrade (from its snapshot)
     argv = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval",
         "--nbval-sanitize-with", str(NOTEBOOK.parent / "sanitize.cfg"), "--nbval-cell-timeout", "2400", str(NOTEBOOK),
