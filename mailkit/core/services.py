@@ -85,6 +85,8 @@ for _svc in (
     _systemd("redis-server", ports="echo 6379"),
     _systemd("valkey-server", ports="echo 6379"),
     _systemd("named"),
+    # Part 4's ban on password guessers; "ping" answers once its jails are loaded.
+    _systemd("fail2ban", probe="fail2ban-client ping"),
 ):
     register(_svc)
 

@@ -12,8 +12,8 @@ Passwords never go in it: they come from a prompt or a passwords file (mode 0600
 Traceback (most recent call last):
 ...
 mailkit.core.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
-BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, OTHER_DOMAINS, RELAYHOST, \
-RELAY_PORT, RELAY_SPF_INCLUDE, RELAY_USER, SELECTOR, SSH_PORT)
+BAN_TIME, BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, NEVER_BAN, \
+OTHER_DOMAINS, RELAYHOST, RELAY_PORT, RELAY_SPF_INCLUDE, RELAY_USER, SELECTOR, SSH_PORT)
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ SHAPES: dict[str, str] = {
     "RELAY_SPF_INCLUDE": "text?",
     # Part 4, section 8: the port sshd listens on, kept open by the firewall.
     "SSH_PORT": "port",
+    # Part 4, section 9: the addresses fail2ban never bans (where you check and administer the server from), and
+    # how long a guesser is refused.
+    "NEVER_BAN": "list?",
+    "BAN_TIME": "text",
 }
 #: Names a params file must not set, and why.
 REFUSED = {
@@ -163,6 +167,10 @@ def _semantics(values: dict[str, Any]) -> None:
         host = Hostname(values["RELAYHOST"], field="RELAYHOST")
         port, include = values.get("RELAY_PORT", 587), values.get("RELAY_SPF_INCLUDE") or ""
         Smarthost(host, values["RELAY_USER"], stand_in, port, include)
+    if values.get("NEVER_BAN") is not None or "BAN_TIME" in values:
+        from mailkit.guide.guessing import ban_settings
+
+        ban_settings(values.get("NEVER_BAN") or [], values.get("BAN_TIME", "1h"), "10m", 5)
     for name in ("CERT_FILE", "KEY_FILE"):
         if values.get(name) is not None:
             RemotePath(values[name], field=name)

@@ -19,8 +19,16 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
 from mailkit.domain.records import Lookup, RecordPlan, RecordSet, lookup_at, plan
 from mailkit.lab.dns import NAMESERVER, set_records
-from mailkit.lab.layout import BLOCKLIST_ZONE, BOT_ADDRESS, HOSTS, LISTED_ADDRESS, host_spec
-from mailkit.server.target import Published, SpamSenders, Target
+from mailkit.lab.layout import (
+    BLOCKLIST_ZONE,
+    BOT_ADDRESS,
+    GUESSER_ADDRESS,
+    HOSTS,
+    LISTED_ADDRESS,
+    ROAMING_USER_ADDRESS,
+    host_spec,
+)
+from mailkit.server.target import Guessers, Published, SpamSenders, Target
 
 
 def validate(name: str) -> None:
@@ -142,6 +150,16 @@ class LabTarget(Target):
     @property
     def senders(self) -> SpamSenders:
         return SpamSenders(BOT_ADDRESS, LISTED_ADDRESS, BLOCKLIST_ZONE)
+
+    @property
+    def guessers(self) -> Guessers:
+        return Guessers(GUESSER_ADDRESS, ROAMING_USER_ADDRESS)
+
+    @property
+    def never_ban(self) -> tuple[str, ...]:
+        """The outside host's own addresses: the guide's checks send wrong passwords from them on purpose."""
+        outside = HOSTS["outside"]
+        return (outside.address, outside.address6)
 
 
 def lab_passwords(mailboxes: Sequence[str]) -> dict[str, Password]:

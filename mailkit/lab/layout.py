@@ -115,7 +115,7 @@ HOSTS: dict[str, HostSpec] = {
             "02:00:c6:33:64:64",
             "outside",
             "a host on 'the internet' with the clients the checks use",
-            ("198.51.100.66", "198.51.100.67", "198.51.100.68"),
+            ("198.51.100.66", "198.51.100.67", "198.51.100.68", "198.51.100.69", "198.51.100.70"),
         ),
     )
 }
@@ -173,6 +173,9 @@ def host_spec(name: str) -> HostSpec | None:
 #: list, the other is a spam bot that talks before the greeting (and so is never cached as "passed").
 LISTED_ADDRESS = "198.51.100.66"
 BOT_ADDRESS = "198.51.100.67"
+#: Part 4's password guesser, and a user of the server logging in from elsewhere meanwhile.
+GUESSER_ADDRESS = "198.51.100.69"
+ROAMING_USER_ADDRESS = "198.51.100.70"
 #: The relay provider's address (mailkit/lab/relay_provider.py), also on the outside host: relay.example.net.
 RELAY_ADDRESS = "198.51.100.68"
 #: The lab's own DNS block list (RFC 5782 layout), answering like a real one does, offline.

@@ -258,6 +258,8 @@ def _write_client_files(lab: Lab) -> None:
         "ACME_SERVER": ACME_DIRECTORY,
         "ACME_EMAIL": "postmaster@example.org",
         "BLOCKLISTS": ["bl.example.net*3"],
+        # As a reader lists the machine they check from: the guide's checks send wrong passwords on purpose.
+        "NEVER_BAN": [outside.address, outside.address6],
     }
     (here / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     write_private(

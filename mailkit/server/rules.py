@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from mailkit.core.text import shorten
 from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
+
+if TYPE_CHECKING:
+    from mailkit.server.bans import Bans
 
 #: The role addresses every mail domain must take mail for (RFC 2142): checked by the guide and by mailkit check.
 REQUIRED_ROLES = ("postmaster", "abuse")
-#: How long a server's reply may be in a check's "seen" column; longer ones are cut with a mark.
-REPLY_CHARS = 90
 
 
 @dataclass(frozen=True)
@@ -28,16 +31,6 @@ class Verdict:
 
     ok: bool
     detail: str
-
-
-def shorten(text: str, limit: int = REPLY_CHARS) -> str:
-    """``text`` on one line, cut at ``limit`` characters with a visible mark.
-
-    >>> shorten("554 5.7.1 Service unavailable; Client host [198.51.100.9] blocked using bl.example.net", 40)
-    '554 5.7.1 Service unavailable; Client...'
-    """
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
 
 
 def exchangers(answers: Sequence[str]) -> list[str]:
@@ -219,3 +212,45 @@ def ports_let_through(family: int, ports: Sequence[int], states: Mapping[tuple[i
         return Verdict(False, f"IPv{family}: {said}")
     seen = ", ".join(f"{p} {states[(family, p)]}" for p in ports)
     return Verdict(True, f"IPv{family}: {seen} (reaches the server; refused: nothing listens between renewals)")
+
+
+def guessers_banned(bans: Bans, jails: Sequence[str]) -> Verdict:
+    """fail2ban answers, and runs every jail the guide sets up, each with a status that reads.
+
+    >>> from mailkit.server.bans import Bans
+    >>> guessers_banned(Bans(error="fail2ban-client status: Is fail2ban running?"), ["dovecot"])
+    Verdict(ok=False, detail='fail2ban-client status: Is fail2ban running?')
+    >>> guessers_banned(Bans(("sshd",), {}), ["dovecot", "postfix-sasl"]).detail
+    'no jail dovecot, postfix-sasl (running: sshd)'
+    """
+    if bans.error:
+        return Verdict(False, bans.error)
+    missing = [j for j in jails if j not in bans.jails]
+    if missing:
+        return Verdict(False, f"no jail {', '.join(missing)} (running: {', '.join(bans.jails) or 'none'})")
+    unreadable = [j for j in jails if bans.status.get(j) is None]
+    if unreadable:
+        return Verdict(False, f"the status of {', '.join(unreadable)} does not read as fail2ban's")
+    return Verdict(True, f"jails {', '.join(jails)} active")
+
+
+def banned_now(bans: Bans, shown: int = 5) -> Verdict:
+    """The addresses banned now, with their jails: any number is fine, a ban list that cannot be read is not.
+
+    >>> from mailkit.server.bans import Bans, JailStatus
+    >>> banned_now(Bans(("dovecot",), {"dovecot": JailStatus(0, 7, 1, 1, ("198.51.100.69",))}))
+    Verdict(ok=True, detail='1 address: 198.51.100.69 (dovecot)')
+    >>> banned_now(Bans(("dovecot",), {"dovecot": None})).ok
+    False
+    """
+    if bans.error:
+        return Verdict(False, f"cannot read the ban list: {bans.error}")
+    unreadable = [j for j, status in bans.status.items() if status is None]
+    if unreadable:
+        return Verdict(False, f"cannot read the ban list of {', '.join(unreadable)}")
+    banned = bans.banned
+    if not banned:
+        return Verdict(True, "none")
+    listed = ", ".join(f"{a} ({', '.join(jails)})" for a, jails in list(banned.items())[:shown])
+    more = f" and {len(banned) - shown} more" if len(banned) > shown else ""
+    return Verdict(True, f"{len(banned)} address{'es' if len(banned) > 1 else ''}: {listed}{more}")

@@ -81,6 +81,15 @@ class SpamSenders:
 
 
 @dataclass(frozen=True)
+class Guessers:
+    """Two addresses on "the internet" (only a lab has them to spare): a password guesser, and a user of the
+    server who logs in from elsewhere while the guesser is banned."""
+
+    guesser: str
+    user: str
+
+
+@dataclass(frozen=True)
 class Published:
     """Records handed to a DNS provider the registrar's way, and how long the resolver took to answer with them."""
 
@@ -224,6 +233,16 @@ class Target:
     @property
     def senders(self) -> SpamSenders | None:
         return None
+
+    @property
+    def guessers(self) -> Guessers | None:
+        return None
+
+    @property
+    def never_ban(self) -> tuple[str, ...]:
+        """Addresses the guide's checks come from, which fail2ban must not ban for their wrong passwords: on your
+        own server, give yours as the NEVER_BAN parameter."""
+        return ()
 
     def without(self, what: str) -> str:
         """Why a lab-only step is skipped here, and what to do instead by hand."""

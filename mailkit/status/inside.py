@@ -1,5 +1,5 @@
 """What a mail server says about itself over SSH: services, drift from the guide, certificate, space, queue,
-updates and SSH logins. Everything here reads; nothing is written on the server.
+updates, SSH logins and the ban on password guessers. Everything here reads; nothing is written on the server.
 
 >>> parse_df("Use% IUse%\\n 12%   3%\\n")
 (12, 3)
@@ -23,8 +23,10 @@ from mailkit.core.resources import Change, File, MasterService, Postconf, Resour
 from mailkit.core.ssh import Connection
 from mailkit.guide import chapters, smarthost
 from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
+from mailkit.guide.guessing import JAILS, SECTION
 from mailkit.guide.parts import Parts
 from mailkit.server import rules
+from mailkit.server.bans import read_bans
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.status.rows import Row
 
@@ -313,6 +315,17 @@ def ssh_rows(conn: Connection) -> list[Row]:
     ]
 
 
+def guessing_rows(conn: Connection) -> list[Row]:
+    """Part 4's ban on password guessers: fail2ban runs its jails, and the addresses it bans now."""
+    bans = read_bans(conn, JAILS)
+    running, banned = rules.guessers_banned(bans, JAILS), rules.banned_now(bans)
+    fix = f"{SECTION}: 'fail2ban-client status' on the server says what runs"
+    return [
+        Row("guessing", "password guessers banned (fail2ban)", running.ok, running.detail, fix, part=4),
+        Row("guessing", "addresses banned now", banned.ok, banned.detail, fix, part=4),
+    ]
+
+
 def inside_rows(
     conn: Connection, facts: ServerFacts, offline: bool, blocklists: Sequence[str], exchanger: str
 ) -> list[Row]:
@@ -328,4 +341,5 @@ def inside_rows(
         *(outbound_rows(conn, exchanger, facts.relayhost) if 3 in facts.parts or facts.relayhost else []),
         *update_rows(conn),
         *ssh_rows(conn),
+        *(guessing_rows(conn) if 4 in facts.parts else []),
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mailkit.core.text import REPLY_CHARS
 from mailkit.server import rules
 from mailkit.status.dnschecks import mx_rows
 from mailkit.status.outside import auth_rows, relay_rows, role_rows, tls_rows
@@ -89,4 +90,4 @@ def test_no_password_before_tls_on_submission_and_imap() -> None:
 def test_role_addresses_and_long_replies_are_shown_with_a_mark_where_cut() -> None:
     rows = role_rows({"roles": [["abuse@example.org", 550, "5.1.1 <abuse@example.org>: User unknown " * 5]]})
     assert [r.ok for r in rows] == [False]
-    assert rows[0].detail.endswith("...") and len(rows[0].detail) == rules.REPLY_CHARS
+    assert rows[0].detail.endswith("...") and len(rows[0].detail) == REPLY_CHARS
