@@ -2,9 +2,9 @@
 as they were then, so that "a server at the end of part K" is a reboot instead of minutes of the guide.
 
 A snapshot is named by everything that produced it (:func:`inputs_digest`): the release and its base image,
-mailkit's own files (resources, templates, checks), the code of the notebooks of parts 1 to K, and the lab's
-identity (its CA, the mail host's SSH key, the secret the lab's passwords come from). Change any of them and the
-name changes: a snapshot whose inputs changed is never found, so never used. Facts only here; the lab
+mailkit's own files (resources, checks) and the templates it renders, the code of the notebooks of parts 1 to K,
+and the lab's identity (its CA, the mail host's SSH key, the secret the lab's passwords come from). Change any of
+them and the name changes: a snapshot whose inputs changed is never found, so never used. Facts only here; the lab
 (:meth:`mailkit.lab.lab.Lab.reset`) keeps and boots them.
 
 >>> name_of("trixie", 4, "0123456789abcdef0123")
@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import mailkit
 from mailkit.core.errors import LabError
 from mailkit.core.local import run_local
+from mailkit.core.templates import TEMPLATE_DIR
 
 #: The parts a snapshot can be taken at: the server's own parts (5, the upgrade, changes the release).
 PARTS = (1, 2, 3, 4)
@@ -39,14 +40,49 @@ def _notebook_code(path: Path) -> bytes:
     return "\n\0".join("".join(c["source"]) for c in cells if c["cell_type"] == "code").encode()
 
 
-def _package_files(top: Path) -> Iterable[Path]:
-    for path in sorted(top.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            yield path
+def _tree_files(top: Path) -> list[Path]:
+    return [p for p in sorted(top.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+
+
+_TREES: dict[tuple[str, tuple[tuple[str, int, int], ...]], bytes] = {}
+
+
+def tree_digest(top: Path) -> bytes:
+    """A digest of every file under ``top`` (names and contents), read again only when a file's size, time or
+    name changed: a reset asks for it once per part it looks at.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "a.j2").write_text("one")
+    ...     first = tree_digest(Path(d))
+    ...     _ = (Path(d) / "a.j2").write_text("two!")
+    ...     first == tree_digest(Path(d))
+    False
+    """
+    files = _tree_files(top)
+    key = (str(top), tuple((str(p.relative_to(top)), *_stamp(p)) for p in files))
+    if key not in _TREES:
+        digest = hashlib.sha256()
+        for path in files:
+            data = path.read_bytes()
+            digest.update(f"{path.relative_to(top)}\0{len(data)}\0".encode())
+            digest.update(data)
+        _TREES[key] = digest.digest()
+    return _TREES[key]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
 
 
 def inputs_digest(
-    release: str, base_build: str, notebooks: Sequence[Path], identity: Mapping[str, bytes], package: Path | None = None
+    release: str,
+    base_build: str,
+    notebooks: Sequence[Path],
+    identity: Mapping[str, bytes],
+    package: Path | None = None,
+    templates: Path | None = None,
 ) -> str:
     """One hex digest of everything a snapshot of the guide's parts depends on.
 
@@ -54,11 +90,12 @@ def inputs_digest(
     >>> with tempfile.TemporaryDirectory() as d:
     ...     nb = Path(d) / "01.ipynb"
     ...     _ = nb.write_text('{"cells": [{"cell_type": "code", "source": ["x = 1"], "outputs": []}]}')
-    ...     one = inputs_digest("trixie", "b1", [nb], {"ca": b"pem"}, package=Path(d) / "none")
+    ...     args = ("trixie", "b1", [nb], {"ca": b"pem"}, Path(d) / "none", Path(d) / "none")
+    ...     one = inputs_digest(*args)
     ...     _ = nb.write_text('{"cells": [{"cell_type": "code", "source": ["x = 1"], "outputs": ["new"]}]}')
-    ...     same = inputs_digest("trixie", "b1", [nb], {"ca": b"pem"}, package=Path(d) / "none")
+    ...     same = inputs_digest(*args)
     ...     _ = nb.write_text('{"cells": [{"cell_type": "code", "source": ["x = 2"], "outputs": []}]}')
-    ...     other = inputs_digest("trixie", "b1", [nb], {"ca": b"pem"}, package=Path(d) / "none")
+    ...     other = inputs_digest(*args)
     >>> one == same, one == other
     (True, False)
     """
@@ -70,9 +107,8 @@ def inputs_digest(
 
     add("release", release.encode())
     add("base", base_build.encode())
-    top = package or Path(mailkit.__file__).parent
-    for path in _package_files(top):
-        add(f"mailkit/{path.relative_to(top)}", path.read_bytes())
+    add("mailkit", tree_digest(package or Path(mailkit.__file__).parent))
+    add("templates", tree_digest(templates or TEMPLATE_DIR))
     for path in notebooks:
         add(f"notebook/{path.name}", _notebook_code(path))
     for key in sorted(identity):

@@ -85,3 +85,27 @@ def test_keep_copies_the_layer_whole_with_its_whiteouts_and_refuses_odd_zone_nam
     with pytest.raises(LabError, match="zone file name"):
         snapshots.keep(store, "trixie-part1-y", upper, {"../../etc/passwd": "x"}, "trixie", 1, None)
     assert [s.name for s in snapshots.listing(store)] == ["trixie-part1-x"], "nothing half kept"
+
+
+def test_every_input_names_the_snapshot_the_templates_too(tmp_path: Path) -> None:
+    """A template the guide renders changes the server as much as the code that renders it: a snapshot made with
+    the old one is never found again."""
+    package, templates = tmp_path / "mailkit", tmp_path / "templates"
+    (package / "guide").mkdir(parents=True)
+    (templates / "fail2ban").mkdir(parents=True)
+    (package / "guide" / "part4.py").write_text("x = 1\n")
+    (templates / "fail2ban" / "mail.conf.j2").write_text("maxretry = 5\n")
+    notebook = tmp_path / "04.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["x"], "outputs": []}]}))
+
+    def digest(release: str = "trixie", identity: bytes = b"ca") -> str:
+        return snapshots.inputs_digest(release, "build1", [notebook], {"ca": identity}, package, templates)
+
+    seen = {digest()}
+    (templates / "fail2ban" / "mail.conf.j2").write_text("maxretry = 3\n")
+    seen.add(digest())
+    (package / "guide" / "part4.py").write_text("x = 2\n")
+    seen.add(digest())
+    seen |= {digest(release="bookworm"), digest(identity=b"another ca")}
+    assert len(seen) == 5
+    assert digest() == digest(), "the same inputs, the same name"
