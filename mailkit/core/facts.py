@@ -107,24 +107,22 @@ class PackageVersion(Fact["str | None"]):
 
 
 @dataclass(frozen=True)
-class ServiceActive(Fact[bool]):
-    name: str
+class ServiceIs(Fact[bool]):
+    """Whether systemd says the unit ``is`` so: ``active`` (running now) or ``enabled`` (started at boot).
 
-    def command(self) -> list[str]:
-        return ["systemctl", "is-active", "--quiet", self.name]
-
-    def parse(self, stdout: str, exited: int) -> bool:
-        return exited == 0
-
-
-@dataclass(frozen=True)
-class ServiceEnabled(Fact[bool]):
-    """Whether systemd starts the unit at boot."""
+    >>> ServiceIs("nftables", "enabled").command()
+    ['systemctl', 'is-enabled', '--quiet', 'nftables']
+    """
 
     name: str
+    state: str = "active"
+
+    def __post_init__(self) -> None:
+        if self.state not in ("active", "enabled"):
+            raise ValueError(f"a service is active or enabled, not {self.state!r}")
 
     def command(self) -> list[str]:
-        return ["systemctl", "is-enabled", "--quiet", self.name]
+        return ["systemctl", f"is-{self.state}", "--quiet", self.name]
 
     def parse(self, stdout: str, exited: int) -> bool:
         return exited == 0

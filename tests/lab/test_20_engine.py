@@ -18,7 +18,7 @@ from mailkit.core.facts import (
     PackageVersion,
     PostconfValue,
     ReloadCount,
-    ServiceActive,
+    ServiceIs,
     gather,
 )
 from mailkit.core.resources import Directory, File, GeneratedKey, LookupTable, MasterService, Packages, Postconf
@@ -77,7 +77,7 @@ def test_facts_of_a_real_host(lab: Lab, mail: Connection) -> None:
         [
             DebianRelease(),
             PackageVersion("postfix"),
-            ServiceActive("postfix"),
+            ServiceIs("postfix"),
             PostconfValue("mail_owner"),
             ListeningPorts(),
             Account("root"),
@@ -143,7 +143,7 @@ def test_rejected_value_never_goes_live_and_postfix_keeps_running(lab: Lab, mail
     assert "message_size_limit" in caught.value.result.stderr + caught.value.result.stdout
     assert caught.value.restored == [] and "nothing went live" in str(caught.value)
     assert _sums(mail) == before, "no live file was touched"
-    assert ServiceActive("postfix").get(mail)
+    assert ServiceIs("postfix").get(mail)
     assert _master_pid(mail) == pid
     assert ReloadCount("postfix").get(mail) == reloads, "the running Postfix never saw the bad config"
     leftovers = mail.run(["sh", "-c", "ls -a /etc/postfix /etc | grep mailkit"], check=False).stdout

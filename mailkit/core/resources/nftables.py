@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailkit.core.errors import CommandError, MailkitError
-from mailkit.core.facts import Fact, FileInfo, FileState, ServiceEnabled
+from mailkit.core.facts import Fact, FileInfo, FileState, ServiceIs
 from mailkit.core.resources.base import Change, Resource, unified_diff
 from mailkit.core.values import ValueRejected
 
@@ -125,7 +125,7 @@ class Firewall(Resource):
         return ruleset(self.ports)
 
     def facts(self) -> list[Fact[Any]]:
-        return [FileInfo(PATH, known=self.content.encode()), SshdPorts(), ServiceEnabled("nftables"), Loaded()]
+        return [FileInfo(PATH, known=self.content.encode()), SshdPorts(), ServiceIs("nftables", "enabled"), Loaded()]
 
     def compare(self, values: list[Any]) -> Change | None:
         current: FileState = values[0]
