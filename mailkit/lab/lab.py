@@ -327,20 +327,9 @@ class Lab:
             if name not in hosts or name in ("dns", "outside"):
                 raise UsageError(f"{name!r} is not a mail host of this lab: choose mail or a student")
             spec = hosts[name]
-            paths = self.host_paths(spec.name)
             progress(f"stopping {name}")
-            machine.stop(paths, spec, state["hosts"][name]["pid"])
-            machine.wipe(paths)
-            network.create_host_network(spec)
-            base = rootfs.ensure_base(state["release"], progress)
-            layers = [] if snapshot is None else snapshots.lowers(self.snapshot_store, snapshot)
-            progress(f"booting {name} " + (f"from snapshot {snapshot.name}" if snapshot else "as a fresh host"))
-            state["hosts"][name]["pid"] = self._boot(spec, [*layers, base])
-            state["hosts"][name]["snapshot"] = None if snapshot is None else snapshot.name
-            self._write(state)
-            machine.wait_for_ssh(spec, state["hosts"][name]["pid"], paths)
-            if snapshot is not None:
-                self._wait_until_booted(spec)
+            machine.stop(self.host_paths(name), spec, state["hosts"][name]["pid"])
+            self._boot_from(state, spec, snapshot, progress)
             provider = name == "mail" and state.get("provider", False)
             if name == "mail":
                 progress("restoring the lab DNS zones")
@@ -355,6 +344,24 @@ class Lab:
             from mailkit.lab import provider as provider_mode
 
             provider_mode.prepare_mail_host(self, progress)
+
+    def _boot_from(
+        self, state: dict[str, Any], spec: HostSpec, snapshot: snapshots.Snapshot | None, progress: Progress
+    ) -> None:
+        """Boot the stopped host ``spec`` with a new writable layer over ``snapshot`` (None: the base image alone)
+        and wait until it is up. The caller holds the lab's lock and writes nothing else of ``state`` meanwhile."""
+        paths = self.host_paths(spec.name)
+        machine.wipe(paths)
+        network.create_host_network(spec)
+        base = rootfs.ensure_base(state["release"], progress)
+        layers = [] if snapshot is None else snapshots.lowers(self.snapshot_store, snapshot)
+        progress(f"booting {spec.name} " + (f"from snapshot {snapshot.name}" if snapshot else "as a fresh host"))
+        state["hosts"][spec.name]["pid"] = self._boot(spec, [*layers, base])
+        state["hosts"][spec.name]["snapshot"] = None if snapshot is None else snapshot.name
+        self._write(state)
+        machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], paths)
+        if snapshot is not None:
+            self._wait_until_booted(spec)
 
     # -- part snapshots ------------------------------------------------------------------------------
     @property
@@ -423,15 +430,7 @@ class Lab:
             self.snapshot_store.mkdir(mode=0o700, exist_ok=True)
             name = snapshots.name_of(release, part, digest)
             kept = snapshots.keep(self.snapshot_store, name, paths.upper, zones, release, part, parent)
-            machine.wipe(paths)
-            network.create_host_network(spec)
-            base = rootfs.ensure_base(release, progress)
-            progress(f"booting mail from snapshot {kept.name}")
-            state["hosts"]["mail"]["pid"] = self._boot(spec, [*snapshots.lowers(self.snapshot_store, kept), base])
-            state["hosts"]["mail"]["snapshot"] = kept.name
-            self._write(state)
-            machine.wait_for_ssh(spec, state["hosts"]["mail"]["pid"], paths)
-            self._wait_until_booted(spec)
+            self._boot_from(state, spec, kept, progress)
             current = {snapshots.name_of(release, p, self.snapshot_digest(p)) for p in snapshots.PARTS}
             for path in snapshots.replaced(self.snapshot_store, release, current | {kept.name}):
                 progress(f"removing snapshot {path.name}: its inputs changed")
