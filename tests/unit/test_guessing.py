@@ -77,6 +77,7 @@ def test_the_jail_file_bans_from_every_port_the_parts_serve_and_spares_the_given
     assert text.count(f"port = {ports}\n") == 2 and {25, 465, 587, 143, 993, 4190} <= set(PORTS)
     assert "ignoreip = 127.0.0.0/8 ::1 198.51.100.100 2001:db8:100::100 203.0.113.0/24\n" in text
     assert "backend = systemd\n" in text and "banaction = nftables\n" in text
+    assert "journalmatch = _SYSTEMD_UNIT=postfix.service _SYSTEMD_UNIT=postfix@-.service\n" in text  # bookworm
     assert "bantime = 1h\n" in text and "findtime = 10m\n" in text and "maxretry = 5\n" in text
     assert [line for line in text.splitlines() if line.startswith("[")] == ["[DEFAULT]", "[postfix-sasl]", "[dovecot]"]
     assert jails.check[-1] == "{candidate}" and jails.services == ("fail2ban",)  # type: ignore[attr-defined]
