@@ -101,6 +101,8 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "drift / dovecot.conf as the guide renders it",
         "certificate / certificate " + CERT,
         "ssh / SSH password logins off",
+        "guessing / password guessers banned (fail2ban)",
+        "firewall / other ports get no answer on 198.51.100.25",
     ):
         assert expected in keys, expected
     assert mail.run(["sh", "-c", UNCHANGED]).stdout == before, "checking a server must not change it"
