@@ -224,6 +224,3 @@ def verify(guide: Parts, mail: Connection, outside: Connection, target: Target, 
     results += jails_see_failures(guide, mail, outside)
     results += guesser_banned(guide, outside, target, settings, mail)
     return CheckTable(results)
-
-
-__all__ = ["JAILS", "TURNED_AWAY", "BanSettings", "ban_guessers", "ban_settings", "verify"]
