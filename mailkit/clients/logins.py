@@ -1,8 +1,12 @@
 """Logins over TLS from a chosen address on the outside host, one connection each (:mod:`mailkit.remote.tls_logins`):
 how part 4 shows a password guesser banned, and a user from elsewhere let in meanwhile.
 
->>> first_refused([Attempt("failed", 2.0), Attempt("refused", 9.5)])
-Attempt(outcome='refused', seconds=9.5)
+>>> attempts_from({"attempts": [{"outcome": "failed", "seconds": 2.0}, {"outcome": "refused", "seconds": 9.5}]}, 2)
+[Attempt(outcome='failed', seconds=2.0), Attempt(outcome='refused', seconds=9.5)]
+>>> attempts_from({"attempts": ["failed"]}, 1)
+Traceback (most recent call last):
+...
+mailkit.core.errors.MailkitError: the login program answered "{'attempts': ['failed']}"
 """
 
 from __future__ import annotations
@@ -57,12 +61,15 @@ def try_logins(
         "at_once": at_once,
     }
     answer = run_program(outside, PROGRAM, request, timeout=int(timeout * (1 if at_once else len(passwords)) + 60))
-    attempts = answer.get("attempts")
-    if not isinstance(attempts, list) or len(attempts) > len(passwords):
-        raise MailkitError(f"the login program on {outside!r} answered {str(answer)[:200]!r}")
-    return [Attempt(str(a.get("outcome", "?"))[:80], float(a.get("seconds", 0))) for a in attempts]
+    return attempts_from(answer, len(passwords))
 
 
-def first_refused(attempts: Sequence[Attempt]) -> Attempt | None:
-    """The first attempt whose connection was turned away, if any."""
-    return next((a for a in attempts if a.outcome in TURNED_AWAY), None)
+def attempts_from(answer: object, most: int) -> list[Attempt]:
+    """The program's answer read as hostile: at most ``most`` attempts, each an outcome and a number of seconds."""
+    attempts = answer.get("attempts") if isinstance(answer, dict) else None
+    try:
+        if not isinstance(attempts, list) or len(attempts) > most:
+            raise TypeError
+        return [Attempt(str(a["outcome"])[:80], float(a["seconds"])) for a in attempts]
+    except (TypeError, KeyError, ValueError):
+        raise MailkitError(f"the login program answered {str(answer)[:200]!r}") from None
