@@ -9,7 +9,8 @@ Run as root:  .venv/bin/python bench/guide.py [--release trixie] [--parts 1,2,3,
 2. The floor, on a fresh mail host again: the same packages in one ``apt-get install`` (Postfix preseeded),
    then the guide's services restarted once. That is what a server with these packages costs at the least.
 
-Printed side by side: seconds per bucket and the guide against the floor. The mail host is reset after.
+Printed side by side: seconds per bucket and the guide against the floor, then the slowest cells. The mail
+host is reset after.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PACKAGES = {
     3: ["rspamd"],
     4: ["dovecot-sieve", "dovecot-managesieved"],
 }
+#: How many of the slowest cells are named.
+SLOWEST = 15
 SERVICES = {1: ["postfix"], 2: ["dovecot"], 3: ["rspamd"], 4: []}
 
 
@@ -86,6 +89,7 @@ def main() -> None:
     parts = [int(p) for p in args.parts.split(",")]
     prepare_lab(args.release, keep=False, progress=lambda _: None)
     totals: dict[str, float] = {name: 0.0 for name, _ in BUCKETS} | {"the rest": 0.0}
+    slowest: list[tuple[float, str]] = []
     with tempfile.TemporaryDirectory() as out:
         start = time.monotonic()
         run = run_guide(parts, Path(out), record_timing=True)
@@ -95,7 +99,10 @@ def main() -> None:
         for path in run.executed:
             for cell in json.loads(path.read_text())["cells"]:
                 if cell["cell_type"] == "code":
-                    totals[bucket("".join(cell["source"]))] += cell_seconds(cell)
+                    source = "".join(cell["source"])
+                    totals[bucket(source)] += cell_seconds(cell)
+                    first = next((line for line in source.splitlines() if line and not line.startswith("#")), "")
+                    slowest.append((cell_seconds(cell), f"{path.stem}: {first[:70]}"))
     Lab().reset()
     bare = floor(args.release, parts)
     Lab().reset()
@@ -105,6 +112,9 @@ def main() -> None:
         print(f"  {name:17} {seconds:7.1f} s  {seconds / cells:6.1%}")
     print(f"floor (one apt-get install of the same packages, services restarted once): {bare:.1f} s")
     print(f"  guide cells / floor: {cells / bare:.2f}x;  without the checks: {(cells - totals['checks']) / bare:.2f}x")
+    print("the slowest cells:")
+    for seconds, cell in sorted(slowest, reverse=True)[:SLOWEST]:
+        print(f"  {seconds:6.1f} s  {cell}")
 
 
 if __name__ == "__main__":

@@ -430,3 +430,22 @@ def test_the_process_that_runs_a_transaction_holds_its_lock(tmp_path: Path) -> N
     seen.append(int((tmp_path / "inside").read_text()))
     assert seen == [1], "while the script ran, its lock could not be taken by anyone else"
     assert subprocess.run(["flock", "-n", str(lock), "true"], check=False).returncode == 0, "released at the end"
+
+
+def test_rspamd_is_restarted_by_a_script_that_parses_and_probed_by_a_milter_handshake() -> None:
+    from mailkit.core.services import RSPAMD_MILTER_PORT, RSPAMD_WORKER_PORTS, service
+
+    rspamd = service("rspamd")
+    assert rspamd.apply_command(needs_restart=True) == rspamd.apply_command(needs_restart=False)
+    shell, flag, script = rspamd.apply_command(needs_restart=True)
+    assert (shell, flag) == ("sh", "-c")
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0, "the restart script parses"
+    for port in RSPAMD_WORKER_PORTS:
+        assert f"sport = :{port}" in script, "a client on any worker port is waited for"
+    assert "kill -KILL" in script and '[ -z "$(clients)" ]' in script, "a worker is ended only with no client"
+    assert script.rstrip().endswith("systemctl start rspamd")
+    probe = shlex.split(rspamd.probe)
+    assert probe[:2] == ["bash", "-c"] and f"/dev/tcp/127.0.0.1/{RSPAMD_MILTER_PORT}" in probe[2]
+    assert subprocess.run(["bash", "-n", "-c", probe[2]]).returncode == 0, "the probe parses"
+    # Nothing listens on the milter port here: the probe fails (a probe that cannot fail would prove nothing).
+    assert subprocess.run(["bash", "-c", probe[2]], capture_output=True, timeout=10).returncode != 0
