@@ -128,22 +128,23 @@ def journal_matches(text: str) -> list[str] | None:
     return terms
 
 
-def _journal_cursor(mail: Connection) -> str:
-    """Where the journal ends now: lines logged later are after this cursor."""
-    shown = mail.run(["journalctl", "--no-pager", "-q", "-n", "0", "--show-cursor"], check=False).stdout
-    found = re.search(r"^-- cursor: (\S+)$", shown, re.MULTILINE)
-    return found[1] if found else ""
+def _journal_mark(mail: Connection) -> str:
+    """The server's clock now, as journalctl's ``--since`` takes it ("@1796495895.123456"): lines logged later come
+    after it. (A cursor would do on newer systemd; Debian 12's journalctl 252 skips the first matching line after
+    a cursor when a match is given, found on bookworm.)"""
+    now = mail.run(["date", "+%s.%6N"], check=False).stdout.strip()
+    return f"@{now}" if re.fullmatch(r"\d{9,11}\.\d{6}", now) else ""
 
 
-def _line_after(mail: Connection, cursor: str, jail: str, pattern: str, seconds: float = 5) -> str:
-    """The first line after ``cursor`` that matches ``pattern`` in the journal as ``jail`` reads it (its own journal
+def _line_after(mail: Connection, mark: str, jail: str, pattern: str, seconds: float = 5) -> str:
+    """The first line since ``mark`` that matches ``pattern`` in the journal as ``jail`` reads it (its own journal
     matches), waiting up to ``seconds`` for journald: a jail that looks at the wrong unit finds nothing here either,
     and a failure logged before the check (an older one) is never taken for the check's own."""
     asked = mail.run(["fail2ban-client", "get", jail, "journalmatch"], check=False)
     matches = journal_matches(asked.stdout) if asked.ok else None
-    if matches is None or not cursor:
+    if matches is None or not mark:
         return ""
-    argv = ["journalctl", "--no-pager", "-q", "-o", "short", "--after-cursor", cursor, "-g", pattern, *matches]
+    argv = ["journalctl", "--no-pager", "-q", "-o", "short", "--since", mark, "-g", pattern, *matches]
     deadline = time.monotonic() + seconds
     while True:
         found = mail.run(argv, check=False)
@@ -171,13 +172,13 @@ def jails_see_failures(guide: Parts, mail: Connection, outside: Connection) -> l
     user = str(guide.part1.mailboxes[0])
     wrong = _wrong(1)[0]
     host = str(guide.part1.hostname)
-    cursor = _journal_cursor(mail)
+    mark = _journal_mark(mail)
     run_client(outside, {"protocol": "imap", "host": host, "port": 993, "mode": "tls", "user": user, "password": wrong})
     run_client(
         outside, {"protocol": "smtp", "host": host, "port": 587, "mode": "starttls", "user": user, "password": wrong}
     )
-    imap_line = _line_after(mail, cursor, "dovecot", "auth failed")
-    smtp_line = _line_after(mail, cursor, "postfix-sasl", "SASL [A-Z0-9-]+ authentication failed")
+    imap_line = _line_after(mail, mark, "dovecot", "auth failed")
+    smtp_line = _line_after(mail, mark, "postfix-sasl", "SASL [A-Z0-9-]+ authentication failed")
     results = []
     for jail, what, line in (("dovecot", "IMAP", imap_line), ("postfix-sasl", "SMTP AUTH", smtp_line)):
         ok, detail = _filter_sees(mail, line, "dovecot" if jail == "dovecot" else "postfix[mode=auth]")

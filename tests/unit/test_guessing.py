@@ -197,24 +197,27 @@ def test_the_login_program_tells_a_refused_connection_from_a_wrong_password() ->
 
 
 def test_the_jails_check_reads_only_lines_logged_after_its_own_logins() -> None:
-    from mailkit.guide.guessing import _journal_cursor, _line_after
+    from mailkit.guide.guessing import _journal_mark, _line_after
 
-    cursor = "s=3c1f;i=7a;b=9e;m=1;t=2;x=5"
     journal = Answers(
         {
-            "--show-cursor": said(f"-- cursor: {cursor}\n"),
+            "+%s.%6N": said("1796495895.123456\n"),
             "journalmatch": said("_SYSTEMD_UNIT=dovecot.service\n"),
             "_SYSTEMD_UNIT=dovecot.service": said("Dec 05 18:40:01 mail dovecot[70]: imap-login: auth failed\n"),
         }
     )
-    assert _journal_cursor(journal) == cursor  # type: ignore[arg-type]
-    line = _line_after(journal, cursor, "dovecot", "auth failed", seconds=0)  # type: ignore[arg-type]
+    mark = _journal_mark(journal)  # type: ignore[arg-type]
+    assert mark == "@1796495895.123456"
+    line = _line_after(journal, mark, "dovecot", "auth failed", seconds=0)  # type: ignore[arg-type]
     assert line.endswith("imap-login: auth failed")
     reading = journal.asked[-1]
-    assert reading[reading.index("--after-cursor") + 1] == cursor and "--since" not in reading
-    # Nothing logged after the cursor: no line, never an older one; no cursor: nothing is read at all.
+    assert reading[reading.index("--since") + 1] == mark
+    # Nothing logged since the mark: no line, never an older one.
     journal.answers["_SYSTEMD_UNIT=dovecot.service"] = said("")
-    assert _line_after(journal, cursor, "dovecot", "auth failed", seconds=0) == ""  # type: ignore[arg-type]
+    assert _line_after(journal, mark, "dovecot", "auth failed", seconds=0) == ""  # type: ignore[arg-type]
+    # A clock that answers something else is no mark, and then nothing is read at all.
+    journal.answers["+%s.%6N"] = said("1796495895; rm -rf /\n")
+    assert _journal_mark(journal) == ""  # type: ignore[arg-type]
     asked = len(journal.asked)
     assert _line_after(journal, "", "dovecot", "auth failed", seconds=0) == ""  # type: ignore[arg-type]
     assert len(journal.asked) == asked + 1, "only the jail's journal matches were asked for"
