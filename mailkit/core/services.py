@@ -68,8 +68,8 @@ printf '\0\0\0\rO\0\0\0\6\0\0\1\377\0\37\377\377' >&3
 [ "$(timeout 2 head -c 5 <&3 | tail -c 1)" = O ]"""
 RSPAMD_MILTER_ANSWERS = shlex.join(["bash", "-c", _OPTNEG])
 
-#: rspamd's restart, without waiting for nobody. A worker that has scanned a message stays up to 16 s after
-#: SIGTERM (twice rspamd's task_timeout) with no client left: measured on Debian 13 with rspamd 3.12, a
+#: rspamd's restart, without waiting for clients that are not there. A worker that has scanned a message stays
+#: up to 16 s after SIGTERM (its shutdown grace) with no client left: measured on Debian 13 with rspamd 3.12, a
 #: restart after one message took 16.2 s, three times per guide run. While rspamd stops, a worker with no
 #: client connection on any of its ports (so no message being scanned, no learning under way) is ended at
 #: once; one with a client is waited for, as rspamd intends. Then rspamd starts again.
