@@ -23,6 +23,7 @@ from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
 from mailkit.core.values import LocalPart
 from mailkit.remote import source
+from mailkit.server.mail_queue import QueuedMessage, read_queue
 
 #: The program that sends them, run on the outside host (:mod:`mailkit.remote.load_sender`).
 SENDER = source("load_sender")
@@ -130,9 +131,9 @@ def wait_delivered(mail: Connection, run: str, expected: int, seconds: float = 3
         time.sleep(2)
 
 
-def queued(mail: Connection) -> list[dict[str, object]]:
-    """Postfix's queue as ``postqueue -j`` reports it, one dict per message."""
-    import json
-
-    lines = mail.run(["postqueue", "-j"], timeout=60).stdout.splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+def queued(mail: Connection) -> list[QueuedMessage]:
+    """The messages in Postfix's queue; a queue that cannot be read is an error, not an empty queue."""
+    queue = read_queue(mail)
+    if not queue.ok or queue.unreadable:
+        raise MailkitError(f"Postfix's queue cannot be read: {queue.error or f'{queue.unreadable} lines not JSON'}")
+    return list(queue.messages)

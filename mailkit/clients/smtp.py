@@ -9,7 +9,6 @@ SmtpReply(code=554, text='5.7.1 <a@other.test>: Relay access denied')
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from mailkit.core.checks import CheckResult
 from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
+from mailkit.server.mail_queue import read_queue
 
 _STAGES = {"EHLO": "EHLO", "HELO": "HELO", "MAIL FROM": "MAIL", "RCPT TO": "RCPT", "DATA": "DATA", "QUIT": "QUIT"}
 _REPLY = re.compile(r"^<(?:-|\*\*|~)\s+(\d{3})[ -](.*)$")
@@ -223,12 +223,4 @@ def greeting(conn: Connection, host: str, port: int = 25, seconds: int = 8) -> s
 
 def delay_reasons(conn: Connection) -> list[str]:
     """Why each queued message waits (``postqueue -j``: one reason per recipient still to deliver)."""
-
-    seen = conn.run(["postqueue", "-j"], check=False)
-    reasons = []
-    for line in seen.stdout.splitlines():
-        if line.startswith("{"):
-            reasons += [
-                r.get("delay_reason", "") for r in json.loads(line).get("recipients", []) if r.get("delay_reason")
-            ]
-    return reasons
+    return read_queue(conn).delay_reasons

@@ -9,7 +9,6 @@ updates, SSH logins and the ban on password guessers. Everything here reads; not
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from mailkit.guide.parts import Parts
 from mailkit.server import rules
 from mailkit.server.bans import read_bans
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
+from mailkit.server.mail_queue import read_queue
 from mailkit.status.rows import Row
 
 P3 = chapter(3).notebook
@@ -236,15 +236,13 @@ def space_rows(conn: Connection) -> list[Row]:
 
 
 def queue_rows(conn: Connection) -> list[Row]:
-    seen = conn.run(["postqueue", "-j"], check=False)
-    queued = [json.loads(line) for line in seen.stdout.splitlines() if line.startswith("{")]
-    deferred = sum(1 for m in queued if m.get("queue_name") == "deferred")
+    queue = read_queue(conn)
     return [
         Row(
             "queue",
             "mail queue",
-            seen.ok and len(queued) <= QUEUE_LIMIT,
-            f"{len(queued)} messages ({deferred} deferred)" if seen.ok else seen.stderr.strip()[:80],
+            queue.ok and len(queue.messages) <= QUEUE_LIMIT,
+            f"{len(queue.messages)} messages ({queue.deferred} deferred)" if queue.ok else queue.error[:80],
             "postqueue -p lists them; journalctl -u 'postfix*' says why they wait",
             part=1,
         )

@@ -127,7 +127,7 @@ def test_dovecot_stopped_mail_waits_in_the_queue_then_arrives_once(hosts: tuple[
         sent = loadtest.send_many(outside, HOST, MAILBOXES, count, run=run, connections=4)
         assert len(sent.accepted) == count, "Postfix accepts while Dovecot is down"
         time.sleep(3)
-        deferred = [m for m in loadtest.queued(mail) if m.get("queue_name") in ("deferred", "active")]
+        deferred = [m for m in loadtest.queued(mail) if m.queue_name in ("deferred", "active")]
         assert len(deferred) >= count, f"only {len(deferred)} of {count} messages queued"
         reasons = " ".join(str(r.get("delay_reason", "")) for m in deferred for r in m.get("recipients", []))
         assert "dovecot-lmtp" in reasons, f"deferred for another reason: {reasons[:300]}"
@@ -152,7 +152,7 @@ def test_full_mailbox_keeps_mail_queued_until_there_is_room(hosts: tuple[Connect
         sent = loadtest.send_many(outside, HOST, [address], count, run=run, connections=1)
         assert len(sent.accepted) == count, "Postfix accepts: the disk that is full is the mailbox's"
         time.sleep(3)
-        queued = [m for m in loadtest.queued(mail) if m.get("queue_name") in ("deferred", "active")]
+        queued = [m for m in loadtest.queued(mail) if m.queue_name in ("deferred", "active")]
         assert len(queued) >= count, f"only {len(queued)} of {count} kept in the queue"
         reasons = " ".join(str(r.get("delay_reason", "")) for m in queued for r in m.get("recipients", []))
         assert " 4" in reasons or "temporar" in reasons.lower(), f"not a temporary failure: {reasons[:300]}"
