@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from mailkit.core.checks import CheckResult
 from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
+from mailkit.core.text import shorten
 from mailkit.server.mail_queue import read_queue
 
 _STAGES = {"EHLO": "EHLO", "HELO": "HELO", "MAIL FROM": "MAIL", "RCPT TO": "RCPT", "DATA": "DATA", "QUIT": "QUIT"}
@@ -66,6 +67,15 @@ class Probe:
 
     def reply(self, stage: str) -> SmtpReply | None:
         return self.replies.get(stage)
+
+    def last_words(self) -> str:
+        r"""The conversation's last reply or error, for a check that got no reply where it expected one.
+
+        >>> Probe("a@example.org", {}, "=== Trying mail.example.org:25...\n*** Timeout (30 secs)").last_words()
+        '*** Timeout (30 secs)'
+        """
+        said = [line.strip() for line in self.transcript.splitlines() if line.strip().startswith(("<-", "<**", "***"))]
+        return shorten(said[-1], 120) if said else "nothing"
 
     def envelope(self) -> str:
         """The MAIL and RCPT part of the transcript: what the article shows (stable across releases)."""
@@ -154,9 +164,10 @@ def check_refused(
     fix: str = "",
 ) -> CheckResult:
     """The server must refuse ``rcpt`` with exactly ``code`` and a reply containing ``text``."""
-    reply = probe(outside, server, rcpt, mail_from=mail_from).reply("RCPT")
+    talked = probe(outside, server, rcpt, mail_from=mail_from)
+    reply = talked.reply("RCPT")
     ok = reply is not None and reply.code == code and text in reply.text
-    seen = str(reply) if reply else "no reply to RCPT"
+    seen = str(reply) if reply else f"no reply to RCPT; last: {talked.last_words()}"
     return CheckResult(group, f"{label}: RCPT TO:<{rcpt}> refused", ok, seen, fix)
 
 

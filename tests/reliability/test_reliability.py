@@ -129,7 +129,7 @@ def test_dovecot_stopped_mail_waits_in_the_queue_then_arrives_once(hosts: tuple[
         time.sleep(3)
         deferred = [m for m in loadtest.queued(mail) if m.queue_name in ("deferred", "active")]
         assert len(deferred) >= count, f"only {len(deferred)} of {count} messages queued"
-        reasons = " ".join(str(r.get("delay_reason", "")) for m in deferred for r in m.get("recipients", []))
+        reasons = " ".join(reason for m in deferred for reason in m.delay_reasons)
         assert "dovecot-lmtp" in reasons, f"deferred for another reason: {reasons[:300]}"
         assert sum(loadtest.delivered(mail, run).copies.values()) == 0, "nothing delivered without Dovecot"
     finally:
@@ -154,7 +154,7 @@ def test_full_mailbox_keeps_mail_queued_until_there_is_room(hosts: tuple[Connect
         time.sleep(3)
         queued = [m for m in loadtest.queued(mail) if m.queue_name in ("deferred", "active")]
         assert len(queued) >= count, f"only {len(queued)} of {count} kept in the queue"
-        reasons = " ".join(str(r.get("delay_reason", "")) for m in queued for r in m.get("recipients", []))
+        reasons = " ".join(reason for m in queued for reason in m.delay_reasons)
         assert " 4" in reasons or "temporar" in reasons.lower(), f"not a temporary failure: {reasons[:300]}"
         assert sum(loadtest.delivered(mail, run).copies.values()) == 0
         mail.run(["rm", "-f", f"{home}/filler"])
