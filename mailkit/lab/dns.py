@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from mailkit.core.errors import LabError
 from mailkit.lab.layout import (
     BLOCKLIST_ZONE,
+    CLOUD_ADDRESS,
     HOSTS,
     LISTED_ADDRESS,
     RELAY_ADDRESS,
@@ -83,6 +84,9 @@ def zone_files() -> dict[str, str]:
         f'relay IN TXT "v=spf1 ip4:{RELAY_ADDRESS} -all"',
     ]
     records[REVERSE_ZONE_V4].append(f"{reverse_name(RELAY_ADDRESS)} IN PTR relay.example.net.")
+    # The cloud provider a reader moves out of (mailkit/lab/cloud_provider.py).
+    records["example.net"].append(f"imap.cloud IN A {CLOUD_ADDRESS}")
+    records[REVERSE_ZONE_V4].append(f"{reverse_name(CLOUD_ADDRESS)} IN PTR imap.cloud.example.net.")
     records[BLOCKLIST_ZONE] += blocklist_records()
     files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
     files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])

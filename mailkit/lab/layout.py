@@ -115,7 +115,7 @@ HOSTS: dict[str, HostSpec] = {
             "02:00:c6:33:64:64",
             "outside",
             "a host on 'the internet' with the clients the checks use",
-            ("198.51.100.66", "198.51.100.67", "198.51.100.68", "198.51.100.69", "198.51.100.70"),
+            ("198.51.100.66", "198.51.100.67", "198.51.100.68", "198.51.100.69", "198.51.100.70", "198.51.100.71"),
         ),
     )
 }
@@ -178,6 +178,9 @@ GUESSER_ADDRESS = "198.51.100.69"
 ROAMING_USER_ADDRESS = "198.51.100.70"
 #: The relay provider's address (mailkit/lab/relay_provider.py), also on the outside host: relay.example.net.
 RELAY_ADDRESS = "198.51.100.68"
+#: The cloud provider a reader moves out of (mailkit/lab/cloud_provider.py), also on the outside host:
+#: imap.cloud.example.net.
+CLOUD_ADDRESS = "198.51.100.71"
 #: The lab's own DNS block list (RFC 5782 layout), answering like a real one does, offline.
 BLOCKLIST_ZONE = "bl.example.net"
 

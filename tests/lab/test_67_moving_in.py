@@ -1,0 +1,125 @@
+"""Moving in, end to end on a finished lab server: the cloud account (a few hundred messages, every shape: labels
+nested and non-ASCII, one message under several labels, archived ones only in All Mail, flags, a broken MIME header)
+comes home with ``doveadm sync``; inventories taken from the outside host over IMAP, as a mail program sees the
+accounts, are compared folder by folder; a second run copies nothing; a message that reached the provider after the
+first sync is home after the final one, once; finishing puts Sent and Drafts where the mail program looks and the
+archived messages into Archive, and refuses to sync again. A wrong app password changes nothing. On every release.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from mailkit.clients.inventory import Inventory, MessageKey, take_inventory
+from mailkit.core.errors import MailkitError
+from mailkit.core.ssh import Connection
+from mailkit.core.values import EmailAddress, Hostname, Password
+from mailkit.guide import moving_in
+from mailkit.lab import cloud_account, cloud_provider
+from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
+
+pytestmark = pytest.mark.lab
+USER = EmailAddress("alice@example.org")
+LEFT = set(moving_in.LEFT_AT_PROVIDER)
+
+
+@dataclass
+class Move:
+    mail: Connection
+    outside: Connection
+    old: moving_in.OldAccount
+    home_password: Password
+
+    def source(self) -> Inventory:
+        return take_inventory(self.outside, self.old.host, str(self.old.user), self.old.password)
+
+    def home(self) -> Inventory:
+        return take_inventory(self.outside, "mail.example.org", str(USER), self.home_password)
+
+
+@pytest.fixture
+def move(lab: Lab) -> Iterator[Move]:
+    """A finished server, and the cloud provider with the account as generated (whatever ran before)."""
+    lab.reset(to_part=4)
+    password = Password("lab-app-password-" + lab.passwords(["cloud"])["cloud"].reveal()[:8])
+    mail, outside = lab_connection("mail"), lab_connection("outside")
+    try:
+        account = cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=1), password)
+        old = moving_in.OldAccount(Hostname(account.host), EmailAddress(account.user), password)
+        yield Move(mail, outside, old, lab.passwords([str(USER)])[str(USER)])
+    finally:
+        mail.close()
+        outside.close()
+        lab.reset()
+
+
+def _kept(source: Inventory) -> list[str]:
+    """The provider's folders the sync brings home."""
+    return sorted(name for name, f in source.folders.items() if not set(f.special_use) & LEFT)
+
+
+def _state(inventory: Inventory) -> dict[str, Counter[MessageKey]]:
+    return {name: inventory.keys(name) for name in inventory.folders}
+
+
+def test_the_cloud_account_comes_home_folder_by_folder_once_and_finishes_in_place(move: Move) -> None:
+    source, before = move.source(), move.home()
+    assert source.count() > 600 and source.with_special_use("\\All") == [cloud_account.ALL_MAIL]
+
+    moving_in.sync(move.mail, move.old, USER)
+    first = move.home()
+    for name in _kept(source):
+        expected = source.keys(name) + (before.keys(name) if name == "INBOX" else Counter())
+        assert first.keys(name) == expected, f"{name}: the same messages, none lost, none doubled"
+        home_flags = first.flags(name)
+        assert all(home_flags[k] == f for k, f in source.flags(name).items()), f"{name}: flags came along"
+    for name, folder in source.folders.items():
+        if set(folder.special_use) & LEFT:
+            assert name not in first.folders, f"{name} ({folder.special_use}) stays at the provider"
+    assert {"Família", "Rechnungen/2024", "日本語"} <= set(first.folders), "the labels, as a mail program lists them"
+
+    moving_in.sync(move.mail, move.old, USER)
+    assert _state(move.home()) == _state(first), "a second run copies nothing"
+
+    late = b"From: dana@example.net\nTo: alice@cloud.example.net\nSubject: sent before the MX moved\n"
+    late += b"Message-ID: <late-1@example.net>\n\nStill at the old provider.\n"
+    cloud_provider.deliver(move.outside, str(move.old.user), late)
+    moving_in.sync(move.mail, move.old, USER)
+    final = move.home()
+    arrived = [k for k in final.keys("INBOX") if k.message_id == "<late-1@example.net>"]
+    assert len(arrived) == 1 and final.keys("INBOX")[arrived[0]] == 1, "the straggler is home, once"
+
+    source = move.source()
+    plan = moving_in.plan_finish(source, final)
+    assert [(m.source, m.into) for m in plan.merges] == [
+        (cloud_account.DRAFTS, "Drafts"),
+        (cloud_account.SENT, "Sent"),
+    ], plan.lines()
+    elsewhere = {k for name in _kept(source) for k in source.keys(name)}
+    archived = {e.key for e in source.folders[cloud_account.ALL_MAIL].entries} - elsewhere
+    assert archived and len(plan.archive_uids) == len(archived), plan.lines()
+
+    moving_in.finish(move.mail, move.old, USER, plan)
+    done = move.home()
+    assert done.keys(moving_in.ARCHIVE) == Counter(archived), "every archived message home, once"
+    assert done.keys("Sent") == final.keys("Sent") + source.keys(cloud_account.SENT)
+    assert done.keys("Drafts") == final.keys("Drafts") + source.keys(cloud_account.DRAFTS)
+    assert not [name for name in done.folders if name.startswith("[Cloud]")], sorted(done.folders)
+    everything = Counter({k: 1 for name in done.folders for k in done.keys(name)})
+    assert set(everything) >= elsewhere | archived, "every message the provider showed outside spam and trash"
+    assert moving_in.plan_finish(source, done).lines() == ["no change"]
+    with pytest.raises(MailkitError, match="was finished"):
+        moving_in.sync(move.mail, move.old, USER)
+
+
+def test_a_wrong_app_password_is_a_clear_error_and_changes_nothing(move: Move) -> None:
+    before = _state(move.home())
+    wrong = moving_in.OldAccount(move.old.host, move.old.user, Password("not-the-app-password"))
+    with pytest.raises(MailkitError, match=r"refused the login|authenticat"):
+        moving_in.sync(move.mail, wrong, USER)
+    assert _state(move.home()) == before
