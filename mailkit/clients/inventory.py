@@ -3,7 +3,8 @@ accounts differ.
 
 A message is known by its ``Message-ID`` and a hash of its body (:class:`MessageKey`): the same message copied by any
 tool keeps both, and two different messages that share a ``Message-ID`` (it happens) still differ. The answer comes
-from a remote program (:mod:`mailkit.remote.imap_inventory`) and is checked here before it is believed: a server is hostile.
+from a remote program (:mod:`mailkit.remote.imap_inventory`) and is checked here before it is believed: a server
+is hostile.
 
 >>> a = Inventory("/", {"INBOX": Folder((), (Entry(MessageKey("<1@x>", "ab"), ("\\\\Seen",), 10),))})
 >>> a.count(), a.keys("INBOX")

@@ -1,5 +1,5 @@
 """The guide's chapters, listed once: the server parts (1-4, what ``mailkit check`` grades and a class works
-through) and the chapters beside them (the upgrade), each with its title and notebook.
+through) and the chapters beside them (the upgrade, moving in), each with its title and notebook.
 
 Everything that loops over parts (``mailkit check``'s report, services and ports, the board, the workshop, the CLI's
 and the benches' defaults) reads them here.
@@ -10,8 +10,8 @@ and the benches' defaults) reads them here.
 ('the upgrade', False)
 >>> [(p.number, p.what) for p in chapter(4).ports]
 [(4190, 'ManageSieve (STARTTLS)')]
->>> [chapter(n).verify is not None for n in (1, 2, 3, 4, 5)]
-[True, True, True, True, False]
+>>> [chapter(n).verify is not None for n in (1, 2, 3, 4, 5, 6)]
+[True, True, True, True, False, False]
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ CHAPTERS = (
         drift=parts.drift_part4,
     ),
     Chapter(5, "the upgrade", "05-upgrade.ipynb", server_part=False),
+    Chapter(6, "moving in", "06-moving-in.ipynb", server_part=False),
 )
 SERVER_PARTS = tuple(c.number for c in CHAPTERS if c.server_part)
 #: Which part runs each service, by package; and each port a part opens: (what it serves, the probe's kind, part).

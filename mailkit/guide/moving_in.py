@@ -13,6 +13,7 @@ copies only what is new (Dovecot keeps the state of each folder). What is left a
 The app password travels on the command's standard input into a file only root can read, for the length of the
 run, never on a command line (``ps`` shows command lines to every user).
 
+>>> from mailkit.core.values import Hostname, Password
 >>> old = OldAccount(Hostname("imap.cloud.example.net"), EmailAddress("alice@cloud.example.net"), Password("a" * 16))
 >>> print(imapc_settings(old, "2.4").replace(old.password.reveal(), "********"))
 imapc_host = imap.cloud.example.net
@@ -29,14 +30,19 @@ ssl_client_require_valid_cert = yes
 
 from __future__ import annotations
 
+import shlex
+from collections import Counter
 from dataclasses import dataclass
 
-from mailkit.clients.inventory import Inventory
+from mailkit.clients.inventory import Inventory, MessageKey
+from mailkit.core.checks import CheckResult
 from mailkit.core.engine import STATE_DIR
 from mailkit.core.errors import MailkitError
 from mailkit.core.result import Result
 from mailkit.core.ssh import Connection
-from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
+from mailkit.core.text import shorten
+from mailkit.core.values import EmailAddress, Password
+from mailkit.server.old_account import OldAccount
 
 #: The provider's folders left behind, by their RFC 6154 flag, and why (the notebook prints this).
 LEFT_AT_PROVIDER: dict[str, str] = {
@@ -45,6 +51,9 @@ LEFT_AT_PROVIDER: dict[str, str] = {
     "\\Junk": "what the provider judged spam",
     "\\Trash": "what was deleted",
 }
+#: The checks' group, and what to do when a sync's check fails.
+GROUP = "moving in"
+SYNC_FIX = "run the sync again (it copies only what is missing); 'doveadm -v sync ...' says what it does"
 #: Where messages that were only in All Mail (archived) come home.
 ARCHIVE = "Archive"
 #: The config Dovecot runs with for the move: the server's own, plus the provider's login.
@@ -59,31 +68,6 @@ _EXIT_CODES = {
     75: "a temporary failure (the provider unreachable, or a lock held): run it again",
     77: "the provider refused the login (wrong user or app password?)",
 }
-
-
-@dataclass(frozen=True)
-class OldAccount:
-    """The account to move out of: the provider's IMAP server, the login, its app password.
-
-    >>> OldAccount(Hostname("imap.cloud.example.net"), EmailAddress("a@cloud.example.net"), Password("100% secret!"))
-    Traceback (most recent call last):
-    mailkit.core.values.ValueRejected: app password: '********' contains '%', which Dovecot's settings would read \
-as a variable: make an app password without it
-    """
-
-    host: Hostname
-    user: EmailAddress
-    password: Password
-    port: int = 993
-
-    def __post_init__(self) -> None:
-        for char, why in (("%", ", which Dovecot's settings would read as a variable"), ('"', ""), ("\\", "")):
-            if char in self.password.reveal():
-                raise ValueRejected(
-                    "app password", "********", f"contains {char!r}{why}: make an app password without it"
-                )
-        if not 1 <= self.port <= 65535:
-            raise ValueRejected("port", str(self.port), "is not a port number")
 
 
 def imapc_settings(account: OldAccount, major: str) -> str:
@@ -153,9 +137,29 @@ def sync(mail: Connection, account: OldAccount, user: EmailAddress, timeout: int
         )
     result = run_with_settings(mail, account, dovecot_major(mail), sync_command(user), timeout)
     if result.exited != 0:
-        meaning = _EXIT_CODES.get(result.exited, "it failed")
-        raise MailkitError(f"doveadm sync from {account.host}: {meaning}: {result.stderr.strip()[-600:]}")
+        raise MailkitError(f"doveadm sync from {account.host}: {doveadm_error(result)}")
     return result
+
+
+def doveadm_error(result: Result) -> str:
+    r"""What went wrong, from doveadm's exit code and its error lines (not its backtraces: Dovecot 2.3 panics after a
+    refused login, and its last words are a backtrace).
+
+    >>> doveadm_error(Result("doveadm sync", "", "dsync(a): Error: imapc(h:993): Authentication failed: [AUTH]\n"
+    ...               "dsync(a): Panic: file lib-event.c\ndsync(a): Error: Raw backtrace: #0 t_askpass\nAborted", 134))
+    'the provider refused the login (wrong user or app password?): imapc(h:993): Authentication failed: [AUTH]'
+    """
+    lines = [
+        line.split(": Error: ", 1)[-1].split(": Fatal: ", 1)[-1]
+        for line in result.stderr.splitlines()
+        if (": Error: " in line or ": Fatal: " in line) and "backtrace" not in line.lower()
+    ]
+    if any("Authentication failed" in line for line in lines) or result.exited == 77:
+        meaning = _EXIT_CODES[77]
+    else:
+        meaning = _EXIT_CODES.get(result.exited, f"it failed (exit {result.exited})")
+    said = "; ".join(dict.fromkeys(lines[:3])) or result.stderr.strip()[-300:]
+    return f"{meaning}: {shorten(said, 600)}"
 
 
 # -- the last step, after the final sync: each folder where the mail program looks for it -------------------------
@@ -264,7 +268,7 @@ def finish(mail: Connection, account: OldAccount, user: EmailAddress, plan: Fini
             timeout,
         )
         if staged.exited != 0:
-            raise MailkitError(f"doveadm import from {account.host}: {staged.stderr.strip()[-600:]}")
+            raise MailkitError(f"doveadm import from {account.host}: {doveadm_error(staged)}")
         mail.run(["doveadm", "move", *who, ARCHIVE, "mailbox", plan.all_mail, "all"], timeout=timeout)
         mail.run(["doveadm", "mailbox", "delete", *who, plan.all_mail])
     for merge in plan.merges:
@@ -278,3 +282,136 @@ def finish(mail: Connection, account: OldAccount, user: EmailAddress, plan: Fini
         mail.run(["doveadm", "mailbox", "delete", "-e", *who, parent], check=False)
     marker = finished_marker(user)
     mail.run(["sh", "-c", 'mkdir -p -- "${1%/*}" && date -u +%FT%TZ > "$1"', "sh", marker])
+
+
+# -- checks: what a mail program sees, before and after ---------------------------------------------------------
+
+
+def kept_folders(source: Inventory) -> list[str]:
+    """The provider's folders the sync brings home, INBOX first."""
+    names = [n for n, f in source.folders.items() if not set(f.special_use) & set(LEFT_AT_PROVIDER)]
+    return sorted(names, key=lambda n: (n != "INBOX", n))
+
+
+def _difference(expected: Counter[MessageKey], found: Counter[MessageKey]) -> str:
+    missing, extra = expected - found, found - expected
+    parts = [f"{sum(missing.values())} missing"] if missing else []
+    parts += [f"{sum(extra.values())} more than expected (doubled?)"] if extra else []
+    return ", ".join(parts)
+
+
+def sync_checks(source: Inventory, before: Inventory, after: Inventory) -> list[CheckResult]:
+    """After a sync: each folder the provider shows holds at home what it held there plus what was home before,
+    with the same flags; the folders left at the provider did not come.
+
+    >>> from mailkit.clients.inventory import Entry, Folder, MessageKey
+    >>> one = Folder((), (Entry(MessageKey("<a@x>", "00"), ("\\\\Seen",), 5),))
+    >>> src, empty = Inventory("/", {"INBOX": one}), Inventory("/", {})
+    >>> [(r.name, r.ok, r.detail) for r in sync_checks(src, empty, src)]
+    [('INBOX', True, '1 message(s), the same flags'), ('left at the provider', True, 'none of its folders came')]
+    >>> [(r.name, r.ok, r.detail) for r in sync_checks(src, empty, empty)][0]
+    ('INBOX', False, '1 missing')
+    """
+    rows = []
+    for name in kept_folders(source):
+        expected = source.keys(name) + before.keys(name)
+        found = after.keys(name)
+        home_flags = after.flags(name)
+        other_flags = sum(
+            1 for key, flags in source.flags(name).items() if key in home_flags and home_flags[key] != flags
+        )
+        problem = _difference(expected, found) or (f"{other_flags} with other flags" if other_flags else "")
+        count = sum(source.keys(name).values())
+        rows.append(CheckResult(GROUP, name, not problem, problem or f"{count} message(s), the same flags", SYNC_FIX))
+    came = [n for n, f in source.folders.items() if set(f.special_use) & set(LEFT_AT_PROVIDER) and n in after.folders]
+    rows.append(
+        CheckResult(
+            GROUP,
+            "left at the provider",
+            not came,
+            f"came home all the same: {', '.join(sorted(came))}" if came else "none of its folders came",
+        )
+    )
+    return rows
+
+
+def nothing_copied(first: Inventory, second: Inventory) -> CheckResult:
+    """A second sync right after the first changes nothing at home."""
+    changed = sorted(n for n in set(first.folders) | set(second.folders) if first.keys(n) != second.keys(n))
+    detail = f"changed: {', '.join(changed)}" if changed else "no folder changed"
+    return CheckResult(GROUP, "a second run copies nothing", not changed, detail, SYNC_FIX)
+
+
+def arrived_once(home: Inventory, message_id: str, folder: str = "INBOX") -> CheckResult:
+    """The message with ``message_id`` (the straggler) is in ``folder`` at home exactly once."""
+    count = sum(n for key, n in home.keys(folder).items() if key.message_id == message_id)
+    return CheckResult(GROUP, f"{message_id} is home", count == 1, f"{count} time(s) in {folder}", SYNC_FIX)
+
+
+def finish_checks(source: Inventory, before: Inventory, after: Inventory, plan: Finish) -> list[CheckResult]:
+    """After finishing: each merged folder holds its own and the provider's; Archive holds the archived messages
+    once; no folder of the provider's is left at home."""
+    rows = []
+    for merge in plan.merges:
+        expected = before.keys(merge.into) + before.keys(merge.source)
+        problem = _difference(expected, after.keys(merge.into))
+        rows.append(
+            CheckResult(GROUP, f"{merge.source} in {merge.into}", not problem, problem or "every message, once")
+        )
+    if plan.all_mail:
+        wanted = Counter({e.key: 1 for e in source.folders[plan.all_mail].entries if e.uid in set(plan.archive_uids)})
+        problem = _difference(wanted + before.keys(ARCHIVE), after.keys(ARCHIVE))
+        detail = problem or f"{len(wanted)} archived message(s), once"
+        rows.append(CheckResult(GROUP, f"{ARCHIVE}: what was only in {plan.all_mail}", not problem, detail))
+    left = sorted(m.source for m in plan.merges if m.source in after.folders)
+    rows.append(CheckResult(GROUP, "merged folders removed", not left, ", ".join(left) or "none left"))
+    return rows
+
+
+def folder_table(source: Inventory) -> str:
+    """The provider's folders as the notebook shows them: special use, messages, and whether each comes home.
+
+    >>> from mailkit.clients.inventory import Folder
+    >>> print(folder_table(Inventory("/", {"INBOX": Folder((), ()), "[C]/All": Folder(("\\\\All",), ())})))
+    folder                special use  messages  comes home
+    INBOX                                     0  yes
+    [C]/All               \\All                0  no: every message again: its archived-only ones come home into Archive
+    """
+    lines = [f"{'folder':<22}{'special use':<13}{'messages':>8}  comes home"]
+    for name in sorted(source.folders, key=lambda n: (n != "INBOX", n)):
+        folder = source.folders[name]
+        left = [LEFT_AT_PROVIDER[f] for f in folder.special_use if f in LEFT_AT_PROVIDER]
+        verdict = f"no: {left[0]}" if left else "yes"
+        lines.append(f"{name:<22}{' '.join(folder.special_use):<13}{len(folder.entries):>8}  {verdict}")
+    return "\n".join(lines)
+
+
+def by_hand(account: OldAccount, user: EmailAddress) -> str:
+    """The commands a person types on the server for the sync, for both Dovecot versions (the password left out).
+
+    >>> from mailkit.core.values import Hostname, Password
+    >>> text = by_hand(OldAccount(Hostname("imap.example.net"), EmailAddress("a@example.net"), Password("x" * 16)),
+    ...                EmailAddress("alice@example.org"))
+    >>> "x" * 16 in text, "imapc_password = \\"APP-PASSWORD\\"" in text
+    (False, True)
+    """
+    shown = OldAccount(account.host, account.user, _PLACEHOLDER, account.port)
+    command = " ".join(shlex.quote(a) for a in sync_command(user)).replace("'$CONF'", "/root/moving-in.conf")
+    common = imapc_settings(shown, "2.4").splitlines()[:-1]
+    out = [
+        "# As root, in a file only root reads: the server's configuration plus the provider's login.",
+        "umask 077; cp /etc/dovecot/dovecot.conf /root/moving-in.conf; cat >> /root/moving-in.conf <<'EOF'",
+        *common,
+        "EOF",
+        "# Verify the provider's certificate. Dovecot 2.4 (trixie):",
+        "echo 'ssl_client_require_valid_cert = yes' >> /root/moving-in.conf",
+        "# or Dovecot 2.3 (bookworm): echo 'imapc_ssl_verify = yes' >> /root/moving-in.conf",
+        "# Then, each time (a first sync, the final one):",
+        command,
+        "# And when the move is done:",
+        "shred -u /root/moving-in.conf",
+    ]
+    return "\n".join(out)
+
+
+_PLACEHOLDER = Password("APP-PASSWORD")

@@ -28,6 +28,7 @@ from mailkit.lab.layout import (
     ROAMING_USER_ADDRESS,
     host_spec,
 )
+from mailkit.server.old_account import OldAccount
 from mailkit.server.target import Guessers, Published, SpamSenders, Target
 
 
@@ -143,6 +144,24 @@ class LabTarget(Target):
         from mailkit.lab.lab import Lab
 
         return Lab().ca.certificate(hostname)
+
+    def old_account(self, host: str, user: str, outside: Connection | None = None) -> OldAccount:
+        """The lab's cloud provider, its account as generated (:mod:`mailkit.lab.cloud_account`), set up afresh on
+        the outside host; its app password derived like the lab's others."""
+        from mailkit.lab import cloud_account, cloud_provider
+        from mailkit.lab.lab import Lab
+
+        if host != cloud_provider.HOST or outside is None:
+            raise UsageError(f"the lab's cloud provider is {cloud_provider.HOST}, set up from the outside host")
+        account = super().old_account(host, user)
+        cloud_provider.setup(outside, Lab().ca, cloud_account.generate(count=300, seed=1, user=user), account.password)
+        return account
+
+    def deliver_to_old_account(self, outside: Connection, account: OldAccount, message: bytes) -> bool:
+        from mailkit.lab import cloud_provider
+
+        cloud_provider.deliver(outside, str(account.user), message)
+        return True
 
     def receiver(self, outside: Connection | None) -> LabReceiver | None:
         return LabReceiver(outside) if outside is not None else None

@@ -33,8 +33,9 @@ from typing import Any, Protocol
 
 from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.ssh import Connection
-from mailkit.core.values import Password, ValueRejected
+from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
 from mailkit.domain.records import Lookup, RecordPlan, RecordSet, ZoneText, plan, zone_text
+from mailkit.server.old_account import OldAccount
 
 DEFAULT_TARGET = "lab:mail"
 ENV_VAR = "MAILKIT_HOST"
@@ -225,6 +226,18 @@ class Target:
         """A certificate made off the server, to upload: none for your own server (certbot runs on it)."""
         return None, None
 
+    # -- moving in --------------------------------------------------------------------------------------
+    def old_account(self, host: str, user: str, outside: Connection | None = None) -> OldAccount:
+        """The account to move out of, at ``host`` as ``user``: its app password from the passwords file (a line
+        ``user password``) or asked for, never echoed."""
+        password = self.passwords([user])[user]
+        return OldAccount(Hostname(host, field="OLD_HOST"), EmailAddress(user, field="OLD_USER"), password)
+
+    def deliver_to_old_account(self, outside: Connection, account: OldAccount, message: bytes) -> bool:
+        """Make a message arrive at the old provider (the moving-in chapter's straggler): only a lab can; on your own
+        server mail keeps arriving there by itself until the MX record moves."""
+        return False
+
     # -- what only a lab has ---------------------------------------------------------------------------
     def receiver(self, outside: Connection | None) -> Receiver | None:
         """An independent receiver whose verdicts the checks read: none you could read from here."""
@@ -285,6 +298,10 @@ LAB_ONLY = {
     "listed": (
         "skipped: no listed address to send from. 'mailkit check' looks up your own server's addresses on the "
         "block lists instead"
+    ),
+    "straggler": (
+        "skipped: mailkit cannot send to your old account from here. Until the MX record has moved (and for the "
+        "resolvers' caches' TTL after), mail still arrives there: the final sync picks it up"
     ),
     "greylisting": "skipped: the greylisting demo changes rspamd for a minute and is run in the lab only",
 }

@@ -3,14 +3,19 @@ nested and non-ASCII, one message under several labels, archived ones only in Al
 comes home with ``doveadm sync``; inventories taken from the outside host over IMAP, as a mail program sees the
 accounts, are compared folder by folder; a second run copies nothing; a message that reached the provider after the
 first sync is home after the final one, once; finishing puts Sent and Drafts where the mail program looks and the
-archived messages into Archive, and refuses to sync again. A wrong app password changes nothing. On every release.
+archived messages into Archive, and refuses to sync again. A wrong app password changes nothing. The chapter's
+notebook replays under nbval. On every release.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +31,7 @@ from mailkit.lab.lab_target import lab_connection
 pytestmark = pytest.mark.lab
 USER = EmailAddress("alice@example.org")
 LEFT = set(moving_in.LEFT_AT_PROVIDER)
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-moving-in.ipynb"
 
 
 @dataclass
@@ -123,3 +129,19 @@ def test_a_wrong_app_password_is_a_clear_error_and_changes_nothing(move: Move) -
     with pytest.raises(MailkitError, match=r"refused the login|authenticat"):
         moving_in.sync(move.mail, wrong, USER)
     assert _state(move.home()) == before
+
+
+def test_the_moving_in_notebook_replays_with_its_stored_outputs(lab: Lab) -> None:
+    lab.reset(to_part=4)  # the finished server, as a reader comes to this chapter
+    argv = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval",
+        "--nbval-sanitize-with", str(NOTEBOOK.parent / "sanitize.cfg"), "--nbval-cell-timeout", "900", str(NOTEBOOK),
+    ]  # fmt: skip
+    env = dict(os.environ, MAILKIT_HOST="lab:mail", MAILKIT_STATIC_OUTPUT="1")
+    env.pop("MAILKIT_CHECKS_FILE", None)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=NOTEBOOK.parent, check=False)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        assert " passed" in result.stdout
+    finally:
+        lab.reset()

@@ -8,9 +8,10 @@ import pytest
 from mailkit.clients.inventory import Entry, Folder, Inventory, MessageKey, parse_answer
 from mailkit.core.errors import MailkitError
 from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
-from mailkit.guide.moving_in import ARCHIVE, OldAccount, plan_finish, sync_command
+from mailkit.guide.moving_in import ARCHIVE, plan_finish, sync_command
 from mailkit.lab import cloud_account
 from mailkit.remote.imap_inventory import _entries, decode_mutf7
+from mailkit.server.old_account import OldAccount
 
 
 def box(flags: tuple[str, ...], *ids: str) -> Folder:
