@@ -130,10 +130,17 @@ def parse_answer(answer: dict[str, Any]) -> Inventory:
 
 
 def take_inventory(
-    outside: Connection, host: str, user: str, password: Password, port: int = 993, seconds: int = 600
+    outside: Connection,
+    host: str,
+    user: str,
+    password: Password,
+    port: int = 993,
+    seconds: int = 600,
+    only: list[str] | None = None,
 ) -> Inventory:
-    """The account ``user`` at ``host`` as seen from ``outside`` (IMAP over TLS, the certificate verified)."""
-    request = {
+    """The account ``user`` at ``host`` as seen from ``outside`` (IMAP over TLS, the certificate verified); with
+    ``only``, just those folders."""
+    request: dict[str, Any] = {
         "host": host,
         "port": port,
         "user": user,
@@ -142,4 +149,6 @@ def take_inventory(
         "max_folders": MAX_FOLDERS,
         "max_messages": MAX_MESSAGES,
     }
+    if only is not None:
+        request["only"] = only
     return parse_answer(run_program(outside, PROGRAM, request, timeout=seconds + 30))

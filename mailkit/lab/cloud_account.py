@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from email.header import Header
 from email.utils import format_datetime
 
+from mailkit.core.imap_names import mutf7
+
 ALL_MAIL = "[Cloud]/All Mail"
 SENT = "[Cloud]/Sent Mail"
 DRAFTS = "[Cloud]/Drafts"
@@ -262,31 +264,6 @@ def generate(count: int = 300, seed: int = 1, user: str = f"alice@{DOMAIN}", lar
     return Account(user, tuple(messages))
 
 
-def mutf7(name: str) -> str:
-    """A folder name in IMAP's modified UTF-7 (RFC 3501 5.1.3), as IMAP servers store and send it.
-
-    >>> mutf7("Família"), mutf7("日本語"), mutf7("A&B")
-    ('Fam&AO0-lia', '&ZeVnLIqe-', 'A&-B')
-    """
-    out, pending = [], ""
-
-    def flush() -> None:
-        nonlocal pending
-        if pending:
-            encoded = base64.b64encode(pending.encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
-            out.append(f"&{encoded}-")
-            pending = ""
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending += char
-    flush()
-    return "".join(out)
-
-
 _MAILDIR_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S"}
 
 
@@ -316,12 +293,13 @@ def maildir_files(account: Account) -> dict[str, tuple[bytes, int]]:
     return files
 
 
+_FROM_LINE = re.compile(rb">*From ")
 _TAKEOUT_LABELS = {"INBOX": "Inbox", SENT: "Sent", DRAFTS: "Drafts", SPAM: "Spam", TRASH: "Trash", STARRED: "Starred"}
 
 
 def takeout_mbox(account: Account) -> bytes:
     r"""The account as a Takeout-style export: one mbox, each message once with its labels in ``X-Gmail-Labels``
-    (non-ASCII labels MIME-encoded, as the export writes some), ``From `` lines escaped.
+    (non-ASCII labels MIME-encoded, as the export writes some), ``From `` lines escaped the mboxrd way.
 
     >>> mbox = takeout_mbox(generate(count=5, seed=3))
     >>> mbox.count(b"\nX-Gmail-Labels: ") + mbox.startswith(b"X-Gmail-Labels: "), mbox.count(b"\nFrom ") + 1
@@ -333,6 +311,7 @@ def takeout_mbox(account: Account) -> bytes:
         labels += ["Opened"] if "\\Seen" in message.flags else ["Unread"]
         value = ",".join(_header(label) if not label.isascii() else label for label in labels)
         stamp = message.received.strftime("%a %b %d %H:%M:%S %Y")
-        body = b"\n".join(b">" + line if line.startswith(b"From ") else line for line in message.content.split(b"\n"))
+        # mboxrd: a line that reads "From " after any number of ">" gets one more ">".
+        body = b"\n".join(b">" + line if _FROM_LINE.match(line) else line for line in message.content.split(b"\n"))
         chunks.append(f"From {message.number}@xxx {stamp}\nX-Gmail-Labels: {value}\n".encode() + body)
     return b"\n".join(chunks)

@@ -3,11 +3,12 @@ standard library only.
 
 The request arrives as JSON on standard input (the password with it, never on a command line): the server's name,
 its port (IMAP over TLS from the first byte, verified against this host's trust store and the name), the user and
-password, and bounds (folders, messages, seconds). The answer, as JSON on standard output: the hierarchy separator,
-and per folder (its name decoded from IMAP's modified UTF-7) its special-use flags and one entry per message: the
-``Message-ID``, a SHA-256 of the body (line ends made LF, so a server that stores LF and one that stores CRLF agree),
-the flags (``\\Recent`` left out: it says which session saw the message first, not anything about it) and the size.
-A server is not trusted: a folder or message past the bounds is an error in the answer, not a hang.
+password, bounds (folders, messages, seconds), and optionally ``only``: the folders to read (all when absent). The
+answer, as JSON on standard output: the hierarchy separator, and per folder (its name decoded from IMAP's modified
+UTF-7) its special-use flags and one entry per message: its UID, the ``Message-ID``, a SHA-256 of the body (line ends
+made LF, so a server that stores LF and one that stores CRLF agree), the flags (``\\Recent`` left out: it says which
+session saw the message first, not anything about it) and the size. A server is not trusted: a folder or message
+past the bounds is an error in the answer, not a hang.
 """
 
 from __future__ import annotations
@@ -166,7 +167,10 @@ def main() -> None:
             imap.login(request["user"], request["password"])
             separator, found = folders(imap, int(request.get("max_folders", 1000)))
             inventory = {}
+            only = request.get("only")
             for raw_name, special_use in found:
+                if only is not None and decode_mutf7(raw_name) not in only:
+                    continue
                 entries = messages(imap, raw_name, int(request.get("max_messages", 200_000)), deadline)
                 inventory[decode_mutf7(raw_name)] = {"special_use": special_use, "messages": entries}
             answer = {"ok": True, "separator": separator, "folders": inventory}

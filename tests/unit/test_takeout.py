@@ -1,0 +1,72 @@
+"""Importing a Takeout-style export, mailkit's own logic: labels read (quoted, MIME-encoded), messages filed by their
+labels, mboxrd escaping undone, the export's bounds enforced, the staging Maildir skipping what is home already."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from mailkit.clients.inventory import Entry, Folder, Inventory
+from mailkit.core.errors import MailkitError
+from mailkit.guide import takeout
+from mailkit.lab import cloud_account
+
+
+def _export(*messages: bytes) -> io.BytesIO:
+    return io.BytesIO(b"\n".join(b"From x@xxx Mon Jan  1 00:00:00 2024\n" + m for m in messages))
+
+
+def test_every_generated_message_comes_out_of_the_export_as_it_went_in() -> None:
+    account = cloud_account.generate(count=120, seed=4)
+    exported = list(takeout.read_export(io.BytesIO(cloud_account.takeout_mbox(account))))
+    assert [m.content for m in exported] == [m.content for m in account.messages]
+    for original, message in zip(account.messages, exported, strict=True):
+        assert message.key == takeout.message_key(original.content)
+        if {cloud_account.SPAM, cloud_account.TRASH} & set(original.folders):
+            assert message.folders == ()
+        elif set(original.folders) == {cloud_account.ALL_MAIL}:
+            assert message.folders == ("Archive",)
+        assert ("\\Seen" in message.flags) == ("\\Seen" in original.flags)
+
+
+def test_from_lines_in_a_body_survive_the_mbox_both_ways() -> None:
+    body = b"Message-ID: <f@x>\n\nFrom here on\n>From there\nplain\n"
+    mbox = b"From x@xxx Mon Jan  1 00:00:00 2024\nX-Gmail-Labels: Inbox\n"
+    mbox += b"Message-ID: <f@x>\n\n>From here on\n>>From there\nplain\n"
+    (message,) = takeout.read_export(io.BytesIO(mbox))
+    assert message.content == body and message.folders == ("INBOX",)
+
+
+def test_an_export_that_is_not_mbox_or_too_big_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(MailkitError, match="not an mbox"):
+        list(takeout.read_export(io.BytesIO(b"PK\x03\x04 a zip file\n")))
+    monkeypatch.setattr(takeout, "MAX_MESSAGE", 100)
+    with pytest.raises(MailkitError, match="larger than"):
+        list(takeout.read_export(_export(b"Subject: big\n\n" + b"x" * 200 + b"\n")))
+    monkeypatch.setattr(takeout, "MAX_MESSAGES", 2)
+    with pytest.raises(MailkitError, match="more than 2 messages"):
+        list(takeout.read_export(_export(b"A: 1\n\n1\n", b"A: 2\n\n2\n", b"A: 3\n\n3\n")))
+
+
+def test_labels_quoted_encoded_or_too_many() -> None:
+    assert takeout.labels_of('Inbox,"Work, old",=?UTF-8?B?5pel5pys6Kqe?=') == ["Inbox", "Work, old", "日本語"]
+    assert takeout.labels_of("=?bogus?Q?x?=") == ["=?bogus?Q?x?="], "a label that lies about its encoding stays"
+    with pytest.raises(MailkitError, match="labels"):
+        takeout.labels_of(",".join(f"l{i}" for i in range(200)))
+
+
+def test_the_staging_maildir_leaves_out_what_is_home_already() -> None:
+    (one, two) = takeout.read_export(_export(
+        b"X-Gmail-Labels: Inbox,Opened\nMessage-ID: <1@x>\n\none\n",
+        b"X-Gmail-Labels: Inbox,Starred,Rechnungen/2024\nMessage-ID: <2@x>\n\ntwo\n",
+    ))  # fmt: skip
+    home = Inventory("/", {"INBOX": Folder((), (Entry(one.key, ("\\Seen",), 1),))})
+    staged, copies = takeout.staging_tar([one, two], home)
+    with tarfile.open(fileobj=io.BytesIO(staged)) as tar:
+        names = tar.getnames()
+    files = [n for n in names if "/cur/" in n]
+    assert copies == 2 and len(files) == 2, files
+    assert any(n.startswith("Maildir/.Rechnungen.2024/cur/") and n.endswith(":2,F") for n in files)
+    assert any(n.startswith("Maildir/cur/") and n.endswith(":2,F") for n in files), "two, in INBOX, starred"
