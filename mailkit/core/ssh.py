@@ -93,6 +93,18 @@ def resolve_endpoint(
     )
 
 
+#: How much of a command's input is handed to paramiko at once: its ``sendall`` copies what is left after every
+#: window-sized send, so one call with hundreds of MB spends minutes copying (measured: 50 MB in 5 minutes).
+SEND_CHUNK = 256 * 1024
+
+
+def _send_all(channel: paramiko.Channel, data: bytes) -> None:
+    """Send ``data`` on ``channel`` in chunks (see :data:`SEND_CHUNK`)."""
+    view = memoryview(data)
+    for start in range(0, len(data), SEND_CHUNK):
+        channel.sendall(bytes(view[start : start + SEND_CHUNK]))
+
+
 class Connection:
     """A lazily opened SSH connection. Cheap to create; use as a context manager or call ``close()``."""
 
@@ -253,7 +265,7 @@ class Connection:
                 channel.get_pty(term="dumb", width=200)
             channel.exec_command(line)
             if input is not None:
-                channel.sendall(input.encode() if isinstance(input, str) else input)
+                _send_all(channel, input.encode() if isinstance(input, str) else input)
             channel.shutdown_write()
             out, err = _drain(channel, timeout, on_output, max_output)
             exited = channel.recv_exit_status()

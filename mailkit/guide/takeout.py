@@ -243,3 +243,40 @@ def open_export(path: Path) -> BinaryIO:
     if not path.is_file():
         raise UsageError(f"{path} is not a file: give the .mbox file of your export")
     return path.open("rb")
+
+
+#: How much one batch of an import holds at most (bytes of messages, each copy counted): an export can be larger
+#: than this machine's memory, and a batch that fails leaves the ones before it imported (run it again: they are
+#: left out).
+BATCH_BYTES = 256 * 1024 * 1024
+
+
+def import_all(
+    mail: Connection,
+    user: EmailAddress,
+    messages: Iterable[ExportedMessage],
+    home: Inventory,
+    batch_bytes: int = BATCH_BYTES,
+) -> int:
+    """Import the export's messages that are not home yet into ``user``'s mail, in batches; how many copies came.
+
+    ``home`` is the mailbox's inventory before the import (what is already there is left out).
+    """
+    total, size = 0, 0
+    batch: list[ExportedMessage] = []
+
+    def flush() -> int:
+        staged, copies = staging_tar(batch, home)
+        if copies:
+            import_export(mail, user, staged)
+        return copies
+
+    for message in messages:
+        batch.append(message)
+        size += len(message.content) * max(1, len(message.folders))
+        if size >= batch_bytes:
+            total += flush()
+            batch, size = [], 0
+    if batch:
+        total += flush()
+    return total

@@ -3,8 +3,10 @@ nested and non-ASCII, one message under several labels, archived ones only in Al
 comes home with ``doveadm sync``; inventories taken from the outside host over IMAP, as a mail program sees the
 accounts, are compared folder by folder; a second run copies nothing; a message that reached the provider after the
 first sync is home after the final one, once; finishing puts Sent and Drafts where the mail program looks and the
-archived messages into Archive, and refuses to sync again. A wrong app password changes nothing. The chapter's
-notebook replays under nbval. On every release.
+archived messages into Archive, and refuses to sync again; a sync cut off half way resumes, nothing lost or doubled
+(these two on trixie: the notebook, replayed under nbval on every release, takes the same steps and checks). On every
+release: a wrong app password changes nothing (Dovecot 2.3 panics after it), a Takeout-style export is filed by its
+labels and importing it twice brings nothing twice, and the chapter's notebook replays with its stored outputs.
 """
 
 from __future__ import annotations
@@ -74,7 +76,13 @@ def _state(inventory: Inventory) -> dict[str, Counter[MessageKey]]:
     return {name: inventory.keys(name) for name in inventory.folders}
 
 
-def test_the_cloud_account_comes_home_folder_by_folder_once_and_finishes_in_place(move: Move) -> None:
+def _trixie_only(lab: Lab) -> None:
+    if lab.status()["release"] != "trixie":
+        pytest.skip("measured on trixie; the chapter's notebook replays the same steps on every release (nbval)")
+
+
+def test_the_cloud_account_comes_home_folder_by_folder_once_and_finishes_in_place(move: Move, lab: Lab) -> None:
+    _trixie_only(lab)
     source, before = move.source(), move.home()
     assert source.count() > 600 and source.with_special_use("\\All") == [cloud_account.ALL_MAIL]
 
@@ -149,6 +157,7 @@ def test_the_moving_in_notebook_replays_with_its_stored_outputs(lab: Lab) -> Non
 
 
 def test_a_sync_cut_off_half_way_resumes_without_losing_or_doubling_a_message(move: Move, lab: Lab) -> None:
+    _trixie_only(lab)
     with lab_connection("outside") as outside:  # the account with three 10-25 MB attachments: a sync of seconds
         cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=2, large=3), move.old.password)
     source, before = move.source(), move.home()
@@ -187,8 +196,7 @@ def test_a_takeout_export_files_each_label_and_importing_it_again_brings_nothing
     account = cloud_account.generate(count=300, seed=3)
     messages = list(takeout.read_export(io.BytesIO(cloud_account.takeout_mbox(account))))
     before = home()
-    staged, copies = takeout.staging_tar(messages, before)
-    takeout.import_export(move.mail, bob, staged)
+    copies = takeout.import_all(move.mail, bob, messages, before, batch_bytes=2_000_000)  # several batches
     after = home()
     expected: dict[str, Counter[MessageKey]] = {}
     for message in account.messages:
@@ -201,7 +209,5 @@ def test_a_takeout_export_files_each_label_and_importing_it_again_brings_nothing
     for folder in set(expected) | set(after.folders):
         assert after.keys(folder) == before.keys(folder) + expected.get(folder, Counter()), folder
 
-    again, none = takeout.staging_tar(messages, after)
-    assert none == 0
-    takeout.import_export(move.mail, bob, again)
+    assert takeout.import_all(move.mail, bob, messages, after) == 0
     assert _state(home()) == _state(after), "the same export twice: nothing twice"

@@ -10,6 +10,8 @@ import pytest
 
 from mailkit.clients.inventory import Entry, Folder, Inventory
 from mailkit.core.errors import MailkitError
+from mailkit.core.result import Result
+from mailkit.core.values import EmailAddress
 from mailkit.guide import takeout
 from mailkit.lab import cloud_account
 
@@ -70,3 +72,28 @@ def test_the_staging_maildir_leaves_out_what_is_home_already() -> None:
     assert copies == 2 and len(files) == 2, files
     assert any(n.startswith("Maildir/.Rechnungen.2024/cur/") and n.endswith(":2,F") for n in files)
     assert any(n.startswith("Maildir/cur/") and n.endswith(":2,F") for n in files), "two, in INBOX, starred"
+
+
+class _Server:
+    """Records what would be imported (a fake for the batching logic only: the lab test imports for real)."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def run(self, argv: list[str], *, input: bytes, check: bool, timeout: int) -> Result:
+        with tarfile.open(fileobj=io.BytesIO(input)) as tar:
+            self.batches.append(len([n for n in tar.getnames() if "/cur/" in n]))
+        return Result(" ".join(argv), "", "", 0)
+
+
+def test_a_large_export_goes_in_batches_and_nothing_new_means_no_import() -> None:
+    account = cloud_account.generate(count=60, seed=5)
+    messages = list(takeout.read_export(io.BytesIO(cloud_account.takeout_mbox(account))))
+    server = _Server()
+    copies = takeout.import_all(server, EmailAddress("bob@example.org"), messages, Inventory("/", {}), 50_000)  # type: ignore[arg-type]
+    assert len(server.batches) > 2 and sum(server.batches) == copies > 60
+    everything = Inventory("/", {f: Folder((), tuple(Entry(m.key, (), 1) for m in messages if f in m.folders))
+                                 for m in messages for f in m.folders})  # fmt: skip
+    server.batches.clear()
+    assert takeout.import_all(server, EmailAddress("bob@example.org"), messages, everything) == 0  # type: ignore[arg-type]
+    assert server.batches == [], "nothing to import: doveadm is not even called"
