@@ -22,6 +22,7 @@ imapc_ssl = imaps
 imapc_user = alice@cloud.example.net
 imapc_password = "********"
 ssl_client_ca_dir = /etc/ssl/certs
+mail_prefetch_count = 20
 ssl_client_require_valid_cert = yes
 <BLANKLINE>
 >>> sync_command(EmailAddress("alice@example.org"))[-5:]
@@ -81,6 +82,8 @@ def imapc_settings(account: OldAccount, major: str) -> str:
             f"imapc_user = {account.user}",
             f'imapc_password = "{account.password.reveal()}"',
             "ssl_client_ca_dir = /etc/ssl/certs",
+            # Ask for 20 messages at a time, not one per round trip: 9.3 s -> 7.6 s for 5,000 (bench/moving_in.py).
+            "mail_prefetch_count = 20",
             verify,
             "",
         ]
