@@ -51,6 +51,20 @@ class Move:
         return take_inventory(self.outside, "mail.example.org", str(USER), self.home_password)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_host_after(lab: Lab) -> Iterator[None]:
+    """Each test starts from a server of its own (``move`` resets it); after the module, a fresh host again."""
+    yield
+    lab.reset()
+
+
+@pytest.fixture
+def trixie(lab: Lab) -> None:
+    """Named before ``move``: a test skipped on this release costs no reset."""
+    if lab.status()["release"] != "trixie":
+        pytest.skip("measured on trixie; the chapter's notebook replays the same steps on every release (nbval)")
+
+
 @pytest.fixture
 def move(lab: Lab) -> Iterator[Move]:
     """A finished server, and the cloud provider with the account as generated (whatever ran before)."""
@@ -64,7 +78,6 @@ def move(lab: Lab) -> Iterator[Move]:
     finally:
         mail.close()
         outside.close()
-        lab.reset()
 
 
 def _kept(source: Inventory) -> list[str]:
@@ -76,13 +89,7 @@ def _state(inventory: Inventory) -> dict[str, Counter[MessageKey]]:
     return {name: inventory.keys(name) for name in inventory.folders}
 
 
-def _trixie_only(lab: Lab) -> None:
-    if lab.status()["release"] != "trixie":
-        pytest.skip("measured on trixie; the chapter's notebook replays the same steps on every release (nbval)")
-
-
-def test_the_cloud_account_comes_home_folder_by_folder_once_and_finishes_in_place(move: Move, lab: Lab) -> None:
-    _trixie_only(lab)
+def test_the_cloud_account_comes_home_folder_by_folder_once_and_finishes_in_place(trixie: None, move: Move) -> None:
     source, before = move.source(), move.home()
     assert source.count() > 600 and source.with_special_use("\\All") == [cloud_account.ALL_MAIL]
 
@@ -148,16 +155,14 @@ def test_the_moving_in_notebook_replays_with_its_stored_outputs(lab: Lab) -> Non
     ]  # fmt: skip
     env = dict(os.environ, MAILKIT_HOST="lab:mail", MAILKIT_STATIC_OUTPUT="1")
     env.pop("MAILKIT_CHECKS_FILE", None)
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=NOTEBOOK.parent, check=False)
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        assert " passed" in result.stdout
-    finally:
-        lab.reset()
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=NOTEBOOK.parent, check=False)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
 
 
-def test_a_sync_cut_off_half_way_resumes_without_losing_or_doubling_a_message(move: Move, lab: Lab) -> None:
-    _trixie_only(lab)
+def test_a_sync_cut_off_half_way_resumes_without_losing_or_doubling_a_message(
+    trixie: None, move: Move, lab: Lab
+) -> None:
     with lab_connection("outside") as outside:  # the account with three 10-25 MB attachments: a sync of seconds
         cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=2, large=3), move.old.password)
     source, before = move.source(), move.home()
