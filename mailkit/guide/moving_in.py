@@ -6,7 +6,8 @@ nothing at home is ever deleted or sent back, so mail that arrives at home meanw
 copies only what is new (Dovecot keeps the state of each folder). What is left at the provider, and why:
 
 - ``\\All`` (All Mail): every message again, in one folder; brought home, it would be a second copy of everything.
-  Messages that are *only* there (archived, with no label) come home into ``Archive`` (:func:`archive_only`).
+  Messages that are *only* there (archived, with no label) come home into ``Archive`` when the move is finished
+  (:func:`plan_finish`, :func:`finish`).
 - ``\\Flagged`` (Starred): the flagged messages again; the ``\\Flagged`` flag comes home with each message.
 - ``\\Junk`` (Spam) and ``\\Trash``: mail the provider or the user already threw away.
 
@@ -55,8 +56,9 @@ LEFT_AT_PROVIDER: dict[str, str] = {
 #: The checks' group, and what to do when a sync's check fails.
 GROUP = "moving in"
 SYNC_FIX = "run the sync again (it copies only what is missing); 'doveadm -v sync ...' says what it does"
-#: Where messages that were only in All Mail (archived) come home.
+#: Where messages that were only in All Mail (archived) come home, and how many UIDs one import asks for.
 ARCHIVE = "Archive"
+UIDS_PER_IMPORT = 500
 #: The config Dovecot runs with for the move: the server's own, plus the provider's login.
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
 
@@ -112,9 +114,8 @@ for arg in "$@"; do [ "$arg" = '$CONF' ] && set -- "$@" "$CONF" || set -- "$@" "
 
 def run_with_settings(mail: Connection, account: OldAccount, major: str, argv: list[str], timeout: int) -> Result:
     """Run ``argv`` on the mail server with the provider's settings; ``$CONF`` in it names the config file."""
-    script = _WITH_SETTINGS
     return mail.run(
-        ["sh", "-c", script, "sh", DOVECOT_CONF, *argv],
+        ["sh", "-c", _WITH_SETTINGS, "sh", DOVECOT_CONF, *argv],
         input=imapc_settings(account, major),
         check=False,
         timeout=timeout,
@@ -122,6 +123,7 @@ def run_with_settings(mail: Connection, account: OldAccount, major: str, argv: l
 
 
 def dovecot_major(mail: Connection) -> str:
+    """The server's Dovecot as "2.3" or "2.4": the provider's settings are named differently in each."""
     major = mail.run(["dovecot", "--version"]).stdout.strip()[:3]
     if major not in ("2.3", "2.4"):
         raise MailkitError(f"moving in knows Dovecot 2.3 and 2.4, not {major!r}")
@@ -189,7 +191,7 @@ class Finish:
     def lines(self) -> list[str]:
         """The plan, as the notebook prints it."""
         out = [f"merge {m.source!r} ({m.flag}) into {m.into!r}" for m in self.merges]
-        if self.all_mail:
+        if self.all_mail and self.archive_uids:
             count = len(self.archive_uids)
             out.append(f"bring {count} message(s) found only in {self.all_mail!r} into {ARCHIVE!r}")
         return out or ["no change"]
@@ -223,7 +225,7 @@ def plan_finish(source: Inventory, home: Inventory) -> Finish:
         at_home = {e.key for folder in home.folders.values() for e in folder.entries}
         wanted = [e for e in source.folders[all_mail].entries if e.key not in elsewhere | at_home]
         uids = tuple(sorted({e.uid for e in wanted}))
-    return Finish(tuple(merges), all_mail if uids else None, uids)
+    return Finish(tuple(merges), all_mail, uids)
 
 
 def _uid_set(uids: tuple[int, ...]) -> str:
@@ -249,31 +251,20 @@ def finished_marker(user: EmailAddress) -> str:
 def finish(mail: Connection, account: OldAccount, user: EmailAddress, plan: Finish, timeout: int = 3600) -> None:
     """Carry out ``plan`` (after the final sync); then no sync runs for ``user`` any more."""
     who = ["-u", str(user)]
-    if plan.all_mail and plan.archive_uids:
+    if plan.all_mail:
+        major = dovecot_major(mail)
         mail.run(["doveadm", "mailbox", "create", *who, ARCHIVE], check=False)
-        staged = run_with_settings(
-            mail,
-            account,
-            dovecot_major(mail),
-            [
-                "doveadm",
-                "-c",
-                "$CONF",
-                "import",
-                *who,
-                "imapc:",
-                "",
-                "mailbox",
-                plan.all_mail,
-                "uid",
-                _uid_set(plan.archive_uids),
-            ],
-            timeout,
-        )
-        if staged.exited != 0:
-            raise MailkitError(f"doveadm import from {account.host}: {doveadm_error(staged)}")
-        mail.run(["doveadm", "move", *who, ARCHIVE, "mailbox", plan.all_mail, "all"], timeout=timeout)
-        mail.run(["doveadm", "mailbox", "delete", *who, plan.all_mail])
+        # By UID, a few hundred per command: a provider limits how long one IMAP command line may be.
+        for start in range(0, len(plan.archive_uids), UIDS_PER_IMPORT):
+            uids = _uid_set(plan.archive_uids[start : start + UIDS_PER_IMPORT])
+            argv = ["doveadm", "-c", "$CONF", "import", *who, "imapc:", "", "mailbox", plan.all_mail, "uid", uids]
+            staged = run_with_settings(mail, account, major, argv, timeout)
+            if staged.exited != 0:
+                raise MailkitError(f"doveadm import from {account.host}: {doveadm_error(staged)}")
+        # What came (now, or in a run that stopped half way) goes on from the staging folder into Archive.
+        if mail.run(["doveadm", "mailbox", "status", *who, "messages", plan.all_mail], check=False).ok:
+            mail.run(["doveadm", "move", *who, ARCHIVE, "mailbox", plan.all_mail, "all"], timeout=timeout)
+            mail.run(["doveadm", "mailbox", "delete", *who, plan.all_mail])
     for merge in plan.merges:
         mail.run(["doveadm", "move", *who, merge.into, "mailbox", merge.source, "all"], timeout=timeout)
         mail.run(["doveadm", "mailbox", "delete", *who, merge.source])

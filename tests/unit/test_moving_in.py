@@ -8,8 +8,9 @@ import pytest
 from mailkit.clients.inventory import Entry, Folder, Inventory, MessageKey, parse_answer
 from mailkit.core.errors import MailkitError
 from mailkit.core.imap_names import mutf7
+from mailkit.core.result import Result
 from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
-from mailkit.guide.moving_in import ARCHIVE, plan_finish, sync_command
+from mailkit.guide.moving_in import ARCHIVE, Finish, finish, plan_finish, sync_command
 from mailkit.lab import cloud_account
 from mailkit.remote.imap_inventory import _entries, decode_mutf7
 from mailkit.server.old_account import OldAccount
@@ -106,3 +107,25 @@ def test_the_cloud_account_has_every_shape_the_move_must_handle() -> None:
     assert cloud_account.generate(count=300, seed=1) == account, "the same seed, the same account"
     mbox = cloud_account.takeout_mbox(account)
     assert mbox.count(b"X-Gmail-Labels: ") == 300 and b"=?utf-8?" in mbox
+
+
+class _Server:
+    """Answers like a trixie mail server and records the commands (a fake for finish's own logic only)."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def run(self, argv: list[str], **_: object) -> Result:
+        self.commands.append(list(argv))
+        return Result(" ".join(argv), "2.4.1 (abc)\n" if argv[:2] == ["dovecot", "--version"] else "", "", 0)
+
+
+def test_finishing_asks_for_archived_messages_a_few_hundred_uids_at_a_time_then_marks_the_move_done() -> None:
+    server = _Server()
+    old = OldAccount(Hostname("imap.cloud.example.net"), EmailAddress("a@cloud.example.net"), Password("x" * 16))
+    plan = Finish((), "[C]/All", tuple(range(1, 2400, 2)))  # 1,200 UIDs, none adjacent
+    finish(server, old, EmailAddress("alice@example.org"), plan)  # type: ignore[arg-type]
+    imports = [c for c in server.commands if "import" in c]
+    assert len(imports) == 3 and all(c[c.index("uid") + 1].count(",") < 500 for c in imports)
+    assert any(c[:3] == ["doveadm", "move", "-u"] and c[4] == "Archive" for c in server.commands)
+    assert server.commands[-1][:2] == ["sh", "-c"] and "moved-in/alice@example.org" in server.commands[-1][-1]
