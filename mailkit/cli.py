@@ -366,6 +366,28 @@ def _file_option(flag: str, name: str, text: str) -> Callable[[F], F]:
     return click.option(flag, name, type=click.Path(dir_okay=False, path_type=Path), default=None, help=text)
 
 
+@guide.command(name="book")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/book"),
+    show_default=True,
+    help="Where the book's pages are written.",
+)
+@friendly_errors
+def guide_book(output: Path) -> None:
+    """Build the guide as a static website from the stored notebooks; exit 1 if a link inside it is broken."""
+    from mailkit.guide import book
+
+    pages = book.build(output)
+    broken = book.broken_links(output)
+    size = sum(p.stat().st_size for p in output.iterdir() if p.is_file())
+    click.echo(f"{len(pages)} pages ({size // 1024} KB) in {output}; open {output / 'index.html'}")
+    if broken:
+        click.echo("broken links:\n  " + "\n  ".join(broken), err=True)
+        raise SystemExit(1)
+
+
 @guide.command(name="run")
 @click.option("--release", default=None, help="Debian release of the lab (default: trixie).")
 @click.option("--parts", default=DEFAULT_PARTS, show_default=True, help="Comma-separated parts to run, in order.")
