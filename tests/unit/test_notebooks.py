@@ -207,3 +207,14 @@ def test_every_fix_hint_points_at_the_section_that_explains_it() -> None:
             if setting not in sections[number]:
                 wrong.append(f"{where}: {notebook} section {number} does not mention {setting}")
     assert wrong == []
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_opening_a_notebook_in_jupyterlab_leaves_it_unchanged(path: Path) -> None:
+    """JupyterLab rewrites a notebook whose kernel name differs from the installed kernel's (the tab turns unsaved,
+    autosave writes it, `git status` is dirty for a reader who only read)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    kernel = json.loads(path.read_text())["metadata"]["kernelspec"]
+    assert (kernel["name"], kernel["display_name"]) == ("python3", installed.display_name)
