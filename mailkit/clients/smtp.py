@@ -18,7 +18,6 @@ from mailkit.core.checks import CheckResult
 from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
-from mailkit.server.mail_queue import read_queue
 
 _STAGES = {"EHLO": "EHLO", "HELO": "HELO", "MAIL FROM": "MAIL", "RCPT TO": "RCPT", "DATA": "DATA", "QUIT": "QUIT"}
 _REPLY = re.compile(r"^<(?:-|\*\*|~)\s+(\d{3})[ -](.*)$")
@@ -230,8 +229,3 @@ def greeting(conn: Connection, host: str, port: int = 25, seconds: int = 8) -> s
     script = 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -n 512 line <&3 && printf "%s" "${line%$(printf "\\r")}"'
     seen = conn.run(["timeout", str(seconds), "bash", "-c", script, "bash", host, str(port)], check=False)
     return seen.stdout.strip() if seen.ok else ""
-
-
-def delay_reasons(conn: Connection) -> list[str]:
-    """Why each queued message waits (``postqueue -j``: one reason per recipient still to deliver)."""
-    return read_queue(conn).delay_reasons

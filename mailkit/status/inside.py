@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailkit.clients.smtp import delay_reasons, greeting
+from mailkit.clients.smtp import greeting
 from mailkit.core.errors import MailkitError
 from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
@@ -27,7 +27,7 @@ from mailkit.guide.parts import Parts
 from mailkit.server import rules
 from mailkit.server.bans import read_bans
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
-from mailkit.server.mail_queue import read_queue
+from mailkit.server.mail_queue import MailQueue, read_queue
 from mailkit.status.rows import Row
 
 P3 = chapter(3).notebook
@@ -235,8 +235,8 @@ def space_rows(conn: Connection) -> list[Row]:
     return rows
 
 
-def queue_rows(conn: Connection) -> list[Row]:
-    queue = read_queue(conn)
+def queue_rows(queue: MailQueue) -> list[Row]:
+    """The queue, as read once for every row that needs it (:func:`inside_rows`)."""
     return [
         Row(
             "queue",
@@ -278,16 +278,17 @@ def update_rows(conn: Connection) -> list[Row]:
     ]
 
 
-def outbound_rows(conn: Connection, exchanger: str, relayhost: str = "") -> list[Row]:
+def outbound_rows(conn: Connection, exchanger: str, relayhost: str = "", queue: MailQueue | None = None) -> list[Row]:
     """The server can reach the next hop of its mail: another mail server on port 25 (many providers block it on
-    new accounts), or, when it sends through a relay, the relay; then whether the relay takes its login."""
+    new accounts), or, when it sends through a relay, the relay; then whether the relay takes its login (what the
+    mail waiting in ``queue`` says; read from the server when not given)."""
     if not relayhost:
         seen = rules.outbound_open(exchanger, 25, greeting(conn, exchanger, 25))
         fix = f"{P3} section 8: ask your provider to unblock outgoing port 25, or send through a relay"
         return [Row("outbound", "outbound SMTP (port 25) not blocked", seen.ok, seen.detail, fix, part=3)]
     host, port = smarthost.destination_parts(relayhost)
     seen = rules.outbound_open(host, port, greeting(conn, host, port))
-    login = rules.relay_login(delay_reasons(conn))
+    login = rules.relay_login((queue or read_queue(conn)).delay_reasons)
     fix = f"{P3} section 8: the relay's name and port in relayhost, its login in {smarthost.SASL_PASSWORDS}"
     return [
         Row("outbound", f"the relay {relayhost} answers", seen.ok, seen.detail, fix, part=3),
@@ -330,13 +331,14 @@ def inside_rows(
     """Every inside row, for the parts the server has; ``exchanger`` is another mail server to reach on port 25."""
     if not facts.packages.get("postfix"):
         return [Row("services", "postfix installed", False, "not installed", "01-postfix.ipynb section 1", part=1)]
+    queue = read_queue(conn)  # once: the queue row and the relay's login both read it
     return [
         *service_rows(conn, facts),
         *drift_rows(conn, facts, offline, blocklists),
         *certificate_rows(conn, facts),
         *space_rows(conn),
-        *queue_rows(conn),
-        *(outbound_rows(conn, exchanger, facts.relayhost) if 3 in facts.parts or facts.relayhost else []),
+        *queue_rows(queue),
+        *(outbound_rows(conn, exchanger, facts.relayhost, queue) if 3 in facts.parts or facts.relayhost else []),
         *update_rows(conn),
         *ssh_rows(conn),
         *(guessing_rows(conn) if 4 in facts.parts else []),

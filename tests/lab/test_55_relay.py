@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.clients.smtp import delay_reasons
 from mailkit.core import engine
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Hostname, Password
@@ -25,6 +24,7 @@ from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
 from mailkit.lab.relay_provider import CUSTOMER, RELAY
+from mailkit.server.mail_queue import read_queue
 from mailkit.server.target import target_of
 from mailkit.status.run import check_server
 
@@ -69,7 +69,7 @@ def _log(mail: Connection) -> str:
 
 def _waiting(mail: Connection, seconds: float = 20) -> list[str]:
     deadline = time.monotonic() + seconds
-    while not (reasons := delay_reasons(mail)) and time.monotonic() < deadline:
+    while not (reasons := read_queue(mail).delay_reasons) and time.monotonic() < deadline:
         time.sleep(0.5)
     return reasons
 
@@ -144,7 +144,7 @@ def test_a_wrong_relay_password_defers_mail_and_says_why_and_any_password_is_tak
     reasons = _waiting(mail)
     assert reasons and all("SASL authentication failed" in r for r in reasons), reasons
     time.sleep(2)
-    assert delay_reasons(mail), "deferred, never bounced"
+    assert read_queue(mail).delay_reasons, "deferred, never bounced"
     rows = {r.name: r for r in check_server("lab:mail", vantage="lab:outside").rows if r.group == "outbound"}
     refused = rows["the relay accepts the server's login"]
     assert not refused.ok and "535" in refused.detail, refused

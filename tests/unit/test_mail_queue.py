@@ -44,10 +44,10 @@ def test_a_postqueue_that_fails_is_an_error_for_the_status_and_the_load_test() -
     broken = Postqueue("", exited=69, stderr="postqueue: fatal: Queue report unavailable - mail system is down")
     queue = read_queue(broken)  # type: ignore[arg-type]
     assert not queue.ok and "mail system is down" in queue.error and queue.messages == ()
-    (row,) = queue_rows(broken)  # type: ignore[arg-type]
+    (row,) = queue_rows(queue)
     assert not row.ok and "mail system is down" in row.detail
     with pytest.raises(MailkitError, match="cannot be read"):
         queued(broken)  # type: ignore[arg-type]
     assert queued(Postqueue(SAMPLE))[0].queue_id == "4AD8F29601C"  # type: ignore[arg-type]
-    (row,) = queue_rows(Postqueue(SAMPLE))  # type: ignore[arg-type]
+    (row,) = queue_rows(read_queue(Postqueue(SAMPLE)))  # type: ignore[arg-type]
     assert row.ok and row.detail == "1 messages (1 deferred)"
