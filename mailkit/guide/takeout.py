@@ -132,7 +132,7 @@ def filing(labels: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _finish(number: int, lines: list[bytes]) -> ExportedMessage:
-    raw = b"".join(lines)
+    raw = b"".join(lines).replace(b"\r\n", b"\n")
     header, sep, body = raw.partition(b"\n\n")
     labels: list[str] = []
     kept = []
@@ -153,13 +153,25 @@ def _finish(number: int, lines: list[bytes]) -> ExportedMessage:
     return ExportedMessage(number, content, folders, flags, stamp)
 
 
+#: The longest piece of a line read at once: a file with a line of gigabytes is read in pieces, never whole.
+MAX_PIECE = 1024 * 1024
+
+
+def _pieces(stream: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """The file's lines, a long one in pieces; with each, whether it starts a line."""
+    at_start = True
+    while piece := stream.readline(MAX_PIECE):
+        yield piece, at_start
+        at_start = piece.endswith(b"\n")
+
+
 def read_export(stream: BinaryIO) -> Iterator[ExportedMessage]:
     """The messages of an mbox export, one by one (mboxrd: ``>From `` lines lose one ``>``)."""
     lines: list[bytes] = []
     size, number = 0, 0
     started = False
-    for line in stream:
-        if line.startswith(b"From "):
+    for line, at_start in _pieces(stream):
+        if at_start and line.startswith(b"From "):
             if started:
                 yield _finish(number, lines)
                 number += 1
@@ -171,12 +183,12 @@ def read_export(stream: BinaryIO) -> Iterator[ExportedMessage]:
             if line.strip():
                 raise MailkitError("this is not an mbox file: it does not start with a 'From ' line")
             continue
-        if re.match(rb">+From ", line):
+        if at_start and re.match(rb">+From ", line):
             line = line[1:]
         size += len(line)
         if size > MAX_MESSAGE:
             raise MailkitError(f"message {number + 1} of the export is larger than {MAX_MESSAGE // 2**20} MB")
-        lines.append(line.replace(b"\r\n", b"\n"))
+        lines.append(line)
     if started:
         yield _finish(number, lines)
 

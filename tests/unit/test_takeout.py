@@ -47,6 +47,11 @@ def test_an_export_that_is_not_mbox_or_too_big_is_a_clear_error(monkeypatch: pyt
     monkeypatch.setattr(takeout, "MAX_MESSAGE", 100)
     with pytest.raises(MailkitError, match="larger than"):
         list(takeout.read_export(_export(b"Subject: big\n\n" + b"x" * 200 + b"\n")))
+    monkeypatch.setattr(takeout, "MAX_PIECE", 64)
+    endless = io.BytesIO(b"From x@xxx Mon Jan  1 00:00:00 2024\nSubject: " + b"y" * 10_000_000)
+    with pytest.raises(MailkitError, match="larger than"):
+        list(takeout.read_export(endless))
+    assert endless.tell() < 1000, "a line without end is read in pieces, and no further than the limit"
     monkeypatch.setattr(takeout, "MAX_MESSAGES", 2)
     with pytest.raises(MailkitError, match="more than 2 messages"):
         list(takeout.read_export(_export(b"A: 1\n\n1\n", b"A: 2\n\n2\n", b"A: 3\n\n3\n")))
