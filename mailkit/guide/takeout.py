@@ -100,6 +100,8 @@ def labels_of(value: str) -> list[str]:
     for label in (part.strip() for part in labels):
         if label:
             decoded.append(_decoded(label))
+            if not decoded[-1].isprintable() or len(decoded[-1]) > 200:
+                raise MailkitError(f"a label of the export is not a folder name: {shorten(repr(decoded[-1]), 80)}")
     if len(decoded) > MAX_LABELS:
         raise MailkitError(f"a message of the export has more than {MAX_LABELS} labels")
     return decoded

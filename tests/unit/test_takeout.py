@@ -60,6 +60,8 @@ def test_an_export_that_is_not_mbox_or_too_big_is_a_clear_error(monkeypatch: pyt
 def test_labels_quoted_encoded_or_too_many() -> None:
     assert takeout.labels_of('Inbox,"Work, old",=?UTF-8?B?5pel5pys6Kqe?=') == ["Inbox", "Work, old", "日本語"]
     assert takeout.labels_of("=?bogus?Q?x?=") == ["=?bogus?Q?x?="], "a label that lies about its encoding stays"
+    with pytest.raises(MailkitError, match="not a folder name"):
+        takeout.labels_of("Inbox,=?utf-8?q?evil=0Aline?=")
     with pytest.raises(MailkitError, match="labels"):
         takeout.labels_of(",".join(f"l{i}" for i in range(200)))
 
