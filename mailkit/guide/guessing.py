@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailkit.clients.logins import TURNED_AWAY, try_logins
-from mailkit.clients.remote_client import run_client
+from mailkit.clients.remote_client import run_clients
 from mailkit.core.checks import CheckResult, CheckTable, skipped
 from mailkit.core.resources import File, Packages, Resource
 from mailkit.core.ssh import Connection
@@ -166,16 +166,19 @@ def _filter_sees(mail: Connection, line: str, filter_name: str) -> tuple[bool, s
 
 
 def jails_see_failures(guide: Parts, mail: Connection, outside: Connection) -> list[CheckResult]:
-    """One wrong password each at IMAPS and at submission, from the outside host over TLS; then the journal's line
-    for each, found where the jail reads the journal and put through its filter (``fail2ban-regex``): the jail
-    counts what the services log."""
+    """One wrong password each at IMAPS and at submission (at the same time), from the outside host over TLS; then
+    the journal's line for each, found where the jail reads the journal and put through its filter
+    (``fail2ban-regex``): the jail counts what the services log."""
     user = str(guide.part1.mailboxes[0])
     wrong = _wrong(1)[0]
     host = str(guide.part1.hostname)
     mark = _journal_mark(mail)
-    run_client(outside, {"protocol": "imap", "host": host, "port": 993, "mode": "tls", "user": user, "password": wrong})
-    run_client(
-        outside, {"protocol": "smtp", "host": host, "port": 587, "mode": "starttls", "user": user, "password": wrong}
+    run_clients(
+        outside,
+        [
+            {"protocol": "imap", "host": host, "port": 993, "mode": "tls", "user": user, "password": wrong},
+            {"protocol": "smtp", "host": host, "port": 587, "mode": "starttls", "user": user, "password": wrong},
+        ],
     )
     imap_line = _line_after(mail, mark, "dovecot", "auth failed")
     smtp_line = _line_after(mail, mark, "postfix-sasl", "SASL [A-Z0-9-]+ authentication failed")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from mailkit.clients.remote_client import run_client, throwaway_login
+from mailkit.clients.remote_client import run_client, run_clients, throwaway_login
 from mailkit.core.checks import CheckResult
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
@@ -61,34 +61,73 @@ def verify(
         ]
     user, other = users[0], users[1]
     password = passwords[user].reveal()
-    results: list[CheckResult] = []
+    subject = part1_subject or "mailkit check"
+    token = f"mailkit lmtp {secrets.token_hex(6)}"
 
     def imap(mode: str, port: int, secret: str = password, **extra: Any) -> dict[str, Any]:
-        request = {"protocol": "imap", "host": host, "port": port, "mode": mode, "user": user, "password": secret}
-        return run_client(outside, {**request, **extra})
+        return {"protocol": "imap", "host": host, "port": port, "mode": mode, "user": user, "password": secret, **extra}
 
     def smtp(mode: str, port: int, **extra: Any) -> dict[str, Any]:
-        return run_client(outside, {"protocol": "smtp", "host": host, "port": port, "mode": mode, **extra})
+        return {"protocol": "smtp", "host": host, "port": port, "mode": mode, **extra}
+
+    # Every conversation that depends on no other, at the same time from the outside host; then the message sent
+    # to port 25 looked for over IMAP; the wrong passwords last (Dovecot delays an address's logins after a
+    # failure, and the right ones should not wait for that).
+    asks = {
+        "imaps": imap("tls", IMAPS, subject=subject),
+        "imap starttls": imap("starttls", IMAP, subject=subject),
+        # Probed with a throwaway user and password: a real one never crosses an unencrypted connection.
+        "imap plain": {"protocol": "imap", "host": host, "port": IMAP, "mode": "plain",
+                       **throwaway_login(user.split("@", 1)[1])},
+        "lmtp": smtp("starttls", SMTP, mail_from="probe@outside.example.net", rcpt=user,
+                     data=f"From: probe@outside.example.net\r\nTo: {user}\r\nSubject: {token}\r\n\r\nvia LMTP\r\n"),
+        "587 PLAIN": smtp("starttls", SUBMISSION, user=user, password=password, mechanism="PLAIN"),
+        "587 LOGIN": smtp("starttls", SUBMISSION, user=user, password=password, mechanism="LOGIN"),
+        "587 plain": smtp("plain", SUBMISSION),
+        "587 relay": smtp("starttls", SUBMISSION, mail_from=user, rcpt="victim@other.test"),
+        "465": smtp("tls", SUBMISSIONS, user=user, password=password, mail_from=user, rcpt=other,
+                    data=f"From: {user}\r\nTo: {other}\r\nSubject: via 465\r\n\r\nhello\r\n"),
+        "587 as other": smtp("starttls", SUBMISSION, user=user, password=password, mail_from=other, rcpt=user),
+        "25": smtp("starttls", SMTP),
+        "tls 25": smtp("starttls", SMTP),
+        "tls 587": smtp("starttls", SUBMISSION),
+        "tls 465": smtp("tls", SUBMISSIONS),
+        "tls 143": imap("starttls", IMAP),
+        "tls 993": imap("tls", IMAPS),
+    }  # fmt: skip
+    seen = dict(zip(asks, run_clients(outside, list(asks.values())), strict=True))
+    found = 0
+    deadline = time.monotonic() + 20
+    while seen["lmtp"].get("data", [0])[0] == 250 and time.monotonic() < deadline:
+        found = run_client(outside, imap("tls", IMAPS, subject=token)).get("found", 0)
+        if found:
+            break
+        time.sleep(0.3)
+    wrong_imap, wrong_587 = run_clients(
+        outside,
+        [
+            imap("tls", IMAPS, secret=password + "-wrong"),
+            smtp("starttls", SUBMISSION, user=user, password=password + "-wrong"),
+        ],
+    )
+    results: list[CheckResult] = []
 
     # IMAP: TLS on connect and STARTTLS log in and see part 1's mail; cleartext login is refused.
-    subject = part1_subject or "mailkit check"
-    for label, mode, port in (("IMAPS (993)", "tls", IMAPS), ("IMAP + STARTTLS (143)", "starttls", IMAP)):
-        seen = imap(mode, port, subject=subject)
-        ok = seen.get("login", [""])[0] == "OK" and seen.get("found", 0) >= 1
-        detail = f"login {seen.get('login', ['?'])[0]}, {seen.get('found', 0)} message(s) from part 1 in INBOX"
+    for label, key in (("IMAPS (993)", "imaps"), ("IMAP + STARTTLS (143)", "imap starttls")):
+        answer = seen[key]
+        ok = answer.get("login", [""])[0] == "OK" and answer.get("found", 0) >= 1
+        detail = f"login {answer.get('login', ['?'])[0]}, {answer.get('found', 0)} message(s) from part 1 in INBOX"
         results.append(
             CheckResult(
                 "imap",
                 f"{label}: log in and read part 1's mail",
                 ok,
-                seen.get("error", detail),
+                answer.get("error", detail),
                 f"{GUIDE} sections 4-5: mail_home/mail_path must point at part 1's Maildirs",
             )
         )
-    # Probed with a throwaway user and password: a real one never crosses an unencrypted connection.
     # The refusal must come from the cleartext rule, not from the unknown user.
-    probe = throwaway_login(user.split("@", 1)[1])
-    plain = run_client(outside, {"protocol": "imap", "host": host, "port": IMAP, "mode": "plain", **probe})
+    plain = seen["imap plain"]
     cleartext = rules.cleartext_login_refused(plain.get("capabilities_before_tls", []), plain.get("login", ["OK", ""]))
     results.append(
         CheckResult(
@@ -99,98 +138,78 @@ def verify(
             f"{GUIDE} section 4: auth_allow_cleartext = no / disable_plaintext_auth = yes",
         )
     )
-    wrong = imap("tls", IMAPS, secret=password + "-wrong")
     results.append(
         CheckResult(
             "imap",
             "wrong password refused",
-            wrong.get("login", ["OK"])[0] != "OK",
-            f"login {wrong.get('login', ['?'])[0]}",
+            wrong_imap.get("login", ["OK"])[0] != "OK",
+            f"login {wrong_imap.get('login', ['?'])[0]}",
             f"{GUIDE} section 4",
         )
     )
 
     # Port 25 -> Postfix -> LMTP -> Dovecot -> IMAP.
-    token = f"mailkit lmtp {secrets.token_hex(6)}"
-    data = f"From: probe@outside.example.net\r\nTo: {user}\r\nSubject: {token}\r\n\r\nvia LMTP\r\n"
-    sent = smtp("starttls", SMTP, mail_from="probe@outside.example.net", rcpt=user, data=data)
-    found = 0
-    deadline = time.monotonic() + 20
-    while sent.get("data", [0])[0] == 250 and time.monotonic() < deadline:
-        found = imap("tls", IMAPS, subject=token).get("found", 0)
-        if found:
-            break
-        time.sleep(0.3)
     results.append(
         CheckResult(
             "delivery",
             "a new message to port 25 arrives over LMTP, readable over IMAP",
             bool(found),
-            f"SMTP {sent.get('data', ['?'])[0]}, found over IMAP: {bool(found)}",
+            f"SMTP {seen['lmtp'].get('data', ['?'])[0]}, found over IMAP: {bool(found)}",
             f"{GUIDE} section 6: virtual_transport = lmtp:unix:private/dovecot-lmtp",
         )
     )
 
     # Submission: TLS first, then AUTH; senders limited to their own addresses.
     for mech in ("PLAIN", "LOGIN"):
-        seen = smtp("starttls", SUBMISSION, user=user, password=password, mechanism=mech)
+        answer = seen[f"587 {mech}"]
         results.append(
             CheckResult(
                 "submission",
                 f"587 STARTTLS + AUTH {mech}",
-                seen.get("auth", [0])[0] == 235,
-                _reply(seen.get("auth")),
+                answer.get("auth", [0])[0] == 235,
+                _reply(answer.get("auth")),
                 f"{GUIDE} section 7",
             )
         )
-    seen = smtp("starttls", SUBMISSION, user=user, password=password + "-wrong")
     results.append(
         CheckResult(
             "submission",
             "587 wrong password refused",
-            seen.get("auth", [0])[0] == 535,
-            _reply(seen.get("auth")),
+            wrong_587.get("auth", [0])[0] == 535,
+            _reply(wrong_587.get("auth")),
             f"{GUIDE} section 7",
         )
     )
-    seen = smtp("plain", SUBMISSION)
-    early = rules.no_auth_before_tls(seen.get("auth_before_tls"), seen.get("starttls_offered"))
+    answer = seen["587 plain"]
+    early = rules.no_auth_before_tls(answer.get("auth_before_tls"), answer.get("starttls_offered"))
     results.append(
         CheckResult(
             "submission",
             "587 offers no AUTH before STARTTLS",
             early.ok,
-            seen.get("error", early.detail),
+            answer.get("error", early.detail),
             f"{GUIDE} section 7: smtpd_tls_auth_only = yes",
         )
     )
-    seen = smtp("starttls", SUBMISSION, mail_from=user, rcpt="victim@other.test")
-    code, text = [*seen.get("rcpt", seen.get("mail", [0, seen.get("error", "")])), ""][:2]
+    answer = seen["587 relay"]
+    code, text = [*answer.get("rcpt", answer.get("mail", [0, answer.get("error", "")])), ""][:2]
     relay = rules.relay_refused(int(code), str(text))
     results.append(
         CheckResult("submission", "587 without AUTH cannot relay", relay.ok, relay.detail, f"{GUIDE} section 7")
     )
-    seen = smtp(
-        "tls",
-        SUBMISSIONS,
-        user=user,
-        password=password,
-        mail_from=user,
-        rcpt=other,
-        data=f"From: {user}\r\nTo: {other}\r\nSubject: via 465\r\n\r\nhello\r\n",
-    )
+    answer = seen["465"]
     results.append(
         CheckResult(
             "submission",
             "465 TLS on connect + AUTH, message accepted",
-            seen.get("auth", [0])[0] == 235 and seen.get("data", [0])[0] == 250,
-            f"AUTH {_reply(seen.get('auth'))}; DATA {_reply(seen.get('data'))}",
+            answer.get("auth", [0])[0] == 235 and answer.get("data", [0])[0] == 250,
+            f"AUTH {_reply(answer.get('auth'))}; DATA {_reply(answer.get('data'))}",
             f"{GUIDE} section 7",
         )
     )
-    seen = smtp("starttls", SUBMISSION, user=user, password=password, mail_from=other, rcpt=user)
-    mail_reply = seen.get("mail", [0, ""])
-    rcpt_reply = seen.get("rcpt", mail_reply)
+    answer = seen["587 as other"]
+    mail_reply = answer.get("mail", [0, ""])
+    rcpt_reply = answer.get("rcpt", mail_reply)
     rejected = "not owned by user" in str(rcpt_reply[1]) and 500 <= rcpt_reply[0] < 600
     results.append(
         CheckResult(
@@ -201,33 +220,29 @@ def verify(
             f"{GUIDE} section 7: smtpd_sender_login_maps + reject_sender_login_mismatch",
         )
     )
-    seen = smtp("starttls", SMTP)
+    answer = seen["25"]
     results.append(
         CheckResult(
             "smtp",
             "port 25 offers no AUTH",
-            not seen.get("auth_offered") and seen.get("auth_before_tls") is False,
-            f"AUTH: {seen.get('auth_offered') or 'none'}",
+            not answer.get("auth_offered") and answer.get("auth_before_tls") is False,
+            f"AUTH: {answer.get('auth_offered') or 'none'}",
             f"{GUIDE} section 7: smtpd_sasl_auth_enable = no in main.cf",
         )
     )
 
     # The same certificate, verified against the trust store, on every service.
-    for label, protocol, mode, port in (
-        ("SMTP 25 STARTTLS", "smtp", "starttls", SMTP),
-        ("submission 587 STARTTLS", "smtp", "starttls", SUBMISSION),
-        ("submissions 465", "smtp", "tls", SUBMISSIONS),
-        ("IMAP 143 STARTTLS", "imap", "starttls", IMAP),
-        ("IMAPS 993", "imap", "tls", IMAPS),
+    for label, key in (
+        ("SMTP 25 STARTTLS", "tls 25"),
+        ("submission 587 STARTTLS", "tls 587"),
+        ("submissions 465", "tls 465"),
+        ("IMAP 143 STARTTLS", "tls 143"),
+        ("IMAPS 993", "tls 993"),
     ):
-        seen = (imap if protocol == "imap" else smtp)(mode, port)
+        verdict = tls_verdict(seen[key], host)
         results.append(
             CheckResult(
-                "tls",
-                label,
-                tls_verdict(seen, host).ok,
-                tls_verdict(seen, host).detail,
-                f"{GUIDE} section 3: the certificate must be for {host}",
+                "tls", label, verdict.ok, verdict.detail, f"{GUIDE} section 3: the certificate must be for {host}"
             )
         )
 

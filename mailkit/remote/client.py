@@ -1,7 +1,9 @@
-"""One SMTP or IMAP conversation, run on the outside host with ``python3`` and its standard library only.
+"""SMTP and IMAP conversations, run on the outside host with ``python3`` and its standard library only.
 
 The request (including any password) arrives as JSON on standard input, never on a command line; the answer leaves
-as JSON on standard output. TLS is verified against that host's trust store and the server's host name.
+as JSON on standard output. A request ``{"batch": [...]}`` holds several conversations: they run at the same time,
+each on its own connection, and the answer is the list of what each saw, in the same order. TLS is verified
+against that host's trust store and the server's host name.
 :func:`mailkit.clients.remote_client.run_client` refuses to send a real password in ``plain`` mode before this
 runs; here too, a cleartext IMAP login is made only with a throwaway credential.
 """
@@ -14,11 +16,11 @@ import json
 import smtplib
 import ssl
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-#: The request (read in :func:`main`) and what was seen.
-req: dict[str, Any] = {}
-out: dict[str, Any] = {}
+#: The most conversations one batch runs (each a connection and a thread).
+MAX_BATCH = 32
 
 
 def context() -> ssl.SSLContext:
@@ -32,7 +34,7 @@ def reply(answer: tuple[int, Any]) -> list[Any]:
     return [code, text.decode(errors="replace") if isinstance(text, bytes) else str(text)]
 
 
-def tls_info(sock: Any) -> dict[str, Any]:
+def tls_info(sock: Any, req: dict[str, Any]) -> dict[str, Any]:
     cert = sock.getpeercert()
     # The name it is for: its DNS names (subjectAltName), as clients match them; ACME CAs may leave the CN out.
     names = [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
@@ -41,7 +43,7 @@ def tls_info(sock: Any) -> dict[str, Any]:
     return {"version": sock.version(), "subject": name, "not_after": cert.get("notAfter")}
 
 
-def smtp() -> None:
+def smtp(req: dict[str, Any], out: dict[str, Any]) -> None:
     mode, host, port, timeout, ctx = req["mode"], req["host"], req["port"], req.get("timeout", 20), context()
     s: smtplib.SMTP
     try:
@@ -64,7 +66,7 @@ def smtp() -> None:
             return
         s.ehlo("outside.example.net")
     if mode in ("starttls", "tls"):
-        out["tls"] = tls_info(s.sock)
+        out["tls"] = tls_info(s.sock, req)
     out["auth_offered"] = s.esmtp_features.get("auth", "").split()
     if req.get("user") and (mode != "plain" or req.get("throwaway")):
         mech = req.get("mechanism", "PLAIN")
@@ -86,7 +88,7 @@ def smtp() -> None:
         s.quit()
 
 
-def imap() -> None:
+def imap(req: dict[str, Any], out: dict[str, Any]) -> None:
     mode, host, port, timeout, ctx = req["mode"], req["host"], req["port"], req.get("timeout", 20), context()
     m: imaplib.IMAP4
     try:
@@ -101,7 +103,7 @@ def imap() -> None:
         out["tls_error"] = str(e)
         return
     if mode in ("starttls", "tls"):
-        out["tls"] = tls_info(m.sock)
+        out["tls"] = tls_info(m.sock, req)
     out["capabilities"] = list(m.capabilities)
     if mode == "plain" and not req.get("throwaway"):
         out["login"] = ["SKIPPED", "no real password is sent without TLS"]
@@ -125,13 +127,24 @@ def imap() -> None:
     m.logout()
 
 
-def main() -> None:
-    req.update(json.load(sys.stdin))
+def converse(req: dict[str, Any]) -> dict[str, Any]:
+    """One conversation: what was seen, or how it failed."""
+    out: dict[str, Any] = {}
     try:
-        {"smtp": smtp, "imap": imap}[req["protocol"]]()
+        {"smtp": smtp, "imap": imap}[req["protocol"]](req, out)
     except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as e:
         out["error"] = type(e).__name__ + ": " + str(e)
-    json.dump(out, sys.stdout)
+    return out
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    if "batch" not in request:
+        json.dump(converse(request), sys.stdout)
+        return
+    batch = request["batch"][:MAX_BATCH]
+    with ThreadPoolExecutor(max_workers=max(1, len(batch))) as pool:
+        json.dump(list(pool.map(converse, batch)), sys.stdout)
 
 
 if __name__ == "__main__":
