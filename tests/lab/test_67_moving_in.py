@@ -12,13 +12,9 @@ labels and importing it twice brings nothing twice, and the chapter's notebook r
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -30,11 +26,12 @@ from mailkit.guide import moving_in, takeout
 from mailkit.lab import cloud_account, cloud_provider
 from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
+from tests.replay import NOTEBOOKS, replay
 
 pytestmark = pytest.mark.lab
 USER = EmailAddress("alice@example.org")
 LEFT = set(moving_in.LEFT_AT_PROVIDER)
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06-moving-in.ipynb"
+NOTEBOOK = NOTEBOOKS / "06-moving-in.ipynb"
 
 
 @dataclass
@@ -149,15 +146,7 @@ def test_a_wrong_app_password_is_a_clear_error_and_changes_nothing(move: Move) -
 
 def test_the_moving_in_notebook_replays_with_its_stored_outputs(lab: Lab) -> None:
     lab.reset(to_part=4)  # the finished server, as a reader comes to this chapter
-    argv = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval",
-        "--nbval-sanitize-with", str(NOTEBOOK.parent / "sanitize.cfg"), "--nbval-cell-timeout", "900", str(NOTEBOOK),
-    ]  # fmt: skip
-    env = dict(os.environ, MAILKIT_HOST="lab:mail", MAILKIT_STATIC_OUTPUT="1")
-    env.pop("MAILKIT_CHECKS_FILE", None)
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=NOTEBOOK.parent, check=False)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout
+    replay([NOTEBOOK])
 
 
 def test_a_sync_cut_off_half_way_resumes_without_losing_or_doubling_a_message(
