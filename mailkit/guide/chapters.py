@@ -102,6 +102,7 @@ CHAPTERS = (
     ),
     Chapter(5, "the upgrade", "05-upgrade.ipynb", server_part=False),
     Chapter(6, "moving in", "06-moving-in.ipynb", server_part=False),
+    Chapter(7, "backups", "07-backups.ipynb", server_part=False),
 )
 SERVER_PARTS = tuple(c.number for c in CHAPTERS if c.server_part)
 #: Which part runs each service, by package; and each port a part opens: (what it serves, the probe's kind, part).

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from mailkit.core.errors import LabError
 from mailkit.lab.layout import (
+    BACKUP_ADDRESS,
     BLOCKLIST_ZONE,
     CLOUD_ADDRESS,
     HOSTS,
@@ -87,6 +88,9 @@ def zone_files() -> dict[str, str]:
     # The cloud provider a reader moves out of (mailkit/lab/cloud_provider.py).
     records["example.net"].append(f"imap.cloud IN A {CLOUD_ADDRESS}")
     records[REVERSE_ZONE_V4].append(f"{reverse_name(CLOUD_ADDRESS)} IN PTR imap.cloud.example.net.")
+    # The backup host the server's backups go to (mailkit/lab/backup_host.py).
+    records["example.net"].append(f"backup IN A {BACKUP_ADDRESS}")
+    records[REVERSE_ZONE_V4].append(f"{reverse_name(BACKUP_ADDRESS)} IN PTR backup.example.net.")
     records[BLOCKLIST_ZONE] += blocklist_records()
     files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
     files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])

@@ -28,6 +28,7 @@ from mailkit.lab.layout import (
     ROAMING_USER_ADDRESS,
     host_spec,
 )
+from mailkit.server.backup_space import BackupSpace
 from mailkit.server.old_account import OldAccount
 from mailkit.server.target import Guessers, Published, SpamSenders, Target
 
@@ -162,6 +163,27 @@ class LabTarget(Target):
 
         cloud_provider.deliver(outside, str(account.user), message)
         return True
+
+    def backup_space(
+        self, host: str, user: str, path: str, host_key: str, port: int = 22, outside: Connection | None = None
+    ) -> BackupSpace:
+        """The lab's backup host (:mod:`mailkit.lab.backup_host`) set up afresh on the outside host, an empty
+        account; its host key is the outside host's, which the lab knows (given: ignored)."""
+        from mailkit.lab import backup_host
+        from mailkit.lab.lab import Lab
+
+        if host != backup_host.HOST or user != backup_host.USER or outside is None:
+            raise UsageError(f"the lab's backup host is {backup_host.USER}@{backup_host.HOST}, set up from outside")
+        key = Lab().host_key("outside").with_suffix(".pub").read_text()
+        return backup_host.setup(outside, key, path)
+
+    def authorize_backup_key(self, outside: Connection | None, space: BackupSpace, line: str) -> str:
+        from mailkit.lab import backup_host
+
+        if outside is None:
+            raise UsageError("the lab's backup host is set up from the outside host")
+        backup_host.authorize(outside, line)
+        return f"the lab's backup host {space.host} takes the server's key, append-only"
 
     def receiver(self, outside: Connection | None) -> LabReceiver | None:
         return LabReceiver(outside) if outside is not None else None

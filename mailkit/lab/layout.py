@@ -115,7 +115,15 @@ HOSTS: dict[str, HostSpec] = {
             "02:00:c6:33:64:64",
             "outside",
             "a host on 'the internet' with the clients the checks use",
-            ("198.51.100.66", "198.51.100.67", "198.51.100.68", "198.51.100.69", "198.51.100.70", "198.51.100.71"),
+            (
+                "198.51.100.66",
+                "198.51.100.67",
+                "198.51.100.68",
+                "198.51.100.69",
+                "198.51.100.70",
+                "198.51.100.71",
+                "198.51.100.72",
+            ),
         ),
     )
 }
@@ -181,6 +189,9 @@ RELAY_ADDRESS = "198.51.100.68"
 #: The cloud provider a reader moves out of (mailkit/lab/cloud_provider.py), also on the outside host:
 #: imap.cloud.example.net.
 CLOUD_ADDRESS = "198.51.100.71"
+#: The backup host the mail server sends its backups to (mailkit/lab/backup_host.py), also on the outside host:
+#: backup.example.net.
+BACKUP_ADDRESS = "198.51.100.72"
 #: The lab's own DNS block list (RFC 5782 layout), answering like a real one does, offline.
 BLOCKLIST_ZONE = "bl.example.net"
 

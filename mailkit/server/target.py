@@ -35,6 +35,7 @@ from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.ssh import Connection
 from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
 from mailkit.domain.records import Lookup, RecordPlan, RecordSet, ZoneText, plan, zone_text
+from mailkit.server.backup_space import BackupSpace
 from mailkit.server.old_account import OldAccount
 
 DEFAULT_TARGET = "lab:mail"
@@ -237,6 +238,21 @@ class Target:
         """Make a message arrive at the old provider (the moving-in chapter's straggler): only a lab can; on your own
         server mail keeps arriving there by itself until the MX record moves."""
         return False
+
+    # -- backups ----------------------------------------------------------------------------------------
+    def backup_space(
+        self, host: str, user: str, path: str, host_key: str, port: int = 22, outside: Connection | None = None
+    ) -> BackupSpace:
+        """Where the backups go: the account at your backup host (a storage box, a second server), as its
+        provider names it, with the host key its page shows (compare ``ssh-keygen -lf`` of it with theirs)."""
+        return BackupSpace(Hostname(host, field="BACKUP_HOST"), user, path, host_key, port)
+
+    def authorize_backup_key(self, outside: Connection | None, space: BackupSpace, line: str) -> str:
+        """Give the backup host the server's key (``line``, append-only): on your own server you paste it there."""
+        return (
+            f"add this line to ~/.ssh/authorized_keys of {space.user} at {space.host} (a storage box: its "
+            f"page for SSH keys; mind that it keeps the command= part), then go on:\n{line}"
+        )
 
     # -- what only a lab has ---------------------------------------------------------------------------
     def receiver(self, outside: Connection | None) -> Receiver | None:

@@ -1,0 +1,141 @@
+"""Backups, on a finished lab server, with real borg at both ends: the server's key and passphrase are made on the
+server (root only, never in a plan), the backup host gets nothing but ciphertext, a second apply changes nothing,
+every check of the chapter is green; a wrong backup-host key is refused before anything is made; the server's own key
+cannot delete a backup (append-only: what it "deleted" comes back when the backup host's owner undoes the
+transactions after the last good one); and the chapter's notebook replays with its stored outputs. On every release
+(borg 1.2 on bookworm, 1.4 on trixie).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+import mailkit as mk
+from mailkit.core import engine
+from mailkit.core.errors import MailkitError
+from mailkit.core.ssh import Connection
+from mailkit.guide import backups
+from mailkit.lab import backup_host
+from mailkit.lab.lab import Lab
+from mailkit.server.backup_space import BackupSpace
+from tests.replay import NOTEBOOKS, replay
+
+pytestmark = pytest.mark.lab
+MAILBOXES = ["alice@example.org", "bob@example.org", "carol@b.example.org"]
+PATH = "mail.example.org"
+NOTEBOOK = NOTEBOOKS / "07-backups.ipynb"
+
+
+@dataclass
+class Backed:
+    mail: Connection
+    outside: Connection
+    space: BackupSpace
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_host_after(lab: Lab) -> Iterator[None]:
+    yield
+    lab.reset()
+
+
+@pytest.fixture
+def server(lab: Lab) -> Iterator[Backed]:
+    """A finished server and an empty backup host (whatever ran before)."""
+    lab.reset(to_part=4)
+    target = mk.target_of("lab:mail")
+    mail, outside = target.connect(), target.outside()
+    try:
+        space = target.backup_space(backup_host.HOST, backup_host.USER, PATH, "", outside=outside)
+        yield Backed(mail, outside, space)
+    finally:
+        mail.close()
+        outside.close()
+
+
+def _set_up(server: Backed) -> None:
+    engine.apply(server.mail, backups.install(server.space))
+    line = backups.authorization(server.mail, server.space, "mail.example.org")
+    backup_host.authorize(server.outside, line)
+    backups.initialize(server.mail)
+
+
+def _on_backup_host(server: Backed, script: str) -> str:
+    """``script`` as the backup host's owner (its account, in the repository), not with the server's key."""
+    passphrase = server.mail.run(["cat", backups.PASSPHRASE]).stdout  # as the reader keeps it, off the server
+    wrapped = f'BORG_PASSPHRASE="$(cat)"; export BORG_PASSPHRASE; cd {backup_host.HOME}/{PATH} && {script}'
+    return server.outside.run(["su", backup_host.USER, "-s", "/bin/sh", "-c", wrapped], input=passphrase).stdout
+
+
+def test_a_backup_is_encrypted_off_the_server_and_every_check_is_green(server: Backed) -> None:
+    resources = backups.install(server.space)
+    plan = engine.plan(server.mail, resources)
+    assert "never shown, never copied" in "".join(c.diff for c in plan.changes)
+    engine.apply(server.mail, resources)
+    assert not engine.plan(server.mail, resources).changes, "a second apply changes nothing"
+    modes = server.mail.run(["stat", "-c", "%n %U %a", backups.KEY, backups.PASSPHRASE, backups.ENV_FILE]).stdout
+    assert modes.split("\n")[:3] == [f"{p} root 600" for p in (backups.KEY, backups.PASSPHRASE, backups.ENV_FILE)]
+    assert server.mail.run(["stat", "-c", "%a", backups.DIR]).stdout.strip() == "700"
+
+    line = backups.authorization(server.mail, server.space, "mail.example.org")
+    assert line.startswith(f'command="borg serve --append-only --restrict-to-repository {PATH}",restrict ssh-ed25519 ')
+    backup_host.authorize(server.outside, line)
+    assert backups.initialize(server.mail).startswith("the repository is made")
+    assert backups.initialize(server.mail) == "the repository is there: no change"
+    token = f"backup-{server.mail.run(['openssl', 'rand', '-hex', '8']).stdout.strip()}"
+    server.mail.run(["/usr/sbin/sendmail", "alice@example.org"], input=f"Subject: {token}\n\n{token} in plain text\n")
+    arrived = f"for i in $(seq 50); do grep -rqs {token} /var/vmail/example.org/alice && exit; sleep 0.2; done; exit 1"
+    server.mail.run(["sh", "-c", arrived])
+    assert backups.back_up_now(server.mail) == "1 archive in the repository, the newest made just now"
+
+    rows = backups.verify(server.mail, MAILBOXES)
+    assert len(rows) == 8 and [r for r in rows if not r.ok] == [], rows
+    # The backup host holds ciphertext only: neither the message nor the passphrase is readable there.
+    found = server.outside.run(["grep", "-rl", token, f"{backup_host.HOME}/{PATH}"], check=False)
+    assert found.exited == 1 and not found.stdout, "the message's text is not at the backup host"
+    config = server.outside.run(["cat", f"{backup_host.HOME}/{PATH}/config"]).stdout
+    assert "append_only = 0" in config and "key = " in config  # repokey: the key is there, locked by the passphrase
+
+
+def test_a_backup_host_with_another_key_is_refused_and_nothing_is_made(server: Backed, lab: Lab) -> None:
+    other = lab.host_key("dns").with_suffix(".pub").read_text()  # a real key, but not the backup host's
+    impostor = BackupSpace(server.space.host, server.space.user, PATH, other)
+    engine.apply(server.mail, backups.install(impostor))
+    backup_host.authorize(server.outside, backups.authorization(server.mail, impostor, "mail.example.org"))
+    with pytest.raises(MailkitError, match=r"(?i)host key verification failed"):
+        backups.initialize(server.mail)
+    assert not server.outside.run(["test", "-e", f"{backup_host.HOME}/{PATH}"], check=False).ok
+
+
+def test_the_servers_key_cannot_delete_a_backup(server: Backed) -> None:
+    _set_up(server)
+    backups.back_up_now(server.mail)
+    backups.back_up_now(server.mail)
+    names = [name for name, _ in backups.archives(backups.borg(server.mail, "list", "--json")[1])]
+    transactions = server.outside.run(["cat", f"{backup_host.HOME}/{PATH}/transactions"]).stdout
+    good = int(re.findall(r"^transaction (\d+),", transactions, re.M)[-1])
+
+    # Someone who broke into the server uses its key: every archive "deleted", then compacted; a shell refused.
+    for name in names:
+        backups.borg(server.mail, "delete", "--force", f"::{name}")
+    backups.borg(server.mail, "compact")
+    assert backups.borg(server.mail, "list", "--short")[1].strip() == "", "the server's view: nothing left"
+    ssh = ["ssh", "-i", backups.KEY, "-o", f"UserKnownHostsFile={backups.KNOWN_HOSTS}", "-o", "BatchMode=yes"]
+    shell = server.mail.run([*ssh, f"borg@{backup_host.HOST}", "rm", "-rf", PATH], check=False)
+    assert shell.exited != 0 and server.outside.run(["test", "-d", f"{backup_host.HOME}/{PATH}/data"], check=False).ok
+
+    # The owner at the backup host undoes what came after the last good transaction: every archive is back.
+    _on_backup_host(server, backups.undo_after(good))
+    listed = _on_backup_host(server, f"borg list --short {backup_host.HOME}/{PATH}")
+    assert listed.split() == names
+    restored = _on_backup_host(server, f"borg extract --stdout {backup_host.HOME}/{PATH}::{names[0]} etc/dovecot/users")
+    assert restored.count("alice@example.org:{SHA512-CRYPT}") == 1
+
+
+def test_the_chapters_notebook_replays_with_its_stored_outputs(lab: Lab) -> None:
+    lab.reset(to_part=4)
+    replay([NOTEBOOK])

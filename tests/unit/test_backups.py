@@ -1,0 +1,100 @@
+"""The backups chapter's own logic (mailkit/guide/backups.py, mailkit/server/backup_space.py): what a reader gives
+is validated before anything reaches a host, what the backup host answers is read as hostile, and the secrets are
+made on the server, never in a plan. The lab test (tests/lab/test_68_backups.py) runs borg for real."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mailkit.core.errors import MailkitError
+from mailkit.core.resources import File, GeneratedSecret
+from mailkit.core.values import Hostname, ValueRejected
+from mailkit.guide import backups
+from mailkit.server.backup_space import BackupSpace
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClnkdY0ORW99nEM6kMP/5ZtzYiwdyTakgs3wzLbZEh3"
+
+
+def _space(**changes: object) -> BackupSpace:
+    given: dict[str, object] = {"host": Hostname("backup.example.net"), "user": "borg", "path": "mail", "host_key": KEY}
+    return BackupSpace(**{**given, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"path": "../etc"}, "BACKUP_PATH"),
+        ({"path": "a/../../b"}, "BACKUP_PATH"),
+        ({"path": "mail; rm -rf ~"}, "BACKUP_PATH"),
+        ({"path": 'mail" --foo'}, "BACKUP_PATH"),
+        ({"path": ""}, "BACKUP_PATH"),
+        ({"user": "borg user"}, "BACKUP_USER"),
+        ({"user": "-oProxyCommand=x"}, "BACKUP_USER"),
+        ({"port": 0}, "BACKUP_PORT"),
+        ({"port": True}, "BACKUP_PORT"),
+        ({"host_key": "ssh-ed25519 AAAA"}, "BACKUP_HOST_KEY"),
+        ({"host_key": "ssh-rsa " + KEY.split()[1]}, "BACKUP_HOST_KEY"),  # an ed25519 key called RSA
+        ({"host_key": ""}, "BACKUP_HOST_KEY"),
+    ],
+)
+def test_a_backup_space_with_bad_values_is_refused_with_the_parameter_named(changes: dict, field: str) -> None:
+    with pytest.raises(ValueRejected, match=field):
+        _space(**changes)
+
+
+def test_the_repository_names_and_the_lines_for_ssh() -> None:
+    assert _space().repository == "ssh://borg@backup.example.net/./mail"
+    assert _space(path="/srv/borg/mail", port=23).repository == "ssh://borg@backup.example.net:23//srv/borg/mail"
+    assert _space(port=23).known_hosts_line() == f"[backup.example.net]:23 {KEY}"
+    assert _space(host_key=KEY + " root@backup").host_key == KEY, "a comment after the key is dropped"
+    line = _space().authorized_line(KEY + " root@mail", "mailkit-backup@mail.example.org")
+    serve = "borg serve --append-only --restrict-to-repository mail"
+    assert line == f'command="{serve}",restrict {KEY} mailkit-backup@mail.example.org'
+    with pytest.raises(ValueRejected):
+        _space().authorized_line(KEY, 'x",no-restrict')
+
+
+def test_the_plan_holds_no_secret_and_the_settings_are_quoted() -> None:
+    resources = backups.install(_space(path="mail.example.org"))
+    secrets = [r for r in resources if isinstance(r, GeneratedSecret)]
+    assert [s.path for s in secrets] == [backups.KEY, backups.PASSPHRASE]
+    assert all(s.mode == 0o600 and s.owner == "root" for s in secrets)
+    files = {r.path: r for r in resources if isinstance(r, File)}
+    assert files[backups.ENV_FILE].mode == 0o600
+    env = files[backups.ENV_FILE].content.decode()
+    assert "BORG_PASSPHRASE" not in env and f"BORG_PASSCOMMAND='cat {backups.PASSPHRASE}'" in env
+    assert "StrictHostKeyChecking=yes" in env and f"UserKnownHostsFile={backups.KNOWN_HOSTS}" in env
+    script = files[backups.SCRIPT].content.decode()
+    assert "for path in /var/vmail /etc/postfix /etc/dovecot /etc/rspamd" in script
+    assert '[ "$rc" -le 1 ]' in script and "--rdb" in script
+    assert "OnCalendar=*-*-* 03:15:00" in files[backups.TIMER_FILE].content.decode()
+    assert files[backups.KNOWN_HOSTS].content.decode() == f"backup.example.net {KEY}\n"
+
+
+@pytest.mark.parametrize("when", ["03:15; rm -rf /", "$(reboot)", "*-*-* 03:15:00\nExecStart=/bin/sh", ""])
+def test_a_bad_time_for_the_timer_is_refused(when: str) -> None:
+    with pytest.raises(ValueRejected, match="BACKUP_AT"):
+        backups.install(_space(), when)
+
+
+def test_the_backup_hosts_listing_is_read_as_hostile() -> None:
+    good = {
+        "archives": [
+            {"name": "mail-2", "time": "2026-12-06T03:15:02"},
+            {"name": "mail-1", "time": "2026-12-05T03:15:01"},
+        ]
+    }
+    assert backups.archives(json.dumps(good)) == [("mail-1", "2026-12-05T03:15:01"), ("mail-2", "2026-12-06T03:15:02")]
+    assert backups.newest_archive(json.dumps(good)) == ("mail-2", "2026-12-06T03:15:02")
+    for bad in (
+        "",
+        "[]",
+        '{"archives": []}',
+        '{"archives": [{"name": "x"}]}',
+        json.dumps({"archives": [{"name": "<script>", "time": "2026-12-06T03:15:02"}]}),
+        json.dumps({"archives": [{"name": "a", "time": "2026-12-06T03:15:02"}] * (backups.MAX_ARCHIVES + 1)}),
+    ):
+        with pytest.raises(MailkitError):
+            backups.archives(bad)
