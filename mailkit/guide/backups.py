@@ -35,6 +35,8 @@ from mailkit.core.ssh import Connection
 from mailkit.core.templates import Templates
 from mailkit.core.values import EmailAddress, Hostname, ValueRejected
 from mailkit.guide.part3 import DKIM_DIR
+from mailkit.server import rules
+from mailkit.server.backup_runs import UNIT, BackupRuns, read_backup_runs
 from mailkit.server.backup_space import BackupSpace
 
 GUIDE = "07-backups.ipynb"
@@ -46,7 +48,6 @@ KNOWN_HOSTS = f"{DIR}/known_hosts"
 #: ``set -a; . /etc/mailkit/backup/borg.env; set +a; borg list``.
 ENV_FILE = f"{DIR}/borg.env"
 SCRIPT = "/usr/local/sbin/mailkit-backup"
-UNIT = "mailkit-backup"
 SERVICE_FILE = f"/etc/systemd/system/{UNIT}.service"
 TIMER_FILE = f"/etc/systemd/system/{UNIT}.timer"
 #: Consistent dumps of what must not be copied live (Redis/Valkey's data), kept in the archive.
@@ -243,7 +244,16 @@ def undo_after(transaction: int) -> str:
 
 
 def _last_lines(text: str, lines: int = 4) -> str:
-    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])[:600]
+    """What borg said, in one bounded line: what the other end said first (``Remote:`` lines: ssh's own reason,
+    such as a host key that does not match), then borg's last words.
+
+    >>> _last_lines("Remote: Host key verification failed.\\nConnection closed by remote host. Is borg working?")
+    'Host key verification failed. | Connection closed by remote host. Is borg working?'
+    """
+    said = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    remote = [line.removeprefix("Remote:").strip() for line in said if line.startswith("Remote:")]
+    rest = [line for line in said if not line.startswith("Remote:")]
+    return " | ".join([*remote[-2:], *rest[-(lines - min(len(remote), 2)) :]])[:600]
 
 
 def _age_hours(mail: Connection, when: str) -> float:
@@ -260,42 +270,33 @@ def verify(mail: Connection, mailboxes: Sequence[str]) -> CheckTable:
     passwd-file, the DKIM keys and the certificate Postfix serves; a message in it is byte for byte the one on the
     server."""
     section = f"{GUIDE} section 4"
-    timer = mail.run(["systemctl", "is-enabled", f"{UNIT}.timer"], check=False).stdout.strip()
-    active = mail.run(["systemctl", "is-active", f"{UNIT}.timer"], check=False).stdout.strip()
-    results = [
-        CheckResult("backup", "a backup runs every night", timer == "enabled" and active == "active",
-                    f"{UNIT}.timer {timer or 'missing'}, {active}", f"{section}: systemctl enable --now {UNIT}.timer"),
-    ]  # fmt: skip
-    shown = mail.run(["systemctl", "show", f"{UNIT}.service", "-p", "Result", "-p", "ExecMainStatus"], check=False)
-    state = dict(line.split("=", 1) for line in shown.stdout.splitlines() if "=" in line)
-    ran = state.get("Result") == "success" and state.get("ExecMainStatus") == "0"
-    results.append(
-        CheckResult(
-            "backup",
-            "the last backup succeeded",
-            ran,
-            f"result {state.get('Result', '?')[:40]}, exit {state.get('ExecMainStatus', '?')[:10]}",
-            f"journalctl -u {UNIT}.service",
-        )
-    )
+    results = run_rows(read_backup_runs(mail), section)
     code, listing, said = borg(mail, "list", "--json")
     if code != 0:
         results.append(CheckResult("backup", "the newest archive", False, _last_lines(said), f"{section}"))
         return CheckTable(results)
     name, when = newest_archive(listing)
-    age = _age_hours(mail, when)
+    age = rules.backup_age(_age_hours(mail, when))
     results.append(
         CheckResult(
-            "backup",
-            "the newest archive is less than a day old",
-            age < 26,
-            f"{age:.0f} h old",
+            "backup", "the newest archive is less than a day old", age.ok, age.detail,
             f"{section}: systemctl list-timers {UNIT}.timer",
         )
-    )
+    )  # fmt: skip
     certificate = mail.run(["postconf", "-h", "smtpd_tls_cert_file"], check=False).stdout.strip()
     results += _contents(mail, name, mailboxes, certificate or "(none: part 2 not applied)", section)
     return CheckTable(results)
+
+
+def run_rows(runs: BackupRuns, section: str) -> list[CheckResult]:
+    """The timer and the last run, as systemd remembers them (``mailkit check`` shows the same rows)."""
+    timer = rules.backup_timer(runs.enabled, runs.active)
+    result = rules.backup_result(runs.result, runs.status)
+    return [
+        CheckResult("backup", "a backup runs every night", timer.ok, timer.detail,
+                    f"{section}: systemctl enable --now {UNIT}.timer"),
+        CheckResult("backup", "the last backup succeeded", result.ok, result.detail, f"journalctl -u {UNIT}.service"),
+    ]  # fmt: skip
 
 
 def _contents(

@@ -254,3 +254,42 @@ def banned_now(bans: Bans, shown: int = 5) -> Verdict:
     listed = ", ".join(f"{a} ({', '.join(jails)})" for a, jails in list(banned.items())[:shown])
     more = f" and {len(banned) - shown} more" if len(banned) > shown else ""
     return Verdict(True, f"{len(banned)} address{'es' if len(banned) > 1 else ''}: {listed}{more}")
+
+
+#: A nightly backup older than this is a failure (a day, and the timer's random delay, and some slack).
+BACKUP_MAX_HOURS = 26
+
+
+def backup_timer(enabled: str, active: str) -> Verdict:
+    """The nightly backup's timer is enabled (it survives a reboot) and active (it waits for the next night).
+
+    >>> backup_timer("disabled", "inactive")
+    Verdict(ok=False, detail='mailkit-backup.timer disabled, inactive')
+    """
+    return Verdict(
+        enabled == "enabled" and active == "active", f"mailkit-backup.timer {enabled or 'missing'}, {active}"
+    )
+
+
+def backup_result(result: str, status: str) -> Verdict:
+    """The last backup ended well: systemd's result ``success`` and exit status 0 (borg's warnings are 1, which the
+    backup script accepts, so the service still succeeds).
+
+    >>> backup_result("exit-code", "2").detail
+    'result exit-code, exit 2: journalctl -u mailkit-backup says why'
+    """
+    ok = result == "success" and status == "0"
+    detail = f"result {result or '?'}, exit {status or '?'}"
+    return Verdict(ok, detail if ok else detail + ": journalctl -u mailkit-backup says why")
+
+
+def backup_age(hours: float | None, last_failed: bool = False) -> Verdict:
+    """The newest backup is less than :data:`BACKUP_MAX_HOURS` old (None: none known; ``last_failed``: because
+    the last run failed).
+
+    >>> backup_age(30.2), backup_age(None).ok, backup_age(None, last_failed=True).detail
+    (Verdict(ok=False, detail='30 h old'), False, 'the last run failed: no new backup')
+    """
+    if hours is None:
+        return Verdict(False, "the last run failed: no new backup" if last_failed else "no backup yet")
+    return Verdict(hours < BACKUP_MAX_HOURS, f"{hours:.0f} h old")

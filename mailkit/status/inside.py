@@ -20,11 +20,12 @@ from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
-from mailkit.guide import chapters, smarthost
+from mailkit.guide import backups, chapters, smarthost
 from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
 from mailkit.guide.guessing import JAILS, SECTION
 from mailkit.guide.parts import Parts
 from mailkit.server import rules
+from mailkit.server.backup_runs import UNIT, read_backup_runs
 from mailkit.server.bans import read_bans
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.server.mail_queue import MailQueue, read_queue
@@ -325,6 +326,20 @@ def guessing_rows(conn: Connection) -> list[Row]:
     ]
 
 
+def backup_rows(conn: Connection) -> list[Row]:
+    """The backups chapter's nightly backup, where it is set up: the timer, the last run's result and its age, as
+    systemd remembers them (the archives themselves are the backup host's: the chapter's own check reads them)."""
+    runs = read_backup_runs(conn)
+    if not runs.installed:
+        return []
+    section = f"{backups.GUIDE} section 4"
+    rows = [Row(r.group, r.name, r.ok, r.detail, r.fix, part=7) for r in backups.run_rows(runs, section)]
+    failed = runs.result != "success"
+    age = rules.backup_age(None if failed or runs.seconds_ago is None else runs.seconds_ago / 3600, failed)
+    fix = f"{section}: systemctl list-timers {UNIT}.timer; journalctl -u {UNIT}.service"
+    return [*rows, Row("backup", "the last backup is less than a day old", age.ok, age.detail, fix, part=7)]
+
+
 def inside_rows(
     conn: Connection, facts: ServerFacts, offline: bool, blocklists: Sequence[str], exchanger: str
 ) -> list[Row]:
@@ -342,4 +357,5 @@ def inside_rows(
         *update_rows(conn),
         *ssh_rows(conn),
         *(guessing_rows(conn) if 4 in facts.parts else []),
+        *backup_rows(conn),
     ]

@@ -22,6 +22,7 @@ from mailkit.guide import backups
 from mailkit.lab import backup_host
 from mailkit.lab.lab import Lab
 from mailkit.server.backup_space import BackupSpace
+from mailkit.status.inside import backup_rows
 from tests.replay import NOTEBOOKS, replay
 
 pytestmark = pytest.mark.lab
@@ -99,6 +100,25 @@ def test_a_backup_is_encrypted_off_the_server_and_every_check_is_green(server: B
     assert found.exited == 1 and not found.stdout, "the message's text is not at the backup host"
     config = server.outside.run(["cat", f"{backup_host.HOME}/{PATH}/config"]).stdout
     assert "append_only = 0" in config and "key = " in config  # repokey: the key is there, locked by the passphrase
+
+
+def test_mailkit_check_shows_the_backup_and_turns_red_exactly_where_it_breaks(server: Backed) -> None:
+    _set_up(server)
+    assert _backup_rows(server) == ["the last backup is less than a day old"], "the timer waits: no backup yet"
+    backups.back_up_now(server.mail)
+    assert _backup_rows(server) == []
+    # The backup host stops taking the key (a storage box's key removed): the run fails, and says why.
+    server.outside.run(["sh", "-c", f": > {backup_host.HOME}/.ssh/authorized_keys"])
+    with pytest.raises(MailkitError, match="Permission denied"):
+        backups.back_up_now(server.mail)
+    assert _backup_rows(server) == ["the last backup succeeded", "the last backup is less than a day old"]
+    server.mail.run(["systemctl", "disable", "--now", f"{backups.UNIT}.timer"])
+    assert _backup_rows(server)[0] == "a backup runs every night"
+
+
+def _backup_rows(server: Backed) -> list[str]:
+    """The backup rows of ``mailkit check`` that fail (its inside rows, read over SSH)."""
+    return [row.name for row in backup_rows(server.mail) if not row.ok]
 
 
 def test_a_backup_host_with_another_key_is_refused_and_nothing_is_made(server: Backed, lab: Lab) -> None:

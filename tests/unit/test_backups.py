@@ -10,9 +10,12 @@ import pytest
 
 from mailkit.core.errors import MailkitError
 from mailkit.core.resources import File, GeneratedSecret
+from mailkit.core.result import Result
 from mailkit.core.values import Hostname, ValueRejected
 from mailkit.guide import backups
+from mailkit.server.backup_runs import read_backup_runs
 from mailkit.server.backup_space import BackupSpace
+from mailkit.status.inside import backup_rows
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClnkdY0ORW99nEM6kMP/5ZtzYiwdyTakgs3wzLbZEh3"
 
@@ -98,3 +101,40 @@ def test_the_backup_hosts_listing_is_read_as_hostile() -> None:
     ):
         with pytest.raises(MailkitError):
             backups.archives(bad)
+
+
+class Says:
+    """A server whose one command answers ``stdout`` with exit code ``exited`` (mailkit's own logic only)."""
+
+    def __init__(self, stdout: str, exited: int = 0) -> None:
+        self.stdout, self.exited = stdout, exited
+
+    def run(self, argv: list[str], check: bool = True, timeout: int = 60, input: str | None = None) -> Result:
+        return Result(" ".join(argv[:1]), self.stdout, "", self.exited)
+
+
+SHOWN = "enabled\nactive\nResult={result}\nExecMainStatus={status}\nExecMainExitTimestamp=@{ended}\n{now}\n"
+
+
+def test_mailkit_check_reads_the_backup_runs_from_systemd() -> None:
+    assert backup_rows(Says("", 3)) == []  # type: ignore[arg-type], "no timer: the chapter is not applied, no rows"
+    good = backup_rows(Says(SHOWN.format(result="success", status="0", ended=1796500000, now=1796500000 + 7200)))
+    assert [(r.name, r.ok, r.detail) for r in good] == [
+        ("a backup runs every night", True, "mailkit-backup.timer enabled, active"),
+        ("the last backup succeeded", True, "result success, exit 0"),
+        ("the last backup is less than a day old", True, "2 h old"),
+    ]
+    assert all(r.part == 7 and r.group == "backup" for r in good)
+    stale = backup_rows(Says(SHOWN.format(result="success", status="0", ended=1796500000, now=1796500000 + 30 * 3600)))
+    assert [r.ok for r in stale] == [True, True, False]
+    failed = backup_rows(Says(SHOWN.format(result="exit-code", status="2", ended=1796500000, now=1796500000 + 60)))
+    assert [r.ok for r in failed] == [True, False, False]
+    assert failed[2].detail == "the last run failed: no new backup"
+    never = backup_rows(Says("enabled\nactive\nResult=success\nExecMainStatus=0\nExecMainExitTimestamp=\n1796500000\n"))
+    assert [r.ok for r in never] == [True, True, False] and never[2].detail == "no backup yet"
+
+
+def test_what_systemd_says_is_read_as_hostile() -> None:
+    hostile = "enabled\nactive\nResult=<script>alert(1)</script>\nExecMainStatus=0\n" + "x" * 10_000 + "\n1796500000\n"
+    runs = read_backup_runs(Says(hostile))  # type: ignore[arg-type]
+    assert runs.installed and runs.result == "" and runs.seconds_ago is None
