@@ -176,7 +176,7 @@ def initialize(mail: Connection) -> str:
     """The repository on the backup host, encrypted with the server's passphrase (``repokey-blake2``: the key in
     the repository, useless without the passphrase); "no change" when it is there. A backup host that refuses the
     key or a wrong host key is an error, never taken for a missing repository."""
-    code, _, said = borg(mail, "info", "--json")
+    code, _, said = borg(mail, "info")  # not --json: with it, borg leaves out what ssh said
     if code == 0:
         return "the repository is there: no change"
     if "does not exist" not in said:
@@ -273,6 +273,7 @@ def verify(mail: Connection, mailboxes: Sequence[str]) -> CheckTable:
     results = run_rows(read_backup_runs(mail), section)
     code, listing, said = borg(mail, "list", "--json")
     if code != 0:
+        said = borg(mail, "list", "--short")[2]  # again without --json, which leaves out what ssh said
         results.append(CheckResult("backup", "the newest archive", False, _last_lines(said), f"{section}"))
         return CheckTable(results)
     name, when = newest_archive(listing)
