@@ -33,7 +33,7 @@ from mailkit.core.resources import Directory, File, GeneratedSecret, Packages, R
 from mailkit.core.services import Service, register
 from mailkit.core.ssh import Connection
 from mailkit.core.templates import Templates
-from mailkit.core.values import EmailAddress, Hostname, ValueRejected
+from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
 from mailkit.guide.part3 import DKIM_DIR
 from mailkit.server import rules
 from mailkit.server.backup_runs import UNIT, BackupRuns, read_backup_runs
@@ -74,6 +74,7 @@ BORG_SECONDS = 300
 #: The most archives and files a listing reads back (the backup host's answer is believed only so far).
 MAX_ARCHIVES = 10_000
 MAX_LISTED = 2_000_000
+_ARCHIVE = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 register(
     Service(
@@ -115,9 +116,12 @@ def borg_env(space: BackupSpace) -> str:
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in lines.items())
 
 
-def install(space: BackupSpace, on_calendar: str = "*-*-* 03:15:00") -> list[Resource]:
+def install(
+    space: BackupSpace, on_calendar: str = "*-*-* 03:15:00", passphrase: Password | None = None
+) -> list[Resource]:
     """borg, the backup host's pinned key, the server's SSH key and passphrase (made here), borg's settings, the
-    backup script and its nightly timer."""
+    backup script and its nightly timer. ``passphrase``: on a server rebuilt after a loss, the repository's
+    passphrase as you kept it (written to its root-only file, never shown); the SSH key is always a new one."""
     if not re.fullmatch(r"[0-9*:/ ,.-]{1,60}|daily|hourly|weekly", on_calendar):
         raise ValueRejected(
             "BACKUP_AT", on_calendar, "must be a systemd calendar time like '*-*-* 03:15:00' or 'daily'"
@@ -144,7 +148,9 @@ def install(space: BackupSpace, on_calendar: str = "*-*-* 03:15:00") -> list[Res
             PASSPHRASE,
             recipe="openssl rand -base64 33 | tr -d '\\n' > \"$out\"",
             what="the repository's passphrase",
-        ),
+        )
+        if passphrase is None
+        else File(PASSPHRASE, passphrase.reveal().encode(), mode=0o600, secret=True, summary="the kept passphrase"),
         File(ENV_FILE, borg_env(space).encode(), mode=0o600),
         File(SCRIPT, templates.render("backup/mailkit-backup", context).encode(), mode=0o755),
         File(SERVICE_FILE, templates.render("backup/mailkit-backup.service", context).encode(), service=UNIT),
@@ -215,9 +221,22 @@ def archives(listing: str) -> list[tuple[str, str]]:
     except (ValueError, KeyError, TypeError):
         raise MailkitError(f"the repository lists no archive: {listing[:200]!r}") from None
     for name, when in named:
-        if not re.fullmatch(r"[A-Za-z0-9._:-]{1,200}", name) or not re.fullmatch(r"[0-9T:.-]{10,40}", when):
+        if not _ARCHIVE.fullmatch(name) or not re.fullmatch(r"[0-9T:.-]{10,40}", when):
             raise MailkitError(f"the repository lists an archive named {name[:80]!r} at {when[:40]!r}")
     return sorted(named, key=lambda archive: archive[1])
+
+
+def archive_name(name: str) -> str:
+    """An archive's name as the backup script makes them (letters, digits, ``.``, ``_``, ``:``, ``-``).
+
+    >>> archive_name("2026-12-06T03:15:00"), archive_name("--force")
+    Traceback (most recent call last):
+    ...
+    mailkit.core.values.ValueRejected: archive: '--force' is not an archive name of this repository
+    """
+    if not _ARCHIVE.fullmatch(name) or name.startswith("-"):
+        raise ValueRejected("archive", name, "is not an archive name of this repository")
+    return name
 
 
 def newest_archive(listing: str) -> tuple[str, str]:

@@ -293,8 +293,9 @@ class Lab:
         with open("/proc/self/mounts") as mounts:
             return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
-    def reset(self, progress: Progress = _quiet, name: str = "mail", to_part: int = 0) -> str:
-        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``.
+    def reset(self, progress: Progress = _quiet, name: str = "mail", to_part: int = 0, keep_dns: bool = False) -> str:
+        """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``
+        (``keep_dns``: as it is now, as a registrar keeps a lost server's records: the restore drill).
 
         ``to_part`` K: the mail host at the end of the guide's part K, booted from the snapshot the same inputs
         made (:mod:`mailkit.lab.snapshots`) with the DNS zones of that moment; when there is none, the guide builds
@@ -303,8 +304,8 @@ class Lab:
         """
         check_can_run_lab()
         if not to_part:
-            self._boot_afresh(name, progress)
-            return "a fresh host"
+            self._boot_afresh(name, progress, keep_dns=keep_dns)
+            return "a fresh host" + (", the DNS records kept" if keep_dns else "")
         self._check_snapshot_target(name, to_part)
         # The newest snapshot on the way: part K itself, else the highest part below it to build on.
         start = next((s for p in range(to_part, 0, -1) if (s := self._snapshot_for(p)) is not None), None)
@@ -317,7 +318,9 @@ class Lab:
         on = "" if start is None else f" on snapshot {start.name}"
         return f"parts {first}-{to_part} built by the guide{on}, kept as snapshot {kept.name}"
 
-    def _boot_afresh(self, name: str, progress: Progress, snapshot: snapshots.Snapshot | None = None) -> None:
+    def _boot_afresh(
+        self, name: str, progress: Progress, snapshot: snapshots.Snapshot | None = None, keep_dns: bool = False
+    ) -> None:
         with self._locked():
             state = self._read()
             status = self.status()
@@ -332,10 +335,11 @@ class Lab:
             self._boot_from(state, spec, snapshot, progress)
             provider = name == "mail" and state.get("provider", False)
             if name == "mail":
-                progress("restoring the lab DNS zones")
-                self._restore_zones(None if snapshot is None else snapshot.zones)
-                for number in range(1, state.get("students", 0) + 1):
-                    self._publish_student(number)
+                if not keep_dns:
+                    progress("restoring the lab DNS zones")
+                    self._restore_zones(None if snapshot is None else snapshot.zones)
+                    for number in range(1, state.get("students", 0) + 1):
+                        self._publish_student(number)
             else:
                 progress(f"restoring {name}'s DNS records")
                 self._publish_student(int(name[7:]))

@@ -1,0 +1,61 @@
+"""The restore drill (backups chapter, section 6): a lost server rebuilt from its backup on a new one with the same
+name and addresses, the DNS left as it is.
+
+The order matters. The new server first gets the guide's packages (Debian's own configuration, not yet the
+guide's), borg with a *new* SSH key (the old one went with the old server: the backup host is given the new line)
+and the repository's passphrase from where you kept it. Then the newest archive is extracted over the fresh files,
+the Bayes data is put back through Redis/Valkey, and every service restarts on what came back. Last, the guide's
+whole desired state is planned: a good restore leaves it nothing to change.
+
+>>> print(restore_script())  # doctest: +ELLIPSIS
+set -eu
+...
+borg extract --exclude etc/mailkit/backup "::$1" || [ $? -le 1 ]  # 1: a warning, the files are back
+...
+"""
+
+from __future__ import annotations
+
+from mailkit.core.errors import MailkitError
+from mailkit.core.ssh import Connection
+from mailkit.guide import backups
+
+#: What the archive brings back that systemd and the services must see: restarted in this order, if present.
+SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "dovecot", "postfix", "fail2ban")
+
+
+def restore_script() -> str:
+    """Root's shell text: the archive (``$1``) extracted at ``/`` (without the backup's own settings: this server
+    has its own key now), the Redis/Valkey dump put where the server loads it from, services restarted."""
+    services = " ".join(SERVICES)
+    return f"""set -eu
+set -a
+. {backups.ENV_FILE}
+set +a
+cd /
+borg extract --exclude etc/mailkit/backup "::$1" || [ $? -le 1 ]  # 1: a warning, the files are back
+for cli in valkey-cli redis-cli; do
+    command -v "$cli" >/dev/null 2>&1 || continue
+    [ -s {backups.DUMPS}/redis.rdb ] || break
+    unit=${{cli%-cli}}-server
+    dir=$("$cli" config get dir | tail -n 1)
+    file=$("$cli" config get dbfilename | tail -n 1)
+    owner=$(stat -c %U -- "$dir")
+    systemctl stop "$unit"
+    install -o "$owner" -g "$owner" -m 0660 -- {backups.DUMPS}/redis.rdb "$dir/$file"
+    systemctl start "$unit"
+    break
+done
+systemctl daemon-reload
+for unit in {services}; do
+    if systemctl cat "$unit.service" >/dev/null 2>&1; then systemctl restart "$unit"; fi
+done"""
+
+
+def restore(mail: Connection, archive: str | None = None) -> str:
+    """The newest archive (or ``archive``) back on this server; what was restored, in words."""
+    name = backups.archive_name(archive or backups.newest_archive(backups.borg(mail, "list", "--json")[1])[0])
+    done = mail.run(["sh", "-c", restore_script(), "sh", name], check=False, timeout=3600)
+    if not done.ok:
+        raise MailkitError(f"the restore of {name} failed: {done.stderr.strip()[-600:]}", done)
+    return "the newest archive is back in place, every service restarted on it"
