@@ -40,6 +40,7 @@ from mailkit.server.backup_runs import UNIT, BackupRuns, read_backup_runs
 from mailkit.server.backup_space import BackupSpace
 
 GUIDE = "07-backups.ipynb"
+PACKAGES = ("borgbackup",)
 DIR = "/etc/mailkit/backup"
 KEY = f"{DIR}/id_ed25519"
 PASSPHRASE = f"{DIR}/passphrase"
@@ -136,7 +137,7 @@ def install(
         "on_calendar": on_calendar,
     }
     return [
-        Packages(("borgbackup",)),
+        Packages(PACKAGES),
         Directory(DIR, mode=0o700),
         File(KNOWN_HOSTS, (space.known_hosts_line() + "\n").encode(), summary=f"the key of {space.host}, pinned"),
         GeneratedSecret(
@@ -195,9 +196,12 @@ def initialize(mail: Connection) -> str:
 
 def back_up_now(mail: Connection) -> str:
     """One backup now, as the timer starts it (``systemctl start``: its result is what the check reads)."""
+    since = "@" + mail.run(["date", "+%s"]).stdout.strip()
     done = mail.run(["systemctl", "start", f"{UNIT}.service"], check=False, timeout=3600)
-    if not done.ok:
-        log = mail.run(["journalctl", "-u", f"{UNIT}.service", "-n", "8", "--no-pager", "-o", "cat"], check=False)
+    if not done.ok:  # what this run logged: ssh's reason among it
+        log = mail.run(
+            ["journalctl", "-u", f"{UNIT}.service", "--since", since, "--no-pager", "-o", "cat"], check=False
+        )
         raise MailkitError(f"the backup failed: {_last_lines(log.stdout)}", done)
     count = len(archives(borg(mail, "list", "--json")[1]))
     return f"{count} archive{'s' if count != 1 else ''} in the repository, the newest made just now"

@@ -34,6 +34,10 @@ GUIDE = "04-spam-inbound.ipynb"
 CERTBOT_PORT = 80
 
 
+#: What section 8 installs.
+PACKAGES = ("nftables",)
+
+
 def served_ports(applied: Sequence[int], acme: bool, ssh_port: int = 22) -> tuple[int, ...]:
     """SSH, every port the applied parts serve, and 80 for certbot when the certificate comes from an ACME CA."""
     ports = {port_number(ssh_port, "SSH_PORT")} | {n for n, (_, _, part) in PORTS.items() if part in applied}
@@ -43,7 +47,7 @@ def served_ports(applied: Sequence[int], acme: bool, ssh_port: int = 22) -> tupl
 def firewall(guide: Parts, applied: Sequence[int] = (1, 2, 3, 4), ssh_port: int = 22) -> list[Resource]:
     """nftables, and rules that open exactly :func:`served_ports`."""
     ports = served_ports(applied, guide.part2.acme_server is not None, ssh_port)
-    return [Packages(("nftables",)), Firewall(ports)]
+    return [Packages(PACKAGES), Firewall(ports)]
 
 
 def verify(guide: Parts, outside: Connection, target: Target, ssh_port: int = 22) -> CheckTable:

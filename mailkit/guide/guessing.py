@@ -50,6 +50,8 @@ dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 cp -a /etc/fail2ban/. "$dir"/
 cp -- "$1" "$dir/jail.d/mail.conf"
 fail2ban-client --conf "$dir" --test >/dev/null"""
+#: What section 9 installs (python3-systemd: fail2ban reads the journal).
+PACKAGES = ("fail2ban", "python3-systemd")
 _DURATION = re.compile(r"[1-9][0-9]{0,6}[smhdw]?")
 
 
@@ -101,7 +103,7 @@ def ban_guessers(settings: BanSettings) -> list[Resource]:
         "ports": mail_ports(),
     }
     return [
-        Packages(("fail2ban", "python3-systemd")),
+        Packages(PACKAGES),
         File(DOVECOT_FILTER, templates.render("fail2ban/dovecot.local", {}), service="fail2ban"),
         File(
             JAIL_FILE,

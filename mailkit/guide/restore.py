@@ -16,12 +16,24 @@ borg extract --exclude etc/mailkit/backup "::$1" || [ $? -le 1 ]  # 1: a warning
 
 from __future__ import annotations
 
+from mailkit.core.context import HostFacts
 from mailkit.core.errors import MailkitError
+from mailkit.core.resources import Packages, Resource
 from mailkit.core.ssh import Connection
-from mailkit.guide import backups
+from mailkit.guide import backups, firewall, guessing
+from mailkit.guide.parts import Parts
 
 #: What the archive brings back that systemd and the services must see: restarted in this order, if present.
 SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "dovecot", "postfix", "fail2ban")
+
+
+def packages(guide: Parts, facts: HostFacts) -> list[Resource]:
+    """Every package the guide installs (parts 1-4, the firewall, the guessers' ban, borg), none of its settings:
+    what a new server needs before the archive's files come back over Debian's own."""
+    parts = [*guide.part1.install(), *guide.part2.install(), *guide.part3.install(), *guide.part4.install(facts)]
+    installs = [r for r in parts if isinstance(r, Packages)]
+    names = (*(n for r in installs for n in r.names), *firewall.PACKAGES, *guessing.PACKAGES, *backups.PACKAGES)
+    return [Packages(names, preseed=tuple(line for r in installs for line in r.preseed))]
 
 
 def restore_script() -> str:

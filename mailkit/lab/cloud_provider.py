@@ -108,14 +108,14 @@ namespace inbox {{
 """
 
 
-def _maildir_tar(account: Account) -> bytes:
-    """The account's Maildir as a tar archive (directories, and files with their arrival times)."""
+def maildir_tar(account: Account, top: str = "Maildir") -> bytes:
+    """The account's Maildir as a tar archive (directories, and files with their arrival times), under ``top``."""
     from mailkit.lab.cloud_account import maildir_files
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path, (content, mtime) in sorted(maildir_files(account).items()):
-            info = tarfile.TarInfo(f"Maildir/{path}".rstrip("/"))
+            info = tarfile.TarInfo(f"{top}/{path}".rstrip("/"))
             if path.endswith("/"):
                 info.type, info.mode = tarfile.DIRTYPE, 0o700
             else:
@@ -161,7 +161,7 @@ chown root:dovecot {PASSWD_FILE} && chmod 0640 {PASSWD_FILE}
             home,
             OWNER,
         ],
-        input=_maildir_tar(account),
+        input=maildir_tar(account),
         timeout=600,
     )
     engine.apply(outside, [File("/etc/dovecot/dovecot.conf", cloud_dovecot_conf(major).encode())])

@@ -24,7 +24,7 @@ from mailkit.core.context import host_facts
 from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
-from mailkit.guide import backups, restore, upgrade
+from mailkit.guide import backups, firewall, guessing, restore, upgrade
 from mailkit.guide.chapters import verify_parts
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
@@ -211,13 +211,14 @@ def test_the_restore_drill_brings_the_lost_server_back_whole(trixie: None, serve
     assert "alice@example.org" in waiting, waiting
 
     mail = target.connect()
-    engine.apply(mail, part1.install() + part2.install() + part3.install())
-    engine.apply(mail, part4.install(host_facts(mail)))
+    engine.apply(mail, restore.packages(guide, host_facts(mail)))
     engine.apply(mail, backups.install(server.space, passphrase=kept))
     backup_host.authorize(server.outside, backups.authorization(mail, server.space, "mail.example.org"))
     assert restore.restore(mail) == "the newest archive is back in place, every service restarted on it"
     facts = host_facts(mail)
-    pending = engine.plan(mail, upgrade.final_state(part1, part2, part3, part4, facts, chain, key))
+    ban = guessing.ban_settings(target.never_ban, "1h", "10m", 5)
+    everything = upgrade.final_state(part1, part2, part3, part4, facts, chain, key)
+    pending = engine.plan(mail, [*everything, *firewall.firewall(guide), *guessing.ban_guessers(ban)])
     assert not pending.changes, [c.summary for c in pending.changes]
     failed = [(r.name, r.detail) for r in verify_parts(guide, [1, 2, 3, 4], mail, server.outside, target) if not r.ok]
     assert failed == []
