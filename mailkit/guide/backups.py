@@ -35,6 +35,7 @@ from mailkit.core.ssh import Connection
 from mailkit.core.templates import Templates
 from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
 from mailkit.guide.part3 import DKIM_DIR
+from mailkit.guide.part4 import LEARN_DIR, PIPE_DIR
 from mailkit.server import rules
 from mailkit.server.backup_runs import UNIT, BackupRuns, read_backup_runs
 from mailkit.server.backup_space import BackupSpace
@@ -69,6 +70,8 @@ BACKED_UP: dict[str, str] = {
     "/etc/mailkit": "mailkit's own settings, this backup's among them",
     "/var/lib/mailkit": "what mailkit remembers (a finished move, for one)",
     DUMPS: "rspamd's Bayes data, dumped through Redis/Valkey",
+    PIPE_DIR: "the program Sieve hands messages to for learning",
+    LEARN_DIR: "the directory of rspamd's learning socket, with its owner and mode (the socket itself is not kept)",
 }
 #: How long borg may talk to the backup host in a check or a listing.
 BORG_SECONDS = 300
@@ -187,7 +190,7 @@ def initialize(mail: Connection) -> str:
     if code == 0:
         return "the repository is there: no change"
     if "does not exist" not in said:
-        raise MailkitError(f"borg cannot reach the repository: {_last_lines(said)}")
+        raise MailkitError(f"borg cannot reach the repository: {_ssh_reason(mail) or _last_lines(said)}")
     code, _, said = borg(mail, "init", "--encryption=repokey-blake2")
     if code != 0:
         raise MailkitError(f"borg init failed: {_last_lines(said)}")
@@ -266,6 +269,21 @@ def undo_after(transaction: int) -> str:
     )
 
 
+#: ssh alone, as borg calls it, to the repository's host: what ssh says when it cannot get in (borg's own message
+#: is "Connection closed by remote host", ssh's reason only sometimes relayed before it).
+_SSH_ONLY = f"""set -a; . {ENV_FILE}; set +a
+rest=${{BORG_REPO#ssh://}}; at=${{rest%%/*}}; port=22
+case $at in *:*) port=${{at##*:}}; at=${{at%:*}} ;; esac
+$BORG_RSH -p "$port" "$at" true </dev/null >/dev/null"""
+
+
+def _ssh_reason(mail: Connection) -> str:
+    """Why ssh cannot log in at the backup host (a changed host key, a key it does not take), or ""."""
+    tried = mail.run(["sh", "-c", _SSH_ONLY], check=False, timeout=60)
+    lines = [line.strip() for line in tried.stderr.splitlines() if line.strip()]
+    return "" if tried.ok or not lines else lines[-1][:300]
+
+
 def _last_lines(text: str, lines: int = 4) -> str:
     """What borg said, in one bounded line: what the other end said first (``Remote:`` lines: ssh's own reason,
     such as a host key that does not match), then borg's last words.
@@ -296,7 +314,7 @@ def verify(mail: Connection, mailboxes: Sequence[str]) -> CheckTable:
     results = run_rows(read_backup_runs(mail), section)
     code, listing, said = borg(mail, "list", "--json")
     if code != 0:
-        said = borg(mail, "list", "--short")[2]  # again without --json, which leaves out what ssh said
+        said = _ssh_reason(mail) or said
         results.append(CheckResult("backup", "the newest archive", False, _last_lines(said), f"{section}"))
         return CheckTable(results)
     name, when = newest_archive(listing)

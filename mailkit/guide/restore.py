@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from mailkit.core.context import HostFacts
 from mailkit.core.errors import MailkitError
-from mailkit.core.resources import Packages, Resource
+from mailkit.core.resources import Packages, Resource, SystemAccount
 from mailkit.core.ssh import Connection
 from mailkit.guide import backups, firewall, guessing
 from mailkit.guide.parts import Parts
@@ -28,12 +28,14 @@ SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "dovecot", "p
 
 
 def packages(guide: Parts, facts: HostFacts) -> list[Resource]:
-    """Every package the guide installs (parts 1-4, the firewall, the guessers' ban, borg), none of its settings:
-    what a new server needs before the archive's files come back over Debian's own."""
+    """Every package the guide installs (parts 1-4, the firewall, the guessers' ban, borg) and the accounts it makes
+    (part 1's ``vmail``, with its numbers: the Maildirs come back owned by them), none of its settings: what a new
+    server needs before the archive's files come back over Debian's own."""
     parts = [*guide.part1.install(), *guide.part2.install(), *guide.part3.install(), *guide.part4.install(facts)]
     installs = [r for r in parts if isinstance(r, Packages)]
     names = (*(n for r in installs for n in r.names), *firewall.PACKAGES, *guessing.PACKAGES, *backups.PACKAGES)
-    return [Packages(names, preseed=tuple(line for r in installs for line in r.preseed))]
+    accounts = [r for r in guide.part1.everything() if isinstance(r, SystemAccount)]
+    return [Packages(names, preseed=tuple(line for r in installs for line in r.preseed)), *accounts]
 
 
 def restore_script() -> str:
@@ -60,7 +62,9 @@ for cli in valkey-cli redis-cli; do
 done
 systemctl daemon-reload
 for unit in {services}; do
-    if systemctl cat "$unit.service" >/dev/null 2>&1; then systemctl restart "$unit"; fi
+    systemctl cat "$unit.service" >/dev/null 2>&1 || continue
+    systemctl enable --quiet "$unit"
+    systemctl restart "$unit"
 done"""
 
 

@@ -331,7 +331,7 @@ class Lab:
                 raise UsageError(f"{name!r} is not a mail host of this lab: choose mail or a student")
             spec = hosts[name]
             progress(f"stopping {name}")
-            machine.stop(self.host_paths(name), spec, state["hosts"][name]["pid"])
+            machine.stop(self.host_paths(name), spec, state["hosts"][name]["pid"], timeout=0)  # its disk goes next
             self._boot_from(state, spec, snapshot, progress)
             provider = name == "mail" and state.get("provider", False)
             if name == "mail":
