@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import shlex
 
-from mailkit.core import engine
-from mailkit.core.resources import Packages
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Hostname
 from mailkit.server.backup_space import BackupSpace, public_key_line
@@ -23,9 +21,8 @@ HOME = "/srv/backups"
 
 
 def setup(outside: Connection, host_key: str, path: str) -> BackupSpace:
-    """borg and the account on the outside host; the repository at ``path`` (in its home) removed, so every
-    test and every notebook run starts from an empty backup host."""
-    engine.apply(outside, [Packages(("borgbackup",))])
+    """The account on the outside host (borg is in its image); the repository at ``path`` (in its home) removed,
+    so every test and every notebook run starts from an empty backup host."""
     script = f"""set -eu
 id {USER} >/dev/null 2>&1 || useradd --system --create-home --home-dir {HOME} --shell /bin/sh {USER}
 install -d -m 0700 -o {USER} -g {USER} {HOME}/.ssh

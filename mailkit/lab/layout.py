@@ -230,6 +230,7 @@ LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
         "opendkim",
         "opendmarc",
         "postfix-policyd-spf-python",
+        "borgbackup",  # the backup host's borg serve (mailkit/lab/backup_host.py), as a storage box has it
     ),
 }
 
