@@ -17,7 +17,8 @@ borg extract --exclude etc/mailkit/backup "::$1" || [ $? -le 1 ]  # 1: a warning
 from __future__ import annotations
 
 from mailkit.core.context import HostFacts
-from mailkit.core.errors import MailkitError
+from mailkit.core.errors import MailkitError, UsageError
+from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Packages, Resource, SystemAccount
 from mailkit.core.ssh import Connection
 from mailkit.guide import backups, firewall, guessing
@@ -25,6 +26,12 @@ from mailkit.guide.parts import Parts
 
 #: What the archive brings back that systemd and the services must see: restarted in this order, if present.
 SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "dovecot", "postfix", "fail2ban")
+
+
+#: Postfix installed without a configuration of its own, so it does not start: until the archive's main.cf is
+#: back, a sender retrying finds port 25 closed and keeps the mail queued. (Debian's "Internet Site" would answer,
+#: refuse the domain as not its own, and the sender would return the mail to its author: lost to you.)
+HOLD_MAIL = ("postfix postfix/main_mailer_type select No configuration",)
 
 
 def packages(guide: Parts, facts: HostFacts) -> list[Resource]:
@@ -35,7 +42,7 @@ def packages(guide: Parts, facts: HostFacts) -> list[Resource]:
     installs = [r for r in parts if isinstance(r, Packages)]
     names = (*(n for r in installs for n in r.names), *firewall.PACKAGES, *guessing.PACKAGES, *backups.PACKAGES)
     accounts = [r for r in guide.part1.everything() if isinstance(r, SystemAccount)]
-    return [Packages(names, preseed=tuple(line for r in installs for line in r.preseed)), *accounts]
+    return [Packages(names, preseed=HOLD_MAIL), *accounts]
 
 
 def restore_script() -> str:
@@ -68,9 +75,27 @@ for unit in {services}; do
 done"""
 
 
-def restore(mail: Connection, archive: str | None = None) -> str:
-    """The newest archive (or ``archive``) back on this server; what was restored, in words."""
+#: Finds a message in the Maildirs (a file in a ``cur`` or ``new`` directory): a server that has mail already.
+HAS_MAIL = f"find {LAYOUT.vmail_base} -type f \\( -path '*/cur/*' -o -path '*/new/*' \\) -print -quit 2>/dev/null"
+
+
+def restore(mail: Connection, archive: str | None = None, replace_mail: bool = False) -> str:
+    """The newest archive (or ``archive``) back on this server; what was restored, in words.
+
+    A server that has mail already is refused: the archive's Maildirs would be laid over its own, and a message in
+    both would be there twice. ``replace_mail``: its Maildirs are moved aside first (kept, named with the time),
+    and only the archive's come back."""
     name = backups.archive_name(archive or backups.newest_archive(backups.borg(mail, "list", "--json")[1])[0])
+    found = mail.run(["sh", "-c", HAS_MAIL], check=False).stdout.strip()
+    if found and not replace_mail:
+        raise UsageError(
+            f"this server has mail already ({found[:200]}): a restore would put the archive's beside it, twice "
+            "where both have a message. Restore onto a new server, or pass replace_mail=True to move its "
+            f"Maildirs aside ({LAYOUT.vmail_base}.before-restore-TIME) first"
+        )
+    if found:
+        aside = f'mv -- {LAYOUT.vmail_base} "{LAYOUT.vmail_base}.before-restore-$(date +%Y%m%d%H%M%S)"'
+        mail.run(["sh", "-c", aside])
     done = mail.run(["sh", "-c", restore_script(), "sh", name], check=False, timeout=3600)
     if not done.ok:
         raise MailkitError(f"the restore of {name} failed: {done.stderr.strip()[-600:]}", done)

@@ -21,7 +21,7 @@ import mailkit as mk
 from mailkit.clients.inventory import take_inventory
 from mailkit.core import engine
 from mailkit.core.context import host_facts
-from mailkit.core.errors import MailkitError
+from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
 from mailkit.guide import backups, firewall, guessing, restore, upgrade
@@ -128,11 +128,29 @@ def test_mailkit_check_shows_the_backup_and_turns_red_exactly_where_it_breaks(tr
     assert _backup_rows(server) == ["the last backup is less than a day old"], "the timer waits: no backup yet"
     backups.back_up_now(server.mail)
     assert _backup_rows(server) == []
+    mail_files = server.mail.run(["sh", "-c", "find /var/vmail -type f | sort | sha256sum"]).stdout
+    passphrase = server.mail.run(["cat", backups.PASSPHRASE]).stdout
+    # A wrong passphrase (the file changed by hand): a clear error, nothing deleted anywhere.
+    server.mail.run(["sh", "-c", f"printf wrong > {backups.PASSPHRASE}"])
+    with pytest.raises(MailkitError, match=r"passphrase .* is incorrect"):
+        backups.back_up_now(server.mail)
+    assert _backup_rows(server) == ["the last backup succeeded", "the last backup is less than a day old"]
+    server.mail.run(["sh", "-c", f"cat > {backups.PASSPHRASE}"], input=passphrase)
+    backups.back_up_now(server.mail)
+    assert _backup_rows(server) == []
     # The backup host stops taking the key (a storage box's key removed): the run fails, and says why.
+    authorized = server.outside.run(["cat", f"{backup_host.HOME}/.ssh/authorized_keys"]).stdout
     server.outside.run(["sh", "-c", f": > {backup_host.HOME}/.ssh/authorized_keys"])
     with pytest.raises(MailkitError, match="Permission denied"):
         backups.back_up_now(server.mail)
     assert _backup_rows(server) == ["the last backup succeeded", "the last backup is less than a day old"]
+    # The repository gone at the backup host: a clear error, nothing made in its place, nothing deleted here.
+    backup_host.authorize(server.outside, authorized.strip())
+    server.outside.run(["rm", "-rf", "--", f"{backup_host.HOME}/{PATH}"])
+    with pytest.raises(MailkitError, match="does not exist"):
+        backups.back_up_now(server.mail)
+    assert not server.outside.run(["test", "-e", f"{backup_host.HOME}/{PATH}"], check=False).ok
+    assert server.mail.run(["sh", "-c", "find /var/vmail -type f | sort | sha256sum"]).stdout == mail_files
     server.mail.run(["systemctl", "disable", "--now", f"{backups.UNIT}.timer"])
     assert _backup_rows(server)[0] == "a backup runs every night"
 
@@ -212,6 +230,7 @@ def test_the_restore_drill_brings_the_lost_server_back_whole(trixie: None, serve
 
     mail = target.connect()
     engine.apply(mail, restore.packages(guide, host_facts(mail)))
+    assert mail.run(["ss", "-Hltn", "sport = :25"]).stdout == "", "no Postfix answers before its files are back"
     engine.apply(mail, backups.install(server.space, passphrase=kept))
     backup_host.authorize(server.outside, backups.authorization(mail, server.space, "mail.example.org"))
     assert restore.restore(mail) == "the newest archive is back in place, every service restarted on it"
@@ -231,6 +250,13 @@ def test_the_restore_drill_brings_the_lost_server_back_whole(trixie: None, serve
             break
         time.sleep(0.2)
     assert mail.run(["grep", "-rl", subject, "/var/vmail/example.org/alice"], check=False).stdout.count("\n") == 1
+    # Restoring again onto this server, which has mail now, is refused before anything: nothing laid over it twice.
+    messages = ["sh", "-c", "find /var/vmail -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l"]
+    held = int(mail.run(messages).stdout)
+    with pytest.raises(UsageError, match="has mail already"):
+        restore.restore(mail)
+    assert int(mail.run(messages).stdout) >= held
+    assert mail.run(["sh", "-c", "ls -d /var/vmail.before-restore-* 2>/dev/null"], check=False).stdout == ""
     mail.close()
 
 

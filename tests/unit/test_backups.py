@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from mailkit.core.errors import MailkitError
+from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.resources import File, GeneratedSecret
 from mailkit.core.result import Result
 from mailkit.core.values import Hostname, ValueRejected
-from mailkit.guide import backups
+from mailkit.guide import backups, restore
 from mailkit.server.backup_runs import read_backup_runs
 from mailkit.server.backup_space import BackupSpace
 from mailkit.status.inside import backup_rows
@@ -138,3 +138,43 @@ def test_what_systemd_says_is_read_as_hostile() -> None:
     hostile = "enabled\nactive\nResult=<script>alert(1)</script>\nExecMainStatus=0\n" + "x" * 10_000 + "\n1796500000\n"
     runs = read_backup_runs(Says(hostile))  # type: ignore[arg-type]
     assert runs.installed and runs.result == "" and runs.seconds_ago is None
+
+
+class Recorded:
+    """A server that answers ``find`` with ``found`` and records every command it is asked to run."""
+
+    def __init__(self, found: str) -> None:
+        self.found, self.asked = found, []  # type: ignore[var-annotated]
+
+    def run(self, argv: list[str], check: bool = True, timeout: int = 60, input: str | None = None) -> Result:
+        self.asked.append(argv)
+        return Result(" ".join(argv[:1]), self.found if "find" in " ".join(argv) else "", "", 0)
+
+
+def test_a_restore_onto_a_server_with_mail_is_refused_before_anything() -> None:
+    server = Recorded("/var/vmail/example.org/alice/cur/1.M1:2,S\n")
+    with pytest.raises(UsageError, match="has mail already"):
+        restore.restore(server, "2026-12-06T03:15:00")  # type: ignore[arg-type]
+    assert len(server.asked) == 1 and "find" in server.asked[0][-1], "nothing but the look for mail"
+    with pytest.raises(ValueRejected, match="archive"):
+        restore.restore(Recorded(""), "--force")  # type: ignore[arg-type]
+
+
+def test_a_new_server_gets_every_package_and_account_but_no_postfix_that_answers() -> None:
+    from mailkit.core.context import HostFacts
+    from mailkit.core.resources import Packages, SystemAccount
+    from mailkit.guide.part1 import Part1
+    from mailkit.guide.part2 import Part2
+    from mailkit.guide.part3 import Part3
+    from mailkit.guide.part4 import Part4
+    from mailkit.guide.parts import Parts
+
+    part1 = Part1()
+    part2 = Part2(part1)
+    part3 = Part3(part1)
+    guide = Parts(part1, part2, part3, Part4(part3, part2))
+    packages, *accounts = restore.packages(guide, HostFacts("trixie", None, None))
+    assert isinstance(packages, Packages) and packages.preseed == restore.HOLD_MAIL
+    for name in ("postfix", "dovecot-imapd", "rspamd", "nftables", "fail2ban", "borgbackup"):
+        assert name in packages.names, name
+    assert [(a.user, a.uid) for a in accounts if isinstance(a, SystemAccount)] == [("vmail", 5000)]
