@@ -327,10 +327,13 @@ def pid_is(pid: int | None, program: str) -> bool:
 
 
 def _cgroup_pids(cg: Path) -> list[int]:
+    """Every process in ``cg`` and below. A host being killed removes its groups meanwhile: a group gone while
+    it is listed is passed over (os.walk ignores it), its processes gone with it."""
     pids: list[int] = []
-    for procs in cg.rglob("cgroup.procs"):
-        with contextlib.suppress(OSError):
-            pids += [int(p) for p in procs.read_text().split()]
+    for folder, _, files in os.walk(cg):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError):
+                pids += [int(p) for p in Path(folder, "cgroup.procs").read_text().split()]
     return pids
 
 
@@ -373,9 +376,9 @@ def _reap(pid: int | None) -> None:
 def _remove_cgroup(cg: Path) -> None:
     if not cg.exists():
         return
-    for sub in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        sub.rmdir()
-    cg.rmdir()
+    for folder, _, _ in sorted(os.walk(cg), key=lambda walked: len(Path(walked[0]).parts), reverse=True):
+        with contextlib.suppress(FileNotFoundError):
+            Path(folder).rmdir()
 
 
 def host_memory_kib(spec: HostSpec) -> int:
