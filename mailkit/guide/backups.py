@@ -25,6 +25,7 @@ import json
 import re
 import shlex
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 from mailkit.core.checks import CheckResult, CheckTable
 from mailkit.core.errors import MailkitError
@@ -70,7 +71,8 @@ BACKED_UP: dict[str, str] = {
     "/etc/mailkit": "mailkit's own settings, this backup's among them",
     "/var/lib/mailkit": "what mailkit remembers (a finished move, for one)",
     DUMPS: "rspamd's Bayes data, dumped through Redis/Valkey",
-    PIPE_DIR: "the program Sieve hands messages to for learning",
+    # The directory above the program, so that it comes back with its mode (borg makes a missing parent 0700).
+    str(PurePosixPath(PIPE_DIR).parent): "the program Sieve hands messages to for learning, in its directory",
     LEARN_DIR: "the directory of rspamd's learning socket, with its owner and mode (the socket itself is not kept)",
 }
 #: How long borg may talk to the backup host in a check or a listing.

@@ -24,8 +24,9 @@ from mailkit.core.ssh import Connection
 from mailkit.guide import backups, firewall, guessing
 from mailkit.guide.parts import Parts
 
-#: What the archive brings back that systemd and the services must see: restarted in this order, if present.
-SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "dovecot", "postfix", "fail2ban")
+#: What the archive brings back that systemd and the services must see: restarted in this order, if present
+#: (Postfix before Dovecot, whose LMTP and auth sockets live in Postfix's queue directory).
+SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "postfix", "dovecot", "fail2ban")
 
 
 #: Postfix installed without a configuration of its own, so it does not start: until the archive's main.cf is
@@ -68,6 +69,8 @@ for cli in valkey-cli redis-cli; do
     break
 done
 systemctl daemon-reload
+# Postfix installed without a configuration has no queue directories yet: its check makes them.
+if command -v postfix >/dev/null 2>&1; then postfix check; fi
 for unit in {services}; do
     systemctl cat "$unit.service" >/dev/null 2>&1 || continue
     systemctl enable --quiet "$unit"
