@@ -201,12 +201,11 @@ def initialize(mail: Connection) -> str:
 
 def back_up_now(mail: Connection) -> str:
     """One backup now, as the timer starts it (``systemctl start``: its result is what the check reads)."""
-    since = "@" + mail.run(["date", "+%s"]).stdout.strip()
     done = mail.run(["systemctl", "start", f"{UNIT}.service"], check=False, timeout=3600)
-    if not done.ok:  # what this run logged: ssh's reason among it
-        log = mail.run(
-            ["journalctl", "-u", f"{UNIT}.service", "--since", since, "--no-pager", "-o", "cat"], check=False
-        )
+    if not done.ok:  # what this run logged (its invocation's lines only): ssh's or borg's reason among it
+        run = mail.run(["systemctl", "show", "-p", "InvocationID", "--value", f"{UNIT}.service"], check=False)
+        invocation = run.stdout.strip() if re.fullmatch(r"[0-9a-f]{32}", run.stdout.strip()) else "none"
+        log = mail.run(["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation}", "--no-pager", "-o", "cat"], check=False)
         raise MailkitError(f"the backup failed: {_last_lines(log.stdout)}", done)
     count = len(archives(borg(mail, "list", "--json")[1]))
     return f"{count} archive{'s' if count != 1 else ''} in the repository, the newest made just now"

@@ -240,7 +240,11 @@ def test_the_restore_drill_brings_the_lost_server_back_whole(trixie: None, serve
     pending = engine.plan(mail, [*everything, *firewall.firewall(guide), *guessing.ban_guessers(ban)])
     assert not pending.changes, [c.summary for c in pending.changes]
     failed = [(r.name, r.detail) for r in verify_parts(guide, [1, 2, 3, 4], mail, server.outside, target) if not r.ok]
-    assert failed == []
+    if failed:  # what the queues and logs say, on both sides
+        queue = mail.run(["postqueue", "-p"], check=False).stdout[-1500:]
+        log = mail.run(["journalctl", "-u", "postfix*", "-n", "30", "--no-pager", "-o", "cat"], check=False).stdout
+        other = server.outside.run(["journalctl", "-u", "postfix*", "-n", "30", "--no-pager", "-o", "cat"], check=False)
+        pytest.fail(f"{failed}\nqueue: {queue}\nlog: {log[-3000:]}\nreceiver: {other.stdout[-3000:]}")
     after = take_inventory(server.outside, "mail.example.org", "alice@example.org", alice)
     assert not before.keys("INBOX") - after.keys("INBOX"), "every message from before the loss is back"
 
