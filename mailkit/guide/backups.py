@@ -206,7 +206,10 @@ def back_up_now(mail: Connection) -> str:
         run = mail.run(["systemctl", "show", "-p", "InvocationID", "--value", f"{UNIT}.service"], check=False)
         invocation = run.stdout.strip() if re.fullmatch(r"[0-9a-f]{32}", run.stdout.strip()) else "none"
         log = mail.run(["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation}", "--no-pager", "-o", "cat"], check=False)
-        raise MailkitError(f"the backup failed: {_last_lines(log.stdout)}", done)
+        said = _last_lines(log.stdout)
+        if "Connection closed by remote host" in said:  # borg did not relay ssh's reason this time: ask ssh
+            said = _ssh_reason(mail) or said
+        raise MailkitError(f"the backup failed: {said}", done)
     count = len(archives(borg(mail, "list", "--json")[1]))
     return f"{count} archive{'s' if count != 1 else ''} in the repository, the newest made just now"
 
