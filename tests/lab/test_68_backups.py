@@ -252,11 +252,12 @@ def test_the_restore_drill_brings_the_lost_server_back_whole(trixie: None, serve
     assert not before.keys("INBOX") - after.keys("INBOX"), "every message from before the loss is back"
 
     server.outside.run(["postqueue", "-f"])
+    inbox = ["/var/vmail/example.org/alice/new", "/var/vmail/example.org/alice/cur"]  # message files, not indexes
     for _ in range(100):
-        if mail.run(["grep", "-rlq", subject, "/var/vmail/example.org/alice"], check=False).ok:
+        if mail.run(["grep", "-rlq", subject, *inbox], check=False).ok:
             break
         time.sleep(0.2)
-    assert mail.run(["grep", "-rl", subject, "/var/vmail/example.org/alice"], check=False).stdout.count("\n") == 1
+    assert mail.run(["grep", "-rl", subject, *inbox], check=False).stdout.count("\n") == 1, "arrived, once"
     # Restoring again onto this server, which has mail now, is refused before anything: nothing laid over it twice.
     messages = ["sh", "-c", "find /var/vmail -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l"]
     held = int(mail.run(messages).stdout)
