@@ -17,6 +17,10 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import Hostname
 
 STATES = ("open", "refused", "filtered", "unreachable")
+#: Seconds a port is given to answer before it counts as dropped (``filtered``): the kernel sends its SYN at 0, 1
+#: and 3 s, so an open port behind a lossy path has three chances. A firewall that drops a port is only seen by
+#: this wait running out, so a longer one makes every check that long.
+DROPPED_AFTER = 3.5
 
 # argv: host, timeout, ports...; prints "<family> <port> <state>" per address family the name resolves to.
 _PROBE = r"""
@@ -65,7 +69,9 @@ def parse_states(text: str) -> dict[tuple[int, int], str]:
     return found
 
 
-def port_states(outside: Connection, host: str, ports: Sequence[int], timeout: float = 3) -> dict[tuple[int, int], str]:
+def port_states(
+    outside: Connection, host: str, ports: Sequence[int], timeout: float = DROPPED_AFTER
+) -> dict[tuple[int, int], str]:
     """What ``outside`` sees of ``host``'s TCP ``ports`` on each address family the name has."""
     argv = ["python3", "-c", _PROBE, str(Hostname(host)), str(timeout), *(str(int(p)) for p in ports)]
     done = outside.run(argv, timeout=timeout + 30, max_output=64 * 1024)

@@ -114,10 +114,14 @@ def context() -> ssl.SSLContext:
     return ctx
 
 
-def state(address: str, port: int) -> str:
+#: How long a port that should be served may take to answer a connection (a slow server still answers).
+OPEN_WITHIN = 8
+
+
+def state(address: str, port: int, timeout: float = OPEN_WITHIN) -> str:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
-    s.settimeout(req.get("timeout", 8))
+    s.settimeout(timeout)
     try:
         s.connect((address, port))
         return "open"
@@ -138,7 +142,7 @@ def states_at_once(probes: dict[str, list[int]]) -> Callable[[], dict[str, dict[
     found: dict[str, dict[str, str]] = {address: {} for address in probes}
 
     def one(address: str, port: int) -> None:
-        found[address][str(port)] = state(address, port)
+        found[address][str(port)] = state(address, port, req["dropped_after"])
 
     threads = [
         threading.Thread(target=one, args=(address, port), daemon=True)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
+from mailkit.clients.reach import DROPPED_AFTER
 from mailkit.core.errors import MailkitError
 from mailkit.core.ssh import Connection
 from mailkit.remote import source
@@ -27,7 +28,13 @@ PROBE = source("probe")
 def run_probe(request: dict[str, Any], vantage: Connection | None, *, deadline: int = DEADLINE) -> dict[str, Any]:
     """Run the probe on ``vantage`` (over SSH, as the login user: it needs no privileges) or, when None, on this
     machine; return what it saw. Past ``deadline`` seconds it reports what it saw until then and ends."""
-    bounds = {"deadline": deadline, "memory": MEMORY, "connection_bytes": CONNECTION_BYTES, "reply_lines": REPLY_LINES}
+    bounds = {
+        "deadline": deadline,
+        "memory": MEMORY,
+        "connection_bytes": CONNECTION_BYTES,
+        "reply_lines": REPLY_LINES,
+        "dropped_after": DROPPED_AFTER,
+    }
     payload = json.dumps({**request, **bounds})
     # Should it hang all the same, it is killed where it runs (``timeout``), and this side stops waiting.
     python = sys.executable if vantage is None else "python3"
