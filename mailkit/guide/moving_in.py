@@ -40,6 +40,7 @@ from mailkit.clients.inventory import Inventory, MessageKey
 from mailkit.core.checks import CheckResult
 from mailkit.core.engine import STATE_DIR
 from mailkit.core.errors import MailkitError
+from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.result import Result
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
@@ -73,6 +74,10 @@ _EXIT_CODES = {
 }
 
 
+#: How Dovecot says that the disk it writes to is full.
+_DISK_FULL = ("No space left on device", "Not enough disk space")
+
+
 def imapc_settings(account: OldAccount, major: str) -> str:
     """The settings Dovecot ``major`` needs to log in to the provider: IMAP over TLS, its certificate verified."""
     verify = "imapc_ssl_verify = yes" if major == "2.3" else "ssl_client_require_valid_cert = yes"
@@ -86,6 +91,7 @@ def imapc_settings(account: OldAccount, major: str) -> str:
             "ssl_client_ca_dir = /etc/ssl/certs",
             # Ask for 20 messages at a time, not one per round trip: 9.3 s -> 7.6 s for 5,000 (bench/moving_in.py).
             "mail_prefetch_count = 20",
+            f"dsync_alt_char = {ALT_CHAR}",
             verify,
             "",
         ]
@@ -130,6 +136,43 @@ def dovecot_major(mail: Connection) -> str:
     return major
 
 
+#: What stands at home for a character a folder's name cannot hold here: Maildir++ keeps ``.`` between levels on
+#: disk, so a provider's label ``Releases.2024`` (one folder, as Gmail allows) comes home as ``Releases_2024``
+#: (dsync's ``dsync_alt_char``, set to this in :func:`imapc_settings` so the rule is written down, not assumed).
+ALT_CHAR = "_"
+
+
+def home_name(folder: str) -> str:
+    """The name a provider's folder has at home: every ``.`` in it becomes :data:`ALT_CHAR`.
+
+    >>> home_name("Releases.2024/Q1"), home_name("Work/Projects")
+    ('Releases_2024/Q1', 'Work/Projects')
+    """
+    return folder.replace(".", ALT_CHAR)
+
+
+def clashes(folders: list[str]) -> list[tuple[str, ...]]:
+    """Provider folders that would come home under one name (and mix their messages): each group, sorted.
+
+    >>> clashes(["INBOX", "Releases.2024", "Releases_2024", "Work"])
+    [('Releases.2024', 'Releases_2024')]
+    """
+    groups: dict[str, set[str]] = {}
+    for name in folders:
+        groups.setdefault(home_name(name), set()).add(name)
+    return sorted(tuple(sorted(names)) for names in groups.values() if len(names) > 1)
+
+
+def provider_folders(mail: Connection, account: OldAccount, user: EmailAddress, major: str) -> list[str]:
+    """The provider's folders as Dovecot here lists them through ``imapc`` (``/`` between levels), at most 10,000."""
+    driver = ["-o", "mail_location=imapc:"] if major == "2.3" else ["-o", "mail_driver=imapc", "-o", "mail_path="]
+    argv = ["doveadm", "-c", "$CONF", *driver, "mailbox", "list", "-u", str(user)]
+    listed = run_with_settings(mail, account, major, argv, timeout=300)
+    if listed.exited != 0:
+        raise MailkitError(f"listing the folders at {account.host}: {doveadm_error(listed)}")
+    return [line for line in listed.stdout.splitlines()[:10_000] if line.strip()]
+
+
 def sync(mail: Connection, account: OldAccount, user: EmailAddress, timeout: int = 3600) -> Result:
     """Bring home what is new at the provider (see the module's text); raise with doveadm's words if it fails.
     Refused once the move is finished (:func:`finish`): it would bring the merged folders back."""
@@ -140,7 +183,18 @@ def sync(mail: Connection, account: OldAccount, user: EmailAddress, timeout: int
             f"back the provider's folders that finishing merged (remove {finished_marker(user)} "
             "only to start over)"
         )
-    result = run_with_settings(mail, account, dovecot_major(mail), sync_command(user), timeout)
+    major = dovecot_major(mail)
+    mixed = clashes(provider_folders(mail, account, user, major))
+    if mixed:
+        said = "; ".join(
+            " and ".join(repr(n) for n in group) + f" would all be {home_name(group[0])!r}" for group in mixed
+        )
+        raise MailkitError(
+            f"folders at {account.host} would come home under one name and mix their messages: {said} "
+            f"('.' cannot be part of a folder's name here). Rename one of them at the provider, then sync; "
+            "nothing was copied"
+        )
+    result = run_with_settings(mail, account, major, sync_command(user), timeout)
     if result.exited != 0:
         raise MailkitError(f"doveadm sync from {account.host}: {doveadm_error(result)}")
     return result
@@ -161,6 +215,9 @@ def doveadm_error(result: Result) -> str:
     ]
     if any("Authentication failed" in line for line in lines) or result.exited == 77:
         meaning = _EXIT_CODES[77]
+    elif any(words in line for line in lines for words in _DISK_FULL):
+        meaning = f"the disk that holds the mail here is full: free space ('df -h {LAYOUT.vmail_base}'), then "
+        meaning += "run it again"
     else:
         meaning = _EXIT_CODES.get(result.exited, f"it failed (exit {result.exited})")
     said = "; ".join(dict.fromkeys(lines[:3])) or result.stderr.strip()[-300:]
@@ -207,12 +264,13 @@ def plan_finish(source: Inventory, home: Inventory) -> Finish:
     """
     merges = []
     for name, folder in sorted(source.folders.items()):
+        here = home_name(name)
         for flag in folder.special_use:
-            if flag in LEFT_AT_PROVIDER or name not in home.folders:
+            if flag in LEFT_AT_PROVIDER or here not in home.folders:
                 continue
-            targets = [t for t in home.with_special_use(flag) if t != name]
+            targets = [t for t in home.with_special_use(flag) if t != here]
             if targets:
-                merges.append(Merge(name, targets[0], flag))
+                merges.append(Merge(here, targets[0], flag))
     all_mail = next(iter(source.with_special_use("\\All")), None)
     uids: tuple[int, ...] = ()
     if all_mail:
@@ -308,16 +366,22 @@ def sync_checks(source: Inventory, before: Inventory, after: Inventory) -> list[
     """
     rows = []
     for name in kept_folders(source):
-        expected = source.keys(name) + before.keys(name)
-        found = after.keys(name)
-        home_flags = after.flags(name)
+        home = home_name(name)
+        expected = source.keys(name) + before.keys(home)
+        found = after.keys(home)
+        home_flags = after.flags(home)
         other_flags = sum(
             1 for key, flags in source.flags(name).items() if key in home_flags and home_flags[key] != flags
         )
         problem = _difference(expected, found) or (f"{other_flags} with other flags" if other_flags else "")
         count = sum(source.keys(name).values())
-        rows.append(CheckResult(GROUP, name, not problem, problem or f"{count} message(s), the same flags", SYNC_FIX))
-    came = [n for n, f in source.folders.items() if set(f.special_use) & set(LEFT_AT_PROVIDER) and n in after.folders]
+        said = name if home == name else f"{name} (here {home})"
+        rows.append(CheckResult(GROUP, said, not problem, problem or f"{count} message(s), the same flags", SYNC_FIX))
+    came = [
+        n
+        for n, f in source.folders.items()
+        if set(f.special_use) & set(LEFT_AT_PROVIDER) and home_name(n) in after.folders
+    ]
     rows.append(
         CheckResult(
             GROUP,
@@ -375,7 +439,7 @@ def folder_table(source: Inventory) -> str:
     for name in sorted(source.folders, key=lambda n: (n != "INBOX", n)):
         folder = source.folders[name]
         left = [LEFT_AT_PROVIDER[f] for f in folder.special_use if f in LEFT_AT_PROVIDER]
-        verdict = f"no: {left[0]}" if left else "yes"
+        verdict = f"no: {left[0]}" if left else "yes" if home_name(name) == name else f"yes, as {home_name(name)}"
         lines.append(f"{name:<22}{' '.join(folder.special_use):<13}{len(folder.entries):>8}  {verdict}")
     return "\n".join(lines)
 

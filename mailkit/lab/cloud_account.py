@@ -112,10 +112,11 @@ class Account:
     messages: tuple[Message, ...]
     special_use: dict[str, str] = field(default_factory=lambda: dict(SPECIAL_USE))
     folder_of_all: str = ALL_MAIL
+    labels: tuple[str, ...] = LABELS
 
     def folders(self) -> list[str]:
         """Every folder, INBOX first, the rest sorted: the labels' parents too."""
-        names = {"INBOX", *self.special_use, *LABELS}
+        names = {"INBOX", *self.special_use, *self.labels}
         for message in self.messages:
             names.update(message.folders)
         return ["INBOX", *sorted(names - {"INBOX"})]
@@ -202,8 +203,11 @@ def _broken(number: int, when: datetime) -> bytes:
     ).encode() + "Caf\xe9 au lait, sent by an old program.\n".encode("latin-1")
 
 
-def generate(count: int = 300, seed: int = 1, user: str = f"alice@{DOMAIN}", large: int = 0) -> Account:
-    """The account with ``count`` messages; ``large`` of them carry a 10-25 MB attachment (the bench's account).
+def generate(
+    count: int = 300, seed: int = 1, user: str = f"alice@{DOMAIN}", large: int = 0, labels: tuple[str, ...] = LABELS
+) -> Account:
+    """The account with ``count`` messages; ``large`` of them carry a 10-25 MB attachment (the bench's account);
+    messages are filed under ``labels`` (``/`` between levels) besides the special folders.
 
     >>> a = generate(count=200, seed=1)
     >>> only_all = [m for m in a.messages if m.folders == (ALL_MAIL,)]
@@ -254,26 +258,27 @@ def generate(count: int = 300, seed: int = 1, user: str = f"alice@{DOMAIN}", lar
             folders.append(TRASH)
             flags.add("\\Seen")
         if kind in ("received", "sent"):
-            folders += mrng.sample(LABELS, k=mrng.choices((0, 1, 2, 3), weights=(55, 30, 10, 5))[0])
+            folders += mrng.sample(labels, k=mrng.choices((0, 1, 2, 3), weights=(55, 30, 10, 5))[0])
             if mrng.random() < 0.06:
                 flags.add("\\Flagged")
                 folders.append(STARRED)
         if kind not in ("spam", "trash"):
             folders.append(ALL_MAIL)
         messages.append(Message(number, content, tuple(dict.fromkeys(folders)), tuple(sorted(flags)), when))
-    return Account(user, tuple(messages))
+    return Account(user, tuple(messages), labels=tuple(labels))
 
 
 _MAILDIR_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S"}
 
 
 def maildir_files(account: Account) -> dict[str, tuple[bytes, int]]:
-    """The account as the provider's Dovecot keeps it (Maildir++, ``.`` between levels, names in modified UTF-7):
-    each file's path under the Maildir, its bytes and its modification time (the message's arrival).
+    """The account as the provider's Dovecot keeps it (``LAYOUT=fs``: a directory per level, so a name may hold a
+    ``.`` as Gmail's labels may; names in modified UTF-7; INBOX at the top): each file's path under the Maildir, its
+    bytes and its modification time (the message's arrival).
 
     >>> files = maildir_files(generate(count=3, seed=2))
-    >>> sorted({path.split("/")[0] for path in files} & {".[Cloud].All Mail", ".Fam&AO0-lia", "cur"})
-    ['.Fam&AO0-lia', '.[Cloud].All Mail', 'cur']
+    >>> sorted({path.rsplit("/", 2)[0] for path in files} & {"[Cloud]/All Mail", "Fam&AO0-lia", "cur"})
+    ['Fam&AO0-lia', '[Cloud]/All Mail', 'cur']
     """
     files: dict[str, tuple[bytes, int]] = {}
     for message in account.messages:
@@ -281,16 +286,18 @@ def maildir_files(account: Account) -> dict[str, tuple[bytes, int]]:
         stamp = int(message.received.timestamp())
         name = f"{stamp}.M{message.number}P1.cloud,S={len(message.content)}:2,{flags}"
         for folder in message.folders:
-            top = "" if folder == "INBOX" else "." + ".".join(mutf7(part) for part in folder.split(SEPARATOR)) + "/"
-            files[f"{top}cur/{name}"] = (message.content, stamp)
+            files[f"{_folder_dir(folder)}cur/{name}"] = (message.content, stamp)
     for folder in account.folders():
-        if folder != "INBOX":
-            top = "." + ".".join(mutf7(part) for part in folder.split(SEPARATOR))
-            for sub in ("cur", "new", "tmp"):
-                files.setdefault(f"{top}/{sub}/", (b"", 0))
+        for sub in ("cur", "new", "tmp"):
+            files.setdefault(f"{_folder_dir(folder)}{sub}/", (b"", 0))
     for sub in ("cur", "new", "tmp"):
         files.setdefault(f"{sub}/", (b"", 0))
     return files
+
+
+def _folder_dir(folder: str) -> str:
+    """Where ``LAYOUT=fs`` keeps a folder under the Maildir: ``""`` for INBOX, ``"Work/Projects/"`` for a label."""
+    return "" if folder == "INBOX" else "".join(mutf7(part) + "/" for part in folder.split(SEPARATOR))
 
 
 _FROM_LINE = re.compile(rb">*From ")

@@ -55,7 +55,7 @@ def cloud_dovecot_conf(major: str) -> str:
         for name, flag in SPECIAL_USE.items()
     )
     if major == "2.3":
-        core = f"""mail_location = maildir:~/Maildir
+        core = f"""mail_location = maildir:~/Maildir:LAYOUT=fs
 passdb {{
   driver = passwd-file
   args = scheme=SHA512-CRYPT {PASSWD_FILE}
@@ -70,6 +70,7 @@ ssl_key = </etc/ssl/private/{HOST}.key"""
     else:
         core = f"""mail_driver = maildir
 mail_path = ~/Maildir
+mailbox_list_layout = fs
 passdb passwd-file {{
   passwd_file_path = {PASSWD_FILE}
   default_password_scheme = SHA512-CRYPT
