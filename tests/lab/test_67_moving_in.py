@@ -12,6 +12,8 @@ labels and importing it twice brings nothing twice, and the chapter's notebook r
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,16 +22,19 @@ import pytest
 
 from mailkit.clients.inventory import Inventory, MessageKey, take_inventory
 from mailkit.core.errors import MailkitError
+from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.ssh import Connection
 from mailkit.core.values import EmailAddress, Hostname, Password
 from mailkit.guide import moving_in, takeout
-from mailkit.lab import cloud_account, cloud_provider
+from mailkit.lab import cloud_account, cloud_provider, network, small_disk
 from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
+from mailkit.lab.layout import HOSTS
 from tests.replay import NOTEBOOKS, replay
 
 pytestmark = pytest.mark.lab
 USER = EmailAddress("alice@example.org")
+MAIL = HOSTS["mail"]
 LEFT = set(moving_in.LEFT_AT_PROVIDER)
 NOTEBOOK = NOTEBOOKS / "06-moving-in.ipynb"
 
@@ -205,3 +210,94 @@ def test_a_takeout_export_files_each_label_and_importing_it_again_brings_nothing
 
     assert takeout.import_all(move.mail, bob, messages, after) == 0
     assert _state(home()) == _state(after), "the same export twice: nothing twice"
+
+
+def _messages_on_disk(mail: Connection, user: EmailAddress) -> int:
+    """Message files in ``user``'s Maildir, every folder (what a sync has written so far)."""
+    script = 'find "$1" -type f -path "*/cur/*" | wc -l'
+    return int(mail.run(["sh", "-c", script, "sh", LAYOUT.maildir(user)]).stdout)
+
+
+def test_the_provider_unreachable_half_way_is_a_clear_error_and_the_next_run_resumes(
+    trixie: None, move: Move, lab: Lab
+) -> None:
+    with lab_connection("outside") as outside:  # the account with three 10-25 MB attachments: a sync of seconds
+        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=2, large=3), move.old.password)
+    source, before = move.source(), move.home()
+    on_disk = _messages_on_disk(move.mail, USER)
+    failed: list[BaseException] = []
+
+    def first_sync() -> None:
+        with lab_connection("mail") as mail:
+            try:
+                moving_in.sync(mail, move.old, USER)
+            except MailkitError as error:
+                failed.append(error)
+
+    syncing = threading.Thread(target=first_sync)
+    syncing.start()
+    try:  # the line to the provider is cut once the first messages are home
+        while _messages_on_disk(move.mail, USER) < on_disk + 20 and syncing.is_alive():
+            time.sleep(0.05)
+        network.block_outbound(MAIL, port=move.old.port)
+        syncing.join(timeout=120)
+    finally:
+        network.unblock_outbound(MAIL, port=move.old.port)
+    assert not syncing.is_alive() and failed, "a sync whose provider went away must fail, not hang or succeed"
+    assert str(failed[0]).startswith(f"doveadm sync from {move.old.host}: "), failed[0]
+    partial = move.home()
+    expected = sum(sum(source.keys(name).values()) for name in _kept(source))
+    copied = partial.count() - before.count()
+    assert 0 < copied < expected, f"the cut must fall half way: {copied} of {expected} copied"
+
+    moving_in.sync(move.mail, move.old, USER)
+    rows = moving_in.sync_checks(source, before, move.home())
+    assert [r for r in rows if not r.ok] == [], "the line back, one more run: everything, once"
+
+
+def test_a_label_holding_a_dot_comes_home_renamed_and_two_that_would_meet_are_refused(
+    trixie: None, move: Move, lab: Lab
+) -> None:
+    labels = (*cloud_account.LABELS, "Releases", "Releases.2024", "Releases_2024")
+    account = cloud_account.generate(count=120, seed=4, labels=labels)
+    with lab_connection("outside") as outside:
+        cloud_provider.setup(outside, lab.ca, account, move.old.password)
+    before = move.home()
+    with pytest.raises(MailkitError, match=r"'Releases\.2024' and 'Releases_2024' would all be 'Releases_2024'"):
+        moving_in.sync(move.mail, move.old, USER)
+    assert _state(move.home()) == _state(before), "refused before anything was copied"
+
+    # The reader renames one of them at the provider, as its web mail would, and syncs.
+    move.outside.run(["doveadm", "mailbox", "rename", "-u", account.user, "Releases_2024", "Releases 2024"])
+    source = move.source()
+    assert {"Releases.2024", "Releases 2024"} <= set(source.folders)
+    moving_in.sync(move.mail, move.old, USER)
+    rows = moving_in.sync_checks(source, before, move.home())
+    assert [r for r in rows if not r.ok] == []
+    renamed = [r for r in rows if r.name == "Releases.2024 (here Releases_2024)"]
+    assert renamed and sum(source.keys("Releases.2024").values()) > 0, [r.name for r in rows]
+    assert "Releases.2024" not in move.home().folders
+
+
+def test_a_full_disk_stops_the_sync_with_a_clear_error_and_it_resumes_once_there_is_room(
+    trixie: None, move: Move, lab: Lab
+) -> None:
+    bob = EmailAddress("bob@example.org")
+    password = lab.passwords([str(bob)])[str(bob)]
+
+    def home() -> Inventory:
+        return take_inventory(move.outside, "mail.example.org", str(bob), password)
+
+    source = move.source()  # about 12 MB of mail; bob's Maildir gets a filesystem of 4
+    small_disk.mount(MAIL, LAYOUT.maildir(bob), 4, (LAYOUT.vmail_uid, LAYOUT.vmail_uid))
+    before = home()
+    with pytest.raises(MailkitError, match=r"the disk that holds the mail here is full: free space"):
+        moving_in.sync(move.mail, move.old, bob)
+    partial = home()
+    expected = sum(sum(source.keys(name).values()) for name in _kept(source))
+    assert 0 < partial.count() - before.count() < expected, "it stopped half way, with what fitted kept"
+
+    small_disk.resize(MAIL, LAYOUT.maildir(bob), 256)  # space freed
+    moving_in.sync(move.mail, move.old, bob)
+    rows = moving_in.sync_checks(source, before, home())
+    assert [r for r in rows if not r.ok] == [], "once there is room, one more run: everything, once"
