@@ -38,7 +38,7 @@ from typing import BinaryIO
 
 from mailkit.clients.inventory import Inventory, MessageKey
 from mailkit.core.errors import MailkitError, UsageError
-from mailkit.core.imap_names import mutf7
+from mailkit.core.imap_names import home_name, mutf7
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
 from mailkit.core.values import EmailAddress
@@ -124,7 +124,7 @@ def filing(labels: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         folders: list[str] = []
     else:
         folders = [
-            FOLDER_OF_LABEL.get(n.lower(), n)
+            FOLDER_OF_LABEL.get(n.lower(), home_name(n))
             for n in names
             if n.lower() not in FLAG_OF_LABEL and n.lower() not in NOT_FOLDERS and not n.lower().startswith("category ")
         ]

@@ -10,7 +10,7 @@ from mailkit.core.errors import MailkitError
 from mailkit.core.imap_names import mutf7
 from mailkit.core.result import Result
 from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
-from mailkit.guide.moving_in import ARCHIVE, Finish, finish, plan_finish, sync_command
+from mailkit.guide.moving_in import ARCHIVE, Finish, finish, plan_finish, sync_checks, sync_command
 from mailkit.lab import cloud_account
 from mailkit.remote.imap_inventory import _entries, decode_mutf7
 from mailkit.server.old_account import OldAccount
@@ -129,3 +129,13 @@ def test_finishing_asks_for_archived_messages_a_few_hundred_uids_at_a_time_then_
     assert len(imports) == 3 and all(c[c.index("uid") + 1].count(",") < 500 for c in imports)
     assert any(c[:3] == ["doveadm", "move", "-u"] and c[4] == "Archive" for c in server.commands)
     assert server.commands[-1][:2] == ["sh", "-c"] and "moved-in/alice@example.org" in server.commands[-1][-1]
+
+
+def test_a_folder_renamed_on_its_way_home_is_checked_under_its_new_name() -> None:
+    key = MessageKey("<a@x>", "00")
+    source = Inventory("/", {"Releases.2024": Folder((), (Entry(key, ("\\Seen",), 1),))})
+    home = Inventory("/", {"Releases_2024": Folder((), (Entry(key, ("\\Seen",), 7),))})
+    (row, left) = sync_checks(source, Inventory("/", {}), home)
+    assert (row.name, row.ok, left.ok) == ("Releases.2024 (here Releases_2024)", True, True)
+    nested = Inventory("/", {"Releases/2024": Folder((), (Entry(key, ("\\Seen",), 7),))})
+    assert not sync_checks(source, Inventory("/", {}), nested)[0].ok, "made a folder 2024 inside Releases: red"

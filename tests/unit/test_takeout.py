@@ -81,6 +81,17 @@ def test_the_staging_maildir_leaves_out_what_is_home_already() -> None:
     assert any(n.startswith("Maildir/cur/") and n.endswith(":2,F") for n in files), "two, in INBOX, starred"
 
 
+def test_a_label_holding_a_dot_is_filed_as_the_sync_files_it_and_left_out_once_home() -> None:
+    (one,) = takeout.read_export(_export(b"X-Gmail-Labels: Releases.2024,Inbox\nMessage-ID: <1@x>\n\none\n"))
+    assert one.folders == ("Releases_2024", "INBOX"), "not a folder 2024 inside Releases, as Maildir++ would make it"
+    staged, copies = takeout.staging_tar([one], Inventory("/", {}))
+    assert copies == 2
+    with tarfile.open(fileobj=io.BytesIO(staged)) as tar:
+        assert any(n.startswith("Maildir/.Releases_2024/cur/") for n in tar.getnames())
+    home = Inventory("/", {name: Folder((), (Entry(one.key, (), 1),)) for name in one.folders})
+    assert takeout.staging_tar([one], home)[1] == 0, "a second import of the same export brings nothing twice"
+
+
 class _Server:
     """Records what would be imported (a fake for the batching logic only: the lab test imports for real)."""
 
