@@ -24,6 +24,8 @@ imapc_user = alice@cloud.example.net
 imapc_password = "********"
 ssl_client_ca_dir = /etc/ssl/certs
 mail_prefetch_count = 20
+imapc_features = guid-forced
+dsync_alt_char = _
 ssl_client_require_valid_cert = yes
 <BLANKLINE>
 >>> sync_command(EmailAddress("alice@example.org"))[-5:]
