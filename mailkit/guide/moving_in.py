@@ -77,8 +77,14 @@ _EXIT_CODES = {
 }
 
 
-#: How Dovecot says that the disk it writes to is full.
+#: How Dovecot says that the disk it writes to is full, and what the reader is told then.
 _DISK_FULL = ("No space left on device", "Not enough disk space")
+DISK_FULL = f"the disk that holds the mail here is full: free space ('df -h {LAYOUT.vmail_base}'), then run it again"
+
+
+def disk_full(stderr: str) -> bool:
+    """Whether doveadm's error output says the disk it wrote to is full."""
+    return any(words in stderr for words in _DISK_FULL)
 
 
 def imapc_settings(account: OldAccount, major: str) -> str:
@@ -207,9 +213,8 @@ def doveadm_error(result: Result) -> str:
     ]
     if any("Authentication failed" in line for line in lines) or result.exited == 77:
         meaning = _EXIT_CODES[77]
-    elif any(words in line for line in lines for words in _DISK_FULL):
-        meaning = f"the disk that holds the mail here is full: free space ('df -h {LAYOUT.vmail_base}'), then "
-        meaning += "run it again"
+    elif disk_full("\n".join(lines)):
+        meaning = DISK_FULL
     else:
         meaning = _EXIT_CODES.get(result.exited, f"it failed (exit {result.exited})")
     said = "; ".join(dict.fromkeys(lines[:3])) or result.stderr.strip()[-300:]

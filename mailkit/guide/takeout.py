@@ -42,7 +42,7 @@ from mailkit.core.imap_names import home_name, mutf7
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
 from mailkit.core.values import EmailAddress
-from mailkit.guide.moving_in import ARCHIVE
+from mailkit.guide.moving_in import ARCHIVE, DISK_FULL, disk_full
 
 MAX_MESSAGE = 100 * 1024 * 1024
 MAX_MESSAGES = 500_000
@@ -249,7 +249,8 @@ def import_export(mail: Connection, user: EmailAddress, staged: bytes, timeout: 
     """Import a staging Maildir (:func:`staging_tar`) into ``user``'s mail, subscribing to the new folders."""
     result = mail.run(["sh", "-c", _IMPORT, "sh", str(user)], input=staged, check=False, timeout=timeout)
     if result.exited != 0:
-        raise MailkitError(f"doveadm import into {user}: {shorten(result.stderr.strip()[-600:], 600)}")
+        said = shorten(result.stderr.strip()[-600:], 600)
+        raise MailkitError(f"doveadm import into {user}: {DISK_FULL + ': ' if disk_full(said) else ''}{said}")
 
 
 def open_export(path: Path) -> BinaryIO:

@@ -115,3 +115,19 @@ def test_a_large_export_goes_in_batches_and_nothing_new_means_no_import() -> Non
     server.batches.clear()
     assert takeout.import_all(server, EmailAddress("bob@example.org"), messages, everything) == 0  # type: ignore[arg-type]
     assert server.batches == [], "nothing to import: doveadm is not even called"
+
+
+class _FullDisk(_Server):
+    """The host's answer when the Maildir's disk fills up half way through a batch (words as Dovecot 2.4 writes)."""
+
+    def run(self, argv: list[str], *, input: bytes, check: bool, timeout: int) -> Result:
+        said = "doveadm(bob@example.org): Error: write(/var/vmail/.../tmp/1.mail) failed: No space left on device\n"
+        return Result(" ".join(argv), "", said, 75)
+
+
+def test_an_import_onto_a_full_disk_says_so_and_what_to_do() -> None:
+    (one,) = takeout.read_export(_export(b"X-Gmail-Labels: Inbox\nMessage-ID: <1@x>\n\none\n"))
+    with pytest.raises(
+        MailkitError, match=r"the disk that holds the mail here is full: free space \('df -h /var/vmail'\)"
+    ):
+        takeout.import_all(_FullDisk(), EmailAddress("bob@example.org"), [one], Inventory("/", {}))  # type: ignore[arg-type]
