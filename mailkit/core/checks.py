@@ -84,19 +84,34 @@ def fix_html(fix: str) -> str:
     return _SECTION.sub(link, html.escape(fix))
 
 
+#: Each cell aligned left and to the top: JupyterLab and nbconvert align table cells right by default, which turns
+#: long check texts into ragged right-aligned lines. Set on each cell, as a notebook's HTML keeps no style sheet.
+_CELL = 'style="text-align:left;vertical-align:top"'
+
+
 def checks_html(results: Sequence[CheckResult]) -> str:
-    """A check table: ok/FAIL, what, what was seen, and for failures how to fix it (linked to the guide)."""
+    r"""A check table: ok/FAIL, the group, what, what was seen, and for failures how to fix it (linked to the guide).
+
+    >>> table = checks_html([CheckResult("dns", "MX of example.org", True, "mail.example.org")])
+    >>> print(table.replace(_CELL, "S").replace("</tr>", "</tr>\n").replace("</td>", "</td>\n"))
+    <table><tr><th S></th><th S>group</th><th S>check</th><th S>seen</th><th S>fix</th></tr>
+    <tr><td S><span style="color:#116329">ok</span></td>
+    <td S>dns</td>
+    <td S>MX of example.org</td>
+    <td S><code>mail.example.org</code></td>
+    <td S></td>
+    </tr>
+    </table>
+    """
     rows = []
     for r in results:
         mark = '<span style="color:#116329">ok</span>' if r.ok else '<b style="color:#82071e">FAIL</b>'
         if r.skipped:
             mark = '<span style="color:#6e7781">skip</span>'
         fix = fix_html(r.fix) if not r.ok else ""
-        rows.append(
-            f"<tr><td>{mark}</td><td>{html.escape(r.group)}</td><td>{html.escape(r.name)}</td>"
-            f"<td><code>{html.escape(r.detail)}</code></td><td>{fix}</td></tr>"
-        )
-    head = "<tr><th></th><th>part</th><th>check</th><th>seen</th><th>fix</th></tr>"
+        cells = [mark, html.escape(r.group), html.escape(r.name), f"<code>{html.escape(r.detail)}</code>", fix]
+        rows.append("<tr>" + "".join(f"<td {_CELL}>{cell}</td>" for cell in cells) + "</tr>")
+    head = "<tr>" + "".join(f"<th {_CELL}>{title}</th>" for title in ("", "group", "check", "seen", "fix")) + "</tr>"
     return f"<table>{head}{''.join(rows)}</table>"
 
 

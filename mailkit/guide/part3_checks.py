@@ -21,6 +21,7 @@ from mailkit.clients.remote_client import run_client
 from mailkit.clients.smtp import greeting
 from mailkit.core.checks import CheckResult, CheckTable, skipped
 from mailkit.core.ssh import Connection
+from mailkit.core.text import shorten
 from mailkit.domain.lookup import forward_confirmed
 from mailkit.domain.records import Lookup, RecordSet, plan
 from mailkit.guide.part2 import Part2
@@ -385,7 +386,9 @@ def forged_sender_refused(part3: Part3, outside: Connection, target: Target) -> 
     reply = next((line[4:].strip() for line in said.splitlines() if line.startswith("<** ")), "accepted")
     refused = reply.startswith("550") and "DMARC" in reply.upper()
     return [
-        CheckResult("dmarc", name, refused == wanted, reply[:70], f"{GUIDE} section 10: p=reject in _dmarc.{domain}")
+        CheckResult(
+            "dmarc", name, refused == wanted, shorten(reply), f"{GUIDE} section 10: p=reject in _dmarc.{domain}"
+        )
     ]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from mailkit.clients.remote_client import run_program
 from mailkit.core.checks import CheckResult, skipped
 from mailkit.core.ssh import Connection
+from mailkit.core.text import shorten
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part4 import (
     CONTROLLER_PORT,
@@ -91,8 +92,8 @@ def message(subject: str, body_extra: str = "", sender: str = "dana@example.net"
 def _reply(seen: Mapping[str, Any], stage: str) -> str:
     answer = seen.get(stage)
     if seen.get("error"):
-        return seen["error"][:80]
-    return f"{answer[0]} {answer[1][:70]}" if answer else "no reply"
+        return shorten(seen["error"])
+    return shorten(f"{answer[0]} {answer[1]}") if answer else "no reply"
 
 
 def _refused_at(seen: Mapping[str, Any], stage: str, code: int, reason: str) -> bool:
@@ -136,7 +137,7 @@ def pregreet(part4: Part4, mail: Connection, outside: Connection, target: Target
             closed and bool(logged),
             f"postscreen logged PREGREET from [{bot_address}], then closed"
             if closed and logged
-            else (logged or bot.get("error") or (replies or ["nothing"])[-1])[:80],
+            else shorten(logged or bot.get("error") or (replies or ["nothing"])[-1]),
             f"{GUIDE} section 1: postscreen_greet_action = drop, and smtp inet runs postscreen",
         )
     ]
@@ -404,14 +405,14 @@ def managesieve(part4: Part4, part2: Part2, outside: Connection) -> list[CheckRe
             "managesieve",
             "after STARTTLS (certificate verified) the user logs in",
             seen.get("auth", "").startswith("OK"),
-            (seen.get("auth") or seen.get("error", "no answer"))[:70],
+            shorten(seen.get("auth") or seen.get("error", "no answer")),
             where,
         ),
         CheckResult(
             "managesieve",
             "the server checks scripts: a good one passes, a broken one is refused",
             seen.get("good", [""])[-1].startswith("OK") and seen.get("broken", [""])[-1].startswith("NO"),
-            re.sub(r"^NO \S+: ", "NO ", (seen.get("broken") or [seen.get("error", "no answer")])[-1])[:70],
+            shorten(re.sub(r"^NO \S+: ", "NO ", (seen.get("broken") or [seen.get("error", "no answer")])[-1])),
             where,
         ),
     ]
@@ -426,7 +427,7 @@ def inside(mail: Connection) -> list[CheckResult]:
             "rspamd",
             "rspamadm configtest",
             configtest.exited == 0 and "syntax OK" in configtest.stdout,
-            (configtest.stdout + configtest.stderr).strip().splitlines()[-1][:70],
+            shorten((configtest.stdout + configtest.stderr).strip().splitlines()[-1]),
             f"{GUIDE} section 4: the file and line rspamadm names",
         )
     ]
@@ -452,7 +453,7 @@ def inside(mail: Connection) -> list[CheckResult]:
                 "rspamd",
                 f"the controller on localhost:{CONTROLLER_PORT} refuses {label}",
                 "401" in text or "Unauthorized" in text,
-                text.splitlines()[-1][:70] if text else "no answer",
+                shorten(text.splitlines()[-1]) if text else "no answer",
                 f"{GUIDE} section 4: override.d/worker-controller.inc (secure_ip cleared, password hash)",
             )
         )

@@ -20,6 +20,7 @@ from mailkit.core.facts import PackageVersion, gather
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
+from mailkit.core.text import shorten
 from mailkit.guide import backups, chapters, smarthost
 from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
 from mailkit.guide.guessing import JAILS, SECTION
@@ -243,7 +244,7 @@ def queue_rows(queue: MailQueue) -> list[Row]:
             "queue",
             "mail queue",
             queue.ok and len(queue.messages) <= QUEUE_LIMIT,
-            f"{len(queue.messages)} messages ({queue.deferred} deferred)" if queue.ok else queue.error[:80],
+            f"{len(queue.messages)} messages ({queue.deferred} deferred)" if queue.ok else shorten(queue.error),
             "postqueue -p lists them; journalctl -u 'postfix*' says why they wait",
             part=1,
         )
