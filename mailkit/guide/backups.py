@@ -177,10 +177,10 @@ def authorization(mail: Connection, space: BackupSpace, hostname: str) -> str:
     return space.authorized_line(public_key(mail), f"mailkit-backup@{hostname}")
 
 
-def borg(mail: Connection, *args: str, timeout: float = BORG_SECONDS, input: str | None = None) -> tuple[int, str, str]:
+def borg(mail: Connection, *args: str, timeout: float = BORG_SECONDS) -> tuple[int, str, str]:
     """``borg ARGS`` on the server with the settings of :data:`ENV_FILE`: exit code, output, errors."""
     script = f'set -a; . {ENV_FILE}; set +a; exec borg "$@"'
-    done = mail.run(["sh", "-c", script, "sh", *args], check=False, timeout=timeout, input=input)
+    done = mail.run(["sh", "-c", script, "sh", *args], check=False, timeout=timeout)
     return done.exited, done.stdout, done.stderr
 
 
@@ -192,7 +192,7 @@ def initialize(mail: Connection) -> str:
     if code == 0:
         return "the repository is there: no change"
     if "does not exist" not in said:
-        raise MailkitError(f"borg cannot reach the repository: {_ssh_reason(mail) or _last_lines(said)}")
+        raise MailkitError(f"borg cannot reach the repository: {_why_failed(mail, said)}")
     code, _, said = borg(mail, "init", "--encryption=repokey-blake2")
     if code != 0:
         raise MailkitError(f"borg init failed: {_last_lines(said)}")
@@ -206,10 +206,7 @@ def back_up_now(mail: Connection) -> str:
         run = mail.run(["systemctl", "show", "-p", "InvocationID", "--value", f"{UNIT}.service"], check=False)
         invocation = run.stdout.strip() if re.fullmatch(r"[0-9a-f]{32}", run.stdout.strip()) else "none"
         log = mail.run(["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation}", "--no-pager", "-o", "cat"], check=False)
-        said = _last_lines(log.stdout)
-        if "Connection closed by remote host" in said:  # borg did not relay ssh's reason this time: ask ssh
-            said = _ssh_reason(mail) or said
-        raise MailkitError(f"the backup failed: {said}", done)
+        raise MailkitError(f"the backup failed: {_why_failed(mail, log.stdout)}", done)
     count = len(archives(borg(mail, "list", "--json")[1]))
     return f"{count} archive{'s' if count != 1 else ''} in the repository, the newest made just now"
 
@@ -288,6 +285,12 @@ def _ssh_reason(mail: Connection) -> str:
     return "" if tried.ok or not lines else lines[-1][:300]
 
 
+def _why_failed(mail: Connection, said: str) -> str:
+    """Why borg failed: ssh's own reason when ssh cannot get in (borg relays it only sometimes, and otherwise says
+    "Connection closed by remote host"), else borg's last words."""
+    return _ssh_reason(mail) or _last_lines(said)
+
+
 def _last_lines(text: str, lines: int = 4) -> str:
     """What borg said, in one bounded line: what the other end said first (``Remote:`` lines: ssh's own reason,
     such as a host key that does not match), then borg's last words.
@@ -318,8 +321,7 @@ def verify(mail: Connection, mailboxes: Sequence[str]) -> CheckTable:
     results = run_rows(read_backup_runs(mail), section)
     code, listing, said = borg(mail, "list", "--json")
     if code != 0:
-        said = _ssh_reason(mail) or said
-        results.append(CheckResult("backup", "the newest archive", False, _last_lines(said), f"{section}"))
+        results.append(CheckResult("backup", "the newest archive", False, _why_failed(mail, said), f"{section}"))
         return CheckTable(results)
     name, when = newest_archive(listing)
     age = rules.backup_age(_age_hours(mail, when))
