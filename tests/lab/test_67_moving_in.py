@@ -53,13 +53,6 @@ class Move:
         return take_inventory(self.outside, "mail.example.org", str(USER), self.home_password)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fresh_host_after(lab: Lab) -> Iterator[None]:
-    """Each test starts from a server of its own (``move`` resets it); after the module, a fresh host again."""
-    yield
-    lab.reset()
-
-
 @pytest.fixture
 def trixie(lab: Lab) -> None:
     """Named before ``move``: a test skipped on this release costs no reset."""

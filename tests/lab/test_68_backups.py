@@ -50,12 +50,6 @@ class Backed:
     space: BackupSpace
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fresh_host_after(lab: Lab) -> Iterator[None]:
-    yield
-    lab.reset()
-
-
 @pytest.fixture
 def trixie(lab: Lab) -> None:
     """Named before ``server``: a test skipped on this release costs no reset."""
