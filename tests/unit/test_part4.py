@@ -163,3 +163,13 @@ def test_every_part4_postfix_setting_is_explained_with_its_reference_link() -> N
 
     named = set(re.findall(r"section (\d+)", Path(part4_checks.__file__).read_text()))
     assert named and named <= anchors
+
+
+def test_a_reply_is_shortened_with_a_mark_and_never_loses_the_block_lists_name() -> None:
+    from mailkit.guide.part4_checks import _reply
+
+    listed = "5.7.1 Service unavailable; client [198.51.100.66] blocked using bl.example.net"
+    assert _reply({"rcpt": [550, listed]}, "rcpt") == f"550 {listed}", "the row promises the list named"
+    long = _reply({"rcpt": [554, "5.7.1 " + "word " * 60]}, "rcpt")
+    assert long.endswith("...") and len(long) <= 90, long
+    assert _reply({"error": "ConnectionResetError: \x1b[31m" + "x" * 200}, "rcpt").endswith("..."), "cut, marked"
