@@ -231,6 +231,7 @@ LAYER_PACKAGES: dict[str, tuple[str, ...]] = {
         "opendmarc",
         "postfix-policyd-spf-python",
         "borgbackup",  # the backup host's borg serve (mailkit/lab/backup_host.py), as a storage box has it
+        "dovecot-imapd",  # the cloud provider's IMAP server (mailkit/lab/cloud_provider.py), there from the start
     ),
 }
 
