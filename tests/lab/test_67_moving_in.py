@@ -3,8 +3,10 @@ nested and non-ASCII, one message under several labels, archived ones only in Al
 comes home with ``doveadm sync``; inventories taken from the outside host over IMAP, as a mail program sees the
 accounts, are compared folder by folder; a second run copies nothing; a message that reached the provider after the
 first sync is home after the final one, once; finishing puts Sent and Drafts where the mail program looks and the
-archived messages into Archive, and refuses to sync again; a sync cut off half way resumes, nothing lost or doubled
-(these two on trixie: the notebook, replayed under nbval on every release, takes the same steps and checks). On every
+archived messages into Archive, and refuses to sync again; a sync killed, or whose provider becomes unreachable, or
+whose disk fills up half way says so and resumes, nothing lost or doubled; a label holding a dot comes home renamed,
+two that would meet are refused (these on trixie: the notebook, replayed under nbval on every release, takes the
+same steps and checks). On every
 release: a wrong app password changes nothing (Dovecot 2.3 panics after it), a Takeout-style export is filed by its
 labels and importing it twice brings nothing twice, and the chapter's notebook replays with its stored outputs.
 """
@@ -147,20 +149,29 @@ def test_the_moving_in_notebook_replays_with_its_stored_outputs(lab: Lab) -> Non
     replay([NOTEBOOK])
 
 
+def _large_account(move: Move, lab: Lab) -> tuple[Inventory, Inventory]:
+    """The account with three 10-25 MB attachments at the provider (a sync of seconds, to stop half way); the
+    provider's inventory and the home mailbox's before the sync."""
+    with lab_connection("outside") as outside:
+        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=2, large=3), move.old.password)
+    return move.source(), move.home()
+
+
+def _stopped_half_way(source: Inventory, before: Inventory, partial: Inventory) -> None:
+    expected = sum(sum(source.keys(name).values()) for name in _kept(source))
+    copied = partial.count() - before.count()
+    assert 0 < copied < expected, f"the stop must fall half way: {copied} of {expected} copied"
+
+
 def test_a_sync_cut_off_half_way_resumes_without_losing_or_doubling_a_message(
     trixie: None, move: Move, lab: Lab
 ) -> None:
-    with lab_connection("outside") as outside:  # the account with three 10-25 MB attachments: a sync of seconds
-        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=2, large=3), move.old.password)
-    source, before = move.source(), move.home()
+    source, before = _large_account(move, lab)
     major = moving_in.dovecot_major(move.mail)
     cut = ["timeout", "-s", "KILL", "0.8", *moving_in.sync_command(USER)]
     killed = moving_in.run_with_settings(move.mail, move.old, major, cut, timeout=60)
     assert killed.exited == 137, (killed.exited, killed.stderr[-500:])
-    partial = move.home()
-    expected = sum(sum(source.keys(name).values()) for name in _kept(source))
-    copied = partial.count() - before.count()
-    assert 0 < copied < expected, f"the cut must fall half way: {copied} of {expected} copied"
+    _stopped_half_way(source, before, move.home())
 
     moving_in.sync(move.mail, move.old, USER)
     rows = moving_in.sync_checks(source, before, move.home())
@@ -214,9 +225,7 @@ def _messages_on_disk(mail: Connection, user: EmailAddress) -> int:
 def test_the_provider_unreachable_half_way_is_a_clear_error_and_the_next_run_resumes(
     trixie: None, move: Move, lab: Lab
 ) -> None:
-    with lab_connection("outside") as outside:  # the account with three 10-25 MB attachments: a sync of seconds
-        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=2, large=3), move.old.password)
-    source, before = move.source(), move.home()
+    source, before = _large_account(move, lab)
     on_disk = _messages_on_disk(move.mail, USER)
     failed: list[BaseException] = []
 
@@ -238,10 +247,7 @@ def test_the_provider_unreachable_half_way_is_a_clear_error_and_the_next_run_res
         network.unblock_outbound(MAIL, port=move.old.port)
     assert not syncing.is_alive() and failed, "a sync whose provider went away must fail, not hang or succeed"
     assert str(failed[0]).startswith(f"doveadm sync from {move.old.host}: "), failed[0]
-    partial = move.home()
-    expected = sum(sum(source.keys(name).values()) for name in _kept(source))
-    copied = partial.count() - before.count()
-    assert 0 < copied < expected, f"the cut must fall half way: {copied} of {expected} copied"
+    _stopped_half_way(source, before, move.home())
 
     moving_in.sync(move.mail, move.old, USER)
     rows = moving_in.sync_checks(source, before, move.home())
@@ -286,9 +292,7 @@ def test_a_full_disk_stops_the_sync_with_a_clear_error_and_it_resumes_once_there
     before = home()
     with pytest.raises(MailkitError, match=r"the disk that holds the mail here is full: free space"):
         moving_in.sync(move.mail, move.old, bob)
-    partial = home()
-    expected = sum(sum(source.keys(name).values()) for name in _kept(source))
-    assert 0 < partial.count() - before.count() < expected, "it stopped half way, with what fitted kept"
+    _stopped_half_way(source, before, home())  # with what fitted kept
 
     small_disk.resize(MAIL, LAYOUT.maildir(bob), 256)  # space freed
     moving_in.sync(move.mail, move.old, bob)
