@@ -188,7 +188,7 @@ def sync(mail: Connection, account: OldAccount, user: EmailAddress, timeout: int
             " and ".join(repr(n) for n in group) + f" would all be {home_name(group[0])!r}" for group in mixed
         )
         raise MailkitError(
-            f"folders at {account.host} would come home under one name and mix their messages: {said} "
+            f"folders at {account.host} would come home under one name and mix their messages: {shorten(said, 600)} "
             f"('.' cannot be part of a folder's name here). Rename one of them at the provider, then sync; "
             "nothing was copied"
         )
