@@ -274,7 +274,7 @@ class Connection:
             self.close()
             raise ConnectionLost(f"lost the SSH connection to {self.endpoint.hostname} during {line!r}: {exc}") from exc
         finally:
-            channel.close()
+            self._close_channel(channel)
         if exited == -1 and not self._alive():
             self.close()
             raise ConnectionLost(f"lost the SSH connection to {self.endpoint.hostname} during {line!r}")
@@ -282,6 +282,16 @@ class Connection:
         if check and result.failed:
             raise CommandError(result)
         return result
+
+    def _close_channel(self, channel: paramiko.Channel) -> None:
+        """Close ``channel``; when even that fails the connection is gone: drop it (the next command reconnects).
+
+        Never raises, so the error that ended the command (too much output, a timeout) is the one reported.
+        """
+        try:
+            channel.close()
+        except (paramiko.SSHException, EOFError, OSError):
+            self.close()
 
     def start(self, argv: Sequence[str], *, sudo: bool | None = None) -> RemoteProcess:
         """Start ``argv`` without waiting for it; the caller reads it and closes it (which ends it)."""
