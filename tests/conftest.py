@@ -1,7 +1,8 @@
 """The lab fixture, shared by the lab tests and the reliability suite: one lab per Debian release for the whole session.
 
 Releases come from ``MAILKIT_TEST_RELEASES`` (default ``trixie,bookworm``). The suite takes over the
-lab on this machine: whatever lab was up is taken down first.
+lab on this machine: whatever lab was up is taken down first. ``./run tests`` runs one pytest per release side by
+side (:mod:`mailkit.matrix.suite`), the second in lab instance 9 inside the namespace ``MAILKIT_NETNS``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from mailkit.lab.lab import Lab, leftovers
 from tests.ordering import shuffled_modules
 
 RELEASES = [r for r in os.environ.get("MAILKIT_TEST_RELEASES", "trixie,bookworm").split(",") if r]
+
+if os.environ.get("MAILKIT_NETNS"):
+    # One release's half of the suite run side by side (mailkit.matrix.suite): its lab lives in a network namespace
+    # of its own; entered first, so every socket and child process of this session is in there with it.
+    from mailkit.lab.netns import enter
+
+    enter(os.environ["MAILKIT_NETNS"])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

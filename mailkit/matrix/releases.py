@@ -48,7 +48,7 @@ def plan_instances(releases: Sequence[str]) -> list[tuple[int, str, str]]:
     return [(i, check_release(r), netns.runner_namespace(i)) for i, r in enumerate(releases, start=1)]
 
 
-def _images(releases: Sequence[str], jobs: int, progress: Progress) -> None:
+def build_images(releases: Sequence[str], jobs: int, progress: Progress) -> None:
     """Every base and layer the labs need, built at the same time for different releases (one lock each)."""
     roles = sorted({spec.layer for spec in HOSTS.values() if spec.layer})
 
@@ -110,7 +110,7 @@ def run_matrix(
     output.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     progress(f"building or finding the images of {', '.join(releases)}")
-    _images([r for _, r, _ in plan], jobs, progress)
+    build_images([r for _, r, _ in plan], jobs, progress)
     relays: list[netns.ProxyRelay] = []
     proxy_pid = proxy.start(MATRIX_STATE, "127.0.0.1", MATRIX_PROXY_PORT, "apt-cacher-ng-matrix")
     try:
@@ -133,7 +133,7 @@ def run_matrix(
     finally:
         for relay in relays:
             relay.stop()
-        _stop(proxy_pid)
+        stop_proxy(proxy_pid)
         for _, _, namespace in plan:
             netns.delete(namespace)
     report = build_report(results, parts=list(parts), wall_seconds=time.monotonic() - started, baseline=old)
@@ -141,7 +141,7 @@ def run_matrix(
     return report
 
 
-def _stop(pid: int) -> None:
+def stop_proxy(pid: int) -> None:
     """Stop the shared proxy (a child of this process: reaped, so no zombie is left)."""
     try:
         os.kill(pid, signal.SIGTERM)

@@ -19,13 +19,26 @@ from mailkit.lab.lab import Lab
 
 pytestmark = pytest.mark.lab
 
-RELEASES = [r for r in os.environ.get("MAILKIT_TEST_RELEASES", "trixie,bookworm").split(",") if r]
-MATRIX_NAMES = tuple(f"mailkit{i}-" for i in range(1, 10))
+#: Every release of the suite, also when this process runs one release's half (``./run tests``: side by side).
+RELEASES = [
+    r
+    for r in (
+        os.environ.get("MAILKIT_SUITE_RELEASES") or os.environ.get("MAILKIT_TEST_RELEASES", "trixie,bookworm")
+    ).split(",")
+    if r
+]
+#: The matrix's labs are instances 1, 2, ...: the suite's other release meanwhile runs in instance 9.
+MATRIX_NAMES = tuple(f"mailkit{i}-" for i in range(1, len(RELEASES) + 1))
 
 
 def _matrix_leftovers() -> list[str]:
-    """Namespaces and processes of matrix labs (instances 1-9) still on the machine."""
-    found = [f"netns {p.name}" for p in Path("/run/netns").glob("mailkit[1-9]-*")]
+    """Namespaces and processes of the matrix's labs still on the machine."""
+    netns_dir = Path("/run/netns")
+    found = (
+        [f"netns {p.name}" for p in netns_dir.iterdir() if p.name.startswith(MATRIX_NAMES)]
+        if netns_dir.is_dir()
+        else []
+    )
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

@@ -11,6 +11,7 @@ from mailkit.core.errors import UsageError
 from mailkit.lab.layout import lab_instance
 from mailkit.matrix.releases import plan_instances
 from mailkit.matrix.report import _example, build_report, check_rows, compare_with, html_page, markdown, write_report
+from mailkit.matrix.suite import plan as suite_plan
 
 
 def test_each_release_gets_its_own_instance_and_namespace() -> None:
@@ -23,6 +24,27 @@ def test_each_release_gets_its_own_instance_and_namespace() -> None:
         plan_instances(["trixie", "woody"])
     with pytest.raises(UsageError, match="at least one"):
         plan_instances([])
+
+
+def test_the_suites_other_releases_run_in_labs_the_matrix_does_not_use_and_only_their_lab_tests() -> None:
+    first, second, third = suite_plan(["trixie", "bookworm", "sid"])
+    assert (first.instance, first.namespace) == (0, None), "the first release runs here, in the guide's lab"
+    assert [second.instance, third.instance] == [9, 8], "counted down: the matrix test meanwhile uses 1, 2, 3"
+    env = second.env(["trixie", "bookworm", "sid"])
+    assert env["MAILKIT_TEST_RELEASES"] == "bookworm" and env["MAILKIT_SUITE_RELEASES"] == "trixie,bookworm,sid"
+    assert (env["MAILKIT_LAB_INSTANCE"], env["MAILKIT_NETNS"], env["MAILKIT_LAB_PROXY"]) == (
+        "9",
+        "mksuite9",
+        "external",
+    )
+    assert "MAILKIT_NETNS" not in first.env(["trixie", "bookworm"]), "the first release stays in this namespace"
+    argv = second.argv(["-q"])
+    assert "tests/lab" in argv and "tests/unit" not in argv and "--ignore=tests/lab/test_70_matrix.py" in argv
+    assert first.argv(["-q"])[-1] == "-q", "the first release runs the whole suite, unit tests and doctests too"
+    with pytest.raises(UsageError):
+        suite_plan(["trixie", "trixie"])
+    with pytest.raises(UsageError, match="unknown release"):
+        suite_plan(["trixie", "woody"])
 
 
 def test_lab_instance_is_a_digit_or_a_clear_error() -> None:
