@@ -127,12 +127,46 @@ class CheckTable(list[CheckResult]):
         return checks_html(self)
 
 
-def report(results: Sequence[CheckResult]) -> CheckTable:
+class CheckSummary(CheckTable):
+    """Checks a chapter has explained already, run again: one line when they all pass, the table folded under it.
+
+    >>> print(CheckSummary([CheckResult("dns", "MX", True, "mail.example.org")], title="Part 1, again"))
+    Part 1, again: 1 check passed
+    """
+
+    def __init__(self, results: Sequence[CheckResult], title: str) -> None:
+        super().__init__(results)
+        self.title = title
+
+    def line(self) -> str:
+        passed = sum(r.ok and not r.skipped for r in self)
+        skipped = sum(r.skipped for r in self)
+        failed = len(self) - passed - skipped
+        words = [f"{passed} check{'s' * (passed != 1)} passed"]
+        words += [f"{failed} FAILED"] if failed else []
+        words += [f"{skipped} skipped"] if skipped else []
+        return f"{self.title}: {', '.join(words)}"
+
+    def __str__(self) -> str:
+        return self.line() if all(r.ok for r in self) else self.line() + "\n" + render_text(self)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        opened = "" if all(r.ok for r in self) else " open"  # a failure is never folded away
+        return (
+            f"<details{opened}><summary><b>{html.escape(self.line())}</b> (each check: click)</summary>"
+            f"{checks_html(self)}</details>"
+        )
+
+
+def report(results: Sequence[CheckResult], *, again: str | None = None) -> CheckTable:
     """Record the results (for ``mailkit guide run``) and return them as a table; raise if any failed.
 
-    In a notebook, a failed check therefore fails the cell, the run and nbval.
+    In a notebook, a failed check therefore fails the cell, the run and nbval. ``again`` names checks of an
+    earlier chapter run once more: they show as one line (:class:`CheckSummary`), the table folded under it.
     """
-    table = CheckTable(results)
+    table = CheckTable(results) if again is None else CheckSummary(results, again)
     path = os.environ.get(RESULTS_FILE_ENV)
     if path:
         with open(path, "a") as out:

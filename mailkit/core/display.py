@@ -13,6 +13,9 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mailkit.core.redact import redact
+from mailkit.core.services import in_order
+
 if TYPE_CHECKING:
     from mailkit.core.resources import Change
 
@@ -28,6 +31,24 @@ def _pending_line(pending: Sequence[str]) -> str:
     return f"pending from an interrupted apply: validate and reload {', '.join(pending)}"
 
 
+BY_HAND = "the same by hand, as root on your own server:"
+
+
+def by_hand(changes: Sequence[Change], pending: Sequence[str] = ()) -> list[str]:
+    """The plan as the commands a person would type: each change's own, then each touched service's check and
+    reload (or restart), in the order the apply uses. Redacted as diffs are.
+
+    >>> by_hand([], ["postfix"])
+    ['postfix check', 'systemctl reload postfix']
+    """
+    typed = [line for change in changes for line in change.by_hand]
+    touched = {s for c in changes for s in c.services} | set(pending)
+    restart = {s for c in changes if c.needs_restart for s in c.services}
+    for svc in in_order(touched):
+        typed += svc.by_hand(svc.name in restart)
+    return [redact(line) for line in dict.fromkeys(typed)]
+
+
 def plan_text(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
     if not changes:
         return _pending_line(pending) if pending else "no change"
@@ -35,6 +56,9 @@ def plan_text(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
     for change in changes:
         out.append(f"* {change.summary}")
         out += [f"    {line}" for line in change.diff.splitlines()]
+    typed = by_hand(changes, pending)
+    if typed:
+        out += [BY_HAND] + [f"    {line}" for text in typed for line in text.splitlines()]
     return "\n".join(out)
 
 
@@ -55,6 +79,10 @@ def plan_html(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
         parts.append(f"<div><code>{html.escape(change.summary)}</code></div>")
         if change.diff:
             parts.append(_diff_html(change.diff))
+    typed = by_hand(changes, pending) if changes else []
+    if typed:
+        parts.append(f'<p class="by-hand">{html.escape(BY_HAND)}</p>')
+        parts.append(f'<pre class="by-hand" style="{_PRE}">' + html.escape("\n".join(typed)) + "</pre>")
     return "\n".join(parts)
 
 

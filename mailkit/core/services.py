@@ -42,9 +42,23 @@ class Service:
     after: tuple[str, ...] = ()
     #: How long a (re)start may take before the service counts as not running.
     start_seconds: float = 10
+    #: The command that checks the live configuration before a reload, as a person types it ("" if none).
+    check: str = ""
 
     def apply_command(self, needs_restart: bool) -> tuple[str, ...]:
         return self.restart if needs_restart and self.restart else self.reload
+
+    def by_hand(self, needs_restart: bool) -> tuple[str, ...]:
+        """Checking the configuration, then making it take effect, as a person types it.
+
+        >>> SERVICES["postfix"].by_hand(False)
+        ('postfix check', 'systemctl reload postfix')
+        >>> SERVICES["rspamd"].by_hand(False)
+        ('rspamadm configtest', 'systemctl restart rspamd')
+        """
+        reloads = self.reload[:2] == ("systemctl", "reload-or-restart") and not needs_restart
+        verb = "reload" if reloads else "restart"
+        return (*([self.check] if self.check else []), f"systemctl {verb} {shlex.quote(self.unit)}")
 
 
 SERVICES: dict[str, Service] = {}
@@ -102,10 +116,14 @@ def _systemd(name: str, **kwargs: object) -> Service:
 
 for _svc in (
     _systemd(
-        "postfix", probe="postfix status", ports=POSTFIX_PORTS, after=("opendkim", "opendmarc", "rspamd", "dovecot")
+        "postfix",
+        probe="postfix status",
+        ports=POSTFIX_PORTS,
+        after=("opendkim", "opendmarc", "rspamd", "dovecot"),
+        check="postfix check",
     ),
-    _systemd("dovecot"),
-    Service("opendkim", "opendkim", ("systemctl", "restart", "opendkim")),
+    _systemd("dovecot", check="doveconf -n > /dev/null"),
+    Service("opendkim", "opendkim", ("systemctl", "restart", "opendkim"), check="opendkim -n"),
     Service("opendmarc", "opendmarc", ("systemctl", "restart", "opendmarc")),
     # Restarted, not reloaded: after a reload the old workers go on scanning with the old configuration for up
     # to 16 s beside the new ones (measured: the old proxy still held the milter port). Its first starts after
@@ -118,13 +136,14 @@ for _svc in (
         ports=f"echo {RSPAMD_MILTER_PORT}",
         after=("redis-server", "valkey-server"),
         start_seconds=90,
+        check="rspamadm configtest",
     ),
     # rspamd's memory for Bayes (part 4): Redis in bookworm, Valkey (its community fork) from trixie on.
     _systemd("redis-server", ports="echo 6379"),
     _systemd("valkey-server", ports="echo 6379"),
-    _systemd("named"),
+    _systemd("named", check="named-checkconf"),
     # Part 4's ban on password guessers; "ping" answers once its jails are loaded.
-    _systemd("fail2ban", probe="fail2ban-client ping"),
+    _systemd("fail2ban", probe="fail2ban-client ping", check="fail2ban-client -t"),
 ):
     register(_svc)
 

@@ -42,6 +42,8 @@ a { color: #0969da; text-decoration: underline; }
 a code { color: #0969da; }
 code, pre, kbd { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .9em; }
 pre { overflow-x: auto; padding: .5rem; background: #f6f8fa; white-space: pre; }
+p, li, td, th { overflow-wrap: break-word; }
+:not(pre) > code { overflow-wrap: anywhere; }
 table { display: block; overflow-x: auto; border-collapse: collapse; max-width: 100%; }
 th, td { text-align: left !important; vertical-align: top; padding: .2rem .5rem; border-bottom: 1px solid #eaeef2; }
 img { max-width: 100%; }

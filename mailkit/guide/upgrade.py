@@ -109,10 +109,24 @@ def full_upgrade(conn: Connection) -> Upgrade:
 #: trixie runs Postfix as postfix.service; bookworm ran the master under postfix@-.service, and after the upgrade
 #: bookworm's master (3.7) still runs there, beside 3.10's programs. The old instance is stopped, then the new unit
 #: started (a plain restart is refused: the new unit conflicts with the old one).
-RESTART_POSTFIX = (
-    "systemctl stop postfix@-.service; systemctl reset-failed postfix@-.service 2>/dev/null; "
-    "systemctl restart postfix.service"
+#: bookworm's Postfix master (under ``postfix@-``) stopped, then trixie's unit started: a restart through the new
+#: unit alone is refused while the old instance runs.
+RESTART_POSTFIX_STEPS = (
+    "systemctl stop postfix@-.service",
+    "systemctl reset-failed postfix@-.service 2>/dev/null",
+    "systemctl restart postfix.service",
 )
+RESTART_POSTFIX = "; ".join(RESTART_POSTFIX_STEPS)
+
+
+def finish_by_hand() -> list[str]:
+    """What :func:`finish` does, as typed on your own server (apt asks its questions there; keep your files).
+
+    >>> finish_by_hand()[0]
+    'dpkg --configure -a'
+    """
+    return ["dpkg --configure -a", "apt-get update", "apt-get full-upgrade   # keep your files when it asks",
+            *RESTART_POSTFIX_STEPS]  # fmt: skip
 
 
 def finish(conn: Connection) -> Upgrade:

@@ -17,6 +17,7 @@ exists from the same CA for the name. certbot's timer renews it; the guide's dep
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,4 +109,5 @@ class AcmeCertificate(Resource):
                 said = "\n".join((exc.result.stdout + exc.result.stderr).strip().splitlines()[-8:])
                 raise MailkitError(f"certbot got no certificate for {self.hostname}:\n{said}") from None
 
-        return Change(self, f"certbot: a certificate for {self.hostname} from {self.server}", diff, run=run)
+        summary = f"certbot: a certificate for {self.hostname} from {self.server}"
+        return Change(self, summary, diff, run=run, by_hand=(shlex.join(self.argv()),))

@@ -17,6 +17,7 @@ only knows the stages every change goes through, never the kinds of resource:
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,7 +92,9 @@ class Change:
     """One difference between desired and current state, with a (redacted) diff to show.
 
     ``script`` makes the change's fragments for the transaction, given a unique shell-variable
-    prefix; ``run`` is a step run on its own before the transaction (packages).
+    prefix; ``run`` is a step run on its own before the transaction (packages). ``by_hand`` is the
+    same change as the commands a person types on their own server, as root (made by the resource
+    from what it runs itself, so the two cannot drift); the services' reloads follow the plan's.
     """
 
     resource: Resource = field(repr=False)
@@ -101,6 +104,7 @@ class Change:
     needs_restart: bool = False
     script: Callable[[str], Script] | None = field(default=None, repr=False, compare=False)
     run: Callable[[Connection, Progress | None], None] | None = field(default=None, repr=False, compare=False)
+    by_hand: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def service(self) -> str | None:
@@ -117,6 +121,28 @@ class Resource:
     def compare(self, values: list[Any]) -> Change | None:
         """The change that makes the host match, from the facts' values; None when it already does."""
         raise NotImplementedError
+
+
+#: A file's owner, group and mode when root makes it and nothing says otherwise (umask 022).
+PUBLIC_FILE = ("root", "root", 0o644)
+
+
+def edit_by_hand(path: str) -> str:
+    """The by-hand step of a file whose new content the plan's diff shows.
+
+    >>> edit_by_hand("/etc/postfix/virtual")
+    'editor /etc/postfix/virtual   # make it read as the diff above shows'
+    """
+    return f"editor {shlex.quote(path)}   # make it read as the diff above shows"
+
+
+def ownership_by_hand(path: str, owner: str, group: str, mode: int) -> list[str]:
+    """``chown`` and ``chmod`` lines giving ``path`` its owner, group and mode.
+
+    >>> ownership_by_hand("/etc/dovecot/users", "root", "dovecot", 0o640)
+    ['chown root:dovecot /etc/dovecot/users', 'chmod 640 /etc/dovecot/users']
+    """
+    return [f"chown {shlex.quote(f'{owner}:{group}')} {shlex.quote(path)}", f"chmod {mode:o} {shlex.quote(path)}"]
 
 
 def unified_diff(path: str, old: bytes | None, new: bytes | None, *, secret: bool = False, summary: str = "") -> str:

@@ -11,6 +11,7 @@ shown.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -19,7 +20,16 @@ from typing import Any
 from mailkit.core.errors import StateConflict, UsageError
 from mailkit.core.facts import Fact, FileInfo, FileState, PathInfo
 from mailkit.core.mail_layout import LAYOUT
-from mailkit.core.resources.base import Change, Resource, Script, account_name, file_mode, heredoc
+from mailkit.core.resources.base import (
+    Change,
+    Resource,
+    Script,
+    account_name,
+    edit_by_hand,
+    file_mode,
+    heredoc,
+    ownership_by_hand,
+)
 from mailkit.core.resources.files import File
 from mailkit.core.values import EmailAddress, Password, RemotePath, ValueRejected
 
@@ -132,9 +142,15 @@ class PasswdFile(Resource):
         )
         # Dovecot re-reads a passwd-file whose mtime (in seconds) or size changed; a new hash of the same length
         # written within the same second would go unseen, so the change reloads Dovecot instead of relying on it.
+        typed = [f"doveadm pw -s {shlex.quote(self.scheme)}   # asks for {n}'s password twice" for n in sorted(fresh)]
+        if fresh or gone or current.content != kept.encode():
+            typed.append(edit_by_hand(self.path) + (": each new hash on its address's line" if fresh else ""))
+        if not meta:
+            typed += ownership_by_hand(self.path, self.owner, self.group, self.mode)
         return Change(
-            self, summary, diff, services=("dovecot",), script=lambda ref: self._script(ref, order, lines, fresh)
-        )
+            self, summary, diff, services=("dovecot",), script=lambda ref: self._script(ref, order, lines, fresh),
+            by_hand=tuple(typed),
+        )  # fmt: skip
 
     def _script(
         self, ref: str, order: list[str], lines: dict[str, str], fresh: dict[str, tuple[Password, str]]
@@ -195,18 +211,34 @@ class SieveScript(File):
     def compare(self, values: list[Any]) -> Change | None:
         change = super().compare(values[:1])
         if change is None and self.present and values[1] != ("file", self.mode, self.owner, self.group):
-            return self._change(f"compile {self.path}", "")
+            return self._change(f"compile {self.path}", "", self.compile_by_hand())
+        if change is not None and self.present:
+            return dataclasses.replace(change, by_hand=change.by_hand + self.compile_by_hand())
         return change
+
+    def check_by_hand(self) -> tuple[str, ...]:
+        return ()  # compiling it is the check
+
+    def _compile(self) -> str:
+        flags = [a for p in self.plugins for a in ("-P", p)]
+        if self.extensions:
+            flags += ["-x", " ".join("+" + e for e in self.extensions)]
+        return shlex.join(["sievec", *flags])
+
+    def compile_by_hand(self) -> tuple[str, ...]:
+        """Compiled in place, its binary owned as the script is (Dovecot runs it as the mail user)."""
+        binary = self.binary
+        return (
+            f"{self._compile()} {shlex.quote(self.path)} {shlex.quote(binary)}",
+            *ownership_by_hand(binary, self.owner, self.group, self.mode),
+        )
 
     def script(self, ref: str) -> Script:
         q, path, binary = shlex.quote, shlex.quote(self.path), shlex.quote(self.binary)
         if not self.present:
             return Script(backup=(self.path, self.binary), commit=f"rm -f -- {path} {binary}\n")
         base = super().script(ref)
-        flags = [a for p in self.plugins for a in ("-P", p)]
-        if self.extensions:
-            flags += ["-x", " ".join("+" + e for e in self.extensions)]
-        compile_ = shlex.join(["sievec", *flags])
+        compile_ = self._compile()
         stage = base.stage + f'also_candidate "${ref}.svbin"\n'
         check = f'check {path} {compile_} "${ref}" "${ref}.svbin"\n'
         # The binary records its script's path: Dovecot recompiles (and, under a read-only /etc, fails to

@@ -16,12 +16,15 @@ from typing import Any
 from mailkit.core.errors import UsageError
 from mailkit.core.facts import Fact, FileInfo, FileState, PathInfo
 from mailkit.core.resources.base import (
+    PUBLIC_FILE,
     Change,
     Resource,
     Script,
     account_name,
+    edit_by_hand,
     file_mode,
     heredoc,
+    ownership_by_hand,
     service_names,
     unified_diff,
 )
@@ -82,19 +85,26 @@ class File(Resource):
             if not current.exists:
                 return None
             diff = unified_diff(self.path, current.content, None, secret=self.secret, summary=self.summary)
-            return self._change(f"remove {self.path}", diff)
+            return self._change(f"remove {self.path}", diff, (f"rm -f -- {shlex.quote(self.path)}",))
         same_meta = (current.mode, current.owner, current.group) == (self.mode, self.owner, self.group)
         if current.content == self.data and same_meta:
             return None
+        ownership = tuple(ownership_by_hand(self.path, self.owner, self.group, self.mode))
         if current.content == self.data:
             summary = f"{self.path}: {current.owner}:{current.group} {current.mode:o} -> "
-            return self._change(summary + f"{self.owner}:{self.group} {self.mode:o}", "")
+            return self._change(summary + f"{self.owner}:{self.group} {self.mode:o}", "", ownership)
         verb = "update" if current.exists else "create"
         diff = unified_diff(self.path, current.content, self.data, secret=self.secret, summary=self.summary)
-        return self._change(f"{verb} {self.path}", diff)
+        default = not current.exists and (self.owner, self.group, self.mode) == PUBLIC_FILE
+        typed = (edit_by_hand(self.path), *(() if same_meta or default else ownership), *self.check_by_hand())
+        return self._change(f"{verb} {self.path}", diff, typed)
 
-    def _change(self, summary: str, diff: str) -> Change:
-        return Change(self, summary, diff, self.services, self.restart, script=self.script)
+    def _change(self, summary: str, diff: str, by_hand: tuple[str, ...] = ()) -> Change:
+        return Change(self, summary, diff, self.services, self.restart, script=self.script, by_hand=by_hand)
+
+    def check_by_hand(self) -> tuple[str, ...]:
+        """The check, run on the live file once it is written (by hand there is no candidate beside it)."""
+        return (shlex.join(self.path if a == CANDIDATE else a for a in self.check),) if self.check else ()
 
     def script(self, ref: str) -> Script:
         q, path = shlex.quote, shlex.quote(self.path)
@@ -140,12 +150,17 @@ class Directory(Resource):
         if not self.present:
             if current is None:
                 return None
-            return Change(self, f"remove directory {self.path}", f"- directory {self.path}\n", script=self.script)
+            gone = f"rm -r -- {shlex.quote(self.path)}"
+            return Change(
+                self, f"remove directory {self.path}", f"- directory {self.path}\n", script=self.script,
+                by_hand=(gone,),
+            )  # fmt: skip
         if current == ("directory", self.mode, self.owner, self.group):
             return None
         verb = "fix" if current else "create"
         summary = f"{verb} directory {self.path} ({self.owner}:{self.group} {self.mode:o})"
-        return Change(self, summary, "", script=self.script)
+        made = shlex.join(["install", "-d", "-o", self.owner, "-g", self.group, "-m", f"{self.mode:o}", self.path])
+        return Change(self, summary, "", script=self.script, by_hand=(made,))
 
     def script(self, ref: str) -> Script:
         q, path = shlex.quote, shlex.quote(self.path)

@@ -24,7 +24,15 @@ from typing import Any
 
 from mailkit.core.errors import UsageError
 from mailkit.core.facts import Fact, PathInfo
-from mailkit.core.resources.base import Change, Resource, Script, account_name, file_mode, service_names
+from mailkit.core.resources.base import (
+    Change,
+    Resource,
+    Script,
+    account_name,
+    file_mode,
+    ownership_by_hand,
+    service_names,
+)
 from mailkit.core.values import RemotePath, ValueRejected
 
 
@@ -71,11 +79,14 @@ class MadeOnHost(Resource):
         if current == ("file", self.mode, self.owner, self.group):
             return None
         services = service_names(self.service)
+        ownership = tuple(ownership_by_hand(self.path, self.owner, self.group, self.mode))
         if current is None:
             diff = f"+++ {self.path}\n({self.made}: never shown, never copied)\n"
-            return Change(self, self.generate_summary(), diff, services, script=self._generate)
+            made = self.make(shlex.quote(self.path))
+            typed = (f"(umask 077 && {made[0]})", *ownership, *([made[1]] if made[1] else []))
+            return Change(self, self.generate_summary(), diff, services, script=self._generate, by_hand=typed)
         summary = f"{self.path}: {current[2]}:{current[3]} {current[1]:o} -> {self.owner}:{self.group} {self.mode:o}"
-        return Change(self, summary, "", services, script=self._fix)
+        return Change(self, summary, "", services, script=self._fix, by_hand=ownership)
 
     def _generate(self, ref: str) -> Script:
         return self._stage(ref, *self.make(f'"${ref}"'))
@@ -131,12 +142,20 @@ class GeneratedKey(MadeOnHost):
         if change is None or values[0] is not None or older is None or older[0] != "file":
             return change
         summary = f"copy the key {self.adopt} to {self.path} (its DNS record stays right)"
-        return dataclasses.replace(change, summary=summary, script=self._copy)
+        path = shlex.quote(self.path)
+        typed = (
+            f"(umask 077 && {self._copy_command(path)})",
+            *ownership_by_hand(self.path, self.owner, self.group, self.mode),
+            f"openssl pkey -in {path} -check -noout",
+        )
+        return dataclasses.replace(change, summary=summary, script=self._copy, by_hand=typed)
+
+    def _copy_command(self, out: str) -> str:
+        return f"dd if={shlex.quote(str(self.adopt))} of={out} iflag=nofollow status=none"
 
     def _copy(self, ref: str) -> Script:
         out = f'"${ref}"'
-        copy = f"dd if={shlex.quote(str(self.adopt))} of={out} iflag=nofollow status=none"
-        return self._stage(ref, copy, f"openssl pkey -in {out} -check -noout")
+        return self._stage(ref, self._copy_command(out), f"openssl pkey -in {out} -check -noout")
 
     def generate_summary(self) -> str:
         return f"generate a {self.bits}-bit RSA key {self.path}"

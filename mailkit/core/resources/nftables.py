@@ -28,7 +28,7 @@ from typing import Any
 
 from mailkit.core.errors import CommandError, MailkitError
 from mailkit.core.facts import Fact, FileInfo, FileState, ServiceIs
-from mailkit.core.resources.base import Change, Resource, unified_diff
+from mailkit.core.resources.base import Change, Resource, edit_by_hand, unified_diff
 from mailkit.core.values import ValueRejected
 
 PATH = "/etc/nftables.conf"
@@ -146,7 +146,19 @@ class Firewall(Resource):
         todo = [] if values[2] else ["enable nftables (rules kept across reboots)"]
         opened = ", ".join(map(str, self.ports))
         todo += [] if values[3] and same_file else [f"load the rules (open: {opened}), confirmed by a new SSH login"]
-        return Change(self, f"firewall: {'; '.join(todo)}", diff, run=self._apply)
+        typed = [edit_by_hand(PATH)] if not same_file else []
+        typed += [f"nft -c -f {PATH}"] + ([] if values[2] else ["systemctl enable nftables"])
+        typed += [] if values[3] and same_file else list(self.load_by_hand())
+        return Change(self, f"firewall: {'; '.join(todo)}", diff, run=self._apply, by_hand=tuple(typed))
+
+    def load_by_hand(self) -> tuple[str, ...]:
+        """Loading the rules as a person would, with the same safety net: a timer that deletes them unless a new
+        SSH login, through the new rules, stops it."""
+        return (
+            f"systemd-run --unit=firewall-undo --on-active={self.confirm_seconds} nft delete table {TABLE}",
+            f"nft -f {PATH}",
+            "# now log in again from another terminal; if that works, there: systemctl stop firewall-undo.timer",
+        )
 
     def _apply(self, conn: Any, progress: Any) -> None:
         staged = f"{PATH}.mailkit-new"

@@ -23,13 +23,16 @@ from mailkit.core.facts import Fact, FileInfo, FileState, MasterEntry, PathInfo,
 from mailkit.core.mail_layout import DB_SUFFIX, LAYOUT
 from mailkit.core.redact import redact
 from mailkit.core.resources.base import (
+    PUBLIC_FILE,
     Change,
     Resource,
     Script,
     SharedStage,
     account_name,
+    edit_by_hand,
     file_mode,
     heredoc,
+    ownership_by_hand,
     unified_diff,
 )
 from mailkit.core.values import RemotePath, ValueRejected, list_item, setting_name, setting_value
@@ -55,6 +58,16 @@ def _staged(commands: list[list[str]]) -> Script:
     """``postconf`` commands run against the stage copy (``-c "$pf"``), which is then let settle."""
     lines = [shlex.join([argv[0]]) + ' -c "$pf" ' + shlex.join(argv[1:]) for argv in commands]
     return Script(stage="\n".join(lines) + '\nsettle "$pf/main.cf"\n', shared=(POSTFIX_STAGE,))
+
+
+def _typed(commands: list[list[str]]) -> tuple[str, ...]:
+    """The ``postconf`` commands as typed on the live files: the same argv the stage copy is edited with, a
+    setting per line as a person would type them.
+
+    >>> _typed([["postconf", "-e", "myhostname=mail.example.org", "smtpd_banner=$myhostname ESMTP"]])
+    ('postconf -e myhostname=mail.example.org', "postconf -e 'smtpd_banner=$myhostname ESMTP'")
+    """
+    return tuple(shlex.join([*argv[:2], each]) for argv in commands for each in argv[2:])
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,9 @@ class Postconf(Resource):
         )
         restart = bool(_RESTART_SETTINGS & set(changed))
         return Change(
-            self, "; ".join(words), "".join(lines), (self.service,), restart, script=lambda ref: _staged(commands)
-        )
+            self, "; ".join(words), "".join(lines), (self.service,), restart,
+            script=lambda ref: _staged(commands), by_hand=_typed(commands),
+        )  # fmt: skip
 
     def changed_settings(self, current: dict[str, str]) -> dict[str, str | None]:
         return {
@@ -168,7 +182,7 @@ class MasterService(Resource):
             commands = [["postconf", "-MX", self.key]]
             return Change(
                 self, f"remove master.cf service {self.key}", "".join(head + old), (self.service,),
-                script=lambda ref: _staged(commands),
+                script=lambda ref: _staged(commands), by_hand=_typed(commands),
             )  # fmt: skip
         old_entry, old_options = current if current else ("", {})
         if old_entry == self.entry and old_options == dict(self.options):
@@ -186,7 +200,7 @@ class MasterService(Resource):
         verb = "update" if current else "add"
         return Change(
             self, f"{verb} master.cf service {self.key}", "".join(lines), (self.service,),
-            script=lambda ref: _staged(commands),
+            script=lambda ref: _staged(commands), by_hand=_typed(commands),
         )  # fmt: skip
 
 
@@ -280,7 +294,11 @@ class LookupTable(Resource):
             if not source.exists and db is None:
                 return None
             diff = unified_diff(self.path, source.content, None, secret=self.secret)
-            return Change(self, f"remove {self.path} and {self.db_path}", diff, (self.service,), script=self._remove)
+            gone = f"rm -f -- {shlex.quote(self.db_path)} {shlex.quote(self.path)}"
+            return Change(
+                self, f"remove {self.path} and {self.db_path}", diff, (self.service,), script=self._remove,
+                by_hand=(gone,),
+            )  # fmt: skip
         data = self.wanted(source)
         meta = (source.mode, source.owner, source.group) == (self.mode, self.owner, self.group)
         db_meta = db is not None and db[1:] == (self.mode, self.owner, self.group)
@@ -292,7 +310,15 @@ class LookupTable(Resource):
         else:
             summary = f"{'update' if source.exists else 'create'} {self.path} (postmap)"
             diff = unified_diff(self.path, source.content, data, secret=self.secret)
-        return Change(self, summary, diff, (self.service,), script=lambda ref: self._write(ref, data))
+        typed = [] if source.content == data else [edit_by_hand(self.path)]
+        if (source.exists and not meta) or (self.owner, self.group, self.mode) != PUBLIC_FILE:
+            typed += ownership_by_hand(self.path, self.owner, self.group, self.mode)
+        typed.append(shlex.join(["postmap", self.reference]))
+        if (self.owner, self.group, self.mode) != PUBLIC_FILE:
+            typed += ownership_by_hand(self.db_path, self.owner, self.group, self.mode)
+        return Change(
+            self, summary, diff, (self.service,), script=lambda ref: self._write(ref, data), by_hand=tuple(typed)
+        )
 
     def _write(self, ref: str, data: bytes) -> Script:
         q = shlex.quote

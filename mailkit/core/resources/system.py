@@ -84,7 +84,21 @@ class Packages(Resource):
             self._apt(conn, "install" if self.present else "purge", todo, update, progress)
 
         diff = "".join(f"{sign} package {name}\n" for name in todo)
-        return Change(self, f"{verb} {' '.join(todo)}", diff, run=run)
+        return Change(self, f"{verb} {' '.join(todo)}", diff, run=run, by_hand=self.by_hand(todo, update))
+
+    def by_hand(self, names: tuple[str, ...], update: bool) -> tuple[str, ...]:
+        """The answers to debconf's questions first (so the install asks none), then apt-get.
+
+        >>> print("\\n".join(Packages(["postfix"], ["postfix postfix/mailname string mail.example.org"]).by_hand(
+        ...     ("postfix",), False)))
+        debconf-set-selections <<'EOF'
+        postfix postfix/mailname string mail.example.org
+        EOF
+        apt-get install postfix
+        """
+        typed = ["debconf-set-selections <<'EOF'\n" + "\n".join(self.preseed) + "\nEOF"] if self.preseed else []
+        typed += ["apt-get update"] if update else []
+        return (*typed, shlex.join(["apt-get", "install" if self.present else "purge", *names]))
 
     def _apt(
         self, conn: Connection, action: str, names: tuple[str, ...], update: bool, progress: Progress | None
@@ -140,14 +154,22 @@ class SystemAccount(Resource):
         parts = ([] if gid is not None else [f"+ group {self.group} ({self.gid})\n"]) + (
             [] if account is not None else [f"+ user {self.user} ({self.uid}:{self.gid}, home {self.home})\n"]
         )
-        return Change(self, f"create account {self.user}:{self.group}", "".join(parts), script=self.script)
+        typed = ([] if gid is not None else [self._groupadd()]) + ([] if account is not None else [self._useradd()])
+        return Change(
+            self, f"create account {self.user}:{self.group}", "".join(parts), script=self.script, by_hand=tuple(typed)
+        )
+
+    def _groupadd(self) -> str:
+        return shlex.join(["groupadd", "--system", "--gid", str(self.gid), self.group])
+
+    def _useradd(self) -> str:
+        return shlex.join(["useradd", "--system", "--uid", str(self.uid), "--gid", str(self.gid), "--home-dir",
+                           self.home, "--no-create-home", "--shell", self.shell, self.user])  # fmt: skip
 
     def script(self, ref: str) -> Script:
         q = shlex.quote
-        user, group, uid, gid = q(self.user), q(self.group), self.uid, self.gid
         stage = (
-            f"getent group {group} >/dev/null || groupadd --system --gid {gid} {group}\n"
-            f"getent passwd {user} >/dev/null || useradd --system --uid {uid} --gid {gid} "
-            f"--home-dir {q(self.home)} --no-create-home --shell {q(self.shell)} {user}\n"
+            f"getent group {q(self.group)} >/dev/null || {self._groupadd()}\n"
+            f"getent passwd {q(self.user)} >/dev/null || {self._useradd()}\n"
         )
         return Script(stage=stage)
