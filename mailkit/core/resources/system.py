@@ -84,20 +84,22 @@ class Packages(Resource):
             self._apt(conn, "install" if self.present else "purge", todo, update, progress)
 
         diff = "".join(f"{sign} package {name}\n" for name in todo)
-        return Change(self, f"{verb} {' '.join(todo)}", diff, run=run, by_hand=self.by_hand(todo, update))
+        return Change(self, f"{verb} {' '.join(todo)}", diff, run=run, by_hand=self.by_hand(todo))
 
-    def by_hand(self, names: tuple[str, ...], update: bool) -> tuple[str, ...]:
-        """The answers to debconf's questions first (so the install asks none), then apt-get.
+    def by_hand(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The answers to debconf's questions first (so the install asks none), then apt-get: by hand, always
+        after ``apt-get update`` (the apply skips it when the lists are fresh; a person cannot tell).
 
         >>> print("\\n".join(Packages(["postfix"], ["postfix postfix/mailname string mail.example.org"]).by_hand(
-        ...     ("postfix",), False)))
+        ...     ("postfix",))))
         debconf-set-selections <<'EOF'
         postfix postfix/mailname string mail.example.org
         EOF
+        apt-get update
         apt-get install postfix
         """
         typed = ["debconf-set-selections <<'EOF'\n" + "\n".join(self.preseed) + "\nEOF"] if self.preseed else []
-        typed += ["apt-get update"] if update else []
+        typed += ["apt-get update"] if self.present else []
         return (*typed, shlex.join(["apt-get", "install" if self.present else "purge", *names]))
 
     def _apt(
