@@ -149,6 +149,7 @@ def install(
             KEY,
             recipe='rm -f -- "$out" && ssh-keygen -q -t ed25519 -N "" -C mailkit-backup -f "$out"\nrm -f -- "$out.pub"',
             what="the server's SSH key for the backup host",
+            typed=(shlex.join(["ssh-keygen", "-t", "ed25519", "-N", "", "-C", "mailkit-backup", "-f", KEY]),),
         ),
         GeneratedSecret(
             PASSPHRASE,

@@ -209,6 +209,10 @@ class Part4:
                 CONTROLLER_PASSWORD,
                 recipe=_PASSWORD_RECIPE,
                 what="rspamd controller password hash",
+                typed=(
+                    "rspamadm pw   # asks for a password of your own, prints its hash",
+                    f'editor {CONTROLLER_PASSWORD}   # one line: password = "<that hash>";',
+                ),
                 group=RSPAMD_USER,
                 mode=0o640,
                 service="rspamd",

@@ -3,10 +3,12 @@ made by each resource from what it runs itself, so the two cannot drift; service
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import subprocess
 
+from mailkit.core.context import HostFacts
 from mailkit.core.display import BY_HAND, by_hand, plan_html, plan_text
 from mailkit.core.facts import FileState
 from mailkit.core.resources import (
@@ -23,8 +25,13 @@ from mailkit.core.resources import (
     SieveScript,
     SystemAccount,
 )
+from mailkit.core.resources.keys import GeneratedSecret
 from mailkit.core.resources.nftables import Firewall
 from mailkit.core.values import Password
+from mailkit.guide.part1 import Part1
+from mailkit.guide.part2 import Part2
+from mailkit.guide.part3 import Part3
+from mailkit.guide.part4 import Part4
 
 ABSENT = FileState(None)
 
@@ -62,7 +69,7 @@ def test_a_master_cf_service_by_hand_is_postconf_m_and_p_as_the_apply_runs_them(
 def test_a_file_by_hand_is_edited_owned_and_checked_on_its_live_path():
     wanted = File(
         "/etc/dovecot/conf.d/99-mailkit.conf", "x = 1\n", group="dovecot", mode=0o640,
-        check=("doveconf", "-n", "-c", CANDIDATE), service="dovecot",
+        check=("doveconf", "-n", "-c", CANDIDATE),
     )  # fmt: skip
     change = wanted.compare([ABSENT])
     assert change.by_hand == (
@@ -71,6 +78,10 @@ def test_a_file_by_hand_is_edited_owned_and_checked_on_its_live_path():
         "chmod 640 /etc/dovecot/conf.d/99-mailkit.conf",
         "doveconf -n -c /etc/dovecot/conf.d/99-mailkit.conf",
     )
+    # a file of a service that checks its whole configuration before its reload: that check, at the plan's end
+    used = dataclasses.replace(wanted, service="dovecot").compare([ABSENT])
+    assert used.by_hand == change.by_hand[:3]
+    assert by_hand([used])[-2:] == ["doveconf -n > /dev/null", "systemctl reload dovecot"]
     # a new file that root's umask already makes right: only the edit
     assert File("/etc/mailname", "example.org\n").compare([ABSENT]).by_hand == (
         "editor /etc/mailname   # make it read as the diff above shows",
@@ -84,12 +95,12 @@ def test_a_file_by_hand_is_edited_owned_and_checked_on_its_live_path():
 
 
 def test_a_lookup_table_by_hand_is_edited_then_compiled_with_postmap_and_a_secret_one_kept_private():
-    table = LookupTable("/etc/postfix/sasl_passwd", "[smtp.example.net]:587 me:secret\n", mode=0o600, secret=True)
+    table = LookupTable("/etc/postfix/sasl_passwd", "[smtp.example.net]:587 me:hunter2\n", mode=0o600, secret=True)
     typed = table.compare([ABSENT, None]).by_hand
-    assert typed[0].startswith("editor /etc/postfix/sasl_passwd")
+    assert typed[0] == "editor /etc/postfix/sasl_passwd   # secret content, not shown here"
     assert "postmap lmdb:/etc/postfix/sasl_passwd" in typed
     assert "chmod 600 /etc/postfix/sasl_passwd.lmdb" in typed
-    assert not any("secret" in line for line in typed)  # the content is never in a command
+    assert not any("hunter2" in line for line in typed)  # the content is never in a command
 
 
 def test_keys_and_passwords_are_made_on_the_server_by_hand_too_and_never_shown():
@@ -97,15 +108,20 @@ def test_keys_and_passwords_are_made_on_the_server_by_hand_too_and_never_shown()
     assert key.compare([None]).by_hand == (
         "(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
         "-out /etc/rspamd/dkim/example.org.key)",
+        "openssl pkey -in /etc/rspamd/dkim/example.org.key -check -noout",
         "chown root:_rspamd /etc/rspamd/dkim/example.org.key",
         "chmod 640 /etc/rspamd/dkim/example.org.key",
-        "openssl pkey -in /etc/rspamd/dkim/example.org.key -check -noout",
     )
     users = PasswdFile((PasswdUser("alice@example.org", Password("correct horse battery")),))
     typed = users.compare([ABSENT]).by_hand
     assert typed[0] == "doveadm pw -s SHA512-CRYPT   # asks for alice@example.org's password twice"
     assert not any("correct horse" in line for line in typed)
     assert "chown root:dovecot /etc/dovecot/users" in typed
+    # a secret whose recipe is not what a person types says what is
+    part1 = Part1()
+    filter_config = Part4(Part3(part1), Part2(part1)).filter_config(HostFacts("trixie", None, None))
+    controller = next(r for r in filter_config if isinstance(r, GeneratedSecret))
+    assert controller.compare([None]).by_hand[0].startswith("rspamadm pw")
 
 
 def test_packages_by_hand_answer_debconf_first_and_accounts_are_made_with_their_ids():

@@ -127,13 +127,16 @@ class Resource:
 PUBLIC_FILE = ("root", "root", 0o644)
 
 
-def edit_by_hand(path: str) -> str:
-    """The by-hand step of a file whose new content the plan's diff shows.
+def edit_by_hand(path: str, hidden: str = "") -> str:
+    """The by-hand step of a file whose new content the plan's diff shows, or (``hidden``) says what it holds.
 
     >>> edit_by_hand("/etc/postfix/virtual")
     'editor /etc/postfix/virtual   # make it read as the diff above shows'
+    >>> edit_by_hand("/etc/ssl/private/mail.key", "secret content")
+    'editor /etc/ssl/private/mail.key   # secret content, not shown here'
     """
-    return f"editor {shlex.quote(path)}   # make it read as the diff above shows"
+    said = f"{hidden}, not shown here" if hidden else "make it read as the diff above shows"
+    return f"editor {shlex.quote(path)}   # {said}"
 
 
 def ownership_by_hand(path: str, owner: str, group: str, mode: int) -> list[str]:

@@ -28,6 +28,7 @@ from mailkit.core.resources.base import (
     service_names,
     unified_diff,
 )
+from mailkit.core.services import service as known_service
 from mailkit.core.values import RemotePath, ValueRejected
 
 #: Stands for the candidate file's path in a ``File.check`` command.
@@ -96,15 +97,19 @@ class File(Resource):
         verb = "update" if current.exists else "create"
         diff = unified_diff(self.path, current.content, self.data, secret=self.secret, summary=self.summary)
         default = not current.exists and (self.owner, self.group, self.mode) == PUBLIC_FILE
-        typed = (edit_by_hand(self.path), *(() if same_meta or default else ownership), *self.check_by_hand())
+        edit = edit_by_hand(self.path, "secret content" if self.secret else self.summary)
+        typed = (edit, *(() if same_meta or default else ownership), *self.check_by_hand())
         return self._change(f"{verb} {self.path}", diff, typed)
 
     def _change(self, summary: str, diff: str, by_hand: tuple[str, ...] = ()) -> Change:
         return Change(self, summary, diff, self.services, self.restart, script=self.script, by_hand=by_hand)
 
     def check_by_hand(self) -> tuple[str, ...]:
-        """The check, run on the live file once it is written (by hand there is no candidate beside it)."""
-        return (shlex.join(self.path if a == CANDIDATE else a for a in self.check),) if self.check else ()
+        """The check, run on the live file once it is written (by hand there is no candidate beside it); none when a
+        service using the file checks its whole configuration before its reload (the plan ends with that check)."""
+        if not self.check or any(known_service(name).check for name in self.services):
+            return ()
+        return (shlex.join(self.path if a == CANDIDATE else a for a in self.check),)
 
     def script(self, ref: str) -> Script:
         q, path = shlex.quote, shlex.quote(self.path)

@@ -66,6 +66,11 @@ class MadeOnHost(Resource):
     def generate_summary(self) -> str:
         return f"generate {self.path}"
 
+    def make_by_hand(self) -> tuple[str, ...]:
+        """Making it by hand on the server: :meth:`make` into the path itself, with a private umask."""
+        made, check = self.make(shlex.quote(self.path))
+        return (f"(umask 077 && {made})", *([check] if check else []))
+
     def facts(self) -> list[Fact[Any]]:
         return [PathInfo(self.path)]  # never the content
 
@@ -82,8 +87,7 @@ class MadeOnHost(Resource):
         ownership = tuple(ownership_by_hand(self.path, self.owner, self.group, self.mode))
         if current is None:
             diff = f"+++ {self.path}\n({self.made}: never shown, never copied)\n"
-            made = self.make(shlex.quote(self.path))
-            typed = (f"(umask 077 && {made[0]})", *ownership, *([made[1]] if made[1] else []))
+            typed = (*self.make_by_hand(), *ownership)
             return Change(self, self.generate_summary(), diff, services, script=self._generate, by_hand=typed)
         summary = f"{self.path}: {current[2]}:{current[3]} {current[1]:o} -> {self.owner}:{self.group} {self.mode:o}"
         return Change(self, summary, "", services, script=self._fix, by_hand=ownership)
@@ -179,9 +183,21 @@ class GeneratedSecret(MadeOnHost):
 
     recipe: str = ""
     what: str = "a secret"
+    #: How a person makes it by hand, when the recipe is not what one types (it answers a prompt by itself, say);
+    #: by default the recipe, writing to the path.
+    typed: tuple[str, ...] = ()
 
     def generate_summary(self) -> str:
         return f"generate {self.path} ({self.what})"
+
+    def make_by_hand(self) -> tuple[str, ...]:
+        """
+        >>> GeneratedSecret("/etc/x/pw", recipe='openssl rand -hex 16 > "$out"').make_by_hand()
+        ('(umask 077 && openssl rand -hex 16 > /etc/x/pw)',)
+        """
+        if self.typed:
+            return self.typed
+        return (f"(umask 077 && {self.recipe.replace(chr(34) + '$out' + chr(34), shlex.quote(self.path))})",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

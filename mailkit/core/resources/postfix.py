@@ -310,7 +310,7 @@ class LookupTable(Resource):
         else:
             summary = f"{'update' if source.exists else 'create'} {self.path} (postmap)"
             diff = unified_diff(self.path, source.content, data, secret=self.secret)
-        typed = [] if source.content == data else [edit_by_hand(self.path)]
+        typed = [] if source.content == data else [edit_by_hand(self.path, "secret content" if self.secret else "")]
         if (source.exists and not meta) or (self.owner, self.group, self.mode) != PUBLIC_FILE:
             typed += ownership_by_hand(self.path, self.owner, self.group, self.mode)
         typed.append(shlex.join(["postmap", self.reference]))
