@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mailkit.core.redact import redact
-from mailkit.core.services import in_order
+from mailkit.core.resources.base import service_steps
 
 if TYPE_CHECKING:
     from mailkit.core.resources import Change
@@ -42,10 +42,8 @@ def by_hand(changes: Sequence[Change], pending: Sequence[str] = ()) -> list[str]
     ['postfix check', 'systemctl reload postfix']
     """
     typed = [line for change in changes for line in change.by_hand]
-    touched = {s for c in changes for s in c.services} | set(pending)
-    restart = {s for c in changes if c.needs_restart for s in c.services}
-    for svc in in_order(touched):
-        typed += svc.by_hand(svc.name in restart)
+    for svc, restart in service_steps(changes, pending):
+        typed += svc.by_hand(restart)
     return [redact(line) for line in dict.fromkeys(typed)]
 
 

@@ -54,6 +54,17 @@ class FileState:
     def exists(self) -> bool:
         return self.content is not None
 
+    @property
+    def ownership(self) -> tuple[str, str, int] | None:
+        """(owner, group, mode), or None when the file does not exist.
+
+        >>> FileState(b"x", 0o640, "root", "dovecot").ownership
+        ('root', 'dovecot', 416)
+        """
+        if self.content is None or self.owner is None or self.group is None or self.mode is None:
+            return None
+        return (self.owner, self.group, self.mode)
+
 
 # With a known content's hash ($2), a file that still holds it is answered "=same" (never base64) instead of sent whole.
 _FILE_SCRIPT = (

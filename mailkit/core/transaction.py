@@ -25,7 +25,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mailkit.core.resources.base import Change, Script, SharedStage
+from mailkit.core.resources.base import Change, Script, SharedStage, service_steps
 from mailkit.core.services import Service, in_order
 
 #: Exit codes of the script: a validator refused a candidate (nothing live changed), or a service did
@@ -218,8 +218,9 @@ def transaction_script(changes: Sequence[Change], backup: str, state_dir: str) -
     """The whole apply of ``changes`` (none of which has a ``run`` step) as one script."""
     scripts = [c.script(f"mk{i}") for i, c in enumerate(changes) if c.script is not None]
     shared = _unique_shared(scripts)
-    services = in_order({name for c in changes for name in c.services})
-    restart = {name for c in changes if c.needs_restart for name in c.services}
+    steps = service_steps(changes)
+    services = [svc for svc, _ in steps]
+    restart = {svc.name for svc, restarts in steps if restarts}
     saves = [p for s in shared for p in s.backup] + [p for s in scripts for p in s.backup]
     pending = shlex.quote(f"{state_dir}/pending-reload")
     marker = "".join(f"printf '%s\\n' {shlex.quote(s.name)} >> {pending}\n" for s in services)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mailkit.core.facts import Fact
 from mailkit.core.progress import Progress
 from mailkit.core.redact import redact
+from mailkit.core.services import Service, in_order
 from mailkit.core.services import service as known_service
 from mailkit.core.values import ValueRejected
 
@@ -112,6 +113,19 @@ class Change:
         return self.services[0] if self.services else None
 
 
+def service_steps(changes: Iterable[Change], pending: Iterable[str] = ()) -> list[tuple[Service, bool]]:
+    """Each service the changes touch (and each ``pending`` one), in the apply's order, with whether it restarts
+    (a change needs that) rather than reloads: what the apply runs and what a person types, from one place.
+
+    >>> [(s.name, restart) for s, restart in service_steps([], ["dovecot", "postfix"])]
+    [('dovecot', False), ('postfix', False)]
+    """
+    changes = list(changes)
+    touched = {name for c in changes for name in c.services} | set(pending)
+    restart = {name for c in changes if c.needs_restart for name in c.services}
+    return [(svc, svc.name in restart) for svc in in_order(touched)]
+
+
 class Resource:
     """Base: a piece of desired state. Subclasses name their facts and compare; that is all."""
 
@@ -146,6 +160,20 @@ def ownership_by_hand(path: str, owner: str, group: str, mode: int) -> list[str]
     ['chown root:dovecot /etc/dovecot/users', 'chmod 640 /etc/dovecot/users']
     """
     return [f"chown {shlex.quote(f'{owner}:{group}')} {shlex.quote(path)}", f"chmod {mode:o} {shlex.quote(path)}"]
+
+
+def ownership_if_needed(path: str, current: tuple[str, str, int] | None, wanted: tuple[str, str, int]) -> list[str]:
+    """The ``chown``/``chmod`` lines a by-hand edit needs: an existing file's (owner, group, mode) that differ from
+    ``wanted``, or a new file (``current`` None) that must not stay at root's defaults (:data:`PUBLIC_FILE`).
+
+    >>> ownership_if_needed("/etc/postfix/virtual", None, PUBLIC_FILE)
+    []
+    >>> ownership_if_needed("/etc/dovecot/users", ("root", "root", 0o644), ("root", "dovecot", 0o640))
+    ['chown root:dovecot /etc/dovecot/users', 'chmod 640 /etc/dovecot/users']
+    """
+    if current == wanted or (current is None and wanted == PUBLIC_FILE):
+        return []
+    return ownership_by_hand(path, *wanted)
 
 
 def unified_diff(path: str, old: bytes | None, new: bytes | None, *, secret: bool = False, summary: str = "") -> str:

@@ -16,7 +16,6 @@ from typing import Any
 from mailkit.core.errors import UsageError
 from mailkit.core.facts import Fact, FileInfo, FileState, PathInfo
 from mailkit.core.resources.base import (
-    PUBLIC_FILE,
     Change,
     Resource,
     Script,
@@ -25,6 +24,7 @@ from mailkit.core.resources.base import (
     file_mode,
     heredoc,
     ownership_by_hand,
+    ownership_if_needed,
     service_names,
     unified_diff,
 )
@@ -96,9 +96,9 @@ class File(Resource):
             return self._change(summary + f"{self.owner}:{self.group} {self.mode:o}", "", ownership)
         verb = "update" if current.exists else "create"
         diff = unified_diff(self.path, current.content, self.data, secret=self.secret, summary=self.summary)
-        default = not current.exists and (self.owner, self.group, self.mode) == PUBLIC_FILE
         edit = edit_by_hand(self.path, "secret content" if self.secret else self.summary)
-        typed = (edit, *(() if same_meta or default else ownership), *self.check_by_hand())
+        wanted = (self.owner, self.group, self.mode)
+        typed = (edit, *ownership_if_needed(self.path, current.ownership, wanted), *self.check_by_hand())
         return self._change(f"{verb} {self.path}", diff, typed)
 
     def _change(self, summary: str, diff: str, by_hand: tuple[str, ...] = ()) -> Change:

@@ -33,6 +33,7 @@ from mailkit.core.resources.base import (
     file_mode,
     heredoc,
     ownership_by_hand,
+    ownership_if_needed,
     unified_diff,
 )
 from mailkit.core.values import RemotePath, ValueRejected, list_item, setting_name, setting_value
@@ -311,8 +312,7 @@ class LookupTable(Resource):
             summary = f"{'update' if source.exists else 'create'} {self.path} (postmap)"
             diff = unified_diff(self.path, source.content, data, secret=self.secret)
         typed = [] if source.content == data else [edit_by_hand(self.path, "secret content" if self.secret else "")]
-        if (source.exists and not meta) or (self.owner, self.group, self.mode) != PUBLIC_FILE:
-            typed += ownership_by_hand(self.path, self.owner, self.group, self.mode)
+        typed += ownership_if_needed(self.path, source.ownership, (self.owner, self.group, self.mode))
         typed.append(shlex.join(["postmap", self.reference]))
         if (self.owner, self.group, self.mode) != PUBLIC_FILE:
             typed += ownership_by_hand(self.db_path, self.owner, self.group, self.mode)
