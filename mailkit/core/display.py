@@ -47,13 +47,47 @@ def by_hand(changes: Sequence[Change], pending: Sequence[str] = ()) -> list[str]
     return [redact(line) for line in dict.fromkeys(typed)]
 
 
+def _body(diff: str) -> str:
+    """A diff without its ``---``/``+++`` lines (which name the file): what two files' changes may share."""
+    return "\n".join(line for line in diff.splitlines() if not line.startswith(("--- ", "+++ ")))
+
+
+def same_diff_runs(changes: Sequence[Change]) -> list[list[Change]]:
+    """Consecutive changes grouped where they make the same change to different files (several files with one
+    content, say), so a plan shows that content once; every other change stands alone. Changes described
+    rather than shown (a secret, a file removed whole) never group: their descriptions may match by chance.
+
+    >>> from mailkit.core.facts import FileState
+    >>> from mailkit.core.resources import File
+    >>> off = [File(f"/etc/x/{n}.conf", "enabled = false;").compare([FileState(None)]) for n in "ab"]
+    >>> [len(run) for run in same_diff_runs([*off, File("/etc/y", "z").compare([FileState(None)])])]
+    [2, 1]
+    """
+    runs: list[list[Change]] = []
+    for change in changes:
+        body = _body(change.diff)
+        if runs and body and not body.startswith("(") and _body(runs[-1][-1].diff) == body:
+            runs[-1].append(change)
+        else:
+            runs.append([change])
+    return runs
+
+
+def _shared_note(run: Sequence[Change]) -> str:
+    return f"(the same change in each of these {len(run)} files:)"
+
+
 def plan_text(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
     if not changes:
         return _pending_line(pending) if pending else "no change"
     out = [f"{len(changes)} change(s):"] + ([_pending_line(pending)] if pending else [])
-    for change in changes:
-        out.append(f"* {change.summary}")
-        out += [f"    {line}" for line in change.diff.splitlines()]
+    for run in same_diff_runs(changes):
+        out += [f"* {change.summary}" for change in run]
+        if len(run) > 1:
+            out.append(f"    {_shared_note(run)}")
+            out += [f"    {line}" for line in _body(run[0].diff).splitlines()]
+        else:
+            out += [f"    {line}" for line in run[0].diff.splitlines()]
     typed = by_hand(changes, pending)
     if typed:
         out += [BY_HAND] + [f"    {line}" for text in typed for line in text.splitlines()]
@@ -73,10 +107,13 @@ def plan_html(changes: Sequence[Change], pending: Sequence[str] = ()) -> str:
     parts = [f"<p><b>{len(changes)} change(s)</b></p>" if changes else "<p><b>no change</b></p>"]
     if pending:
         parts.append(f"<p>{html.escape(_pending_line(pending))}</p>")
-    for change in changes:
-        parts.append(f"<div><code>{html.escape(change.summary)}</code></div>")
-        if change.diff:
-            parts.append(_diff_html(change.diff))
+    for run in same_diff_runs(changes):
+        parts += [f"<div><code>{html.escape(change.summary)}</code></div>" for change in run]
+        if len(run) > 1:
+            parts.append(f"<div>{html.escape(_shared_note(run))}</div>")
+            parts.append(_diff_html(_body(run[0].diff)))
+        elif run[0].diff:
+            parts.append(_diff_html(run[0].diff))
     typed = by_hand(changes, pending) if changes else []
     if typed:
         parts.append(f'<p class="by-hand">{html.escape(BY_HAND)}</p>')

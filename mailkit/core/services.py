@@ -44,6 +44,24 @@ class Service:
     start_seconds: float = 10
     #: The command that checks the live configuration before a reload, as a person types it ("" if none).
     check: str = ""
+    #: A reload or restart that takes several commands, as a person types them (:meth:`of_steps`).
+    reload_steps: tuple[str, ...] = ()
+    restart_steps: tuple[str, ...] = ()
+
+    @classmethod
+    def of_steps(cls, name: str, unit: str, reload_steps: tuple[str, ...], restart_steps: tuple[str, ...]) -> Service:
+        """A service whose change takes effect through several commands: the apply runs them joined by ``&&``,
+        the plan shows them one per line.
+
+        >>> svc = Service.of_steps("t", "t.timer", ("systemctl daemon-reload", "systemctl restart t.timer"), ())
+        >>> svc.reload
+        ('sh', '-c', 'systemctl daemon-reload && systemctl restart t.timer')
+        >>> svc.by_hand(False)
+        ('systemctl daemon-reload', 'systemctl restart t.timer')
+        """
+        restart = ("sh", "-c", " && ".join(restart_steps)) if restart_steps else ()
+        reload = ("sh", "-c", " && ".join(reload_steps))
+        return cls(name, unit, reload, restart, reload_steps=reload_steps, restart_steps=restart_steps)
 
     def apply_command(self, needs_restart: bool) -> tuple[str, ...]:
         return self.restart if needs_restart and self.restart else self.reload
@@ -56,6 +74,9 @@ class Service:
         >>> SERVICES["rspamd"].by_hand(False)
         ('rspamadm configtest', 'systemctl restart rspamd')
         """
+        steps = self.restart_steps if needs_restart and self.restart_steps else self.reload_steps
+        if steps:
+            return (*([self.check] if self.check else []), *steps)
         reloads = self.reload[:2] == ("systemctl", "reload-or-restart") and not needs_restart
         verb = "reload" if reloads else "restart"
         return (*([self.check] if self.check else []), f"systemctl {verb} {shlex.quote(self.unit)}")

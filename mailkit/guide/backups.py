@@ -82,16 +82,13 @@ MAX_ARCHIVES = 10_000
 MAX_LISTED = 2_000_000
 _ARCHIVE = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
+# systemd reads changed unit files only when told to (daemon-reload); the timer is enabled so it survives a boot.
 register(
-    Service(
+    Service.of_steps(
         UNIT,
         f"{UNIT}.timer",
-        ("sh", "-c", f"systemctl daemon-reload && systemctl enable --quiet --now {UNIT}.timer"),
-        (
-            "sh",
-            "-c",
-            f"systemctl daemon-reload && systemctl enable --quiet {UNIT}.timer && systemctl restart {UNIT}.timer",
-        ),
+        ("systemctl daemon-reload", f"systemctl enable --quiet --now {UNIT}.timer"),
+        ("systemctl daemon-reload", f"systemctl enable --quiet {UNIT}.timer", f"systemctl restart {UNIT}.timer"),
     )
 )
 

@@ -211,3 +211,14 @@ def test_a_secret_in_a_setting_is_redacted_in_the_commands_as_in_the_diff():
 def test_no_change_has_nothing_to_type():
     assert by_hand([]) == []
     assert BY_HAND not in plan_text([])
+
+
+def test_a_new_systemd_unit_by_hand_is_followed_by_daemon_reload_and_its_timer_enabled():
+    from mailkit.guide import backups
+
+    units = [
+        r for r in backups.install(backups._space()) if isinstance(r, File) and r.path.endswith((".service", ".timer"))
+    ]
+    typed = by_hand([c for c in (u.compare([ABSENT]) for u in units) if c is not None])
+    assert typed[-2:] == ["systemctl daemon-reload", f"systemctl enable --quiet --now {backups.UNIT}.timer"]
+    assert typed.index(f"editor {backups.TIMER_FILE}   # make it read as the diff above shows") < len(typed) - 2
