@@ -19,6 +19,7 @@ import ssl
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -86,11 +87,22 @@ class BoundedReplies:
         return super().getreply()  # type: ignore[misc]
 
 
-class SMTP(BoundedReplies, smtplib.SMTP):
+class KeepsGreeting:
+    """An smtplib client that keeps the server's greeting (the 220 line's text)."""
+
+    greeting = b""
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        code, text = super().connect(host, port, source_address)  # type: ignore[misc]
+        self.greeting = text
+        return code, text
+
+
+class SMTP(KeepsGreeting, BoundedReplies, smtplib.SMTP):
     """smtplib's client, bounded."""
 
 
-class SMTPS(BoundedReplies, smtplib.SMTP_SSL):
+class SMTPS(KeepsGreeting, BoundedReplies, smtplib.SMTP_SSL):
     """TLS on connect to an address, the certificate verified for the server's name; bounded."""
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
@@ -160,6 +172,87 @@ def states_at_once(probes: dict[str, list[int]]) -> Callable[[], dict[str, dict[
     return states
 
 
+#: Protocol versions a server must refuse (RFC 8996 deprecates them; the NCSC guidelines call them insufficient).
+OLD_VERSIONS = ("TLSv1", "TLSv1_1")
+
+
+def old_version_context(version: str) -> ssl.SSLContext | None:
+    """A client that offers only ``version``, with every cipher this OpenSSL has for it; None when it has none (then
+    the probe cannot tell, and says so: a check that cannot fail must not pass)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # no certificate is judged here
+            ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        except (ssl.SSLError, ValueError, AttributeError):
+            return None
+    return ctx
+
+
+def plain_starttls(kind: str, f: Any, sock: socket.socket) -> None:
+    """Ask for STARTTLS in the clear the way ``kind`` (smtp, imap, sieve) does; an OSError when refused."""
+
+    def reply(last: Callable[[str], bool]) -> str:
+        while True:
+            line = f.readline().decode(errors="replace").rstrip()
+            if not line:
+                raise OSError("the server closed the connection")
+            if last(line):
+                return line
+
+    if kind == "smtp":
+        reply(lambda line: line[3:4] != "-")
+        sock.sendall(f"EHLO {req['helo']}\r\n".encode())
+        reply(lambda line: line[3:4] != "-")
+        sock.sendall(b"STARTTLS\r\n")
+        said = reply(lambda line: line[3:4] != "-")
+        ready = said.startswith("220")
+    elif kind == "imap":
+        reply(lambda line: line.startswith("* "))
+        sock.sendall(b"a STARTTLS\r\n")
+        said = reply(lambda line: line.startswith("a "))
+        ready = said.upper().startswith("A OK")
+    else:
+        reply(lambda line: line.upper().startswith(("OK", "NO", "BYE")))
+        sock.sendall(b"STARTTLS\r\n")
+        said = reply(lambda line: line.upper().startswith(("OK", "NO", "BYE")))
+        ready = said.upper().startswith("OK")
+    if not ready:
+        raise OSError("STARTTLS refused: " + said[:100])
+
+
+def old_versions(address: str, port: int, how: str) -> dict[str, str]:
+    """For each old TLS version: "refused", "ACCEPTED", "untestable: ..." (this client cannot offer it) or
+    "error: ..." (no answer to tell by)."""
+    kind, _, mode = how.partition("-")
+    seen = {}
+    for version in OLD_VERSIONS:
+        ctx = old_version_context(version)
+        if ctx is None:
+            seen[version] = "untestable: this vantage's OpenSSL cannot offer it"
+            continue
+        try:
+            sock = socket.create_connection((address, port), timeout=20)
+        except OSError as e:
+            seen[version] = "error: " + (e.strerror or str(e))
+            continue
+        try:
+            if mode != "tls":
+                plain_starttls(kind, Bounded(sock.makefile("rb"), Budget()), sock)
+            tls = ctx.wrap_socket(sock, server_hostname=req["hostname"])
+            seen[version] = "ACCEPTED" if tls.version() else "refused"
+            tls.close()
+        except ssl.SSLError as e:
+            seen[version] = "refused: " + (e.reason or str(e))[:100]
+        except OSError as e:
+            seen[version] = "error: " + (e.strerror or str(e))[:100]
+        finally:
+            sock.close()
+    return seen
+
+
 def tls_info(sock: Any) -> dict[str, Any]:
     cert = sock.getpeercert()
     days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
@@ -176,6 +269,7 @@ def smtp(address: str, port: int, how: str, verify: bool = True) -> dict[str, An
         else:
             s = SMTP(address, port, timeout=20, local_hostname=req["helo"])
             s._host = req["hostname"]  # type: ignore[attr-defined]  # STARTTLS verifies the name, not the address
+        seen["greeting"] = s.greeting.decode(errors="replace")[:300]
         s.ehlo()
         if how != "smtp-tls":
             seen["auth_before_tls"] = s.has_extn("auth")
@@ -292,6 +386,7 @@ def main() -> None:
         for port, how in req["tls"]:
             if out["ports"][first].get(str(port)) == "open":
                 out["tls"][str(port)] = CHECKS[how.split("-")[0]](first, port, how)
+                out["tls"][str(port)]["old_versions"] = old_versions(first, port, how)
         if out["ports"][first].get("25") == "open":
             envelope(first)
     out["closed"].update(closed())

@@ -71,6 +71,46 @@ def certificate(version: str, name: str, hostname: str, days_left: float) -> Ver
     return Verdict(name == hostname and fresh(days_left), f"{version}, certificate for {name} verified, {validity}")
 
 
+def greeting_names(greeting: str, hostname: str) -> Verdict:
+    """The SMTP greeting (the 220 line) names the server as its PTR and HELO do: receivers and block-list
+    operators compare them, and a greeting with another name (a provider's default, ``localhost``) looks like a
+    misconfigured or hijacked host.
+
+    >>> greeting_names("mail.example.org ESMTP Postfix (Debian/GNU)", "mail.example.org")
+    Verdict(ok=True, detail='mail.example.org ESMTP Postfix (Debian/GNU)')
+    >>> greeting_names("vps-1234.provider.example ESMTP", "mail.example.org").detail
+    'vps-1234.provider.example ESMTP (names vps-1234.provider.example, not mail.example.org)'
+    """
+    said = shorten(greeting)
+    name = said.split(" ", 1)[0].rstrip(".").lower() if said else ""
+    if not name:
+        return Verdict(False, "no greeting")
+    if name == hostname.lower():
+        return Verdict(True, said)
+    return Verdict(False, f"{said} (names {shorten(name, 80)}, not {hostname})")
+
+
+def old_tls_refused(seen: Mapping[str, str]) -> Verdict:
+    """TLS 1.0 and 1.1 are refused (RFC 8996): a server that still accepts them lets a downgraded client talk
+    with ciphers and hashes broken for years. A version the client could not offer counts as not shown, never
+    as refused.
+
+    >>> old_tls_refused({"TLSv1": "refused: UNSUPPORTED_PROTOCOL", "TLSv1_1": "refused: UNSUPPORTED_PROTOCOL"})
+    Verdict(ok=True, detail='TLS 1.0 refused, TLS 1.1 refused')
+    >>> old_tls_refused({"TLSv1": "refused: x", "TLSv1_1": "ACCEPTED"})
+    Verdict(ok=False, detail='TLS 1.0 refused, TLS 1.1 ACCEPTED')
+    >>> old_tls_refused({}).detail
+    'TLS 1.0 not tried, TLS 1.1 not tried'
+    """
+    words = []
+    ok = True
+    for version, label in (("TLSv1", "TLS 1.0"), ("TLSv1_1", "TLS 1.1")):
+        state = seen.get(version, "not tried")
+        ok = ok and state.startswith("refused")
+        words.append(f"{label} {shorten(state.split(':', 1)[0] if state.startswith('refused') else state, 100)}")
+    return Verdict(ok, ", ".join(words))
+
+
 def relay_refused(code: int, text: str) -> Verdict:
     """A stranger's mail for another domain is refused for good (5xx): a 4xx is retried, a 2xx is an open relay."""
     if not code:

@@ -65,6 +65,29 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
     return rows
 
 
+def old_tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: str) -> list[Row]:
+    """For each TLS port the probe reached: TLS 1.0 and 1.1 refused."""
+    fix = "02-dovecot.ipynb: Postfix's smtpd_tls_protocols (section 7) and Dovecot's ssl_min_protocol (section 4)"
+    rows = []
+    for port in ports:
+        seen = tls.get(str(port))
+        if seen is None or "old_versions" not in seen:
+            continue  # not open, or not reached: the port and TLS rows say so
+        verdict = rules.old_tls_refused(seen["old_versions"])
+        rows.append(Row("tls", f"TLS 1.0 and 1.1 refused on {port} ({first})", *_said(verdict), fix, part=2))
+    return rows
+
+
+def greeting_rows(tls: dict[str, dict[str, Any]], hostname: str) -> list[Row]:
+    """Port 25's greeting names the server (the name its PTR and HELO give)."""
+    seen = tls.get("25")
+    if seen is None or "greeting" not in seen:
+        return []  # port 25 not open or not reached: its rows say so
+    verdict = rules.greeting_names(str(seen["greeting"]), hostname)
+    fix = f"03-spam-outbound.ipynb section 2: myhostname = {hostname}; smtpd_banner starts with $myhostname"
+    return [Row("reverse dns", "SMTP greeting names the server (as its PTR does)", *_said(verdict), fix, part=3)]
+
+
 def auth_rows(tls: dict[str, dict[str, Any]]) -> list[Row]:
     """No AUTH on 25 at all; on 587 AUTH only after STARTTLS; IMAP refuses LOGIN before STARTTLS."""
     rows = []
@@ -206,6 +229,8 @@ def outside_rows(
     return [
         *port_rows(states, ports),
         *tls_rows(seen.get("tls", {}), ports, hostname, first),
+        *old_tls_rows(seen.get("tls", {}), ports, first),
+        *greeting_rows(seen.get("tls", {}), hostname),
         *auth_rows(seen.get("tls", {})),
         *relay_rows(seen, domain, other),
         *role_rows(seen),

@@ -103,6 +103,8 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "ssh / SSH password logins off",
         "guessing / password guessers banned (fail2ban)",
         "firewall / other ports get no answer on 198.51.100.25",
+        "tls / TLS 1.0 and 1.1 refused on 4190 (198.51.100.25)",
+        "reverse dns / SMTP greeting names the server (as its PTR does)",
     ):
         assert expected in keys, expected
     assert mail.run(["sh", "-c", UNCHANGED]).stdout == before, "checking a server must not change it"
@@ -187,4 +189,49 @@ def test_dovecot_stopped(mail: Connection) -> None:
         }  # fmt: skip
         submission = {f"tls / TLS on 465 ({V4})", f"tls / TLS on 587 ({V4})", "auth / 587: AUTH offered after STARTTLS"}
         assert check() == {"services / dovecot running", *ports, *submission}
+    assert check() == set()
+
+
+@contextmanager
+def main_cf_changed(mail: Connection, *settings: str) -> Iterator[None]:
+    """``postconf -e`` of ``settings`` on the server, Postfix restarted (new smtpd processes at once), main.cf put back
+    byte for byte afterwards."""
+    saved = mail.read("/etc/postfix/main.cf")
+    restart = ["systemctl", "restart", "postfix"]
+
+    def put_back() -> None:
+        mail.write("/etc/postfix/main.cf", saved, mode=0o644)
+        mail.run(restart)
+
+    with on_server(commands(mail, ["postconf", "-e", *settings], restart), put_back):
+        yield
+
+
+def test_old_tls_accepted(mail: Connection) -> None:
+    # What an old how-to leaves: every protocol allowed, and OpenSSL's security level lowered so that the
+    # SHA-1-based TLS 1.0 and 1.1 can be negotiated at all.
+    oldest, level0 = ">=TLSv1", "DEFAULT:@SECLEVEL=0"
+    old_how_to = (f"smtpd_tls_protocols={oldest}", f"smtpd_tls_mandatory_protocols={oldest}",
+                  f"tls_medium_cipherlist={level0}", f"tls_high_cipherlist={level0}")  # fmt: skip
+    with main_cf_changed(mail, *old_how_to):
+        report = check_server("lab:mail", vantage="lab:outside")
+        old = {f"tls / TLS 1.0 and 1.1 refused on {port} ({V4})" for port in (25, 465, 587)}
+        assert red(report.rows) == {"drift / main.cf and master.cf as the guide renders them", *old}
+        row = next(r for r in report.rows if r.key == f"tls / TLS 1.0 and 1.1 refused on 25 ({V4})")
+        assert row.detail == "TLS 1.0 ACCEPTED, TLS 1.1 ACCEPTED"
+    report = check_server("lab:mail", vantage="lab:outside")
+    assert red(report.rows) == set()
+    for port in (25, 465, 587, 143, 993, 4190):
+        row = next(r for r in report.rows if r.key == f"tls / TLS 1.0 and 1.1 refused on {port} ({V4})")
+        assert row.detail == "TLS 1.0 refused, TLS 1.1 refused"
+
+
+def test_greeting_names_another_host(mail: Connection) -> None:
+    with main_cf_changed(mail, "smtpd_banner=vps-1234.provider.example.net ESMTP"):  # a provider's image's
+        report = check_server("lab:mail", vantage="lab:outside")
+        greeting = "reverse dns / SMTP greeting names the server (as its PTR does)"
+        assert red(report.rows) == {"drift / main.cf and master.cf as the guide renders them", greeting}
+        row = next(r for r in report.rows if r.key == greeting)
+        other = "vps-1234.provider.example.net"
+        assert row.detail == f"{other} ESMTP (names {other}, not {MAIL.fqdn})"
     assert check() == set()

@@ -1,0 +1,157 @@
+"""`mailkit check`'s transport rows from internet.nl's mail test (issue 24, item 5): TLS 1.0 and 1.1 refused on every
+TLS port, and port 25's greeting naming the server. The probe's handshakes are tried here against servers on
+loopback that accept or refuse the old versions; the rows from what a probe saw."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailkit.remote import probe
+from mailkit.status.outside import greeting_rows, old_tls_rows, outside_rows
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=mail.example.org"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _tls_server(certificate: tuple[Path, Path], oldest: ssl.TLSVersion) -> Iterator[int]:
+    """TLS on connect on loopback, accepting versions from ``oldest`` on; each connection handshakes and closes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = oldest
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    context.load_cert_chain(*certificate)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                sock.settimeout(2)
+                context.wrap_socket(sock, server_side=True).close()
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+@pytest.fixture
+def old_server(certificate: tuple[Path, Path]) -> Iterator[int]:
+    yield from _tls_server(certificate, ssl.TLSVersion.TLSv1)
+
+
+@pytest.fixture
+def modern_server(certificate: tuple[Path, Path]) -> Iterator[int]:
+    yield from _tls_server(certificate, ssl.TLSVersion.TLSv1_2)
+
+
+@pytest.fixture(autouse=True)
+def request_for_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probe, "req", {"hostname": "mail.example.org", "helo": "outside.example.net",
+                                       "connection_bytes": 65536, "reply_lines": 50})  # fmt: skip
+
+
+def test_a_server_that_still_speaks_tls_1_0_and_1_1_is_seen_accepting_them(old_server: int) -> None:
+    seen = probe.old_versions("127.0.0.1", old_server, "imap-tls")
+    assert seen == {"TLSv1": "ACCEPTED", "TLSv1_1": "ACCEPTED"}
+    [row] = old_tls_rows({"993": {"old_versions": seen}}, [993], "127.0.0.1")
+    assert not row.ok and row.detail == "TLS 1.0 ACCEPTED, TLS 1.1 ACCEPTED"
+
+
+def test_a_server_that_refuses_them_is_seen_refusing_both(modern_server: int) -> None:
+    seen = probe.old_versions("127.0.0.1", modern_server, "smtp-tls")
+    assert set(seen) == {"TLSv1", "TLSv1_1"} and all(v.startswith("refused") for v in seen.values()), seen
+    [row] = old_tls_rows({"465": {"old_versions": seen}}, [465], "127.0.0.1")
+    assert row.ok and row.detail == "TLS 1.0 refused, TLS 1.1 refused"
+    assert row.name == "TLS 1.0 and 1.1 refused on 465 (127.0.0.1)"
+
+
+def test_a_client_that_cannot_offer_an_old_version_never_makes_the_row_green(
+    modern_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "old_version_context", lambda version: None)
+    seen = probe.old_versions("127.0.0.1", modern_server, "smtp-tls")
+    [row] = old_tls_rows({"465": {"old_versions": seen}}, [465], "127.0.0.1")
+    assert not row.ok and "untestable" in row.detail
+
+
+def test_starttls_is_asked_for_the_way_each_protocol_does_and_a_refusal_is_an_error() -> None:
+    class Replies:
+        def __init__(self, *lines: bytes) -> None:
+            self.lines = list(lines)
+
+        def readline(self) -> bytes:
+            return self.lines.pop(0) if self.lines else b""
+
+    class Sent:
+        def __init__(self) -> None:
+            self.data = b""
+
+        def sendall(self, data: bytes) -> None:
+            self.data += data
+
+    sock = Sent()
+    probe.plain_starttls(
+        "smtp", Replies(b"220 mail ESMTP\r\n", b"250-mail\r\n", b"250 STARTTLS\r\n", b"220 go\r\n"), sock
+    )  # type: ignore[arg-type]
+    assert sock.data == b"EHLO outside.example.net\r\nSTARTTLS\r\n"
+    sock = Sent()
+    probe.plain_starttls("imap", Replies(b"* OK ready\r\n", b"a OK Begin TLS\r\n"), sock)  # type: ignore[arg-type]
+    assert sock.data == b"a STARTTLS\r\n"
+    with pytest.raises(OSError, match="STARTTLS refused: 454"):
+        probe.plain_starttls("smtp", Replies(b"220 x\r\n", b"250 x\r\n", b"454 4.7.0 TLS not available\r\n"), Sent())  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="closed"):
+        probe.plain_starttls("sieve", Replies(), Sent())  # type: ignore[arg-type]
+
+
+def test_the_greeting_must_name_the_server_and_a_hostile_one_is_shown_flat_and_cut() -> None:
+    [ok] = greeting_rows({"25": {"greeting": "mail.example.org ESMTP Postfix (Debian/GNU)"}}, "mail.example.org")
+    assert ok.ok and ok.part == 3
+    [other] = greeting_rows({"25": {"greeting": "localhost ESMTP"}}, "mail.example.org")
+    assert not other.ok and other.detail == "localhost ESMTP (names localhost, not mail.example.org)"
+    hostile = "mail.example.org\x1b[31m " + "A" * 5000
+    [cut] = greeting_rows({"25": {"greeting": hostile}}, "mail.example.org")
+    assert "\x1b" not in cut.detail and len(cut.detail) < 400 and cut.detail.endswith("...")
+    assert greeting_rows({}, "mail.example.org") == []  # port 25 not reached: its own rows say so
+
+
+def test_the_rows_come_with_the_other_outside_rows() -> None:
+    seen = {
+        "ports": {"198.51.100.25": {"25": "open"}},
+        "tls": {"25": {"greeting": "mail.example.org ESMTP", "old_versions": {"TLSv1": "refused", "TLSv1_1": "refused"},
+                       "tls": {"version": "TLSv1.3", "days_left": 80}, "starttls_offered": True,
+                       "auth_before_tls": False}},
+    }  # fmt: skip
+    names = {r.name: r.ok for r in outside_rows(seen, [25], "mail.example.org", "example.org")}
+    assert names["TLS 1.0 and 1.1 refused on 25 (198.51.100.25)"] is True
+    assert names["SMTP greeting names the server (as its PTR does)"] is True
