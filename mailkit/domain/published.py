@@ -167,6 +167,74 @@ def dmarc_problems(record: str) -> list[str]:
     return problems
 
 
+#: RFC 9989 section 4.10: a DNS tree walk asks at most this many names (the name itself, then its shortest ancestors).
+TREE_WALK_NAMES = 8
+
+
+def _dmarc_at(name: str, lookup: Lookup) -> dict[str, str] | None:
+    records = txt_records(lookup, f"_dmarc.{name}", "v=DMARC1")
+    return dmarc_tags(records[0]) if len(records) == 1 else None
+
+
+def organizational_domain(name: str, lookup: Lookup) -> str:
+    """The organizational domain of ``name`` by RFC 9989's DNS tree walk (no public suffix list): from the shortest
+    ancestor down, the first that says ``psd=n`` is it; one below a ``psd=y`` (a public suffix's own policy) is it;
+    otherwise the shortest ancestor with a DMARC record; otherwise ``name`` itself.
+
+    >>> records = {"_dmarc.example.org": ('"v=DMARC1; p=none"',)}
+    >>> organizational_domain("mail.b.example.org", lambda n, t: records.get(n, ()))
+    'example.org'
+    """
+    labels = name.rstrip(".").lower().split(".")
+    names = [".".join(labels[i:]) for i in range(len(labels))]  # the name first, its parent next, ...
+    if len(names) > TREE_WALK_NAMES:
+        names = names[:1] + names[-(TREE_WALK_NAMES - 1) :]
+    found = {n: _dmarc_at(n, lookup) for n in names if n.count(".") >= 1}
+    shortest_first = sorted(found, key=lambda n: n.count("."))
+    for n in shortest_first:
+        tags = found[n]
+        if tags is None:
+            continue
+        if tags.get("psd", "").lower() == "n":
+            return n
+        if tags.get("psd", "").lower() == "y":
+            below = [m for m in shortest_first if m.endswith("." + n) and m.count(".") == n.count(".") + 1]
+            if below:
+                return below[0]
+    with_record = [n for n in shortest_first if found[n] is not None]
+    return with_record[0] if with_record else name.rstrip(".").lower()
+
+
+def report_destinations(record: str) -> list[str]:
+    """The domains a DMARC record's ``rua`` sends aggregate reports to.
+
+    >>> report_destinations("v=DMARC1; p=none; rua=mailto:dmarc@example.org,mailto:r@reports.example.net!10m")
+    ['example.org', 'reports.example.net']
+    """
+    destinations = []
+    for uri in dmarc_tags(record).get("rua", "").split(","):
+        address = uri.strip().removeprefix("mailto:").split("!", 1)[0]
+        if "@" in address:
+            destinations.append(address.rsplit("@", 1)[1].rstrip(".").lower())
+    return list(dict.fromkeys(destinations))
+
+
+def unauthorized_destinations(domain: str, record: str, lookup: Lookup) -> list[str]:
+    """The report destinations outside ``domain``'s organizational domain that have not agreed to take its reports
+    (no ``<domain>._report._dmarc.<destination>`` TXT starting ``v=DMARC1``): receivers send them nothing.
+
+    >>> answers = {"_dmarc.example.org": ('"v=DMARC1; p=none"',),
+    ...            "example.org._report._dmarc.reports.example.net": ('"v=DMARC1"',)}
+    >>> lookup = lambda n, t: answers.get(n, ())
+    >>> unauthorized_destinations("example.org", "v=DMARC1; p=none; rua=mailto:a@example.org,mailto:b@example.com",
+    ...                           lookup)
+    ['example.com']
+    """
+    own = organizational_domain(domain, lookup)
+    outside = [d for d in report_destinations(record) if organizational_domain(d, lookup) != own]
+    return [d for d in outside if not txt_records(lookup, f"{domain}._report._dmarc.{d}", "v=DMARC1")]
+
+
 def _allowed(tag: str) -> list[str]:
     if tag in ("p", "sp", "np"):
         return list(_DMARC_POLICIES)

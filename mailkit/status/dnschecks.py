@@ -18,10 +18,12 @@ from mailkit.domain.published import (
     decode_blocklist_answer,
     dkim_key,
     dmarc_problems,
+    report_destinations,
     spf_all_qualifier,
     spf_lookups,
     spf_records,
     txt_records,
+    unauthorized_destinations,
 )
 from mailkit.server import rules
 from mailkit.status import mtasts
@@ -144,7 +146,25 @@ def dmarc_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
         rows.append(
             Row("dmarc", f"DMARC of {domain} (RFC 9989)", not problems, "; ".join(problems) or records[0], fix, part=3)
         )
+        rows.append(report_destination_row(domain, records[0], lookup))
     return rows
+
+
+def report_destination_row(domain: str, record: str, lookup: Lookup) -> Row:
+    """Each aggregate-report address outside the domain's own organization has agreed to take its reports."""
+    name = f"DMARC reports of {domain} go where they are accepted"
+    destinations = report_destinations(record)
+    if not destinations:
+        return Row("dmarc", name, True, "no rua: nobody gets aggregate reports (optional)", part=3)
+    refused = unauthorized_destinations(domain, record, lookup)
+    if not refused:
+        return Row("dmarc", name, True, f"rua to {', '.join(destinations)}", part=3)
+    fix = (
+        f"publish '{domain}._report._dmarc.{refused[0]}. TXT \"v=DMARC1\"' in {refused[0]} (its owner must), or "
+        f"send the reports to an address of {domain}"
+    )
+    detail = "; ".join(f"{d} has not agreed (no {domain}._report._dmarc.{d})" for d in refused)
+    return Row("dmarc", name, False, detail, fix, part=3)
 
 
 def policy_rows(domains: Sequence[str], hostname: str, lookup: Lookup, ca_file: str | None = None) -> list[Row]:

@@ -105,6 +105,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "firewall / other ports get no answer on 198.51.100.25",
         "tls / TLS 1.0 and 1.1 refused on 4190 (198.51.100.25)",
         "reverse dns / SMTP greeting names the server (as its PTR does)",
+        "dmarc / DMARC reports of b.example.org go where they are accepted",
     ):
         assert expected in keys, expected
     assert mail.run(["sh", "-c", UNCHANGED]).stdout == before, "checking a server must not change it"
@@ -235,3 +236,12 @@ def test_greeting_names_another_host(mail: Connection) -> None:
         other = "vps-1234.provider.example.net"
         assert row.detail == f"{other} ESMTP (names {other}, not {MAIL.fqdn})"
     assert check() == set()
+
+
+def test_dmarc_reports_to_an_outside_address(mail: Connection, lab: Lab) -> None:
+    record = '"v=DMARC1; p=none; rua=mailto:dmarc@reports.example.net"'
+    row = "dmarc / DMARC reports of example.org go where they are accepted"
+    with dns_changed(lab, "_dmarc.example.org", "TXT", [record]):
+        assert check() == {row}  # a valid record all the same: only the destination's consent is missing
+        with dns_changed(lab, "example.org._report._dmarc.reports.example.net", "TXT", ['"v=DMARC1"']):
+            assert check() == set()
