@@ -531,6 +531,12 @@ def rfc2136(server: str, key_file: Path) -> None:
 @click.option(
     "--blocklist", "blocklists", multiple=True, help="A DNS block list zone (repeat it; default: ZEN, SpamCop)."
 )
+@click.option(
+    "--domain-blocklist",
+    "domain_blocklists",
+    multiple=True,
+    help="A domain block list zone the mail domains are looked up on (repeat it; default: Spamhaus DBL).",
+)
 @click.option("--parts", default=None, help="The guide's parts applied on the server (default: read from the server).")
 @click.option("--ca-file", default=None, help="Trust this CA for the server's certificate (a private CA).")
 @click.option("--json", "as_json", is_flag=True, help="JSON, for machines (and the workshop board).")
@@ -543,6 +549,7 @@ def check_command(
     vantage: str | None,
     nameserver: str | None,
     blocklists: tuple[str, ...],
+    domain_blocklists: tuple[str, ...],
     parts: str | None,
     ca_file: str | None,
     as_json: bool,
@@ -558,6 +565,8 @@ def check_command(
         raise UsageError("choose one of --json and --markdown")
     for site in blocklists:
         Domain(site.split("*")[0].split("=")[0], field="--blocklist")
+    for zone in domain_blocklists:
+        Domain(zone, field="--domain-blocklist")
     if nameserver is not None:
         import ipaddress
 
@@ -572,6 +581,7 @@ def check_command(
         vantage=vantage,
         nameserver=nameserver,
         blocklists=blocklists or None,
+        domain_blocklists=domain_blocklists or None,
         parts=_part_numbers(parts) if parts else None,
         ca_file=ca_file,
         progress=_progress(),

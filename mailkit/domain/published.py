@@ -289,6 +289,19 @@ SPAMHAUS_LISTS = {
     "127.0.0.11": "PBL (a dynamic or end-user address)",
 }
 
+#: Spamhaus's domain block list (DBL): what each answer says a domain is.
+SPAMHAUS_DOMAIN_LISTS = {
+    "127.0.1.2": "DBL (a spam domain)",
+    "127.0.1.4": "DBL (a phishing domain)",
+    "127.0.1.5": "DBL (a malware domain)",
+    "127.0.1.6": "DBL (a botnet controller)",
+    "127.0.1.102": "DBL (a legitimate domain abused for spam)",
+    "127.0.1.103": "DBL (an abused redirector or URL shortener)",
+    "127.0.1.104": "DBL (a legitimate domain abused for phishing)",
+    "127.0.1.105": "DBL (a legitimate domain abused for malware)",
+    "127.0.1.106": "DBL (a legitimate domain abused by a botnet controller)",
+}
+
 
 @dataclass(frozen=True)
 class BlocklistAnswer:
@@ -304,6 +317,8 @@ def decode_blocklist_answer(zone: str, answers: Sequence[str]) -> BlocklistAnswe
 
     >>> decode_blocklist_answer("zen.spamhaus.org", ["127.0.0.4"]).meaning
     'listed: XBL (an infected or exploited host)'
+    >>> decode_blocklist_answer("dbl.spamhaus.org", ["127.0.1.4"]).meaning
+    'listed: DBL (a phishing domain)'
     >>> decode_blocklist_answer("bl.example.net", []).listed
     False
     """
@@ -316,7 +331,7 @@ def decode_blocklist_answer(zone: str, answers: Sequence[str]) -> BlocklistAnswe
     if not all(a.startswith("127.") for a in answers):
         return BlocklistAnswer(False, False, f"cannot tell: the resolver rewrote the answer ({', '.join(answers)})")
     if spamhaus:
-        named = [SPAMHAUS_LISTS.get(a, a) for a in answers]
+        named = [SPAMHAUS_LISTS.get(a) or SPAMHAUS_DOMAIN_LISTS.get(a, a) for a in answers]
         return BlocklistAnswer(True, True, "listed: " + "; ".join(named))
     return BlocklistAnswer(True, True, "listed (" + ", ".join(answers) + ")")
 
@@ -328,3 +343,12 @@ def blocklist_query(address: str, zone: str) -> str:
     '25.100.51.198.bl.example.net'
     """
     return ".".join(reversed(address.split("."))) + "." + zone
+
+
+def domain_blocklist_query(domain: str, zone: str) -> str:
+    """The name to ask for a domain on a domain block list (RFC 5782 section 2.2: the domain as it is).
+
+    >>> domain_blocklist_query("example.org", "dbl.spamhaus.org")
+    'example.org.dbl.spamhaus.org'
+    """
+    return f"{domain.rstrip('.').lower()}.{zone}"

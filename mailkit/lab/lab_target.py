@@ -49,6 +49,8 @@ def make(name: str) -> LabTarget:
         outside_name="lab:outside",
         nameserver=NAMESERVER.address,
         blocklists=(f"{BLOCKLIST_ZONE}*3",),
+        # Names in the lab block list's zone, as a domain list's are in theirs: nothing is listed until a test does.
+        domain_blocklists=(f"dbl.{BLOCKLIST_ZONE}",),
         relay_domain="example.net",
         foreign_exchanger=HOSTS["outside"].fqdn,
         offline=True,

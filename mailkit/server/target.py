@@ -53,6 +53,8 @@ OFFLINE_ENV = "MAILKIT_OFFLINE"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
 #: Block lists a real server is looked up on by default (Spamhaus answers only through your own resolver).
 PUBLIC_BLOCKLISTS = ("zen.spamhaus.org", "bl.spamcop.net")
+#: Domain block lists (RFC 5782 section 2.2) the mail domains are looked up on.
+PUBLIC_DOMAIN_BLOCKLISTS = ("dbl.spamhaus.org",)
 #: Kinds of target other than an SSH destination: ``kind:name`` -> the module that makes it (``make(name)``).
 KINDS = {"lab": "mailkit.lab.lab_target"}
 
@@ -138,6 +140,7 @@ class Target:
     nameserver: str | None = None
     ca_file: str | None = None
     blocklists: tuple[str, ...] = PUBLIC_BLOCKLISTS
+    domain_blocklists: tuple[str, ...] = PUBLIC_DOMAIN_BLOCKLISTS
     relay_domain: str = "gmail.com"
     foreign_exchanger: str = "gmail-smtp-in.l.google.com"
     offline: bool = False

@@ -18,6 +18,7 @@ from mailkit.domain.published import (
     decode_blocklist_answer,
     dkim_key,
     dmarc_problems,
+    domain_blocklist_query,
     report_destinations,
     spf_all_qualifier,
     spf_lookups,
@@ -217,42 +218,43 @@ def _mta_sts(domain: str, records: list[str], hostname: str, lookup: Lookup, ca_
     return True, f"id={tags['id']}, mode {policy['mode'][0]}, max_age {policy['max_age'][0]}, mx matches {hostname}"
 
 
+#: Where a block list that refused to answer sends you.
+_REFUSED_FIX = "ask through your own resolver (--nameserver), or use the list's paid access (Spamhaus DQS)"
+
+
+def _listing_row(subject: str, zone: str, query: str, lookup: Lookup, listed_fix: str, part: int) -> Row:
+    """One subject (an address, a domain) on one block list; Spamhaus's refusals are told apart from listings."""
+    name = f"{subject} on {zone}"
+    try:
+        answer = decode_blocklist_answer(zone, lookup(query, "A"))
+    except MailkitError as exc:
+        return Row("block lists", name, False, f"cannot tell: {exc}", "check the resolver (--nameserver)", part=part)
+    fix = listed_fix if answer.listed else _REFUSED_FIX
+    return Row("block lists", name, answer.conclusive and not answer.listed, answer.meaning, fix, part=part)
+
+
+def _zones(blocklists: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(site.split("*")[0].split("=")[0] for site in blocklists))  # postscreen's syntax
+
+
 def blocklist_rows(addresses: dict[str, list[str]], blocklists: Sequence[str], lookup: Lookup) -> list[Row]:
-    """The server's IPv4 addresses on each DNS block list; Spamhaus's refusals are told apart from listings."""
+    """The server's IPv4 addresses on each DNS block list."""
     rows = []
-    zones = list(dict.fromkeys(site.split("*")[0].split("=")[0] for site in blocklists))  # postscreen's syntax
     for address in addresses["4"]:
-        for zone in zones:
-            try:
-                answer = decode_blocklist_answer(zone, lookup(blocklist_query(address, zone), "A"))
-            except MailkitError as exc:
-                rows.append(
-                    Row(
-                        "block lists",
-                        f"{address} on {zone}",
-                        False,
-                        f"cannot tell: {exc}",
-                        "check the resolver (--nameserver)",
-                        part=4,
-                    )
-                )
-                continue
-            fix = (
-                f"{P4} section 3: ask the list to delist {address} (its site says why it is listed)"
-                if answer.listed
-                else "ask through your own resolver (--nameserver), or use the list's paid access (Spamhaus DQS)"
-            )
-            rows.append(
-                Row(
-                    "block lists",
-                    f"{address} on {zone}",
-                    answer.conclusive and not answer.listed,
-                    answer.meaning,
-                    fix,
-                    part=4,
-                )
-            )
+        fix = f"{P4} section 3: ask the list to delist {address} (its site says why it is listed)"
+        rows += [_listing_row(address, z, blocklist_query(address, z), lookup, fix, 4) for z in _zones(blocklists)]
     return rows
+
+
+def domain_blocklist_rows(domains: Sequence[str], blocklists: Sequence[str], lookup: Lookup) -> list[Row]:
+    """Each mail domain on each domain block list: receivers mark mail from a listed domain as spam, whatever
+    the server's own standing (part 3's subject)."""
+    fix = "look the domain up on the list's site: it says why it is listed, and how to be delisted once mended"
+    return [
+        _listing_row(domain, zone, domain_blocklist_query(domain, zone), lookup, fix, 3)
+        for domain in domains
+        for zone in _zones(blocklists)
+    ]
 
 
 def dns_rows(
@@ -267,6 +269,7 @@ def dns_rows(
     blocklists: Sequence[str],
     parts: Sequence[int],
     ca_file: str | None = None,
+    domain_blocklists: Sequence[str] = (),
 ) -> list[Row]:
     """Every DNS row for the parts applied on the server (``ca_file``: a private CA for the MTA-STS policy's site)."""
     rows = [*mx_rows(domains, hostname, lookup), *address_rows(hostname, addresses)]
@@ -276,6 +279,7 @@ def dns_rows(
         rows += dkim_rows(domains, selector, server_keys, lookup)
         rows += dmarc_rows(domains, lookup)
         rows += policy_rows(domains, hostname, lookup, ca_file)
+        rows += domain_blocklist_rows(domains, domain_blocklists, lookup)
     if 4 in parts:
         rows += blocklist_rows(addresses, blocklists, lookup)
     return rows

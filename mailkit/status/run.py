@@ -31,6 +31,7 @@ def check_server(
     vantage: str | None = None,
     nameserver: str | None = None,
     blocklists: Sequence[str] | None = None,
+    domain_blocklists: Sequence[str] | None = None,
     parts: Sequence[int] | None = None,
     ca_file: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
@@ -42,6 +43,7 @@ def check_server(
     target = server.name
     given = [str(Domain(d, field="--domain")) for d in domains]
     lists = tuple(blocklists) if blocklists is not None else server.blocklists
+    domain_lists = tuple(domain_blocklists) if domain_blocklists is not None else server.domain_blocklists
     nameserver = server.nameserver
     with server.connect() as conn:
         progress(f"reading {target}")
@@ -66,6 +68,7 @@ def check_server(
         blocklists=lists,
         parts=facts.parts,
         ca_file=here_ca,
+        domain_blocklists=domain_lists,
     )
     ports = expected_ports(facts.parts)
     request = {

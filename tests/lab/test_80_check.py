@@ -106,6 +106,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "tls / TLS 1.0 and 1.1 refused on 4190 (198.51.100.25)",
         "reverse dns / SMTP greeting names the server (as its PTR does)",
         "dmarc / DMARC reports of b.example.org go where they are accepted",
+        "block lists / b.example.org on dbl.bl.example.net",
     ):
         assert expected in keys, expected
     assert mail.run(["sh", "-c", UNCHANGED]).stdout == before, "checking a server must not change it"
@@ -245,3 +246,12 @@ def test_dmarc_reports_to_an_outside_address(mail: Connection, lab: Lab) -> None
         assert check() == {row}  # a valid record all the same: only the destination's consent is missing
         with dns_changed(lab, "example.org._report._dmarc.reports.example.net", "TXT", ['"v=DMARC1"']):
             assert check() == set()
+
+
+def test_mail_domain_on_a_domain_block_list(mail: Connection, lab: Lab) -> None:
+    listed = "example.org.dbl.bl.example.net"  # the lab target's domain list (RFC 5782: the domain as it is)
+    with dns_changed(lab, listed, "A", ["127.0.1.2"]):
+        report = check_server("lab:mail", vantage="lab:outside")
+        assert red(report.rows) == {"block lists / example.org on dbl.bl.example.net"}
+        row = next(r for r in report.rows if r.key == "block lists / example.org on dbl.bl.example.net")
+        assert row.detail == "listed (127.0.1.2)" and row.part == 3

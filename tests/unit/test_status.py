@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mailkit.cli import main
 from mailkit.domain.published import decode_blocklist_answer, dmarc_problems, spf_lookups
-from mailkit.status.dnschecks import blocklist_rows, dkim_rows, dmarc_rows, mx_rows, ptr_rows
+from mailkit.status.dnschecks import blocklist_rows, dkim_rows, dmarc_rows, domain_blocklist_rows, mx_rows, ptr_rows
 from mailkit.status.inside import count_updates, parse_df
 from mailkit.status.outside import auth_rows, outside_rows, relay_rows, tls_rows
 from mailkit.status.rows import Row, StatusReport, load_report
@@ -168,6 +168,19 @@ def test_a_spamhaus_refusal_is_not_reported_as_listed_but_is_not_green_either() 
     [row] = blocklist_rows({"4": ["198.51.100.25"], "6": []}, ["zen.spamhaus.org*2"], lookup)
     assert not row.ok and row.detail.startswith("cannot tell") and "listed:" not in row.detail
     assert "own resolver" in row.fix
+
+
+def test_a_mail_domain_on_a_domain_block_list_is_a_part_3_failure_named_by_its_code() -> None:
+    lookup = zone({("example.org.dbl.spamhaus.org", "A"): ("127.0.1.4",)})
+    rows = domain_blocklist_rows(["example.org", "b.example.org"], ["dbl.spamhaus.org"], lookup)
+    assert [(r.name, r.ok, r.part) for r in rows] == [
+        ("example.org on dbl.spamhaus.org", False, 3),
+        ("b.example.org on dbl.spamhaus.org", True, 3),
+    ]
+    assert rows[0].detail == "listed: DBL (a phishing domain)" and "delisted" in rows[0].fix
+    refused = zone({("example.org.dbl.spamhaus.org", "A"): ("127.255.255.254",)})
+    [row] = domain_blocklist_rows(["example.org"], ["dbl.spamhaus.org"], refused)
+    assert not row.ok and row.detail.startswith("cannot tell")
 
 
 # -- the probe's answers ---------------------------------------------------------------------------------------------
