@@ -67,7 +67,7 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
 
 def old_tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: str) -> list[Row]:
     """For each TLS port the probe reached: TLS 1.0 and 1.1 refused."""
-    fix = "02-dovecot.ipynb: Postfix's smtpd_tls_protocols (section 7) and Dovecot's ssl_min_protocol (section 4)"
+    fix = "02-dovecot.ipynb section 7: smtpd_tls_protocols for Postfix; Dovecot's ssl_min_protocol is in section 4"
     rows = []
     for port in ports:
         seen = tls.get(str(port))
