@@ -77,3 +77,24 @@ def finished(lab: Lab) -> Lab:
     """
     lab.reset(to_part=4)
     return lab
+
+
+#: What a failed lab test shows of the mail host, so that a failure in CI (which keeps no lab) can be read afterwards.
+MAIL_HOST_LOGS = (
+    "journalctl -u rspamd -u 'postfix*' -u dovecot --no-pager -n 120 -o short-monotonic; "
+    "tail -n 60 /var/log/rspamd/rspamd.log 2>/dev/null; systemctl --no-pager --failed"
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed or "lab" not in getattr(item, "fixturenames", ()):
+        return
+    try:
+        with Lab().connection("mail") as mail:
+            seen = mail.run(["sh", "-c", MAIL_HOST_LOGS], check=False, timeout=30)
+        report.sections.append(("the mail host's logs", (seen.stdout + seen.stderr)[-40_000:]))
+    except Exception as exc:  # the logs are a courtesy: never a second failure
+        report.sections.append(("the mail host's logs", f"not read: {exc}"))
