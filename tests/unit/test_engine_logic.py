@@ -443,9 +443,53 @@ def test_rspamd_is_restarted_by_a_script_that_parses_and_probed_by_a_milter_hand
     for port in RSPAMD_WORKER_PORTS:
         assert f"sport = :{port}" in script, "a client on any worker port is waited for"
     assert "kill -KILL" in script and '[ -z "$(clients)" ]' in script, "a worker is ended only with no client"
-    assert script.rstrip().endswith("systemctl start rspamd")
+    assert script.rstrip().endswith("fi") and "systemctl start rspamd" in script
     probe = shlex.split(rspamd.probe)
     assert probe[:2] == ["bash", "-c"] and f"/dev/tcp/127.0.0.1/{RSPAMD_MILTER_PORT}" in probe[2]
     assert subprocess.run(["bash", "-n", "-c", probe[2]]).returncode == 0, "the probe parses"
     # Nothing listens on the milter port here: the probe fails (a probe that cannot fail would prove nothing).
     assert subprocess.run(["bash", "-c", probe[2]], capture_output=True, timeout=10).returncode != 0
+
+
+def _run_restart_with(tmp_path: Path, states: list[str]) -> list[str]:
+    """RSPAMD_RESTART against a fake systemctl (and ss, sleep) whose ``is-active`` answers ``states`` in turn (the
+    last one for ever after); what the script asked systemctl to do."""
+    from mailkit.core.services import RSPAMD_RESTART
+
+    (tmp_path / "states").write_text("\n".join(states) + "\n")
+    fake = f"""#!/bin/sh
+case "$1" in
+is-active)
+    s=$(head -n 1 {tmp_path}/states)
+    [ "$(wc -l < {tmp_path}/states)" -gt 1 ] && sed -i 1d {tmp_path}/states
+    echo "is-active: $s" >> {tmp_path}/calls
+    echo "$s" ;;
+*) echo "$*" >> {tmp_path}/calls ;;
+show) echo 0 ;;
+esac
+"""
+    for name, body in (("systemctl", fake), ("ss", "#!/bin/sh\n"), ("sleep", "#!/bin/sh\n")):
+        (tmp_path / name).write_text(body)
+        (tmp_path / name).chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    subprocess.run(["sh", "-c", RSPAMD_RESTART], env=env, check=True, timeout=60)
+    return [c for c in (tmp_path / "calls").read_text().splitlines() if not c.startswith("show")]
+
+
+def test_rspamd_restart_waits_for_a_queued_stop_that_has_not_begun(tmp_path: Path) -> None:
+    # systemd has queued the stop but not begun it: the unit still says active for a moment. A start now would
+    # replace the queued stop and leave the old configuration running; the script waits for the stop instead.
+    calls = _run_restart_with(tmp_path, ["active", "active", "deactivating", "deactivating", "inactive"])
+    asked = [c for c in calls if not c.startswith("is-active")]
+    assert asked == ["stop --no-block rspamd", "start rspamd"]
+    assert calls[calls.index("start rspamd") - 1] == "is-active: inactive", calls
+
+
+def test_rspamd_restart_that_never_sees_the_stop_begin_restarts_for_sure(tmp_path: Path) -> None:
+    calls = _run_restart_with(tmp_path, ["active"])
+    assert [c for c in calls if not c.startswith("is-active")] == ["stop --no-block rspamd", "restart rspamd"]
+
+
+def test_rspamd_restart_of_a_stopped_rspamd_just_starts_it(tmp_path: Path) -> None:
+    calls = _run_restart_with(tmp_path, ["inactive"])
+    assert [c for c in calls if not c.startswith("is-active")] == ["stop --no-block rspamd", "start rspamd"]
