@@ -43,6 +43,9 @@ RELEASE_FACTS = (
 )
 #: Both releases' Postfix accept this (">=TLSv1.2" is 3.6+ syntax and disables TLS on bullseye's 3.5).
 TLS_PROTOCOLS = "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"
+#: Cipher suites the server never agrees to, whatever a client offers (the NCSC guidelines' "insufficient" ones):
+#: no authentication (anonymous Diffie-Hellman), no encryption, export-grade, weak, RC4, DES and 3DES, MD5.
+TLS_EXCLUDED_CIPHERS = "aNULL, eNULL, EXPORT, LOW, RC4, DES, 3DES, MD5"
 SUBMISSION_OPTIONS = {
     "smtpd_sasl_auth_enable": "yes",
     "smtpd_client_restrictions": "permit_sasl_authenticated,reject",
@@ -155,6 +158,7 @@ class Part2:
                     "smtpd_tls_auth_only": "yes",
                     "smtpd_tls_protocols": TLS_PROTOCOLS,
                     "smtpd_tls_mandatory_protocols": TLS_PROTOCOLS,
+                    "smtpd_tls_exclude_ciphers": TLS_EXCLUDED_CIPHERS,
                 }
             )
         ]

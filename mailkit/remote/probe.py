@@ -172,20 +172,28 @@ def states_at_once(probes: dict[str, list[int]]) -> Callable[[], dict[str, dict[
     return states
 
 
-#: Protocol versions a server must refuse (RFC 8996 deprecates them; the NCSC guidelines call them insufficient).
-OLD_VERSIONS = ("TLSv1", "TLSv1_1")
+#: What a server must refuse, each offered alone by a client of its own: TLS 1.0 and 1.1 (RFC 8996), and at TLS 1.2
+#: only the cipher suites the NCSC guidelines call insufficient (no authentication, no encryption, export-grade,
+#: RC4, DES and 3DES, MD5 MACs), at OpenSSL's security level 0 so that this client can offer them at all.
+ALL_AT_LEVEL_0 = "ALL:@SECLEVEL=0"
+INSUFFICIENT_CIPHERS = "aNULL:eNULL:EXPORT:LOW:RC4:DES:3DES:MD5:@SECLEVEL=0"
+OFFERS = {
+    "TLSv1": ("TLSv1", ALL_AT_LEVEL_0),
+    "TLSv1_1": ("TLSv1_1", ALL_AT_LEVEL_0),
+    "insufficient_ciphers": ("TLSv1_2", INSUFFICIENT_CIPHERS),
+}
 
 
-def old_version_context(version: str) -> ssl.SSLContext | None:
-    """A client that offers only ``version``, with every cipher this OpenSSL has for it; None when it has none (then
-    the probe cannot tell, and says so: a check that cannot fail must not pass)."""
+def offer_context(version: str, ciphers: str) -> ssl.SSLContext | None:
+    """A client that offers only ``version`` and ``ciphers``; None when this OpenSSL cannot (then the probe cannot
+    tell, and says so: a check that cannot fail must not pass)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # no certificate is judged here
             ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
-            ctx.set_ciphers("ALL:@SECLEVEL=0")
+            ctx.set_ciphers(ciphers)
         except (ssl.SSLError, ValueError, AttributeError):
             return None
     return ctx
@@ -223,31 +231,32 @@ def plain_starttls(kind: str, f: Any, sock: socket.socket) -> None:
         raise OSError("STARTTLS refused: " + said[:100])
 
 
-def old_versions(address: str, port: int, how: str) -> dict[str, str]:
-    """For each old TLS version: "refused", "ACCEPTED", "untestable: ..." (this client cannot offer it) or
-    "error: ..." (no answer to tell by)."""
+def refused_offers(address: str, port: int, how: str) -> dict[str, str]:
+    """For each of :data:`OFFERS`: "refused: ...", "ACCEPTED: <version> <cipher>", "untestable: ..." (this client
+    cannot offer it) or "error: ..." (no answer to tell by)."""
     kind, _, mode = how.partition("-")
     seen = {}
-    for version in OLD_VERSIONS:
-        ctx = old_version_context(version)
+    for name, (version, ciphers) in OFFERS.items():
+        ctx = offer_context(version, ciphers)
         if ctx is None:
-            seen[version] = "untestable: this vantage's OpenSSL cannot offer it"
+            seen[name] = "untestable: this vantage's OpenSSL cannot offer it"
             continue
         try:
             sock = socket.create_connection((address, port), timeout=20)
         except OSError as e:
-            seen[version] = "error: " + (e.strerror or str(e))
+            seen[name] = "error: " + (e.strerror or str(e))
             continue
         try:
             if mode != "tls":
                 plain_starttls(kind, Bounded(sock.makefile("rb"), Budget()), sock)
             tls = ctx.wrap_socket(sock, server_hostname=req["hostname"])
-            seen[version] = "ACCEPTED" if tls.version() else "refused"
+            cipher = tls.cipher()
+            seen[name] = f"ACCEPTED: {tls.version()} {cipher[0] if cipher else ''}".strip()
             tls.close()
         except ssl.SSLError as e:
-            seen[version] = "refused: " + (e.reason or str(e))[:100]
+            seen[name] = "refused: " + (e.reason or str(e))[:100]
         except OSError as e:
-            seen[version] = "error: " + (e.strerror or str(e))[:100]
+            seen[name] = "error: " + (e.strerror or str(e))[:100]
         finally:
             sock.close()
     return seen
@@ -386,7 +395,7 @@ def main() -> None:
         for port, how in req["tls"]:
             if out["ports"][first].get(str(port)) == "open":
                 out["tls"][str(port)] = CHECKS[how.split("-")[0]](first, port, how)
-                out["tls"][str(port)]["old_versions"] = old_versions(first, port, how)
+                out["tls"][str(port)]["refused"] = refused_offers(first, port, how)
         if out["ports"][first].get("25") == "open":
             envelope(first)
     out["closed"].update(closed())

@@ -107,8 +107,24 @@ def old_tls_refused(seen: Mapping[str, str]) -> Verdict:
     for version, label in (("TLSv1", "TLS 1.0"), ("TLSv1_1", "TLS 1.1")):
         state = seen.get(version, "not tried")
         ok = ok and state.startswith("refused")
-        words.append(f"{label} {shorten(state.split(':', 1)[0] if state.startswith('refused') else state, 100)}")
+        said = state.split(":", 1)[0] if state.startswith(("refused", "ACCEPTED")) else state
+        words.append(f"{label} {shorten(said, 100)}")
     return Verdict(ok, ", ".join(words))
+
+
+def insufficient_ciphers_refused(state: str) -> Verdict:
+    """At TLS 1.2, none of the cipher suites the NCSC guidelines call insufficient is accepted: no authentication
+    (anonymous Diffie-Hellman: anyone in the middle), no encryption, export-grade, RC4, DES and 3DES, MD5.
+    A client that could not offer them counts as not shown, never as refused.
+
+    >>> insufficient_ciphers_refused("refused: NO_SHARED_CIPHER")
+    Verdict(ok=True, detail='none accepted (aNULL, eNULL, EXPORT, RC4, DES, 3DES, MD5 offered alone)')
+    >>> insufficient_ciphers_refused("ACCEPTED: TLSv1.2 AECDH-AES256-SHA").detail
+    'ACCEPTED: TLSv1.2 AECDH-AES256-SHA'
+    """
+    if state.startswith("refused"):
+        return Verdict(True, "none accepted (aNULL, eNULL, EXPORT, RC4, DES, 3DES, MD5 offered alone)")
+    return Verdict(False, shorten(state or "not tried", 160))
 
 
 def relay_refused(code: int, text: str) -> Verdict:

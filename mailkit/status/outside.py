@@ -65,16 +65,26 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
     return rows
 
 
-def old_tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: str) -> list[Row]:
-    """For each TLS port the probe reached: TLS 1.0 and 1.1 refused."""
-    fix = "02-dovecot.ipynb section 7: smtpd_tls_protocols for Postfix; Dovecot's ssl_min_protocol is in section 4"
+def refusal_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: str) -> list[Row]:
+    """For each TLS port the probe reached: TLS 1.0 and 1.1 refused, and the insufficient cipher suites."""
+    versions_fix = (
+        "02-dovecot.ipynb section 7: smtpd_tls_protocols for Postfix; Dovecot's ssl_min_protocol is in section 4"
+    )
+    ciphers_fix = (
+        "02-dovecot.ipynb section 7: smtpd_tls_exclude_ciphers for Postfix (Dovecot's defaults leave them out)"
+    )
     rows = []
     for port in ports:
         seen = tls.get(str(port))
-        if seen is None or "old_versions" not in seen:
+        if seen is None or "refused" not in seen:
             continue  # not open, or not reached: the port and TLS rows say so
-        verdict = rules.old_tls_refused(seen["old_versions"])
-        rows.append(Row("tls", f"TLS 1.0 and 1.1 refused on {port} ({first})", *_said(verdict), fix, part=2))
+        refused = seen["refused"]
+        versions = rules.old_tls_refused(refused)
+        rows.append(Row("tls", f"TLS 1.0 and 1.1 refused on {port} ({first})", *_said(versions), versions_fix, part=2))
+        ciphers = rules.insufficient_ciphers_refused(refused.get("insufficient_ciphers", ""))
+        rows.append(
+            Row("tls", f"insufficient ciphers refused on {port} ({first})", *_said(ciphers), ciphers_fix, part=2)
+        )
     return rows
 
 
@@ -229,7 +239,7 @@ def outside_rows(
     return [
         *port_rows(states, ports),
         *tls_rows(seen.get("tls", {}), ports, hostname, first),
-        *old_tls_rows(seen.get("tls", {}), ports, first),
+        *refusal_rows(seen.get("tls", {}), ports, first),
         *greeting_rows(seen.get("tls", {}), hostname),
         *auth_rows(seen.get("tls", {})),
         *relay_rows(seen, domain, other),

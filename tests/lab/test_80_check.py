@@ -31,6 +31,8 @@ pytestmark = pytest.mark.lab
 MAIL = HOSTS["mail"]
 V4, V6 = MAIL.address, MAIL.address6
 CERT, KEY = f"/etc/ssl/certs/{MAIL.fqdn}.pem", f"/etc/ssl/private/{MAIL.fqdn}.key"
+#: The ports where Postfix without smtpd_tls_exclude_ciphers agrees to an insufficient cipher (measured: see the test).
+WEAK_WITHOUT_EXCLUSION = (25, 465, 587)
 UNCHANGED = "find /etc/postfix /etc/dovecot /etc/rspamd /var/vmail -printf '%p %s %T@\\n' | sort; postqueue -j"
 
 
@@ -104,6 +106,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "guessing / password guessers banned (fail2ban)",
         "firewall / other ports get no answer on 198.51.100.25",
         "tls / TLS 1.0 and 1.1 refused on 4190 (198.51.100.25)",
+        "tls / insufficient ciphers refused on 25 (198.51.100.25)",
         "reverse dns / SMTP greeting names the server (as its PTR does)",
         "dmarc / DMARC reports of b.example.org go where they are accepted",
         "block lists / b.example.org on dbl.bl.example.net",
@@ -226,6 +229,17 @@ def test_old_tls_accepted(mail: Connection) -> None:
     for port in (25, 465, 587, 143, 993, 4190):
         row = next(r for r in report.rows if r.key == f"tls / TLS 1.0 and 1.1 refused on {port} ({V4})")
         assert row.detail == "TLS 1.0 refused, TLS 1.1 refused"
+
+
+def test_insufficient_ciphers_accepted(mail: Connection) -> None:
+    # Postfix's own default: no cipher excluded, so port 25 agrees to what a client offers from its medium grade
+    with main_cf_changed(mail, "smtpd_tls_exclude_ciphers="):
+        report = check_server("lab:mail", vantage="lab:outside")
+        weak = {f"tls / insufficient ciphers refused on {port} ({V4})" for port in WEAK_WITHOUT_EXCLUSION}
+        assert red(report.rows) == {"drift / main.cf and master.cf as the guide renders them", *weak}
+        row = next(r for r in report.rows if r.key == f"tls / insufficient ciphers refused on 25 ({V4})")
+        assert row.detail.startswith("ACCEPTED: TLSv1.2 ")
+    assert check() == set()
 
 
 def test_greeting_names_another_host(mail: Connection) -> None:

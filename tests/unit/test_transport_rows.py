@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailkit.remote import probe
-from mailkit.status.outside import greeting_rows, old_tls_rows, outside_rows
+from mailkit.status.outside import greeting_rows, outside_rows, refusal_rows
 
 
 @pytest.fixture
@@ -29,13 +29,15 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def _tls_server(certificate: tuple[Path, Path], oldest: ssl.TLSVersion) -> Iterator[int]:
-    """TLS on connect on loopback, accepting versions from ``oldest`` on; each connection handshakes and closes."""
+def _tls_server(certificate: tuple[Path, Path], oldest: ssl.TLSVersion, ciphers: str | None) -> Iterator[int]:
+    """TLS on connect on loopback, accepting versions from ``oldest`` on and ``ciphers`` (None: Python's defaults);
+    each connection handshakes and closes."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = oldest
-    context.set_ciphers("ALL:@SECLEVEL=0")
+    if ciphers:
+        context.set_ciphers(ciphers)
     context.load_cert_chain(*certificate)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -67,12 +69,12 @@ def _tls_server(certificate: tuple[Path, Path], oldest: ssl.TLSVersion) -> Itera
 
 @pytest.fixture
 def old_server(certificate: tuple[Path, Path]) -> Iterator[int]:
-    yield from _tls_server(certificate, ssl.TLSVersion.TLSv1)
+    yield from _tls_server(certificate, ssl.TLSVersion.TLSv1, "ALL:@SECLEVEL=0")
 
 
 @pytest.fixture
 def modern_server(certificate: tuple[Path, Path]) -> Iterator[int]:
-    yield from _tls_server(certificate, ssl.TLSVersion.TLSv1_2)
+    yield from _tls_server(certificate, ssl.TLSVersion.TLSv1_2, None)
 
 
 @pytest.fixture(autouse=True)
@@ -81,28 +83,37 @@ def request_for_probe(monkeypatch: pytest.MonkeyPatch) -> None:
                                        "connection_bytes": 65536, "reply_lines": 50})  # fmt: skip
 
 
-def test_a_server_that_still_speaks_tls_1_0_and_1_1_is_seen_accepting_them(old_server: int) -> None:
-    seen = probe.old_versions("127.0.0.1", old_server, "imap-tls")
-    assert seen == {"TLSv1": "ACCEPTED", "TLSv1_1": "ACCEPTED"}
-    [row] = old_tls_rows({"993": {"old_versions": seen}}, [993], "127.0.0.1")
-    assert not row.ok and row.detail == "TLS 1.0 ACCEPTED, TLS 1.1 ACCEPTED"
+def _rows(seen: dict[str, str], port: int) -> dict[str, object]:
+    return {r.name.split(" refused")[0]: r for r in refusal_rows({str(port): {"refused": seen}}, [port], "127.0.0.1")}
 
 
-def test_a_server_that_refuses_them_is_seen_refusing_both(modern_server: int) -> None:
-    seen = probe.old_versions("127.0.0.1", modern_server, "smtp-tls")
-    assert set(seen) == {"TLSv1", "TLSv1_1"} and all(v.startswith("refused") for v in seen.values()), seen
-    [row] = old_tls_rows({"465": {"old_versions": seen}}, [465], "127.0.0.1")
-    assert row.ok and row.detail == "TLS 1.0 refused, TLS 1.1 refused"
-    assert row.name == "TLS 1.0 and 1.1 refused on 465 (127.0.0.1)"
+def test_a_server_that_still_speaks_tls_1_0_and_1_1_and_weak_ciphers_is_seen_accepting_them(old_server: int) -> None:
+    seen = probe.refused_offers("127.0.0.1", old_server, "imap-tls")
+    assert seen["TLSv1"].startswith("ACCEPTED: TLSv1 ") and seen["TLSv1_1"].startswith("ACCEPTED: TLSv1.1 "), seen
+    assert seen["insufficient_ciphers"].startswith("ACCEPTED: TLSv1.2 "), seen
+    rows = _rows(seen, 993)
+    assert not rows["TLS 1.0 and 1.1"].ok and rows["TLS 1.0 and 1.1"].detail == "TLS 1.0 ACCEPTED, TLS 1.1 ACCEPTED"
+    weak = rows["insufficient ciphers"]
+    assert not weak.ok and weak.detail.startswith("ACCEPTED: TLSv1.2 ") and weak.part == 2
 
 
-def test_a_client_that_cannot_offer_an_old_version_never_makes_the_row_green(
+def test_a_server_that_refuses_them_is_seen_refusing_each(modern_server: int) -> None:
+    seen = probe.refused_offers("127.0.0.1", modern_server, "smtp-tls")
+    assert set(seen) == {"TLSv1", "TLSv1_1", "insufficient_ciphers"}
+    assert all(v.startswith("refused") for v in seen.values()), seen
+    rows = _rows(seen, 465)
+    assert rows["TLS 1.0 and 1.1"].ok and rows["TLS 1.0 and 1.1"].detail == "TLS 1.0 refused, TLS 1.1 refused"
+    assert rows["TLS 1.0 and 1.1"].name == "TLS 1.0 and 1.1 refused on 465 (127.0.0.1)"
+    assert rows["insufficient ciphers"].ok and rows["insufficient ciphers"].detail.startswith("none accepted")
+
+
+def test_a_client_that_cannot_offer_them_never_makes_the_rows_green(
     modern_server: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(probe, "old_version_context", lambda version: None)
-    seen = probe.old_versions("127.0.0.1", modern_server, "smtp-tls")
-    [row] = old_tls_rows({"465": {"old_versions": seen}}, [465], "127.0.0.1")
-    assert not row.ok and "untestable" in row.detail
+    monkeypatch.setattr(probe, "offer_context", lambda version, ciphers: None)
+    seen = probe.refused_offers("127.0.0.1", modern_server, "smtp-tls")
+    rows = _rows(seen, 465)
+    assert not any(r.ok for r in rows.values()) and all("untestable" in r.detail for r in rows.values())
 
 
 def test_starttls_is_asked_for_the_way_each_protocol_does_and_a_refusal_is_an_error() -> None:
@@ -148,10 +159,12 @@ def test_the_greeting_must_name_the_server_and_a_hostile_one_is_shown_flat_and_c
 def test_the_rows_come_with_the_other_outside_rows() -> None:
     seen = {
         "ports": {"198.51.100.25": {"25": "open"}},
-        "tls": {"25": {"greeting": "mail.example.org ESMTP", "old_versions": {"TLSv1": "refused", "TLSv1_1": "refused"},
+        "tls": {"25": {"greeting": "mail.example.org ESMTP",
+                       "refused": {"TLSv1": "refused", "TLSv1_1": "refused", "insufficient_ciphers": "refused: x"},
                        "tls": {"version": "TLSv1.3", "days_left": 80}, "starttls_offered": True,
                        "auth_before_tls": False}},
     }  # fmt: skip
     names = {r.name: r.ok for r in outside_rows(seen, [25], "mail.example.org", "example.org")}
     assert names["TLS 1.0 and 1.1 refused on 25 (198.51.100.25)"] is True
     assert names["SMTP greeting names the server (as its PTR does)"] is True
+    assert names["insufficient ciphers refused on 25 (198.51.100.25)"] is True
