@@ -23,6 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from mailkit.matrix.report import _example, build_report, write_report
 from mailkit.status.rows import Row, StatusReport
 from tests.browser.conftest import overflow
+from tests.loopback import free_port
 
 MARKUP = "<img src=x onerror=\"document.title='injected'\">"
 
@@ -36,18 +37,12 @@ def _report(path: Path, fixed: bool) -> None:
     path.write_text(StatusReport("vps.example.net", "outside.example.net", rows).json())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served_board(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``mailkit workshop board --serve`` checking every 10 s (its shortest) one student's report file."""
     report = tmp_path / "student.json"
     _report(report, fixed=False)
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "mailkit.cli", "workshop", "board", "--serve", str(port), "--interval", "10",
             "--report", str(report), "--output", str(tmp_path / "board.html")]  # fmt: skip
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))

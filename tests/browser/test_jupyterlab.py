@@ -25,6 +25,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from mailkit.lab.lab import Lab
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.lab
 
@@ -34,12 +35,6 @@ FIRST = "01-postfix.ipynb"
 START_SECONDS, RUN_SECONDS = 90, 120
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """JupyterLab on loopback, serving a copy of ``notebooks/``, with its own config, data and runtime folders (no
@@ -47,7 +42,7 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     outside), and a token of its own."""
     root = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root)
-    token, port = secrets.token_hex(16), _free_port()
+    token, port = secrets.token_hex(16), free_port()
     env = dict(os.environ)
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[name] = str(tmp_path / name.lower())

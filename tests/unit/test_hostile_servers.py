@@ -22,40 +22,7 @@ from mailkit.core.errors import MailkitError
 from mailkit.core.result import Result
 from mailkit.status.mtasts import fetch_policy
 from mailkit.status.vantage import CONNECTION_BYTES, run_probe
-
-
-def _serve(handle: Callable[[socket.socket], None], wrap: ssl.SSLContext | None = None) -> Iterator[int]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            try:
-                if wrap is not None:
-                    sock = wrap.wrap_socket(sock, server_side=True)
-                handle_until(sock)
-            except OSError:
-                pass
-            finally:
-                sock.close()
-
-    def handle_until(sock: socket.socket) -> None:
-        sock.settimeout(1)
-        handle(sock)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    listener.close()
+from tests.loopback import serve
 
 
 def _flood_smtp(sock: socket.socket) -> None:
@@ -74,12 +41,12 @@ def _trickle(sock: socket.socket) -> None:
 
 @pytest.fixture
 def flooding_server() -> Iterator[int]:
-    yield from _serve(_flood_smtp)
+    yield from serve(_flood_smtp)
 
 
 @pytest.fixture
 def trickling_server() -> Iterator[int]:
-    yield from _serve(_trickle)
+    yield from serve(_trickle)
 
 
 def _request(port: int) -> dict[str, object]:
@@ -165,7 +132,7 @@ def test_the_mta_sts_fetch_has_one_deadline_for_the_whole_fetch(tls_context: ssl
         sock.recv(4096)
         _trickle(sock)
 
-    server = _serve(slow_policy, wrap=tls_context)
+    server = serve(slow_policy, wrap=tls_context)
     port = next(server)
     try:
         started = time.monotonic()

@@ -4,10 +4,8 @@ loopback that accept or refuse the old versions; the rows from what a probe saw.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from mailkit.remote import probe
 from mailkit.status.outside import greeting_rows, outside_rows, refusal_rows
+from tests.loopback import serve
 
 
 @pytest.fixture
@@ -39,32 +38,7 @@ def _tls_server(certificate: tuple[Path, Path], oldest: ssl.TLSVersion, ciphers:
     if ciphers:
         context.set_ciphers(ciphers)
     context.load_cert_chain(*certificate)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            try:
-                sock.settimeout(2)
-                context.wrap_socket(sock, server_side=True).close()
-            except OSError:
-                pass
-            finally:
-                sock.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    listener.close()
+    yield from serve(lambda sock: None, wrap=context)
 
 
 @pytest.fixture
