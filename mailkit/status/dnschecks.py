@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailkit.core.errors import MailkitError
+from mailkit.core.text import shorten
+from mailkit.core.values import Domain, ValueRejected
 from mailkit.domain.lookup import forward_confirmed, spf_result
 from mailkit.domain.published import (
     Lookup,
@@ -151,13 +153,30 @@ def dmarc_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
     return rows
 
 
+#: The most report destinations one DMARC record is followed to (each may cost a tree walk of 8 queries).
+MAX_REPORT_DESTINATIONS = 5
+
+
 def report_destination_row(domain: str, record: str, lookup: Lookup) -> Row:
-    """Each aggregate-report address outside the domain's own organization has agreed to take its reports."""
+    """Each aggregate-report address outside the domain's own organization has agreed to take its reports. The
+    record is the world's to write: its destinations are checked as domain names and followed only so far."""
     name = f"DMARC reports of {domain} go where they are accepted"
     destinations = report_destinations(record)
     if not destinations:
         return Row("dmarc", name, True, "no rua: nobody gets aggregate reports (optional)", part=3)
-    refused = unauthorized_destinations(domain, record, lookup)
+    fix = f"{P3} section 5: rua=mailto: addresses of {domain}, or of domains that agreed to take its reports"
+    for destination in destinations:
+        try:
+            Domain(destination)
+        except ValueRejected:
+            return Row("dmarc", name, False, f"rua names no domain: {shorten(destination, 80)}", fix, part=3)
+    if len(destinations) > MAX_REPORT_DESTINATIONS:
+        seen = f"{len(destinations)} report domains (more than {MAX_REPORT_DESTINATIONS} are not followed)"
+        return Row("dmarc", name, False, seen, fix, part=3)
+    try:
+        refused = unauthorized_destinations(domain, record, lookup)
+    except MailkitError as exc:
+        return Row("dmarc", name, False, f"cannot tell: {shorten(str(exc), 120)}", "check the resolver", part=3)
     if not refused:
         return Row("dmarc", name, True, f"rua to {', '.join(destinations)}", part=3)
     fix = (

@@ -60,3 +60,28 @@ def test_an_outside_destination_needs_its_consent_record() -> None:
 def test_no_rua_is_allowed_and_said() -> None:
     rows = dmarc_rows(["example.org"], lookup_of({"_dmarc.example.org": ('"v=DMARC1; p=none"',)}))
     assert rows[1].ok and rows[1].detail.startswith("no rua")
+
+
+def test_a_hostile_record_is_checked_as_domains_and_followed_only_so_far() -> None:
+    bad = "v=DMARC1; p=none; rua=mailto:a@" + "x" * 70 + ".example.net"
+    rows = dmarc_rows(["example.org"], lookup_of({"_dmarc.example.org": (f'"{bad}"',)}))
+    assert not rows[1].ok and rows[1].detail.startswith("rua names no domain:") and len(rows[1].detail) < 120
+    many = "v=DMARC1; p=none; rua=" + ",".join(f"mailto:r@d{i}.example.net" for i in range(50))
+    lookup = lookup_of({"_dmarc.example.org": (f'"{many}"',)})
+    rows = dmarc_rows(["example.org"], lookup)
+    assert not rows[1].ok and rows[1].detail == "50 report domains (more than 5 are not followed)"
+    assert len(lookup.asked) < 10  # type: ignore[attr-defined]
+
+
+def test_a_resolver_that_fails_makes_the_row_say_so_not_crash() -> None:
+    from mailkit.core.errors import MailkitError
+
+    record = "v=DMARC1; p=none; rua=mailto:dmarc@reports.example.net"
+
+    def lookup(name: str, rtype: str) -> tuple[str, ...]:
+        if name == "_dmarc.example.org":
+            return (f'"{record}"',)
+        raise MailkitError(f"no answer for {name} {rtype}: timeout")
+
+    rows = dmarc_rows(["example.org"], lookup)
+    assert not rows[1].ok and rows[1].detail.startswith("cannot tell: no answer for")
