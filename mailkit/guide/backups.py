@@ -119,16 +119,30 @@ def borg_env(space: BackupSpace) -> str:
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in lines.items())
 
 
+def calendar_time(on_calendar: str) -> str:
+    """``BACKUP_AT`` as the timer's ``OnCalendar=`` takes it: a calendar time or a word, nothing else.
+
+    >>> calendar_time("daily")
+    'daily'
+    >>> calendar_time("daily; ExecStart=/bin/sh")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mailkit.core.values.ValueRejected: BACKUP_AT: ... must be a systemd calendar time like '*-*-* 03:15:00' or 'daily'
+    """
+    if not isinstance(on_calendar, str) or not re.fullmatch(r"[0-9*:/ ,.-]{1,60}|daily|hourly|weekly", on_calendar):
+        raise ValueRejected(
+            "BACKUP_AT", on_calendar, "must be a systemd calendar time like '*-*-* 03:15:00' or 'daily'"
+        )
+    return on_calendar
+
+
 def install(
     space: BackupSpace, on_calendar: str = "*-*-* 03:15:00", passphrase: Password | None = None
 ) -> list[Resource]:
     """borg, the backup host's pinned key, the server's SSH key and passphrase (made here), borg's settings, the
     backup script and its nightly timer. ``passphrase``: on a server rebuilt after a loss, the repository's
     passphrase as you kept it (written to its root-only file, never shown); the SSH key is always a new one."""
-    if not re.fullmatch(r"[0-9*:/ ,.-]{1,60}|daily|hourly|weekly", on_calendar):
-        raise ValueRejected(
-            "BACKUP_AT", on_calendar, "must be a systemd calendar time like '*-*-* 03:15:00' or 'daily'"
-        )
+    calendar_time(on_calendar)
     templates = Templates()
     context = {
         "env_file": ENV_FILE,

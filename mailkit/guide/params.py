@@ -1,19 +1,19 @@
 """A params file for a headless run on your own server: the notebooks' own parameter names, validated first.
 
 The file is JSON or YAML (by its suffix), a mapping of the names the notebooks' ``parameters`` cells define
-(``DOMAIN``, ``HOSTNAME``, ``OTHER_DOMAINS``, ``MAILBOXES``, ``ALIASES``, ``DMARC_POLICY``...), as papermill
-takes them. Every value is checked, with the same classes the parts use, before anything touches a host. A file
-that sets ``DOMAIN`` gets no second domain and no aliases unless it names them (the lab's are not yours).
-Passwords never go in it: they come from a prompt or a passwords file (mode 0600).
+(``DOMAIN``, ``HOSTNAME``, ``OTHER_DOMAINS``, ``MAILBOXES``, ``ALIASES``, ``DMARC_POLICY``...; moving in's
+``MAILBOX``, ``OLD_HOST``, ``OLD_USER``; the backups' ``BACKUP_HOST``, ``BACKUP_HOST_KEY``...), as papermill
+takes them: one file serves every chapter, each notebook takes the names it has. Every value is checked, with the
+same classes the parts use, before anything touches a host. A file that sets ``DOMAIN`` gets no second domain
+and no aliases unless it names them (the lab's are not yours). Passwords never go in it: they come from a prompt
+or a passwords file (mode 0600).
 
 >>> validate({"DOMAIN": "example.net", "MAILBOXES": ["ann@example.net"]})["DOMAIN"]
 'example.net'
->>> validate({"DOMIAN": "example.net"})
+>>> validate({"DOMIAN": "example.net"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-mailkit.core.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ALIASES, \
-BAN_TIME, BLOCKLISTS, CERT_FILE, DMARC_POLICY, DOMAIN, HOSTNAME, KEY_FILE, MAILBOXES, NAMESERVER, NEVER_BAN, \
-OTHER_DOMAINS, RELAYHOST, RELAY_PORT, RELAY_SPF_INCLUDE, RELAY_USER, SELECTOR, SSH_PORT)
+mailkit.core.errors.UsageError: params: unknown name 'DOMIAN' (the notebooks take: ACME_EMAIL, ACME_SERVER, ...)
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from mailkit.core.values import EmailAddress, RemotePath, ValueRejected, list_it
 
 #: The biggest params file read (a person's list of mailboxes and aliases, not a data set).
 MAX_BYTES = 64 * 1024
-#: What each name holds: a string, a list of strings, a mapping of string to list of strings, or nothing (None).
+#: What each name holds: a string, a list of strings, a mapping of string to list of strings, a port, an OpenSSH
+#: public key (``TYPE BASE64 [comment]``), or nothing (None).
 SHAPES: dict[str, str] = {
     "DOMAIN": "text",
     "HOSTNAME": "text?",
@@ -55,6 +56,17 @@ SHAPES: dict[str, str] = {
     # how long a guesser is refused.
     "NEVER_BAN": "list?",
     "BAN_TIME": "text",
+    # Chapter 6: the mailbox at home and the account moved out of (its app password goes in the passwords file).
+    "MAILBOX": "text",
+    "OLD_HOST": "text",
+    "OLD_USER": "text",
+    # Chapter 7: the account at the backup host, the repository, the host's key as its provider shows it, the time.
+    "BACKUP_HOST": "text",
+    "BACKUP_USER": "text",
+    "BACKUP_PORT": "port",
+    "BACKUP_PATH": "text?",
+    "BACKUP_HOST_KEY": "key?",
+    "BACKUP_AT": "text",
 }
 #: Names a params file must not set, and why.
 REFUSED = {
@@ -117,6 +129,10 @@ def _shaped(name: str, value: Any) -> Any:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
             raise ValueRejected(name, value, "must be a port number")
         return value
+    if shape == "key":
+        from mailkit.server.backup_space import public_key_line
+
+        return public_key_line(value if isinstance(value, str) else repr(value), name)
     if shape == "text":
         return list_item(value, field=name)
     if shape == "list":
@@ -171,6 +187,35 @@ def _semantics(values: dict[str, Any]) -> None:
         from mailkit.guide.guessing import ban_settings
 
         ban_settings(values.get("NEVER_BAN") or [], values.get("BAN_TIME", "1h"), "10m", 5)
+    _chapters_beside(values)
     for name in ("CERT_FILE", "KEY_FILE"):
         if values.get(name) is not None:
             RemotePath(values[name], field=name)
+
+
+def _chapters_beside(values: dict[str, Any]) -> None:
+    """Moving in and backups: the addresses, the host names, the repository and the host key, as the chapters check
+    them (a key that is given must be one: the chapter pins it, it never learns one)."""
+    from mailkit.core.values import Hostname
+    from mailkit.guide.backups import calendar_time
+    from mailkit.server.backup_space import BackupSpace
+
+    for name in ("MAILBOX", "OLD_USER"):
+        if name in values:
+            EmailAddress(values[name], field=name)
+    if "OLD_HOST" in values:
+        Hostname(values["OLD_HOST"], field="OLD_HOST")
+    if "BACKUP_AT" in values:
+        calendar_time(values["BACKUP_AT"])
+    backup = {
+        name: values[name] for name in ("BACKUP_HOST", "BACKUP_USER", "BACKUP_PORT", "BACKUP_PATH") if name in values
+    }
+    if backup:
+        stand_in = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClnkdY0ORW99nEM6kMP/5ZtzYiwdyTakgs3wzLbZEh3"
+        BackupSpace(
+            Hostname(backup.get("BACKUP_HOST", "backup.example.net"), field="BACKUP_HOST"),
+            backup.get("BACKUP_USER", "borg"),
+            backup.get("BACKUP_PATH") or "mail.example.org",
+            stand_in,
+            backup.get("BACKUP_PORT", 22),
+        )

@@ -12,7 +12,11 @@
   form, played by a TSIG update); nothing else in the own-server path knows the lab's DNS key;
 - an ACME CA: Debian's ``pebble`` on the outside host (``acme.example.net``), which checks HTTP-01 challenges on
   port 80 through the resolver, as Let's Encrypt does; its root is trusted on the lab's hosts and on this machine
-  as Let's Encrypt's is everywhere.
+  as Let's Encrypt's is everywhere;
+- the reader's old account at a cloud provider (``alice@cloud.example.net`` at ``imap.cloud.example.net``, its app
+  password in ``provider/passwords``) for the moving-in chapter, and a backup host (``backup.example.net``, account
+  ``borg``, its host key in the params as a storage box's page shows it) for the backups chapter, whose key page is
+  played by ``backup-admin`` in the SSH config: ``MAILKIT_BACKUP_AUTHORIZE`` hands it the chapter's line.
 
 ``provider/env`` holds the settings a shell needs (``. /var/lib/mailkit/lab/provider/env``), ``provider/params.json``
 and ``provider/passwords`` what a reader writes for their own server.
@@ -40,9 +44,10 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
 from mailkit.domain.records import RecordSet
 from mailkit.domain.registrar import TsigKey, parse_zone_text, publish_rfc2136
+from mailkit.lab import backup_host, cloud_account, cloud_provider
 from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.dns import NAMESERVER
-from mailkit.lab.layout import HOSTS, REVERSE_ZONE_V4, TSIG_KEY_NAME
+from mailkit.lab.layout import BACKUP_ADDRESS, HOSTS, REVERSE_ZONE_V4, TSIG_KEY_NAME
 from mailkit.lab.machine import HostPaths
 
 
@@ -67,6 +72,10 @@ RESOLVER = HOSTS["dns"].extra_addresses[0]
 ADMIN = "admin"
 ALIAS = "mail-vps"
 PROBE_ALIAS = "probe"
+#: Your login at the backup host with the right to add keys for its ``borg`` account (a storage box's key page).
+BACKUP_ADMIN_ALIAS = "backup-admin"
+#: The account you move out of (the moving-in chapter), at the lab's cloud provider.
+OLD_USER = f"alice@{cloud_account.DOMAIN}"
 ACME_HOST = "acme.example.net"
 ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
 #: How long the lab's resolver keeps an answer (a real one keeps it for the record's TTL: 300 s for the guide's).
@@ -185,11 +194,20 @@ def setup(lab: Lab, progress: Progress) -> None:
         restart = "systemctl restart pebble" if applied.changed else "true"
         outside.run(["sh", "-c", f"systemctl daemon-reload && systemctl enable --now pebble && {restart}"])
         root = _pebble_root(outside)
+        progress(f"provider: {OLD_USER} at {cloud_provider.HOST}, and an empty account at {backup_host.HOST}")
+        old_password = lab.passwords([OLD_USER])[OLD_USER]
+        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=1, user=OLD_USER), old_password)
+        backup_host.setup(outside, _outside_key(lab), HOSTS["mail"].fqdn)
     acme_root = acme_roots_path(lab)
     acme_root.write_bytes(root)
     _trust_on(lab, "outside", root)
     prepare_mail_host(lab, progress)
     _write_client_files(lab)
+
+
+def _outside_key(lab: Lab) -> str:
+    """The outside host's public key, ``TYPE BASE64``: the backup host's too (one host plays both)."""
+    return " ".join(lab.host_key("outside").with_suffix(".pub").read_text().split()[:2])
 
 
 def _pebble_root(outside: Connection, seconds: float = 30) -> bytes:
@@ -240,12 +258,15 @@ def _write_client_files(lab: Lab) -> None:
         key_type, key_b64 = lab.host_key(name).with_suffix(".pub").read_text().split()[:2]
         alias = ALIAS if name == "mail" else PROBE_ALIAS
         lines.append(f"{alias},{spec.fqdn},{spec.address} {key_type} {key_b64}")
+    lines.append(f"{BACKUP_ADMIN_ALIAS},{backup_host.HOST},{BACKUP_ADDRESS} {_outside_key(lab)}")
     known.write_text("\n".join(lines) + "\n")
     ssh_config_path(lab).write_text(
         f"# Your rented server and a second machine for the outside checks (written by mailkit lab up --provider)\n"
         f"Host {ALIAS}\n    HostName {mail.address}\n    User {ADMIN}\n    IdentityFile {key_path(lab)}\n"
         f"    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n\n"
         f"Host {PROBE_ALIAS}\n    HostName {outside.address}\n    User root\n    IdentityFile {lab.client_key}\n"
+        f"    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n\n"
+        f"Host {BACKUP_ADMIN_ALIAS}\n    HostName {BACKUP_ADDRESS}\n    User root\n    IdentityFile {lab.client_key}\n"
         f"    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n"
     )
     mailboxes = ["alice@example.org", "bob@example.org", "carol@b.example.org"]
@@ -260,18 +281,29 @@ def _write_client_files(lab: Lab) -> None:
         "BLOCKLISTS": ["bl.example.net*3"],
         # As a reader lists the machine they check from: the guide's checks send wrong passwords on purpose.
         "NEVER_BAN": [outside.address, outside.address6],
+        # The moving-in chapter: the mailbox at home and the account moved out of.
+        "MAILBOX": mailboxes[0],
+        "OLD_HOST": cloud_provider.HOST,
+        "OLD_USER": OLD_USER,
+        # The backups chapter: the account at the backup host and its key, as the provider's page shows them.
+        "BACKUP_HOST": backup_host.HOST,
+        "BACKUP_USER": backup_host.USER,
+        "BACKUP_HOST_KEY": _outside_key(lab),
     }
     (here / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     write_private(
         here / "passwords",
-        "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords(mailboxes).items()).encode(),
+        "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords([*mailboxes, OLD_USER]).items()).encode(),
     )
+    # As a reader would add a key for a storage box's account: as that account (root follows no link of its).
+    authorize = f"runuser -u {backup_host.USER} -- tee -a {backup_host.HOME}/.ssh/authorized_keys >/dev/null"
     env = {
         "MAILKIT_SSH_CONFIG": str(ssh_config_path(lab)),
         "MAILKIT_OUTSIDE": PROBE_ALIAS,
         "MAILKIT_NAMESERVER": RESOLVER,
         "MAILKIT_CA_FILE": str(acme_roots_path(lab)),
         "MAILKIT_REGISTRAR": f"{sys.executable} -m mailkit.cli lab registrar",
+        "MAILKIT_BACKUP_AUTHORIZE": shlex.join(["ssh", "-F", str(ssh_config_path(lab)), BACKUP_ADMIN_ALIAS, authorize]),
     }
     (here / "env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
 

@@ -43,6 +43,9 @@ ENV_VAR = "MAILKIT_HOST"
 OUTSIDE_ENV = "MAILKIT_OUTSIDE"
 #: A command that publishes zone text (read on its standard input) at your DNS provider, as certbot's hooks do.
 REGISTRAR_ENV = "MAILKIT_REGISTRAR"
+#: A command that adds the ``authorized_keys`` line it reads on standard input at the backup host (the backups
+#: chapter's second step, for a run with nobody to paste it).
+BACKUP_AUTHORIZE_ENV = "MAILKIT_BACKUP_AUTHORIZE"
 #: A file of ``address password`` lines (mode 0600): the mailboxes' passwords for a run without a prompt.
 PASSWORDS_ENV = "MAILKIT_PASSWORDS_FILE"
 #: The resolver the checks ask (an address), and a CA file that verifies the server here, for your own server.
@@ -145,6 +148,7 @@ class Target:
     foreign_exchanger: str = "gmail-smtp-in.l.google.com"
     offline: bool = False
     registrar: str | None = None
+    backup_authorize: str | None = None
     passwords_file: str | None = None
     wait_for_dns: float = 3600
 
@@ -205,7 +209,7 @@ class Target:
             return Published(zone_text(records), False)
         text = zone_text_with_deletions([c.wanted for c in changes.changes])
         if self.registrar:
-            hand_to_registrar(self.registrar, text)
+            hand_to_command(self.registrar, text, "the registrar command")
         else:
             print(f"Publish this at your DNS provider; waiting until {self.nameserver_label} answers with it:")
             print(text, end="", flush=True)
@@ -251,7 +255,11 @@ class Target:
         return BackupSpace(Hostname(host, field="BACKUP_HOST"), user, path, host_key, port)
 
     def authorize_backup_key(self, outside: Connection | None, space: BackupSpace, line: str) -> str:
-        """Give the backup host the server's key (``line``, append-only): on your own server you paste it there."""
+        """Give the backup host the server's key (``line``, append-only): handed to the command of
+        ``MAILKIT_BACKUP_AUTHORIZE`` on its standard input when there is one, else you paste it there."""
+        if self.backup_authorize:
+            hand_to_command(self.backup_authorize, line + "\n", "the backup host's command")
+            return f"{space.host} took the server's key, append-only (through {BACKUP_AUTHORIZE_ENV})"
         return (
             f"add this line to ~/.ssh/authorized_keys of {space.user} at {space.host} (a storage box: its "
             f"page for SSH keys; mind that it keeps the command= part), then go on:\n{line}"
@@ -339,18 +347,27 @@ def zone_text_with_deletions(records: Sequence[RecordSet]) -> ZoneText:
     return ZoneText("\n".join(lines) + "\n")
 
 
-def hand_to_registrar(command: str, text: str, timeout: float = 120) -> None:
-    """Run the registrar command (split as a shell splits words, no shell) with ``text`` on its standard input."""
+def hand_to_command(command: str, text: str, what: str, timeout: float = 120) -> None:
+    """Run ``command`` (split as a shell splits words, no shell) with ``text`` on its standard input: the registrar
+    command, the backup host's. ``what`` names it in the error (its last line, cut: never the text given).
+
+    >>> hand_to_command("false", "", "the registrar command")
+    Traceback (most recent call last):
+    ...
+    mailkit.core.errors.MailkitError: the registrar command 'false' exited 1: (nothing)
+    """
     import shlex
 
     argv = shlex.split(command)
+    if not argv:
+        raise MailkitError(f"{what} is empty")
     try:
         done = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise MailkitError(f"the registrar command {argv[0]!r} failed: {exc}") from None
+        raise MailkitError(f"{what} {argv[0]!r} failed: {exc}") from None
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(nothing)"]
-        raise MailkitError(f"the registrar command {argv[0]!r} exited {done.returncode}: {said[0][:200]}")
+        raise MailkitError(f"{what} {argv[0]!r} exited {done.returncode}: {said[0][:200]}")
 
 
 def wait_until_published(records: Sequence[RecordSet], lookup: Lookup, timeout: float, interval: float = 2.0) -> float:
@@ -449,8 +466,8 @@ def target_of(
     """Resolve ``name`` (a notebook's ``TARGET``) once into the value that knows everything about it.
 
     ``outside`` and ``nameserver`` override the target's own choice; for your own server the environment may give
-    ``MAILKIT_OUTSIDE``, ``MAILKIT_NAMESERVER``, ``MAILKIT_CA_FILE``, ``MAILKIT_REGISTRAR`` and
-    ``MAILKIT_PASSWORDS_FILE``.
+    ``MAILKIT_OUTSIDE``, ``MAILKIT_NAMESERVER``, ``MAILKIT_CA_FILE``, ``MAILKIT_REGISTRAR``,
+    ``MAILKIT_BACKUP_AUTHORIZE`` and ``MAILKIT_PASSWORDS_FILE``.
     """
     env = os.environ if env is None else env
     chosen = resolve_target(name, env=env)
@@ -464,6 +481,7 @@ def target_of(
             outside_name=env.get(OUTSIDE_ENV) or None,
             ca_file=env.get(CA_FILE_ENV) or None,
             registrar=env.get(REGISTRAR_ENV) or None,
+            backup_authorize=env.get(BACKUP_AUTHORIZE_ENV) or None,
             passwords_file=env.get(PASSWORDS_ENV) or None,
             offline=_yes(env.get(OFFLINE_ENV, ""), OFFLINE_ENV),
         )

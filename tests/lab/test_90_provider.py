@@ -1,7 +1,8 @@
 """Provider mode: the whole guide on the lab's mail host reached as a rented server (an SSH alias, a user with
 ``sudo -n``, DNS through a caching resolver and a registrar, a certificate from an ACME CA by certbot), headless
-with a params file, every check green; bad input refused before the server changes; a forced renewal serves the new
-certificate on every port without dropping a delivery.
+with a params file, every check green; then moving in (from a cloud account) and backups (to a backup host) the
+same way; bad input refused before the server changes; a forced renewal serves the new certificate on every port
+without dropping a delivery.
 
 trixie only (bookworm keeps the lab path green in the other lab tests). Starts from a fresh provider host and leaves
 a fresh plain one (provider mode off), so no other test sees it.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.lab import provider
+from mailkit.lab import backup_host, provider
 from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
@@ -145,6 +146,30 @@ def test_the_whole_guide_runs_on_the_rented_server(guided: tuple[str, float]) ->
         lineage = mail.run(["certbot", "certificates"]).stdout
         resolver = mail.run(["cat", "/etc/resolv.conf"]).stdout
     assert f"Domains: {MAIL.fqdn}" in lineage and provider.RESOLVER in resolver
+
+
+def test_moving_in_and_backups_run_on_the_rented_server(
+    guided: tuple[str, float], rented: dict[str, str], lab: Lab, tmp_path: Path
+) -> None:
+    """Chapters 6 and 7 the way a reader runs them on their own server: the same params and passwords files, the old
+    account's app password among the passwords, the backup host's key pinned from the params, the server's key
+    handed to the backup host by the reader's command (MAILKIT_BACKUP_AUTHORIZE), never by the lab."""
+    folder = provider.folder(lab)
+    with lab_connection("outside") as outside:  # the backup host as its provider hands it over: no key yet
+        assert outside.run(["cat", f"{backup_host.HOME}/.ssh/authorized_keys"]).stdout == ""
+    done = _mailkit(["guide", "run", "--host", provider.ALIAS, "--parts", "6,7",
+                     "--params", str(folder / "params.json"), "--passwords", str(folder / "passwords"),
+                     "--output", str(tmp_path)], rented)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    summary = re.search(r"^(\d+) passed, (\d+) failed, (\d+) skipped \(mail-vps\)$", done.stdout, re.M)
+    assert summary and summary[2] == "0" and summary[3] == "0" and int(summary[1]) >= 10, done.stdout[-3000:]
+    moving_in = (tmp_path / "06-moving-in.ipynb").read_text()
+    assert "mailkit cannot send to your old account from here" in moving_in, "the straggler is the lab's alone"
+    with lab_connection("outside") as outside:
+        keys = outside.run(["cat", f"{backup_host.HOME}/.ssh/authorized_keys"]).stdout.splitlines()
+        archives = outside.run(["find", f"{backup_host.HOME}/{MAIL.fqdn}", "-maxdepth", "1", "-name", "config"])
+    assert len(keys) == 1 and keys[0].startswith('command="borg serve --append-only '), keys
+    assert archives.stdout.strip(), "the repository was made at the backup host"
 
 
 def _served_serials(outside_names: dict[int, str]) -> dict[int, str]:

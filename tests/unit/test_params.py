@@ -44,6 +44,15 @@ def test_a_good_file_in_json_or_yaml_gives_the_notebooks_values(tmp_path: Path) 
         ({"CERT_FILE": "../etc/shadow"}, "CERT_FILE"),
         ({"PASSWORDS": {"ann@example.net": "a long secret phrase"}}, "passwords never go in a params file"),
         ({"TARGET": "root@example.net"}, "--host"),
+        ({"MAILBOX": "ann"}, "MAILBOX"),
+        ({"OLD_USER": "ann"}, "OLD_USER"),
+        ({"OLD_HOST": "imap.gmail.com;reboot"}, "OLD_HOST"),
+        ({"BACKUP_HOST": "-oProxyCommand=sh"}, "BACKUP_HOST"),
+        ({"BACKUP_USER": "borg;sh"}, "BACKUP_USER"),
+        ({"BACKUP_PATH": "../etc"}, "BACKUP_PATH"),
+        ({"BACKUP_PORT": 0}, "BACKUP_PORT"),
+        ({"BACKUP_HOST_KEY": "ssh-ed25519 AAAA"}, "BACKUP_HOST_KEY"),
+        ({"BACKUP_AT": "daily; ExecStart=/bin/sh"}, "BACKUP_AT"),
     ],
 )
 def test_each_bad_value_is_one_line_naming_it(change: dict[str, object], named: str) -> None:
@@ -52,6 +61,23 @@ def test_each_bad_value_is_one_line_naming_it(change: dict[str, object], named: 
     message = str(error.value)
     assert named in message and "\n" not in message
     assert "a long secret phrase" not in message
+
+
+def test_one_file_carries_the_moving_in_and_backup_chapters_too() -> None:
+    chapters = {
+        "MAILBOX": "ann@example.net", "OLD_HOST": "imap.gmail.com", "OLD_USER": "ann@gmail.com",
+        "BACKUP_HOST": "u1.your-storagebox.example.net", "BACKUP_USER": "u1", "BACKUP_PORT": 23,
+        "BACKUP_PATH": "mail", "BACKUP_AT": "daily",
+        "BACKUP_HOST_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClnkdY0ORW99nEM6kMP/5ZtzYiwdyTakgs3wzLbZEh3 box",
+    }  # fmt: skip
+    key = chapters["BACKUP_HOST_KEY"].removesuffix(" box")  # the comment is not the key
+    assert validate({**GOOD, **chapters}) == {
+        **GOOD,
+        **chapters,
+        "BACKUP_HOST_KEY": key,
+        "OTHER_DOMAINS": [],
+        "ALIASES": {},
+    }
 
 
 def test_files_that_are_not_params_are_refused(tmp_path: Path) -> None:

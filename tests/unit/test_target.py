@@ -187,6 +187,30 @@ def test_a_failing_registrar_command_is_an_error() -> None:
         server.publish([RecordSet("example.net", "TXT", (txt("v=spf1 -all"),))], lambda n, t: ())
 
 
+# -- the backup host's key -----------------------------------------------------------------------------------------
+def test_the_backup_line_goes_to_the_backup_hosts_command_or_is_shown_to_paste(tmp_path: Path) -> None:
+    import sys
+
+    from mailkit.core.errors import MailkitError
+    from mailkit.core.values import Hostname
+    from mailkit.server.backup_space import BackupSpace
+    from mailkit.server.target import target_of
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClnkdY0ORW99nEM6kMP/5ZtzYiwdyTakgs3wzLbZEh3"
+    space = BackupSpace(Hostname("backup.example.net"), "borg", "mail.example.org", key)
+    line = space.authorized_line(key, "mail.example.org")
+    received = tmp_path / "authorized_keys"
+    command = f"{sys.executable} -c 'import sys; open(sys.argv[1], \"a\").write(sys.stdin.read())' {received}"
+    server = target_of("admin@mail.example.org", env={"MAILKIT_BACKUP_AUTHORIZE": command})
+    said = server.authorize_backup_key(None, space, line)
+    assert received.read_text() == line + "\n" and "MAILKIT_BACKUP_AUTHORIZE" in said and key not in said
+    by_hand = target_of("admin@mail.example.org", env={}).authorize_backup_key(None, space, line)
+    assert by_hand.endswith("\n" + line) and "authorized_keys of borg at backup.example.net" in by_hand
+    failing = target_of("admin@mail.example.org", env={"MAILKIT_BACKUP_AUTHORIZE": "sh -c 'echo denied >&2; exit 3'"})
+    with pytest.raises(MailkitError, match="the backup host's command 'sh' exited 3: denied"):
+        failing.authorize_backup_key(None, space, line)
+
+
 # -- passwords from a file --------------------------------------------------------------------------------------
 def test_passwords_file_must_be_private_complete_and_is_never_shown(tmp_path: Path) -> None:
     from mailkit.server.target import read_passwords_file
