@@ -537,6 +537,12 @@ def rfc2136(server: str, key_file: Path) -> None:
     multiple=True,
     help="A domain block list zone the mail domains are looked up on (repeat it; default: Spamhaus DBL).",
 )
+@click.option(
+    "--parked-domain",
+    "parked_domains",
+    multiple=True,
+    help="A domain of yours that sends and takes no mail: null MX, SPF -all, DMARC p=reject (repeat it).",
+)
 @click.option("--parts", default=None, help="The guide's parts applied on the server (default: read from the server).")
 @click.option("--ca-file", default=None, help="Trust this CA for the server's certificate (a private CA).")
 @click.option("--json", "as_json", is_flag=True, help="JSON, for machines (and the workshop board).")
@@ -550,6 +556,7 @@ def check_command(
     nameserver: str | None,
     blocklists: tuple[str, ...],
     domain_blocklists: tuple[str, ...],
+    parked_domains: tuple[str, ...],
     parts: str | None,
     ca_file: str | None,
     as_json: bool,
@@ -567,6 +574,8 @@ def check_command(
         Domain(site.split("*")[0].split("=")[0], field="--blocklist")
     for zone in domain_blocklists:
         Domain(zone, field="--domain-blocklist")
+    for parked in parked_domains:
+        Domain(parked, field="--parked-domain")
     if nameserver is not None:
         import ipaddress
 
@@ -582,6 +591,7 @@ def check_command(
         nameserver=nameserver,
         blocklists=blocklists or None,
         domain_blocklists=domain_blocklists or None,
+        parked_domains=parked_domains,
         parts=_part_numbers(parts) if parts else None,
         ca_file=ca_file,
         progress=_progress(),

@@ -1,4 +1,5 @@
-"""Reading the mail records a domain publishes: SPF's lookup count, a DMARC lint, DKIM keys, block list answers.
+"""Reading the mail records a domain publishes: SPF's lookup count, a DMARC lint, DKIM keys, block list answers,
+the CAA records that say which CAs may issue a certificate for a name.
 
 Pure functions over DNS answers (a ``Lookup`` is passed in), so each rule is unit-tested without a network.
 
@@ -352,3 +353,64 @@ def domain_blocklist_query(domain: str, zone: str) -> str:
     'example.org.dbl.spamhaus.org'
     """
     return f"{domain.rstrip('.').lower()}.{zone}"
+
+
+# -- CAA (RFC 8659) ---------------------------------------------------------------------------------------------
+#: The most names a CAA search asks: the name, then each parent up to the top-level domain (RFC 8659 section 3).
+CAA_CLIMB_NAMES = 8
+#: The properties RFC 8659, RFC 9495 and the CA/Browser Forum define: a CA knows these, and may know no other.
+CAA_KNOWN_TAGS = ("issue", "issuewild", "iodef", "issuemail", "issuevmc", "contactemail", "contactphone")
+_CAA = re.compile(r'(\d{1,3}) ([A-Za-z0-9]{1,15}) "((?:[^"\\]|\\.){0,255})"')
+
+
+@dataclass(frozen=True)
+class CaaRecord:
+    """One CAA record: its flags (128: critical), property tag and value."""
+
+    flags: int
+    tag: str
+    value: str
+
+    @property
+    def critical(self) -> bool:
+        return bool(self.flags & 128)
+
+    @property
+    def issuer(self) -> str:
+        """An ``issue``/``issuewild`` value's CA domain (empty: no CA), without its parameters.
+
+        >>> CaaRecord(0, "issue", "letsencrypt.org; validationmethods=http-01").issuer
+        'letsencrypt.org'
+        """
+        return self.value.split(";", 1)[0].strip().lower()
+
+
+def caa_record(rdata: str) -> CaaRecord | None:
+    """A CAA rdata as DNS gives it, or None when it does not parse (the world writes it: bounded, checked).
+
+    >>> caa_record('0 issue "letsencrypt.org"')
+    CaaRecord(flags=0, tag='issue', value='letsencrypt.org')
+    >>> caa_record('300 issue "x"') is None, caa_record('0 issue letsencrypt.org') is None
+    (True, True)
+    """
+    found = _CAA.fullmatch(rdata.strip())
+    if not found or int(found[1]) > 255:
+        return None
+    return CaaRecord(int(found[1]), found[2].lower(), found[3])
+
+
+def relevant_caa(name: str, lookup: Lookup) -> tuple[str, tuple[str, ...]]:
+    """RFC 8659's relevant record set for ``name``: the CAA records at the name or at its nearest parent that has
+    any, and where they were found (``("", ())``: none anywhere, so any CA may issue).
+
+    >>> zone = {("example.org", "CAA"): ('0 issue "letsencrypt.org"',)}
+    >>> relevant_caa("mail.example.org", lambda n, t: zone.get((n, t), ()))
+    ('example.org', ('0 issue "letsencrypt.org"',))
+    """
+    labels = name.rstrip(".").lower().split(".")
+    for start in range(min(len(labels), CAA_CLIMB_NAMES)):
+        owner = ".".join(labels[start:])
+        found = lookup(owner, "CAA")
+        if found:
+            return owner, tuple(found)
+    return "", ()

@@ -11,11 +11,13 @@ False
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailkit.core.text import shorten
+from mailkit.domain.published import CAA_KNOWN_TAGS, caa_record, dmarc_tags
 from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
 
 if TYPE_CHECKING:
@@ -125,6 +127,84 @@ def insufficient_ciphers_refused(state: str) -> Verdict:
     if state.startswith("refused"):
         return Verdict(True, "none accepted (aNULL, eNULL, EXPORT, RC4, DES, 3DES, MD5 offered alone)")
     return Verdict(False, shorten(state or "not tried", 160))
+
+
+def caa_allows_issuing(records: Sequence[str], owner: str = "") -> Verdict:
+    """The CAA records that apply to the server's name (RFC 8659) let some CA issue its certificate: none at all is
+    fine (any CA may); ``issue ";"`` alone, or a critical property no CA knows, means no CA will, and the next
+    renewal fails. ``owner``: where the records were found (the name or a parent).
+
+    >>> caa_allows_issuing([])
+    Verdict(ok=True, detail='none: any CA may issue (CAA is optional)')
+    >>> caa_allows_issuing(['0 issue "letsencrypt.org"', '0 iodef "mailto:hostmaster@example.org"'], "example.org")
+    Verdict(ok=True, detail='at example.org: letsencrypt.org may issue')
+    >>> caa_allows_issuing(['0 issue ";"'], "example.org").detail
+    'at example.org: issue ";" lets no CA issue: the next renewal fails'
+    """
+    at = f"at {owner}: " if owner else ""
+    if not records:
+        return Verdict(True, "none: any CA may issue (CAA is optional)")
+    parsed = [caa_record(r) for r in records]
+    for raw, record in zip(records, parsed, strict=True):
+        if record is None:
+            return Verdict(False, f"{at}a CAA record does not parse: {shorten(raw, 80)}")
+        if record.critical and record.tag not in CAA_KNOWN_TAGS:
+            return Verdict(False, f"{at}critical property {record.tag!r} that no CA knows: none will issue")
+    issue = [r for r in parsed if r is not None and r.tag == "issue"]
+    if not issue:
+        return Verdict(True, f"{at}no issue property: any CA may issue")
+    named = sorted({r.issuer for r in issue if re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", r.issuer)})
+    if not named:
+        shown = " ".join(f'issue "{shorten(r.value, 40)}"' for r in issue[:3])
+        return Verdict(False, f"{at}{shown} lets no CA issue: the next renewal fails")
+    return Verdict(True, f"{at}{', '.join(named)} may issue")
+
+
+def null_mx(answers: Sequence[str]) -> Verdict:
+    """A domain that takes no mail says so with one MX ``0 .`` (RFC 7505): senders give up at once instead of
+    trying its A record, and no one can take its mail by an exchanger forgotten in the zone.
+
+    >>> null_mx(["0 ."]), null_mx([]).ok
+    (Verdict(ok=True, detail='0 . (takes no mail)'), False)
+    >>> null_mx(["0 .", "10 mail.example.org."]).detail
+    'a null MX beside others (RFC 7505 allows it alone): . mail.example.org'
+    """
+    parsed = [a.split() for a in answers]
+    if len(parsed) == 1 and parsed[0] == ["0", "."]:
+        return Verdict(True, "0 . (takes no mail)")
+    if not answers:
+        return Verdict(False, "no MX: senders try its A and AAAA records instead (RFC 5321 section 5.1)")
+    names = " ".join((w[1].rstrip(".") or ".") if len(w) == 2 else shorten(" ".join(w), 40) for w in parsed[:5])
+    if any(w[1:] == ["."] for w in parsed):
+        return Verdict(False, f"a null MX beside others (RFC 7505 allows it alone): {names}")
+    return Verdict(False, f"takes mail at {names}")
+
+
+def spf_sends_nothing(records: Sequence[str]) -> Verdict:
+    """A domain that sends no mail has one SPF record, ``v=spf1 -all``: every sender using its name fails.
+
+    >>> spf_sends_nothing(["v=spf1 -all"]), spf_sends_nothing(["v=spf1 mx -all"]).ok
+    (Verdict(ok=True, detail='v=spf1 -all'), False)
+    """
+    if len(records) != 1:
+        return Verdict(False, "no SPF record" if not records else f"{len(records)} SPF records (one is allowed)")
+    ok = records[0].lower().split() == ["v=spf1", "-all"]
+    return Verdict(ok, shorten(records[0], 120) if ok else f"{shorten(records[0], 100)} (lets some host send)")
+
+
+def dmarc_rejects(records: Sequence[str]) -> Verdict:
+    """One DMARC record whose policy is ``p=reject``: receivers refuse what fails in the domain's name.
+
+    >>> dmarc_rejects(["v=DMARC1; p=reject"]).ok, dmarc_rejects(["v=DMARC1; p=none"]).detail
+    (True, 'v=DMARC1; p=none (p=none: failures are delivered)')
+    """
+    if len(records) != 1:
+        return Verdict(False, "no DMARC record" if not records else f"{len(records)} DMARC records (one is allowed)")
+    policy = dmarc_tags(records[0]).get("p", "")
+    shown = shorten(records[0], 100)
+    return (
+        Verdict(True, shown) if policy == "reject" else Verdict(False, f"{shown} (p={policy}: failures are delivered)")
+    )
 
 
 def relay_refused(code: int, text: str) -> Verdict:

@@ -1,4 +1,4 @@
-"""What the world's DNS says about a mail server: MX, A/AAAA, forward-confirmed PTR, SPF, DKIM, DMARC,
+"""What the world's DNS says about a mail server: MX, A/AAAA, CAA, forward-confirmed PTR, SPF, DKIM, DMARC,
 MTA-STS, TLS-RPT and block lists, asked through one resolver.
 
 >>> lookup = lambda name, rtype: {("example.org", "MX"): ("10 mail.example.org.",)}.get((name, rtype), ())
@@ -21,6 +21,7 @@ from mailkit.domain.published import (
     dkim_key,
     dmarc_problems,
     domain_blocklist_query,
+    relevant_caa,
     report_destinations,
     spf_all_qualifier,
     spf_lookups,
@@ -32,7 +33,7 @@ from mailkit.server import rules
 from mailkit.status import mtasts
 from mailkit.status.rows import GUIDE_PARTS, Row
 
-P1, P3, P4 = GUIDE_PARTS[1][1], GUIDE_PARTS[3][1], GUIDE_PARTS[4][1]
+P1, P2, P3, P4 = GUIDE_PARTS[1][1], GUIDE_PARTS[2][1], GUIDE_PARTS[3][1], GUIDE_PARTS[4][1]
 
 
 def mx_rows(domains: Sequence[str], hostname: str, lookup: Lookup) -> list[Row]:
@@ -57,6 +58,20 @@ def address_rows(hostname: str, addresses: dict[str, list[str]]) -> list[Row]:
         ),
         Row("dns", f"AAAA of {hostname}", True, " ".join(v6) or "none (the server is not offered over IPv6)", part=1),
     ]
+
+
+def caa_row(hostname: str, lookup: Lookup) -> Row:
+    """Which CAs may issue the server's certificate (RFC 8659): a record that lets none is a renewal that fails."""
+    name = f"CAA of {hostname} lets a CA issue its certificate"
+    try:
+        owner, records = relevant_caa(hostname, lookup)
+    except MailkitError as exc:
+        return Row("certificate", name, False, f"cannot tell: {shorten(str(exc), 120)}", "check the resolver", part=2)
+    seen = rules.caa_allows_issuing(records, owner)
+    fix = (
+        f"{P2} section 3: a CAA record naming your CA ('{owner or hostname}. CAA 0 issue \"letsencrypt.org\"'), or none"
+    )
+    return Row("certificate", name, seen.ok, seen.detail, fix, part=2)
 
 
 def ptr_rows(hostname: str, addresses: dict[str, list[str]], lookup: Lookup) -> list[Row]:
@@ -187,6 +202,31 @@ def report_destination_row(domain: str, record: str, lookup: Lookup) -> Row:
     return Row("dmarc", name, False, detail, fix, part=3)
 
 
+def parked_rows(domains: Sequence[str], lookup: Lookup) -> list[Row]:
+    """Domains you own that send and take no mail (``--parked-domain``): a null MX (RFC 7505), ``v=spf1 -all`` and
+    DMARC ``p=reject``, so nobody can send in their name or take their mail."""
+    rows = []
+    for domain in domains:
+        fix = f"{P3} section 3: publish '{domain}. MX 0 .', '{domain}. TXT \"v=spf1 -all\"' and "
+        fix += f"'_dmarc.{domain}. TXT \"v=DMARC1; p=reject\"'"
+        try:
+            mx = rules.null_mx(lookup(domain, "MX"))
+            spf = rules.spf_sends_nothing(spf_records(lookup, domain))
+            dmarc = txt_records(lookup, f"_dmarc.{domain}", "v=DMARC1")
+        except MailkitError as exc:
+            rows.append(Row("parked", f"{domain} sends and takes no mail", False,
+                            f"cannot tell: {shorten(str(exc), 120)}", "check the resolver", part=3))  # fmt: skip
+            continue
+        rejects = rules.dmarc_rejects(dmarc)
+        rows += [
+            Row("parked", f"{domain} takes no mail (null MX)", mx.ok, mx.detail, fix, part=3),
+            Row("parked", f"{domain} sends no mail (SPF -all)", spf.ok, spf.detail, fix, part=3),
+            Row("parked", f"mail in {domain}'s name is refused (DMARC p=reject)", rejects.ok, rejects.detail, fix,
+                part=3),
+        ]  # fmt: skip
+    return rows
+
+
 def policy_rows(domains: Sequence[str], hostname: str, lookup: Lookup, ca_file: str | None = None) -> list[Row]:
     """MTA-STS (RFC 8461) and TLS-RPT (RFC 8460): optional; when published, the MTA-STS policy is fetched over
     HTTPS as a sending server would and must name the server."""
@@ -289,9 +329,12 @@ def dns_rows(
     parts: Sequence[int],
     ca_file: str | None = None,
     domain_blocklists: Sequence[str] = (),
+    parked_domains: Sequence[str] = (),
 ) -> list[Row]:
     """Every DNS row for the parts applied on the server (``ca_file``: a private CA for the MTA-STS policy's site)."""
     rows = [*mx_rows(domains, hostname, lookup), *address_rows(hostname, addresses)]
+    if 2 in parts:
+        rows.append(caa_row(hostname, lookup))
     if 3 in parts:
         rows += ptr_rows(hostname, addresses, lookup)
         rows += spf_rows(domains, hostname, addresses, lookup, nameserver)
@@ -299,6 +342,7 @@ def dns_rows(
         rows += dmarc_rows(domains, lookup)
         rows += policy_rows(domains, hostname, lookup, ca_file)
         rows += domain_blocklist_rows(domains, domain_blocklists, lookup)
+    rows += parked_rows(parked_domains, lookup)
     if 4 in parts:
         rows += blocklist_rows(addresses, blocklists, lookup)
     return rows

@@ -32,16 +32,21 @@ def check_server(
     nameserver: str | None = None,
     blocklists: Sequence[str] | None = None,
     domain_blocklists: Sequence[str] | None = None,
+    parked_domains: Sequence[str] = (),
     parts: Sequence[int] | None = None,
     ca_file: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> StatusReport:
-    """Check the server at ``target`` from inside and from ``vantage`` (None: this machine). Never changes it."""
+    """Check the server at ``target`` from inside and from ``vantage`` (None: this machine). Never changes it.
+
+    ``parked_domains``: domains of yours that send and take no mail, checked for a null MX, SPF -all and p=reject.
+    """
     from mailkit.server.target import connect, resolve_target, target_of
 
     server = target_of(target, nameserver=nameserver)
     target = server.name
     given = [str(Domain(d, field="--domain")) for d in domains]
+    parked = [str(Domain(d, field="--parked-domain")) for d in parked_domains]
     lists = tuple(blocklists) if blocklists is not None else server.blocklists
     domain_lists = tuple(domain_blocklists) if domain_blocklists is not None else server.domain_blocklists
     nameserver = server.nameserver
@@ -69,6 +74,7 @@ def check_server(
         parts=facts.parts,
         ca_file=here_ca,
         domain_blocklists=domain_lists,
+        parked_domains=parked,
     )
     ports = expected_ports(facts.parts)
     request = {

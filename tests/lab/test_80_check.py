@@ -269,3 +269,36 @@ def test_mail_domain_on_a_domain_block_list(mail: Connection, lab: Lab) -> None:
         assert red(report.rows) == {"block lists / example.org on dbl.bl.example.net"}
         row = next(r for r in report.rows if r.key == "block lists / example.org on dbl.bl.example.net")
         assert row.detail == "listed (127.0.1.2)" and row.part == 3
+
+
+def test_caa_that_lets_no_ca_issue(mail: Connection, lab: Lab) -> None:
+    row = f"certificate / CAA of {MAIL.fqdn} lets a CA issue its certificate"
+    with dns_changed(lab, "example.org", "CAA", ['0 issue ";"']):
+        assert check() == {row}  # found at the parent: RFC 8659's climb from mail.example.org
+        with dns_changed(lab, MAIL.fqdn, "CAA", ['0 issue "letsencrypt.org"']):
+            assert check() == set(), "the name's own records apply, not its parent's"
+    with dns_changed(lab, "example.org", "CAA", ['0 issue "letsencrypt.org"', '128 tbs "unknown"']):
+        report = check_server("lab:mail", vantage="lab:outside")
+        assert red(report.rows) == {row}
+        shown = next(r for r in report.rows if r.key == row)
+        assert "critical property 'tbs'" in shown.detail and shown.part == 2
+
+
+def test_parked_domain_that_takes_mail(mail: Connection, lab: Lab) -> None:
+    parked = "parked.example.org"
+    rows = {
+        f"parked / {parked} takes no mail (null MX)",
+        f"parked / {parked} sends no mail (SPF -all)",
+        f"parked / mail in {parked}'s name is refused (DMARC p=reject)",
+    }
+    with (
+        dns_changed(lab, parked, "MX", ["0 ."]),
+        dns_changed(lab, parked, "TXT", ['"v=spf1 -all"']),
+        dns_changed(lab, f"_dmarc.{parked}", "TXT", ['"v=DMARC1; p=reject"']),
+    ):
+        report = check_server("lab:mail", vantage="lab:outside", parked_domains=[parked])
+        assert rows <= {r.key for r in report.rows} and red(report.rows) == set()
+        with dns_changed(lab, parked, "MX", ["10 mail.example.org."]):  # an exchanger forgotten in the zone
+            report = check_server("lab:mail", vantage="lab:outside", parked_domains=[parked])
+            assert red(report.rows) == {f"parked / {parked} takes no mail (null MX)"}
+    assert check() == set(), "without --parked-domain, no parked rows"
