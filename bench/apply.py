@@ -41,6 +41,7 @@ TOOLS = {
     "mailkit": [sys.executable, str(HERE / "mailkit_once.py")],
 }
 BASELINE = "/var/lib/mailkit/bench-main.cf"
+STEPS = ("first apply", "re-apply", "removal")
 STATE = "sha256sum /etc/mailkit-bench/* /etc/postfix/vmailbox* /etc/postfix/virtual* 2>&1; postconf -n"
 
 
@@ -104,23 +105,23 @@ def main() -> None:
         f"median of {args.runs} whole processes"
     )
     print(f"  {'':12} {'floor':>8} {'cool-down':>10} {'+ check':>8} {'mailkit':>8} {'ratio':>6} {'channels':>9}")
-    for step in ("first apply", "re-apply", "removal"):
+    for step in STEPS:
         floor, paid, checked, ours = (median[(tool, step)] for tool in TOOLS)
         figures = f"{floor:7.3f}s {paid:9.3f}s {checked:7.3f}s {ours:7.3f}s"
         print(f"  {step:12} {figures} {ours / floor:5.2f}x {channels[step]:9}")
-    ratio = median[("mailkit", "first apply")] / median[("floor + postfix check", "first apply")]
-    print(f"  first apply against the floor that also runs 'postfix check': {ratio:.2f}x")
+    checked = {step: median[("mailkit", step)] / median[("floor + postfix check", step)] for step in STEPS}
+    print("  against the floor that also runs 'postfix check' (as mailkit validates before going live):")
+    print("  " + ", ".join(f"{step} {ratio:.2f}x" for step, ratio in checked.items()))
+    # Issue 22's figures: re-apply at most the floor, first apply and removal near the floor that validates.
     goals = [
-        ("re-apply <= 1.1 x the floor", median[("mailkit", "re-apply")] <= 1.1 * median[("floor", "re-apply")]),
-        (
-            "first apply <= 1.3 x the floor",
-            median[("mailkit", "first apply")] <= 1.3 * median[("floor", "first apply")],
-        ),
+        ("re-apply <= 1.0 x the floor", median[("mailkit", "re-apply")] <= median[("floor", "re-apply")]),
+        ("first apply <= 1.2 x floor + check", checked["first apply"] <= 1.2),
+        ("removal <= 1.3 x floor + check", checked["removal"] <= 1.3),
         ("<= 4 channels on a first apply", channels["first apply"] <= 4),
         ("re-apply in 1 channel", channels["re-apply"] == 1),
     ]
     for goal, met in goals:
-        print(f"  goal: {goal:32} {'met' if met else 'NOT met'}")
+        print(f"  goal: {goal:36} {'met' if met else 'NOT met'}")
     conn.close()
     lab.reset()
 

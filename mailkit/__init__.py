@@ -3,10 +3,14 @@
 >>> from mailkit import Connection, Result
 """
 
+from typing import TYPE_CHECKING
+
 from mailkit.core.errors import CommandError, HostKeyError, LabError, MailkitError, UsageError
 from mailkit.core.result import Result
 from mailkit.core.ssh import Connection
-from mailkit.server.target import Target, connect, resolve_target, target_of
+
+if TYPE_CHECKING:  # on first use (below): every command-line call imports this package, few need a target
+    from mailkit.server.target import Target, connect, resolve_target, target_of
 
 __all__ = [
     "CommandError",
@@ -47,6 +51,8 @@ def __getattr__(name: str) -> object:
     where = {"smtp": "mailkit.clients.smtp", "dnsrecords": "mailkit.domain.records"}
     if name in ("engine", "checks", "resources", "smtp", "values", "templates", "facts", "dnsrecords"):
         return importlib.import_module(where.get(name, f"mailkit.core.{name}"))
+    if name in ("Target", "connect", "resolve_target", "target_of"):
+        return getattr(importlib.import_module("mailkit.server.target"), name)
     if name == "on_server":
         return importlib.import_module("mailkit.core.onserver").on_server
     raise AttributeError(name)

@@ -43,6 +43,10 @@ chmod 700 "$state" "$state/backups"
 exec 3>&1 >>"$b/log" 2>&1
 phase=stage
 touch "$b/manifest" "$b/candidates" "$b/saved"
+# What save and save_meta have recorded, kept in the shell too (a look-up costs no process), and how many.
+saved='
+'
+saves=0
 : > "$b/status"
 finish() {
     rc=$?
@@ -63,7 +67,8 @@ trap finish EXIT
 data() { base64 -d; }
 # A new private file beside $1 (same filesystem, so the final rename is atomic); removed on failure.
 candidate() {
-    c=$(mktemp -- "$(dirname -- "$1")/.$(basename -- "$1").mailkit-XXXXXX")
+    d=${1%/*}
+    c=$(mktemp -- "${d:-/}/.${1##*/}.mailkit-XXXXXX")
     printf '%s\n' "$c" >> "$b/candidates"
     printf '%s\n' "$c"
 }
@@ -83,14 +88,22 @@ own() {
 # whole and only then renamed into place, so no reader can ever see half of one: dating them back a
 # few seconds is safe, and spares every later postconf, postfix check and reload that wait.
 settle() { touch -d "@$(( $(date +%s) - 3 ))" -- "$1"; }
-first_save() { ! grep -qxF -- "$1" "$b/saved" && printf '%s\n' "$1" >> "$b/saved"; }
+# Paths hold no newline (mailkit refuses them), so one per line is a set; the pattern is quoted: literal.
+first_save() {
+    case $saved in *"
+$1
+"*) return 1 ;; esac
+    saved="$saved$1
+"
+    printf '%s\n' "$1" >> "$b/saved"
+}
 # Record a live path before it changes: a copy (owner and mode kept), or that it was absent.
 save() {
     first_save "$1" || return 0
-    n=$(wc -l < "$b/manifest")
+    saves=$((saves + 1))
     if [ -e "$1" ] || [ -L "$1" ]; then
-        cp -a -- "$1" "$b/$n"
-        printf 'copy\t%s\t%s\n' "$n" "$1" >> "$b/manifest"
+        cp -a -- "$1" "$b/$saves"
+        printf 'copy\t%s\t%s\n' "$saves" "$1" >> "$b/manifest"
     else
         printf 'absent\t-\t%s\n' "$1" >> "$b/manifest"
     fi
