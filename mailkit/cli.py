@@ -91,6 +91,35 @@ def headers(message: Path) -> None:
     click.echo(str(explain(message.read_bytes())))
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--ours", multiple=True, help="Your server's address (repeat it): other sources are marked OTHER.")
+@friendly_errors
+def reports(paths: tuple[Path, ...], ours: tuple[str, ...]) -> None:
+    """Read DMARC aggregate and TLS-RPT reports: saved messages, report files (.xml, .gz, .zip, .json) or Maildirs.
+
+    Prints every source that sent mail as your domains (failures first, yours or OTHER) and each TLS-RPT
+    policy's sessions. Nothing is sent anywhere: the reports are read here, with the standard library.
+    """
+    import ipaddress
+
+    from mailkit.domain.reports import DmarcReport, reports_at, source_table, sources, tls_lines
+
+    for address in ours:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise UsageError(f"--ours {address[:60]!r} is not an IP address") from None
+    found, refused = reports_at(paths)
+    dmarc = [r for r in found if isinstance(r, DmarcReport)]
+    click.echo(f"{len(dmarc)} DMARC report(s), {len(found) - len(dmarc)} TLS-RPT report(s), {len(refused)} refused")
+    click.echo(source_table(sources(found, ours)))
+    for line in tls_lines(found):
+        click.echo(line)
+    for line in refused:
+        click.echo(f"refused: {line}", err=True)
+
+
 @main.group()
 def lab() -> None:
     """The disposable Debian lab: mail, outside and dns hosts on 198.51.100.0/24."""
