@@ -3,8 +3,9 @@
 No IP forwarding and no NAT: hosts reach each other over the bridge and the machine's leg
 (``GATEWAY_V4``) only, where the apt proxy listens.
 
->>> [argv[:3] for argv in switch_commands()][:2]
-[['ip', 'netns', 'add'], ['ip', '-n', 'mailkit-switch']]
+>>> first, second = switch_commands()[:2]  # the switch of this lab instance (mailkit-switch, mailkit9-switch...)
+>>> first[:3], second[:2], second[2] == first[3] and second[2].endswith("-switch")
+(['ip', 'netns', 'add'], ['ip', '-n'], True)
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """The test suite on several Debian releases side by side: one pytest per release, each with a lab of its own.
 
-The first release runs here, in lab 0 (the guide's lab), with everything that is not a lab test (lint is the
-caller's) and `mailkit matrix`'s own test. Every other release runs its lab tests in a lab instance counted down
-from 9 (`mailkit matrix` counts up from 1, so the two never meet), inside a network namespace of its own, its
-apt proxy relayed to one of its own on loopback: the way :mod:`mailkit.matrix.releases` runs its labs.
+The first release runs here, in lab 0 (the guide's lab), with `mailkit matrix`'s own test and the browser test
+that needs a lab (JupyterLab). The tests that need no lab (unit tests, doctests, the book's and the board's pages)
+run once, with the second release when there is one: the first release's half is the longer (tests run on trixie
+only), so they are better spent beside the second's (lint is the caller's). Every other release runs its lab tests
+in a lab instance counted down from 9 (`mailkit matrix` counts up from 1, so the two never meet), inside a network
+namespace of its own, its apt proxy relayed to one of its own on loopback: the way :mod:`mailkit.matrix.releases`
+runs its labs.
 On two cores the releases' halves overlap their waits (boots, restarts, apt), which is most of their time.
 
     python -m mailkit.matrix.suite trixie,bookworm -- --durations=60
 
->>> [(r.release, r.instance, r.namespace) for r in plan(["trixie", "bookworm"])]
-[('trixie', 0, None), ('bookworm', 9, 'mksuite9')]
+>>> [(r.release, r.instance, r.namespace, r.once) for r in plan(["trixie", "bookworm"])]
+[('trixie', 0, None, False), ('bookworm', 9, 'mksuite9', True)]
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ SUITE_STATE = Path("/var/lib/mailkit/suite")
 LAB_TESTS = ("tests/lab", "tests/reliability", "tests/upgrade")
 #: Runs `mailkit matrix` on every release itself: once, in the first release's run.
 MATRIX_TEST = "tests/lab/test_70_matrix.py"
+#: What needs no lab: run once, in the second release's run (or the only one's).
+ONCE_TESTS = (
+    "tests/unit",
+    "mailkit",
+    "tests/browser/test_book_pages.py",
+    "tests/browser/test_board_and_report_pages.py",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class Run:
     release: str
     instance: int
     namespace: str | None
+    #: This run has the tests that need no lab (:data:`ONCE_TESTS`).
+    once: bool = True
 
     def env(self, releases: Sequence[str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("MAILKIT_LAB_INSTANCE", "MAILKIT_NETNS")}
@@ -58,8 +70,8 @@ class Run:
     def argv(self, pytest_args: Sequence[str]) -> list[str]:
         base = [sys.executable, "-m", "pytest", *pytest_args]
         if self.namespace is None:
-            return base
-        return [*base, f"--ignore={MATRIX_TEST}", *LAB_TESTS]
+            return base if self.once else [*base, *(f"--ignore={path}" for path in ONCE_TESTS)]
+        return [*base, f"--ignore={MATRIX_TEST}", *LAB_TESTS, *(ONCE_TESTS if self.once else ())]
 
 
 def plan(releases: Sequence[str]) -> list[Run]:
@@ -68,10 +80,10 @@ def plan(releases: Sequence[str]) -> list[Run]:
         raise UsageError("name at least one release")
     if len(set(releases)) != len(releases) or len(releases) > 5:
         raise UsageError(f"releases: each at most once, at most five: {','.join(releases)}")
-    runs = [Run(check_release(releases[0]), 0, None)]
+    runs = [Run(check_release(releases[0]), 0, None, once=len(releases) == 1)]
     for i, release in enumerate(releases[1:]):
         instance = 9 - i
-        runs.append(Run(check_release(release), instance, f"mksuite{instance}"))
+        runs.append(Run(check_release(release), instance, f"mksuite{instance}", once=i == 0))
     return runs
 
 
@@ -128,7 +140,7 @@ def run_suite(releases: Sequence[str], pytest_args: Sequence[str], logs: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailkit.matrix.suite", description=__doc__.splitlines()[0])
-    parser.add_argument("releases", help="comma-separated, the first runs the unit tests too")
+    parser.add_argument("releases", help="comma-separated; the second (or the only one) runs the unit tests too")
     parser.add_argument("--logs", type=Path, default=SUITE_STATE / "logs")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to every pytest")
     opts = parser.parse_args(argv)

@@ -39,8 +39,14 @@ def test_the_suites_other_releases_run_in_labs_the_matrix_does_not_use_and_only_
     )
     assert "MAILKIT_NETNS" not in first.env(["trixie", "bookworm"]), "the first release stays in this namespace"
     argv = second.argv(["-q"])
-    assert "tests/lab" in argv and "tests/unit" not in argv and "--ignore=tests/lab/test_70_matrix.py" in argv
-    assert first.argv(["-q"])[-1] == "-q", "the first release runs the whole suite, unit tests and doctests too"
+    assert "tests/lab" in argv and "--ignore=tests/lab/test_70_matrix.py" in argv
+    assert "tests/unit" in argv and "mailkit" in argv, "the tests that need no lab run beside the first's lab tests"
+    assert "tests/unit" not in third.argv(["-q"]), "and only once"
+    first_argv = first.argv(["-q"])
+    assert "--ignore=tests/unit" in first_argv and "--ignore=mailkit" in first_argv
+    assert "--ignore=tests/browser/test_jupyterlab.py" not in first_argv, "JupyterLab runs against the first's lab"
+    (alone,) = suite_plan(["trixie"])
+    assert alone.argv(["-q"])[-1] == "-q", "a release alone runs the whole suite, unit tests and doctests too"
     with pytest.raises(UsageError):
         suite_plan(["trixie", "trixie"])
     with pytest.raises(UsageError, match="unknown release"):
