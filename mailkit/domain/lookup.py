@@ -35,6 +35,26 @@ def resolver_lookup(nameserver: str | None, *, timeout: float = 5.0) -> Lookup:
     return lookup
 
 
+def remembered(lookup: Lookup) -> Lookup:
+    """``lookup`` asking each name and type once: one run of checks sees one answer per question (DMARC's record is
+    read by its lint, its tree walk and each report destination's). A failure is not remembered: asked again.
+
+    >>> asked = []
+    >>> once = remembered(lambda name, rtype: asked.append(name) or ("v=DMARC1; p=none",))
+    >>> once("_dmarc.example.org", "TXT") == once("_dmarc.example.org", "TXT"), asked
+    (True, ['_dmarc.example.org'])
+    """
+    answers: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def ask(name: str, rtype: str) -> tuple[str, ...]:
+        key = (name.rstrip(".").lower(), rtype.upper())
+        if key not in answers:
+            answers[key] = tuple(lookup(name, rtype))
+        return answers[key]
+
+    return ask
+
+
 def spf_result(ip: str, sender: str, helo: str, nameserver: str | None) -> str:
     """pyspf's verdict (pass, fail, softfail, ...) for mail from ``sender`` sent by ``ip``, asking ``nameserver``."""
     import dns.exception

@@ -14,7 +14,7 @@ from pathlib import Path
 from mailkit.clients.smtp import relay_tricks
 from mailkit.core.errors import UsageError
 from mailkit.core.values import Domain
-from mailkit.domain.lookup import resolver_lookup, server_addresses
+from mailkit.domain.lookup import remembered, resolver_lookup, server_addresses
 from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
 from mailkit.status.dnschecks import dns_rows
@@ -59,7 +59,7 @@ def check_server(
     if not facts.hostname:
         return StatusReport(target, vantage or "this machine", rows)
     progress(f"asking DNS ({nameserver or 'the system resolver'})")
-    lookup = resolver_lookup(nameserver)
+    lookup = remembered(resolver_lookup(nameserver))  # one answer per question in one run
     addresses = server_addresses(facts.hostname, lookup)
     here_ca = ca_file or server.ca_file_here()
     rows += dns_rows(
