@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from mailkit.clients.remote_client import CLIENT, MAX_BATCH, run_clients
 from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.local import run_local
 from mailkit.core.result import Result
+from tests.loopback import serve
 
 
 class Here:
@@ -42,11 +44,7 @@ class Canned:
 @pytest.fixture
 def greeter() -> Iterator[tuple[int, dict[str, int]]]:
     """An SMTP server that waits before its greeting, counting how many clients it holds at once."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.2)
-    stop, lock = threading.Event(), threading.Lock()
+    lock = threading.Lock()
     seen = {"now": 0, "most": 0}
 
     def talk(sock: socket.socket) -> None:
@@ -54,7 +52,7 @@ def greeter() -> Iterator[tuple[int, dict[str, int]]]:
             seen["now"] += 1
             seen["most"] = max(seen["most"], seen["now"])
         try:
-            stop.wait(0.5)
+            time.sleep(0.5)
             sock.sendall(b"220 slow.example.net ESMTP\r\n")
             for line in sock.makefile("rb"):
                 if line.upper().startswith(b"EHLO"):
@@ -62,27 +60,12 @@ def greeter() -> Iterator[tuple[int, dict[str, int]]]:
                 elif line.upper().startswith(b"QUIT"):
                     sock.sendall(b"221 bye\r\n")
                     break
-        except OSError:
-            pass
         finally:
             with lock:
                 seen["now"] -= 1
-            sock.close()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=talk, args=(sock,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1], seen
-    stop.set()
-    thread.join(5)
-    listener.close()
+    for port in serve(talk, at_once=True, timeout=30):
+        yield port, seen
 
 
 def _smtp(port: int) -> dict[str, Any]:
