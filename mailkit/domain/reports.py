@@ -18,6 +18,7 @@ import email.policy
 import io
 import ipaddress
 import json
+import os
 import re
 import zipfile
 import zlib
@@ -322,14 +323,26 @@ def reports_at(paths: Iterable[Path]) -> tuple[list[Report], list[str]]:
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
+    """The files to read: each path given, and a Maildir's newest messages (a message delivered or moved away while
+    this lists them is left out; a link is never followed)."""
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            inside = [p for sub in ("cur", "new") if (path / sub).is_dir() for p in (path / sub).iterdir()]
-            inside = [p for p in inside if p.is_file() and not p.is_symlink()]
-            files += sorted(inside, key=lambda p: p.stat().st_mtime, reverse=True)[:MAX_FILES]
-        else:
+        if not path.is_dir():
             files.append(path)
+            continue
+        dated = []
+        for sub in ("cur", "new"):
+            try:
+                entries = list(os.scandir(path / sub))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        dated.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+                except OSError:
+                    continue
+        files += [p for _, p in sorted(dated, reverse=True)[:MAX_FILES]]
     return files
 
 
