@@ -52,6 +52,8 @@ TrustedAuthservIDs      {host}
 RejectFailures          true
 SPFSelfValidate         true
 IgnoreAuthenticatedClients true
+# Every verdict, for the aggregate reports (send_reports): imported into MariaDB, reported by opendmarc-reports.
+HistoryFile             {history}
 """
 POLICYD_SPF_CONF = """# postfix-policyd-spf-python on the lab's receiver: records SPF, leaves rejecting to DMARC.
 debugLevel = 1
@@ -83,7 +85,7 @@ class Receiver:
     def resources(self, chain: bytes, key: bytes) -> list[Resource]:
         cert, private = f"/etc/ssl/certs/{self.host}.pem", f"/etc/ssl/private/{self.host}.key"
         mailboxes = ", ".join(f"{u}@{self.domain}={self.domain}/{u}/" for u in self.users)
-        filled = {"host": self.host, "nameserver": HOSTS["dns"].address}
+        filled = {"host": self.host, "nameserver": HOSTS["dns"].address, "history": HISTORY}
         milters = "inet:localhost:8891, inet:localhost:8893"
         return [
             Packages(("postfix", "opendkim", "opendmarc", "postfix-policyd-spf-python")),
@@ -137,6 +139,37 @@ class Receiver:
 
 
 RECEIVER = Receiver()
+#: OpenDMARC's record of each verdict (its own directory, where opendmarc-reports also writes its report files).
+HISTORY_DIR = "/run/opendmarc"
+HISTORY = f"{HISTORY_DIR}/opendmarc.dat"
+#: What OpenDMARC's reporting needs: its Perl scripts' modules and the database they keep the verdicts in (Debian's
+#: opendmarc reports from MySQL/MariaDB only). Installed when reports are first sent, not with the receiver.
+REPORT_PACKAGES = (
+    "mariadb-server", "libswitch-perl", "libdbi-perl", "libdbd-mysql-perl", "libjson-perl", "libhttp-message-perl",
+)  # fmt: skip
+#: The verdicts' database, from Debian's schema; the scripts log in as the ``opendmarc`` account (no password: the
+#: database knows the account by its Unix user, on the local socket only).
+REPORT_DATABASE = """set -eu
+mariadb < /usr/share/dbconfig-common/data/opendmarc/install/mysql
+mariadb -e "CREATE USER IF NOT EXISTS opendmarc@localhost IDENTIFIED VIA unix_socket;
+            GRANT ALL ON opendmarc.* TO opendmarc@localhost;"
+"""
+#: The history so far moved aside (OpenDMARC writes the next verdict to a new file), imported, then a report sent
+#: to each rua address for every domain seen, over the receiver's own Postfix, as a provider's daily run does. The
+#: lab runs it when asked, not daily: every domain is made due (opendmarc-reports skips one reported in the last
+#: day), and the verdicts reported are dropped after, so that the next report holds only what came since.
+SEND_REPORTS = f"""set -eu
+cd {HISTORY_DIR}
+[ -s opendmarc.dat ] && mv opendmarc.dat opendmarc.importing
+if [ -s opendmarc.importing ]; then
+    runuser -u opendmarc -- opendmarc-import --dbpasswd=unix-socket < opendmarc.importing
+    rm -f opendmarc.importing
+fi
+mariadb opendmarc -e "UPDATE requests SET lastsent = FROM_UNIXTIME(1)"
+runuser -u opendmarc -- opendmarc-reports --dbpasswd=unix-socket --interval=86400 --verbose \\
+    --report-email=dmarc-reports@{RECEIVER.domain} --report-org={RECEIVER.domain} --smtp-server=127.0.0.1
+mariadb opendmarc -e "DELETE FROM messages"
+"""
 
 
 def ensure(outside: Connection) -> engine.ApplyResult:
@@ -170,3 +203,13 @@ def newest(
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.3)
+
+
+def send_reports(outside: Connection) -> list[str]:
+    """The receiver's DMARC aggregate reports, sent now for the verdicts recorded since the last ones (a provider
+    sends them daily), with Debian's opendmarc-import and opendmarc-reports; what was sent, a line per report
+    ("sent report for example.org to postmaster@example.org (...)")."""
+    engine.apply(outside, [Packages(REPORT_PACKAGES)])
+    outside.run(["sh", "-c", REPORT_DATABASE], timeout=120)
+    said = outside.run(["sh", "-c", SEND_REPORTS], timeout=300)
+    return [line.split(": ", 1)[1] for line in (said.stdout + said.stderr).splitlines() if ": sent report for " in line]

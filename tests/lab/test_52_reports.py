@@ -1,0 +1,100 @@
+"""DMARC aggregate reports, end to end: the lab's receiver (OpenDMARC, another provider's software, with Debian's
+opendmarc-import and opendmarc-reports over MariaDB) reports what it saw of example.org to the address in the
+record the guide published (``rua=mailto:postmaster@example.org``, alice's mailbox), and ``mailkit reports`` reads
+the report at home: the server's own mail passes, a forger's fails and is marked OTHER.
+
+On bookworm only: the same opendmarc (1.4.2) runs on both releases, and bookworm's half of the suite is the shorter.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mailkit.core.ssh import Connection
+from mailkit.domain.reports import DmarcReport, Report, reports_in_message, source_table, sources
+from mailkit.lab import receiver
+from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
+from mailkit.lab.layout import HOSTS
+
+pytestmark = pytest.mark.lab
+
+MAIL, OUTSIDE = HOSTS["mail"], HOSTS["outside"]
+DANA = "dana@example.net"
+ALICE_MAILDIR = "/var/vmail/example.org/alice"
+#: A spammer on the outside host, sending as alice straight to the receiver (the receiver's DMARC check fails it).
+FORGERY = """
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[2], 25, local_hostname=sys.argv[1], timeout=30)
+s.starttls()
+s.ehlo(sys.argv[1])
+try:
+    s.sendmail("forger@example.net", ["dana@example.net"],
+               b"From: alice@example.org\\r\\nTo: dana@example.net\\r\\nSubject: " + sys.argv[3].encode()
+               + b"\\r\\n\\r\\nA forgery.\\r\\n")
+    print("accepted")
+except smtplib.SMTPDataError as refused:
+    print(refused.smtp_code)
+s.quit()
+"""
+
+
+@pytest.fixture(scope="module")
+def outside(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Connection]:
+    if lab.status()["release"] != "bookworm":
+        pytest.skip("the receiver's reports are tested on bookworm (the same opendmarc as trixie)")
+    request.getfixturevalue("finished")  # the guide's finished server, with its DMARC record's rua
+    conn = lab_connection("outside")
+    receiver.ensure(conn)
+    receiver.send_reports(conn)  # what earlier tests left is reported now: the test's report holds only its own
+    yield conn
+    conn.close()
+
+
+def _reports_at_home(since: float, seconds: float = 60) -> list[Report]:
+    """The DMARC reports for example.org in alice's Maildir (any folder) made after ``since``: their period ends
+    then or later (an earlier report, delivered late, is not this one)."""
+    find = (
+        f'find {ALICE_MAILDIR} -type f \\( -path "*/new/*" -o -path "*/cur/*" \\) -newermt "@{int(since) - 5}" '
+        '-exec grep -l "^Subject: Report Domain: example.org" {} + 2>/dev/null'
+    )
+    deadline = time.monotonic() + seconds
+    with lab_connection("mail") as mail:
+        while True:
+            paths = mail.run(["sh", "-c", find], check=False).stdout.split()
+            found = [r for path in paths for r in reports_in_message(mail.read(path))]
+            made = [r for r in found if isinstance(r, DmarcReport) and r.end >= int(since)]
+            if made:
+                return list(made)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no DMARC report made after {since:.0f} in {ALICE_MAILDIR} after {seconds:.0f} s")
+            time.sleep(1)
+
+
+def test_the_receivers_report_comes_home_and_names_the_forger(outside: Connection) -> None:
+    token = f"report test {secrets.token_hex(4)}"
+    start = time.time()
+    with lab_connection("mail") as mail:  # the server's own mail: signed, from its own address
+        body = f"From: alice@example.org\nTo: {DANA}\nSubject: {token}\n\nfrom the mail host\n"
+        mail.run(["/usr/sbin/sendmail", "-f", "alice@example.org", DANA], input=body)
+    assert receiver.newest(outside, DANA, lambda m: m["Subject"] == token, seconds=60), "the server's mail arrived"
+    forged = outside.run(["python3", "-c", FORGERY, OUTSIDE.fqdn, OUTSIDE.address, f"{token} forged"]).stdout
+    assert forged.strip() in ("accepted", "550"), forged  # delivered under p=none, refused under p=reject
+
+    sent = receiver.send_reports(outside)
+    assert [line.split(" (", 1)[0] for line in sent] == ["sent report for example.org to postmaster@example.org"]
+    found = _reports_at_home(start)
+    assert len(found) == 1, found
+    report = found[0]
+    assert (report.domain, report.reporter) == ("example.org", "example.net")
+    seen = sources(found, ours=[MAIL.address, MAIL.address6])
+    print(source_table(seen))
+    ours = [s for s in seen if s.yours]
+    forgers = [s for s in seen if s.address in (OUTSIDE.address, OUTSIDE.address6)]  # over IPv4 or IPv6
+    assert ours and sum(s.passed for s in ours) >= 1 and all(s.failed == 0 for s in ours), seen
+    assert forgers and all(not s.yours and s.failed >= 1 and s.passed == 0 for s in forgers), seen
+    assert seen[0] in forgers, "a failing source comes first"
