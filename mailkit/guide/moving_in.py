@@ -48,6 +48,7 @@ from mailkit.core.result import Result
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
 from mailkit.core.values import EmailAddress, Password
+from mailkit.guide import cut_syncs
 from mailkit.server.old_account import OldAccount
 
 #: The provider's folders left behind, by their RFC 6154 flag, and why (the notebook prints this).
@@ -173,7 +174,8 @@ def provider_folders(mail: Connection, account: OldAccount, user: EmailAddress, 
 
 def sync(mail: Connection, account: OldAccount, user: EmailAddress, timeout: int = 3600) -> Result:
     """Bring home what is new at the provider (see the module's text); raise with doveadm's words if it fails.
-    Refused once the move is finished (:func:`finish`): it would bring the merged folders back."""
+    Refused once the move is finished (:func:`finish`): it would bring the merged folders back. After a run that was
+    cut off, the second copies it left behind are removed (:mod:`mailkit.guide.cut_syncs`)."""
     done = mail.run(["cat", "--", finished_marker(user)], check=False)
     if done.exited == 0:
         raise MailkitError(
@@ -192,9 +194,10 @@ def sync(mail: Connection, account: OldAccount, user: EmailAddress, timeout: int
             f"('.' cannot be part of a folder's name here). Rename one of them at the provider, then sync; "
             "nothing was copied"
         )
-    result = run_with_settings(mail, account, major, sync_command(user), timeout)
+    result = run_with_settings(mail, account, major, cut_syncs.noted(user, sync_command(user)), timeout)
     if result.exited != 0:
         raise MailkitError(f"doveadm sync from {account.host}: {doveadm_error(result)}")
+    cut_syncs.remove_left_behind(mail, user)
     return result
 
 

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 import pytest
 
 from mailkit.clients.inventory import Inventory, MessageKey, take_inventory
+from mailkit.core import engine
 from mailkit.core.errors import MailkitError
 from mailkit.core.mail_layout import LAYOUT
+from mailkit.core.resources import Packages
 from mailkit.core.ssh import Connection
 from mailkit.core.values import EmailAddress, Hostname, Password
-from mailkit.guide import moving_in, takeout
+from mailkit.guide import cut_syncs, moving_in, takeout
 from mailkit.lab import cloud_account, cloud_provider, network, small_disk
 from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
@@ -163,19 +165,47 @@ def _stopped_half_way(source: Inventory, before: Inventory, partial: Inventory) 
     assert 0 < copied < expected, f"the stop must fall half way: {copied} of {expected} copied"
 
 
+def _killed_sync(move: Move, killer: list[str]) -> None:
+    """The sync as :func:`moving_in.sync` runs it (its process noted first), under ``killer``, which must kill it."""
+    argv = [*killer, *cut_syncs.noted(USER, moving_in.sync_command(USER))]
+    killed = moving_in.run_with_settings(move.mail, move.old, moving_in.dovecot_major(move.mail), argv, timeout=120)
+    assert killed.exited == 137, (killed.exited, killed.stderr[-500:])
+
+
 def test_a_sync_cut_off_half_way_resumes_without_losing_or_doubling_a_message(
     trixie: None, move: Move, lab: Lab
 ) -> None:
     source, before = _large_account(move, lab)
-    major = moving_in.dovecot_major(move.mail)
-    cut = ["timeout", "-s", "KILL", "0.8", *moving_in.sync_command(USER)]
-    killed = moving_in.run_with_settings(move.mail, move.old, major, cut, timeout=60)
-    assert killed.exited == 137, (killed.exited, killed.stderr[-500:])
+    _killed_sync(move, ["timeout", "-s", "KILL", "0.8"])
     _stopped_half_way(source, before, move.home())
 
     moving_in.sync(move.mail, move.old, USER)
     rows = moving_in.sync_checks(source, before, move.home())
     assert [r for r in rows if not r.ok] == [], "after the cut, one more run: everything, once"
+    assert cut_syncs.noted_runs(move.mail, USER) == set(), "a run that ended well clears the note"
+
+
+def test_a_sync_killed_between_saving_files_and_recording_them_leaves_no_second_copy(
+    trixie: None, move: Move, lab: Lab
+) -> None:
+    """The narrowest cut, where a power cut may fall: Dovecot has moved a batch's files into the Maildir and not yet
+    written them into dovecot-uidlist. strace kills the sync as it starts its 75th rename(2): creating the folders
+    takes about 60, then come the files of the first folder's first batch, one rename each."""
+    source, before = _large_account(move, lab)
+    engine.apply(move.mail, [Packages(("strace",))])
+    _killed_sync(
+        move, ["strace", "-f", "-o", "/dev/null", "-e", "trace=rename", "-e", "inject=rename:signal=KILL:when=75"]
+    )
+    runs = cut_syncs.noted_runs(move.mail, USER)
+    left = [r for r in cut_syncs.stored(move.mail, USER) if r.saved_by() in runs]
+    assert left, "the kill must fall between the two steps: files saved and never recorded"
+    assert all(r.named_by_file() for r in left), left[:3]
+
+    moving_in.sync(move.mail, move.old, USER)
+    rows = moving_in.sync_checks(source, before, move.home())
+    assert [r for r in rows if not r.ok] == [], f"{len(left)} saved and not recorded; one more run: everything, once"
+    kept = {(r.mailbox, r.uid) for r in cut_syncs.stored(move.mail, USER)}
+    assert not kept & {(r.mailbox, r.uid) for r in left}, "the second copies are gone, not the recorded ones"
 
 
 def _filed(message: cloud_account.Message) -> tuple[list[str], set[str]]:
