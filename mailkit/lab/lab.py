@@ -343,7 +343,7 @@ class Lab:
             else:
                 progress(f"restoring {name}'s DNS records")
                 self._publish_student(int(name[7:]))
-                self._forget_receiver_cache()
+                self.forget_receiver_cache()
         if provider:  # the fresh server as the provider hands it over: admin with sudo, the provider's resolver
             from mailkit.lab import provider as provider_mode
 
@@ -700,9 +700,9 @@ class Lab:
             for name, text in wanted.items():
                 conn.write(f"/var/lib/bind/{name}", text, mode=0o644)
             conn.run(["sh", "-c", f"chown bind:bind {files} && systemctl start named"])
-        self._forget_receiver_cache()
+        self.forget_receiver_cache()
 
-    def _forget_receiver_cache(self) -> None:
+    def forget_receiver_cache(self) -> None:
         """The receiver's verifiers cache DNS answers (a DKIM key for 5 minutes): a fresh mail host makes new keys
         under the same selector, so they start afresh too. (A real receiver would not: never reuse a selector for
         a new key.)"""

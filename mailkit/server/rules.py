@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from mailkit.core.text import shorten
 from mailkit.domain.published import CAA_KNOWN_TAGS, caa_record, dmarc_tags
+from mailkit.domain.reports import Source
 from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
 
 if TYPE_CHECKING:
@@ -205,6 +206,30 @@ def dmarc_rejects(records: Sequence[str]) -> Verdict:
     return (
         Verdict(True, shown) if policy == "reject" else Verdict(False, f"{shown} (p={policy}: failures are delivered)")
     )
+
+
+def own_mail_passes(found: Sequence[Source], reports: int) -> Verdict:
+    """The DMARC reports of the last days say the server's own mail passed; other senders that failed are named
+    (a forger, or a service you use and forgot to sign for), but they are DMARC at work, not a fault of the server.
+
+    >>> own_mail_passes([Source("198.51.100.25", 4, 4, 0, ("google.com",), True)], 1)
+    Verdict(ok=True, detail='1 report(s): your mail passed (4 messages)')
+    >>> own_mail_passes([Source("198.51.100.25", 4, 1, 3, ("google.com",), True)], 1).detail
+    'your mail FAILED at google.com: 198.51.100.25 3 of 4 messages'
+    """
+    if not reports:
+        return Verdict(True, "no report in the last days (receivers send them daily once your mail reaches them)")
+    ours = [s for s in found if s.yours]
+    failing = [s for s in ours if s.failed]
+    if failing:
+        shown = "; ".join(f"{s.address} {s.failed} of {s.messages} messages" for s in failing[:3])
+        return Verdict(False, f"your mail FAILED at {shorten(', '.join(failing[0].reporters), 60)}: {shown}")
+    detail = f"{reports} report(s): your mail passed ({sum(s.messages for s in ours)} messages)"
+    others = [s for s in found if not s.yours and s.failed]
+    if others:
+        names = ", ".join(f"{s.address} ({s.failed})" for s in others[:3]) + (" ..." if len(others) > 3 else "")
+        detail += f"; others sending as you failed: {names}"
+    return Verdict(True, detail)
 
 
 def relay_refused(code: int, text: str) -> Verdict:

@@ -21,6 +21,7 @@ from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
+from mailkit.domain.reports import DmarcReport, Report, ReportRefused, reports_in_message, sources
 from mailkit.guide import backups, chapters, smarthost
 from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
 from mailkit.guide.guessing import JAILS, SECTION
@@ -30,6 +31,7 @@ from mailkit.server.backup_runs import UNIT, read_backup_runs
 from mailkit.server.bans import read_bans
 from mailkit.server.certificates import MIN_DAYS_LEFT, CertificateOnHost
 from mailkit.server.mail_queue import MailQueue, read_queue
+from mailkit.server.report_mail import read_report_messages
 from mailkit.status.rows import Row
 
 P3 = chapter(3).notebook
@@ -339,6 +341,42 @@ def backup_rows(conn: Connection) -> list[Row]:
     age = rules.backup_age(None if failed or runs.seconds_ago is None else runs.seconds_ago / 3600, failed)
     fix = f"{section}: systemctl list-timers {UNIT}.timer; journalctl -u {UNIT}.service"
     return [*rows, Row("backup", "the last backup is less than a day old", age.ok, age.detail, fix, part=7)]
+
+
+def read_reports(conn: Connection, facts: ServerFacts) -> dict[str, list[bytes] | str]:
+    """Each domain's DMARC report messages on the server (a string: why they could not be read), for part 3."""
+    if 3 not in facts.parts or not facts.domains:
+        return {}
+    try:
+        return dict(read_report_messages(conn, facts.domains))
+    except MailkitError as exc:
+        return {domain: shorten(str(exc), 120) for domain in facts.domains}
+
+
+def report_rows(messages: dict[str, list[bytes] | str], addresses: dict[str, list[str]]) -> list[Row]:
+    """What the receivers' DMARC reports of the last days say of the server's own mail (:func:`rules.own_mail_passes`);
+    other senders that failed are named in the row."""
+    rows = []
+    for domain, got in messages.items():
+        name = f"DMARC reports of {domain} say your mail passes"
+        fix = f"{P3} section 5: read them (mailkit reports), then see sections 3 and 4 for the failing check"
+        if isinstance(got, str):
+            rows.append(
+                Row("dmarc", name, False, f"cannot tell: {got}", f"the Maildirs under {LAYOUT.vmail_base}", part=3)
+            )
+            continue
+        found: list[Report] = []
+        refused = 0
+        for raw in got:
+            try:
+                found += reports_in_message(raw)
+            except ReportRefused:
+                refused += 1
+        dmarc = [r for r in found if isinstance(r, DmarcReport) and r.domain == domain]
+        seen = rules.own_mail_passes(sources(dmarc, [*addresses["4"], *addresses["6"]]), len(dmarc))
+        detail = seen.detail + (f"; {refused} message(s) not readable as reports" if refused else "")
+        rows.append(Row("dmarc", name, seen.ok, detail, fix, part=3))
+    return rows
 
 
 def inside_rows(

@@ -18,7 +18,7 @@ from mailkit.domain.lookup import remembered, resolver_lookup, server_addresses
 from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
 from mailkit.status.dnschecks import dns_rows
-from mailkit.status.inside import inside_rows, read_facts
+from mailkit.status.inside import inside_rows, read_facts, read_reports, report_rows
 from mailkit.status.outside import FIREWALL_SAMPLE, expected_ports, firewall_rows, outside_rows
 from mailkit.status.rows import Row, StatusReport
 from mailkit.status.vantage import run_probe
@@ -56,6 +56,7 @@ def check_server(
         if given:
             facts.domains = given
         rows: list[Row] = inside_rows(conn, facts, server.offline, lists, server.foreign_exchanger)
+        report_messages = read_reports(conn, facts)
     if not facts.hostname:
         return StatusReport(target, vantage or "this machine", rows)
     progress(f"asking DNS ({nameserver or 'the system resolver'})")
@@ -76,6 +77,7 @@ def check_server(
         domain_blocklists=domain_lists,
         parked_domains=parked,
     )
+    rows += report_rows(report_messages, addresses)
     ports = expected_ports(facts.parts)
     request = {
         "hostname": facts.hostname,

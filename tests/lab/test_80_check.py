@@ -109,6 +109,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "tls / insufficient ciphers refused on 25 (198.51.100.25)",
         "reverse dns / SMTP greeting names the server (as its PTR does)",
         "dmarc / DMARC reports of b.example.org go where they are accepted",
+        "dmarc / DMARC reports of example.org say your mail passes",
         "block lists / b.example.org on dbl.bl.example.net",
     ):
         assert expected in keys, expected

@@ -160,3 +160,72 @@ def test_mailkit_reports_reads_a_maildir_and_says_what_it_refused(tmp_path: Path
     assert "4.host" not in done.output, "a link in the Maildir is not followed"
     bad = CliRunner().invoke(main, ["reports", str(saved), "--ours", "mail.example.org"])
     assert bad.exit_code == 2 and "is not an IP address" in bad.output
+
+
+def test_mailkit_checks_row_judges_your_own_mail_and_names_the_others() -> None:
+    from mailkit.status.inside import report_rows
+
+    ours = {"4": ["198.51.100.25"], "6": ["2001:db8::25"]}
+    good = _message((gzip.compress(SAMPLE), "application/gzip", "r.xml.gz"))
+    (row,) = report_rows({"example.org": [good]}, ours)
+    assert row.ok and row.key == "dmarc / DMARC reports of example.org say your mail passes" and row.part == 3
+    assert row.detail == "1 report(s): your mail passed (3 messages); others sending as you failed: 198.51.100.199 (1)"
+    failing = SAMPLE.replace(b"<dkim>pass</dkim><spf>pass</spf>", b"<dkim>fail</dkim><spf>fail</spf>")
+    (row,) = report_rows({"example.org": [_message((failing, "text/xml", "r.xml")), b"Subject: x\n\nnot one\n"]}, ours)
+    assert not row.ok and row.detail.startswith("your mail FAILED at receiver.example.net: 198.51.100.25 3 of 3")
+    (row,) = report_rows({"example.org": []}, ours)
+    assert row.ok and row.detail.startswith("no report in the last days")
+    (row,) = report_rows({"example.org": "listing the Maildirs failed: no such user"}, ours)
+    assert not row.ok and row.detail.startswith("cannot tell")
+
+
+def test_only_report_files_inside_the_maildirs_are_read_newest_first() -> None:
+    from mailkit.server.report_mail import MAX_REPORT_MESSAGES, report_files
+
+    base = "/var/vmail/example.org/dmarc"
+    lines = [
+        f"{base}/cur/1796597078.M1P2.mail:2,S\tSubject: Report Domain: example.org Submitter: a",
+        f"{base}/.Junk/cur/1796599999.M1P2.mail:2,\tsubject:   REPORT DOMAIN: Example.ORG.",
+        f"{base}/cur/1796590000.M1P2.mail:2,S\tSubject: Report Domain: example.org.evil.test",
+        "/etc/shadow\tSubject: Report Domain: example.org",
+        f"{base}/../../../../etc/cur/1\tSubject: Report Domain: example.org",
+        f"{base}/cur/17965\x1b[2J.mail\tSubject: Report Domain: example.org",
+        f"{base}/cur/1796597000.M1P2.mail\tSubject: Re: Report Domain: example.org",
+    ]
+    found = report_files("\n".join(lines), ["example.org"])
+    assert found == {
+        "example.org": [f"{base}/.Junk/cur/1796599999.M1P2.mail:2,", f"{base}/cur/1796597078.M1P2.mail:2,S"]
+    }
+    many = "\n".join(f"{base}/cur/{1796590000 + i}.M1P2.mail\tSubject: Report Domain: example.org" for i in range(50))
+    newest = report_files(many, ["example.org"])["example.org"]
+    assert len(newest) == MAX_REPORT_MESSAGES and newest[0].endswith("/1796590049.M1P2.mail")
+
+
+def test_the_listing_reads_headers_only_and_not_old_or_large_files(tmp_path: Path) -> None:
+    """The script the server runs, run here with Debian's find, xargs and awk against a Maildir made for it."""
+    import os
+    import subprocess
+    import time
+
+    from mailkit.server import report_mail
+
+    mailbox = tmp_path / "example.org" / "dmarc"
+    for folder in ("cur", ".Junk/cur", "new"):
+        (mailbox / folder).mkdir(parents=True)
+    files = {
+        "cur/1.mail:2,S": "From: a\nSubject: Report Domain: example.org Submitter: x\n\nbody\n",
+        ".Junk/cur/2.mail:2,": "Subject: Report Domain: example.net\r\n\r\nbody\r\n",
+        "new/3.mail": "From: a\nSubject: hello\n\nSubject: Report Domain: example.org\n",  # in the body
+        "cur/4.mail:2,S": "Subject: Report Domain: example.org\n\n" + "x" * 2000,  # too large here
+        "cur/5.mail:2,S": "Subject: Report Domain: example.org\n\nold\n",
+        "tmp-not-a-folder.mail": "Subject: Report Domain: example.org\n\n",
+    }
+    for name, text in files.items():
+        (mailbox / name).write_text(text)
+    old = time.time() - 9 * 86400
+    os.utime(mailbox / "cur/5.mail:2,S", (old, old))
+    done = subprocess.run(
+        ["sh", "-c", report_mail._LIST, "sh", str(tmp_path), "8", "1000"], capture_output=True, text=True, check=True
+    )
+    said = sorted(line.split("\t")[0].removeprefix(str(mailbox) + "/") for line in done.stdout.splitlines())
+    assert said == [".Junk/cur/2.mail:2,", "cur/1.mail:2,S"]
