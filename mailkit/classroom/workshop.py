@@ -111,18 +111,19 @@ def write_student_kit(lab: Any, number: int, folder: Path) -> dict[str, str]:
     passwords = "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords(mailboxes).items())
     write_private(folder / "passwords", passwords.encode())
     (folder / "lab-ca.pem").write_bytes(lab.ca.ensure())
-    (folder / "env").write_text(student_environment(folder))
+    anchor = lab.root_anchor()
+    (folder / "env").write_text(student_environment(folder, anchor))
     # For a run without JupyterLab, as on a rented server: mailkit guide run --host studentNN --params params.json
     given = {k: v for k, v in student_parameters(number).items() if k != "TARGET"}
     (folder / "params.json").write_text(json.dumps(given, indent=2) + "\n")
-    return student_settings(folder)
+    return student_settings(folder, anchor)
 
 
-def student_settings(folder: Path) -> dict[str, str]:
+def student_settings(folder: Path, trust_anchor: str) -> dict[str, str]:
     """A student's settings for the own-server path, all from their folder: their SSH logins (their host, and
-    their account on the outside host for the outside checks), the lab's resolver and CA, the registrar command
-    that publishes with their own DNS key (their domain's names only), their passwords file; and that the class
-    has no route to the internet."""
+    their account on the outside host for the outside checks), the lab's resolver, CA and DNSSEC root key
+    (``trust_anchor``), the registrar command that publishes with their own DNS key (their domain's names only),
+    their passwords file; and that the class has no route to the internet."""
     from mailkit.lab.dns import NAMESERVER
 
     registrar = f"{sys.executable} -m mailkit.cli registrar rfc2136 --server {NAMESERVER.address} "
@@ -130,6 +131,7 @@ def student_settings(folder: Path) -> dict[str, str]:
         "MAILKIT_SSH_CONFIG": str(folder / "ssh" / "config"),
         "MAILKIT_OUTSIDE": "outside",
         "MAILKIT_NAMESERVER": NAMESERVER.address,
+        "MAILKIT_TRUST_ANCHOR": trust_anchor,
         "MAILKIT_CA_FILE": str(folder / "lab-ca.pem"),
         "MAILKIT_REGISTRAR": registrar + f"--key-file {shlex.quote(str(folder / 'dns.key'))}",
         "MAILKIT_PASSWORDS_FILE": str(folder / "passwords"),
@@ -137,13 +139,14 @@ def student_settings(folder: Path) -> dict[str, str]:
     }
 
 
-def student_environment(folder: Path) -> str:
+def student_environment(folder: Path, trust_anchor: str) -> str:
     """:func:`student_settings` as shell lines (``. studentNN/env``), for the notebooks and for steps by hand.
 
-    >>> print(student_environment(Path("/class/student01")).splitlines()[0])
+    >>> print(student_environment(Path("/class/student01"), ". IN DS 1 13 2 AB").splitlines()[0])
     export MAILKIT_SSH_CONFIG=/class/student01/ssh/config
     """
-    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in student_settings(folder).items())
+    settings = student_settings(folder, trust_anchor)
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in settings.items())
 
 
 def students_in_lab() -> int:

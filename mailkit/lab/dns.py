@@ -33,6 +33,14 @@ from mailkit.lab.layout import (
 NAMESERVER = HOSTS["dns"]
 SOA_TIMERS = "1 3600 600 86400 300"
 ALL_ZONES: tuple[str, ...] = (*ZONES, REVERSE_ZONE_V4, REVERSE_ZONE_V6)
+#: The zones the root delegates; the others are delegated by one of these (b.example.org by example.org).
+TOP_ZONES: tuple[str, ...] = tuple(z for z in ALL_ZONES if not any(z.endswith("." + p) for p in ALL_ZONES))
+#: Every zone is signed as a DNS host that offers DNSSEC signs: BIND's ``dnssec-policy`` (one ECDSA P-256 key per
+#: zone, kept on the DNS host), the signatures made when a zone loads and kept fresh on every update.
+DNSSEC_POLICY = "default"
+#: How types DNSSEC adds are named in a zone's file: what a zone kept by a snapshot drops before it loads again (the
+#: signer makes them afresh) and a DS, which the parent's registrar step publishes again.
+DNSSEC_TYPES = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY", "DS", "TYPE65534"})
 
 
 def new_tsig_secret() -> str:
@@ -93,7 +101,9 @@ def zone_files() -> dict[str, str]:
     records[REVERSE_ZONE_V4].append(f"{reverse_name(BACKUP_ADDRESS)} IN PTR backup.example.net.")
     records[BLOCKLIST_ZONE] += blocklist_records()
     files = {zone: _zone_file(zone, recs) for zone, recs in records.items()}
-    files["."] = _zone_file(".", [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}"])
+    # The root delegates each top zone of the lab (its DS comes once the zone is signed: publish_chain).
+    glue = [f"{NAMESERVER.fqdn}. IN A {NAMESERVER.address}", f"{NAMESERVER.fqdn}. IN AAAA {NAMESERVER.address6}"]
+    files["."] = _zone_file(".", glue + [f"{zone}. IN NS {NAMESERVER.fqdn}." for zone in TOP_ZONES])
     return files
 
 
@@ -144,7 +154,8 @@ def named_conf(tsig_secret: str, student_secrets: Mapping[str, str] | None = Non
         ]
         zones.append(
             f'zone "{zone}" {{ type primary; file "/var/lib/bind/{zone_filename(zone)}"; '
-            f'update-policy {{ {" ".join(grants)} }}; allow-transfer {{ key "{TSIG_KEY_NAME}"; }}; }};'
+            f'update-policy {{ {" ".join(grants)} }}; allow-transfer {{ key "{TSIG_KEY_NAME}"; }}; '
+            f'dnssec-policy "{DNSSEC_POLICY}"; key-directory "/var/lib/bind/keys"; }};'
         )
     options = (
         "options {\n"
@@ -181,7 +192,10 @@ def set_records(name: str, rtype: str, values: list[str], secret: str, *, ttl: i
     import dns.update
 
     keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
-    update = dns.update.Update(zone_for(name) + ".", keyring=keyring, keyalgorithm="hmac-sha256")
+    zone = zone_for(name)
+    if rtype.upper() == "DS" and name.rstrip(".").lower() == zone:  # a zone's DS is its parent's, as at a registrar
+        zone = parent_zone(zone)
+    update = dns.update.Update(zone if zone == "." else zone + ".", keyring=keyring, keyalgorithm="hmac-sha256")
     fqdn = name.rstrip(".") + "."
     if values:
         update.replace(fqdn, ttl, rtype, *values)
@@ -190,6 +204,28 @@ def set_records(name: str, rtype: str, values: list[str], secret: str, *, ttl: i
     response = dns.query.tcp(update, NAMESERVER.address, timeout=5)
     if response.rcode() != dns.rcode.NOERROR:
         raise LabError(f"DNS update of {fqdn} {rtype} refused: {dns.rcode.to_text(response.rcode())}")
+    _wait_until_served(fqdn, rtype, values)
+
+
+def _wait_until_served(fqdn: str, rtype: str, values: list[str], timeout: float = 15) -> None:
+    """Until the name server answers with ``values``: a signed zone takes an update first into its unsigned copy and
+    serves it once signed, a moment later (a test that reads the records at once would read the old ones)."""
+    import time
+
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    from mailkit.domain.records import lookup_at
+
+    kind = dns.rdatatype.from_text(rtype)
+    wanted = {dns.rdata.from_text(dns.rdataclass.IN, kind, v).to_text() for v in values}
+    lookup = lookup_at(NAMESERVER.address)
+    deadline = time.monotonic() + timeout
+    while set(lookup(fqdn, rtype)) != wanted:
+        if time.monotonic() > deadline:
+            raise LabError(f"{NAMESERVER.fqdn} still does not answer {fqdn} {rtype} as updated after {timeout:.0f} s")
+        time.sleep(0.05)
 
 
 def delete_names_under(suffix: str, secret: str) -> list[str]:
@@ -225,3 +261,65 @@ def delete_names_under(suffix: str, secret: str) -> list[str]:
     if response.rcode() != dns.rcode.NOERROR:
         raise LabError(f"DNS update under {suffix} refused: {dns.rcode.to_text(response.rcode())}")
     return sorted(n.to_text() for n in names)
+
+
+def parent_zone(zone: str) -> str:
+    """The zone that delegates ``zone``: the root for a top zone.
+
+    >>> parent_zone("b.example.org"), parent_zone("example.org")
+    ('example.org', '.')
+    """
+    above = zone.split(".", 1)[1] if "." in zone else ""
+    return zone_for(above) if above and any(above == z or above.endswith("." + z) for z in ALL_ZONES) else "."
+
+
+def _signing_key_ds(zone: str, timeout: float) -> str:
+    """The DS record naming ``zone``'s key-signing key, once BIND has signed the zone (it does on load)."""
+    import time
+    import warnings
+
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import dns.dnssec
+
+    origin = zone.rstrip(".") + "."
+    deadline = time.monotonic() + timeout
+    while True:
+        query = dns.message.make_query(origin, "DNSKEY", want_dnssec=True)
+        answer = dns.query.tcp(query, NAMESERVER.address, timeout=5)
+        keys = [k for rrset in answer.answer if rrset.rdtype == dns.rdatatype.DNSKEY for k in rrset if k.flags & 1]
+        signed = any(r.rdtype == dns.rdatatype.RRSIG for r in answer.answer)
+        if keys and signed:
+            return dns.dnssec.make_ds(origin, keys[0], "SHA256").to_text()
+        if time.monotonic() > deadline:
+            raise LabError(f"BIND has not signed {origin} after {timeout:.0f} s: no signed DNSKEY")
+        time.sleep(0.2)
+
+
+def publish_chain(secret: str, timeout: float = 60) -> str:
+    """Once BIND signed the zones: each zone's DS published in its parent (what a registrar does with the DS a
+    customer hands in), the root's returned as the lab's trust anchor (``. IN DS ...``, as IANA publishes the real
+    root's). The keys stay on the DNS host, so after a zone is put back the same DS goes in again."""
+    for zone in ALL_ZONES:
+        set_records(zone, "DS", [_signing_key_ds(zone, timeout)], secret)
+    return ". IN DS " + _signing_key_ds(".", timeout)
+
+
+def unsigned(text: str, origin: str) -> str:
+    """A zone's file as a snapshot kept it, without what signing added (the signer adds it afresh when it loads) and
+    without DS records (published again by :func:`publish_chain`)."""
+    import dns.rdatatype
+    import dns.zone
+
+    zone = dns.zone.from_text(text, origin if origin.endswith(".") else origin + ".", relativize=False)
+    for name, node in list(zone.nodes.items()):
+        for rdataset in list(node.rdatasets):
+            if dns.rdatatype.to_text(rdataset.rdtype) in DNSSEC_TYPES:
+                node.delete_rdataset(rdataset.rdclass, rdataset.rdtype, rdataset.covers)
+        if not node.rdatasets:
+            del zone.nodes[name]
+    return zone.to_text(relativize=False)

@@ -205,6 +205,16 @@ class Lab:
         for spec in HOSTS.values():
             machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], self.host_paths(spec.name))
         self._write_client_files()
+        progress("the lab's zones signed (DNSSEC): each DS in its parent, the root's key the lab's trust anchor")
+        state["root_anchor"] = dns.publish_chain(self.tsig_secret())
+        self._write(state)
+
+    def root_anchor(self) -> str:
+        """The lab's DNSSEC trust anchor: its root zone's key as a DS record (``. IN DS ...``), as IANA's is."""
+        anchor = self._read().get("root_anchor")
+        if not isinstance(anchor, str) or not anchor.startswith(". IN DS "):
+            raise LabError("the lab has no DNSSEC trust anchor: bring it up again ('mailkit lab down', 'up')")
+        return anchor
 
     def _boot(self, spec: HostSpec, lowers: list[Path]) -> int:
         paths = self.host_paths(spec.name)
@@ -693,13 +703,23 @@ class Lab:
         """Put every zone back as ``up`` wrote it (what the guide published, SPF, DKIM, DMARC, is gone), or as
         ``texts`` (zone file name -> text, as a snapshot kept them) say."""
         spec = HOSTS["dns"]
-        wanted = texts if texts is not None else {dns.zone_filename(z): t for z, t in dns.zone_files().items()}
+        origins = {dns.zone_filename(z): z for z in dns.zone_files()}
+        if texts is None:
+            wanted = {dns.zone_filename(z): t for z, t in dns.zone_files().items()}
+        else:  # as kept, without what signing added: the signer adds it afresh
+            wanted = {name: dns.unsigned(text, origins[name]) for name, text in texts.items() if name in origins}
         files = " ".join(shlex.quote(f"/var/lib/bind/{name}") for name in wanted)
         with Connection(spec.fqdn, ssh_config=self.ssh_config) as conn:
-            conn.run(["sh", "-c", f"systemctl stop named && rm -f /var/lib/bind/*.jnl {files}"])
+            # The journals and, where BIND signs inline, the signed copies go with the zones they were made from.
+            conn.run(["sh", "-c", f"systemctl stop named && rm -f /var/lib/bind/*.jnl /var/lib/bind/*.signed {files}"])
             for name, text in wanted.items():
                 conn.write(f"/var/lib/bind/{name}", text, mode=0o644)
             conn.run(["sh", "-c", f"chown bind:bind {files} && systemctl start named"])
+        anchor = dns.publish_chain(self.tsig_secret())  # the keys stayed on the DNS host: the same anchor
+        state = self._read()
+        if state.get("root_anchor") != anchor:
+            state["root_anchor"] = anchor
+            self._write(state)
         self.forget_receiver_cache()
 
     def forget_receiver_cache(self) -> None:

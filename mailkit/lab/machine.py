@@ -147,6 +147,10 @@ def write_dns_config(root: Path, tsig_secret: str, student_secrets: Mapping[str,
         _put(root, f"etc/bind/{name}", text, 0o640, (0, bind[1]))
     for zone, text in dns.zone_files().items():
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
+    keys = root / "var/lib/bind/keys"  # where BIND keeps the zones' signing keys
+    keys.mkdir(mode=0o750, exist_ok=True)
+    base = uid_base(root)
+    os.chown(keys, base + bind[0], base + bind[1])
 
 
 def write_certificate(root: Path, paths: tuple[str, str], chain: bytes, key: bytes) -> None:

@@ -21,7 +21,7 @@
 ``provider/env`` holds the settings a shell needs (``. /var/lib/mailkit/lab/provider/env``), ``provider/params.json``
 and ``provider/passwords`` what a reader writes for their own server.
 
->>> unbound_conf().splitlines()[2]
+>>> unbound_conf(". IN DS 1 13 2 AB").splitlines()[2]
 '    interface: 198.51.100.54'
 """
 
@@ -62,6 +62,7 @@ class Lab(Protocol):
     def ca(self) -> CertificateAuthority: ...
 
     def tsig_secret(self) -> str: ...
+    def root_anchor(self) -> str: ...
     def host_key(self, name: str) -> Path: ...
     def host_paths(self, name: str) -> HostPaths: ...
     def connection(self, name: str) -> Connection: ...
@@ -69,6 +70,8 @@ class Lab(Protocol):
 
 
 RESOLVER = HOSTS["dns"].extra_addresses[0]
+#: Debian's Unbound file that makes IANA's root key the trust anchor (kept empty in the lab, whose root is its own).
+DEBIAN_ANCHOR_FILE = "root-auto-trust-anchor-file.conf"
 ADMIN = "admin"
 ALIAS = "mail-vps"
 PROBE_ALIAS = "probe"
@@ -82,8 +85,9 @@ ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
 CACHE_MAX_TTL = 10
 
 
-def unbound_conf() -> str:
-    """Unbound as the provider's resolver: recursion from the lab's own root (the lab has no other internet)."""
+def unbound_conf(anchor: str) -> str:
+    """Unbound as the provider's resolver: recursion from the lab's own root (the lab has no other internet),
+    validating from the lab's root key (``anchor``) as a real one validates from IANA's."""
     return "\n".join(
         [
             "# Written by mailkit: the hosting provider's resolver in the lab.",
@@ -92,8 +96,9 @@ def unbound_conf() -> str:
             "    access-control: 198.51.100.0/24 allow",
             "    access-control: 127.0.0.0/8 allow",
             "    do-ip6: no",
-            "    # The lab's root zone is not signed: no DNSSEC validation here (a real resolver validates).",
-            '    module-config: "iterator"',
+            "    # DNSSEC: the lab's root key is where trust starts (Debian's file naming IANA's is emptied).",
+            '    module-config: "validator iterator"',
+            f'    trust-anchor: "{anchor}"',
             f"    cache-max-ttl: {CACHE_MAX_TTL}",
             f"    cache-max-negative-ttl: {CACHE_MAX_TTL}",
             "    qname-minimisation: no",
@@ -171,8 +176,12 @@ def setup(lab: Lab, progress: Progress) -> None:
     progress(f"provider: the resolver (Unbound) on {RESOLVER}")
     with lab.connection("dns") as dns_host:
         # The configuration first: Unbound starts as it is installed, and must not take BIND's port 53.
-        conf = File("/etc/unbound/unbound.conf.d/mailkit-provider.conf", unbound_conf())
-        configured = engine.apply(dns_host, [Directory("/etc/unbound/unbound.conf.d", mode=0o755), conf])
+        conf = File("/etc/unbound/unbound.conf.d/mailkit-provider.conf", unbound_conf(lab.root_anchor()))
+        iana = File(
+            f"/etc/unbound/unbound.conf.d/{DEBIAN_ANCHOR_FILE}",
+            "# The lab's root is not IANA's: see mailkit-provider.conf.\n",
+        )
+        configured = engine.apply(dns_host, [Directory("/etc/unbound/unbound.conf.d", mode=0o755), conf, iana])
         installed = engine.apply(dns_host, [Packages(("unbound",))])
         if configured.changed and not installed.changed:
             dns_host.run(["systemctl", "restart", "unbound"])
@@ -301,6 +310,7 @@ def _write_client_files(lab: Lab) -> None:
         "MAILKIT_SSH_CONFIG": str(ssh_config_path(lab)),
         "MAILKIT_OUTSIDE": PROBE_ALIAS,
         "MAILKIT_NAMESERVER": RESOLVER,
+        "MAILKIT_TRUST_ANCHOR": lab.root_anchor(),  # the lab's root key: its world's IANA
         "MAILKIT_CA_FILE": str(acme_roots_path(lab)),
         "MAILKIT_REGISTRAR": f"{sys.executable} -m mailkit.cli lab registrar",
         "MAILKIT_BACKUP_AUTHORIZE": shlex.join(["ssh", "-F", str(ssh_config_path(lab)), BACKUP_ADMIN_ALIAS, authorize]),

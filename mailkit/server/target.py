@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.ssh import Connection
 from mailkit.core.values import EmailAddress, Hostname, Password, ValueRejected
+from mailkit.domain.dnssec import trust_anchor
 from mailkit.domain.records import Lookup, RecordPlan, RecordSet, ZoneText, plan, zone_text
 from mailkit.server.backup_space import BackupSpace
 from mailkit.server.old_account import OldAccount
@@ -51,6 +52,8 @@ PASSWORDS_ENV = "MAILKIT_PASSWORDS_FILE"
 #: The resolver the checks ask (an address), and a CA file that verifies the server here, for your own server.
 NAMESERVER_ENV = "MAILKIT_NAMESERVER"
 CA_FILE_ENV = "MAILKIT_CA_FILE"
+#: Where DNSSEC's chain starts for the checks, a DS record of the root; unset: IANA's root key.
+TRUST_ANCHOR_ENV = "MAILKIT_TRUST_ANCHOR"
 #: ``yes`` when the server has no route to the internet (an isolated network, a class room): rspamd's lookups off.
 OFFLINE_ENV = "MAILKIT_OFFLINE"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
@@ -135,12 +138,14 @@ class Target:
     (``swaks``, ``openssl``, ``python3``), ideally on another network. ``nameserver`` is the resolver the checks
     ask (None: this machine's); ``ca_file`` verifies the server's certificate (None: the system's CAs).
     ``offline``: the server has no route to the internet (``MAILKIT_OFFLINE=yes``): rspamd's lookups are off.
+    ``trust_anchor``: where DNSSEC's chain starts, a DS record of the root (None: IANA's root key).
     """
 
     name: str
     destination: str
     outside_name: str | None = None
     nameserver: str | None = None
+    trust_anchor: str | None = None
     ca_file: str | None = None
     blocklists: tuple[str, ...] = PUBLIC_BLOCKLISTS
     domain_blocklists: tuple[str, ...] = PUBLIC_DOMAIN_BLOCKLISTS
@@ -480,6 +485,7 @@ def target_of(
             chosen,
             outside_name=env.get(OUTSIDE_ENV) or None,
             ca_file=env.get(CA_FILE_ENV) or None,
+            trust_anchor=trust_anchor(env[TRUST_ANCHOR_ENV], TRUST_ANCHOR_ENV) if env.get(TRUST_ANCHOR_ENV) else None,
             registrar=env.get(REGISTRAR_ENV) or None,
             backup_authorize=env.get(BACKUP_AUTHORIZE_ENV) or None,
             passwords_file=env.get(PASSWORDS_ENV) or None,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from mailkit.core.errors import MailkitError
 from mailkit.core.text import shorten
 from mailkit.core.values import Domain, ValueRejected
+from mailkit.domain.dnssec import ROOT_ANCHOR, Ask, validate
 from mailkit.domain.lookup import forward_confirmed, spf_result
 from mailkit.domain.published import (
     Lookup,
@@ -281,6 +282,33 @@ def _mta_sts(domain: str, records: list[str], hostname: str, lookup: Lookup, ca_
 _REFUSED_FIX = "ask through your own resolver (--nameserver), or use the list's paid access (Spamhaus DQS)"
 
 
+def dnssec_rows(domains: Sequence[str], hostname: str, ask: Ask | None, anchor: str) -> list[Row]:
+    """Each domain's MX and the mail host's address, signed and valid from the root (:mod:`mailkit.domain.dnssec`):
+    red when not signed (nothing protects the answers) and when bogus (validating resolvers refuse them)."""
+    if ask is None:
+        return []
+    fix = f"{P3} section 6: sign the zone where your DNS is hosted, then hand its DS to your registrar"
+    rows = []
+    for name, rtype in [*((d, "MX") for d in domains), (hostname, "A")]:
+        try:
+            chain = validate(name, rtype, ask, anchor)
+        except MailkitError as exc:
+            rows.append(Row("dnssec", f"{rtype} of {name} signed (DNSSEC)", False, f"cannot tell: {exc}", fix, part=3))
+            continue
+        detail = {"insecure": "not signed: ", "bogus": "BOGUS (validating resolvers refuse it): "}.get(chain.state, "")
+        rows.append(
+            Row(
+                "dnssec",
+                f"{rtype} of {name} signed (DNSSEC)",
+                chain.state == "secure",
+                detail + chain.detail,
+                fix,
+                part=3,
+            )
+        )
+    return rows
+
+
 def _listing_row(subject: str, zone: str, query: str, lookup: Lookup, listed_fix: str, part: int) -> Row:
     """One subject (an address, a domain) on one block list; Spamhaus's refusals are told apart from listings."""
     name = f"{subject} on {zone}"
@@ -330,8 +358,11 @@ def dns_rows(
     ca_file: str | None = None,
     domain_blocklists: Sequence[str] = (),
     parked_domains: Sequence[str] = (),
+    ask: Ask | None = None,
+    trust_anchor: str = ROOT_ANCHOR,
 ) -> list[Row]:
-    """Every DNS row for the parts applied on the server (``ca_file``: a private CA for the MTA-STS policy's site)."""
+    """Every DNS row for the parts applied on the server (``ca_file``: a private CA for the MTA-STS policy's site;
+    ``ask``: the resolver asked for DNSSEC's signatures, none for no DNSSEC rows)."""
     rows = [*mx_rows(domains, hostname, lookup), *address_rows(hostname, addresses)]
     if 2 in parts:
         rows.append(caa_row(hostname, lookup))
@@ -340,6 +371,7 @@ def dns_rows(
         rows += spf_rows(domains, hostname, addresses, lookup, nameserver)
         rows += dkim_rows(domains, selector, server_keys, lookup)
         rows += dmarc_rows(domains, lookup)
+        rows += dnssec_rows(domains, hostname, ask, trust_anchor)
         rows += policy_rows(domains, hostname, lookup, ca_file)
         rows += domain_blocklist_rows(domains, domain_blocklists, lookup)
     rows += parked_rows(parked_domains, lookup)

@@ -14,6 +14,7 @@ from pathlib import Path
 from mailkit.clients.smtp import relay_tricks
 from mailkit.core.errors import UsageError
 from mailkit.core.values import Domain
+from mailkit.domain.dnssec import ROOT_ANCHOR, resolver_ask
 from mailkit.domain.lookup import remembered, resolver_lookup, server_addresses
 from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
@@ -76,6 +77,8 @@ def check_server(
         ca_file=here_ca,
         domain_blocklists=domain_lists,
         parked_domains=parked,
+        ask=resolver_ask(nameserver),
+        trust_anchor=server.trust_anchor or ROOT_ANCHOR,
     )
     rows += report_rows(report_messages, addresses)
     ports = expected_ports(facts.parts)

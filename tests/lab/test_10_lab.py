@@ -249,3 +249,27 @@ def test_memory_per_host_is_measurable(lab: Lab) -> None:
 
     for spec in HOSTS.values():
         assert 5_000 < host_memory_kib(spec) < 500_000
+
+
+def test_the_zones_are_signed_and_validate_from_the_labs_root_key(lab: Lab) -> None:
+    """BIND signs every zone, the lab publishes each DS in its parent: BIND's own validating lookup (delv), on the
+    outside host, follows the chain from the lab's root key; from any other key it fails."""
+    from mailkit.lab.dns import NAMESERVER, reverse_name
+
+    _, _, _, tag, algorithm, digest_type, digest = lab.root_anchor().split()
+
+    def anchors(digest_hex: str) -> str:
+        return f'trust-anchors {{ . static-ds {tag} {algorithm} {digest_type} "{digest_hex}"; }};\n'
+
+    mail = HOSTS["mail"]
+    asked = [(mail.fqdn, "A"), ("example.org", "MX"), ("b.example.org", "MX"), (reverse_name(mail.address), "PTR")]
+    with lab_connection("outside") as outside:
+        outside.write("/root/lab-anchor.conf", anchors(digest))
+        outside.write("/root/other-anchor.conf", anchors("00" * (len(digest) // 2)))
+        for name, rtype in asked:
+            seen = outside.run(["delv", "-a", "/root/lab-anchor.conf", f"@{NAMESERVER.address}", name, rtype])
+            assert "; fully validated" in seen.stdout, (name, rtype, seen.stdout, seen.stderr)
+        other = outside.run(
+            ["delv", "-a", "/root/other-anchor.conf", f"@{NAMESERVER.address}", mail.fqdn, "A"], check=False
+        )
+        assert "; fully validated" not in other.stdout and "resolution failed" in other.stdout + other.stderr, other

@@ -110,6 +110,8 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "reverse dns / SMTP greeting names the server (as its PTR does)",
         "dmarc / DMARC reports of b.example.org go where they are accepted",
         "dmarc / DMARC reports of example.org say your mail passes",
+        "dnssec / MX of example.org signed (DNSSEC)",
+        f"dnssec / A of {MAIL.fqdn} signed (DNSSEC)",
         "block lists / b.example.org on dbl.bl.example.net",
     ):
         assert expected in keys, expected
@@ -303,3 +305,20 @@ def test_parked_domain_that_takes_mail(mail: Connection, lab: Lab) -> None:
             report = check_server("lab:mail", vantage="lab:outside", parked_domains=[parked])
             assert red(report.rows) == {f"parked / {parked} takes no mail (null MX)"}
     assert check() == set(), "without --parked-domain, no parked rows"
+
+
+def test_dnssec_chain_broken_at_the_registrar(mail: Connection, lab: Lab) -> None:
+    """The lab's registrar drops example.org's DS, then publishes one naming no key of the zone: every name whose
+    chain runs through example.org turns red, not signed the first time, bogus the second."""
+    with dns_changed(lab, "example.org", "DS", []):
+        report = check_server("lab:mail", vantage="lab:outside")
+        chained = {r.key for r in report.rows if r.key.startswith("dnssec / ")}
+        assert len(chained) >= 2 and red(report.rows) == chained, report.text()
+        assert {r.detail for r in report.rows if r.key in chained} == {"not signed: no DS for example.org. in ."}
+    with dns_changed(lab, "example.org", "DS", ["4242 13 2 " + "AB" * 32]):
+        report = check_server("lab:mail", vantage="lab:outside")
+        assert red(report.rows) == chained, report.text()
+        said = {r.detail for r in report.rows if r.key in chained}
+        bogus = "BOGUS (validating resolvers refuse it): no DNSKEY of example.org. matches its DS at the parent"
+        assert said == {bogus}
+    assert check() == set()

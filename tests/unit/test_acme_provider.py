@@ -63,10 +63,11 @@ def test_zone_text_round_trips_through_the_registrar_parser_deletions_included()
         parse_zone_text("example.org. IN TXT missing-ttl\n")
 
 
-def test_the_resolver_answers_the_labs_reverse_zones_and_validates_nothing() -> None:
-    conf = unbound_conf()
+def test_the_resolver_answers_the_labs_reverse_zones_and_validates_from_the_labs_root() -> None:
+    conf = unbound_conf(". IN DS 4242 13 2 ABCD")
     assert 'local-zone: "100.51.198.in-addr.arpa." nodefault' in conf
-    assert 'module-config: "iterator"' in conf and "interface: 198.51.100.54" in conf
+    assert 'module-config: "validator iterator"' in conf and "interface: 198.51.100.54" in conf
+    assert 'trust-anchor: ". IN DS 4242 13 2 ABCD"' in conf
 
 
 class _SieveTest:

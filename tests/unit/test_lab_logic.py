@@ -176,3 +176,37 @@ def test_files_written_into_a_booted_host_belong_to_its_own_users(tmp_path: Path
     keys = root / "root/.ssh/authorized_keys"
     assert (keys.stat().st_uid, (root / "root/.ssh").stat().st_uid, (root / "root").stat().st_uid) == (base,) * 3
     assert (root / "etc/bind/named.conf").stat().st_gid == base + 113
+
+
+def test_every_zone_is_signed_and_delegated_down_from_the_labs_root() -> None:
+    conf = dns.named_conf("c2VjcmV0")["named.conf.local"]
+    assert conf.count(f'dnssec-policy "{dns.DNSSEC_POLICY}";') == len(dns.ALL_ZONES) + 1, "the root too"
+    root = dns.zone_files()["."]
+    assert sorted(dns.TOP_ZONES) == ["0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa", "100.51.198.in-addr.arpa",
+                                     "example.net", "example.org"]  # fmt: skip
+    assert all(f"{zone}. IN NS ns.example.net." in root for zone in dns.TOP_ZONES)
+    assert [dns.parent_zone(z) for z in ("b.example.org", "bl.example.net", "example.org")] == [
+        "example.org", "example.net", "."
+    ]  # fmt: skip
+
+
+def test_a_zone_put_back_from_a_snapshot_loses_what_signing_added() -> None:
+    """What ``rndc sync -clean`` writes of a signed zone (a multi-line RRSIG, the keys, NSEC, BIND's private signing
+    state, a child's DS): only the zone's own records go back; the signer and the registrar step add the rest."""
+    kept = """$ORIGIN example.org.
+$TTL 300
+@ SOA ns.example.net. hostmaster.example.org. 7 3600 600 86400 300
+@ NS ns.example.net.
+@ MX 10 mail.example.org.
+@ RRSIG MX 13 2 300 ( 20261220000000 20261206000000 4242 example.org.
+            AAAABBBB )
+@ DNSKEY 257 3 13 AAAABBBB
+@ NSEC b.example.org. NS SOA MX RRSIG NSEC DNSKEY TYPE65534
+@ TYPE65534 \\# 5 0D10B20001
+b NS ns.example.net.
+b DS 4242 13 2 ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789
+mail A 198.51.100.25
+"""
+    back = dns.unsigned(kept, "example.org")
+    assert "MX 10 mail.example.org." in back and "A 198.51.100.25" in back and "b.example.org. 300 IN NS" in back
+    assert not any(word in back for word in ("RRSIG", "DNSKEY", "NSEC", "TYPE65534", " DS "))

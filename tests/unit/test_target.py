@@ -278,3 +278,16 @@ def test_a_passwords_file_that_is_a_pipe_is_refused_at_once(tmp_path: Path) -> N
     worker.start()
     worker.join(5)
     assert caught and "not a regular file" in str(caught[0])
+
+
+def test_the_trust_anchor_is_ianas_unless_the_environment_names_another_root_key() -> None:
+    from mailkit.core.values import ValueRejected
+    from mailkit.domain.dnssec import ROOT_ANCHOR
+    from mailkit.server.target import target_of
+
+    assert target_of("admin@mail.example.net", env={}).trust_anchor is None  # the checks then start from IANA's
+    own = ". IN DS 4242 13 2 " + "ab" * 32
+    server = target_of("admin@mail.example.net", env={"MAILKIT_TRUST_ANCHOR": own})
+    assert server.trust_anchor == ". IN DS 4242 13 2 " + "AB" * 32 != ROOT_ANCHOR
+    with pytest.raises(ValueRejected, match=r"MAILKIT_TRUST_ANCHOR: 'example\.org\. DS 1 8 2 00' is not the root's DS"):
+        target_of("admin@mail.example.net", env={"MAILKIT_TRUST_ANCHOR": "example.org. DS 1 8 2 00"})

@@ -74,7 +74,8 @@ def test_a_students_settings_are_the_own_server_paths_and_name_only_their_folder
     """Security review, finding 7: a student's notebooks reach nothing with the lab's keys; they are a reader on
     their own server, with their folder's files (the lab itself is not even asked)."""
     folder = tmp_path / "student03"
-    settings = student_settings(folder)
+    anchor = ". IN DS 4242 13 2 " + "AB" * 32  # the lab's root key, as write_student_kit reads it from the lab
+    settings = student_settings(folder, anchor)
     files = ("MAILKIT_SSH_CONFIG", "MAILKIT_CA_FILE", "MAILKIT_PASSWORDS_FILE")
     assert all(Path(settings[name]).is_relative_to(folder) for name in files)
     assert f"--key-file {folder / 'dns.key'}" in settings["MAILKIT_REGISTRAR"]
@@ -83,6 +84,7 @@ def test_a_students_settings_are_the_own_server_paths_and_name_only_their_folder
     assert (target.destination, target.outside_name, target.offline) == ("student03", "outside", True)
     assert target.passwords_file == str(folder / "passwords") and target.ca_file == str(folder / "lab-ca.pem")
     assert target.registrar == settings["MAILKIT_REGISTRAR"] and target.receiver(None) is None
+    assert target.trust_anchor == anchor, "their checks walk DNSSEC from the lab's root key"
 
 
 def test_inject_refuses_a_notebook_without_parameters() -> None:
