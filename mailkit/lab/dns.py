@@ -15,8 +15,12 @@ import base64
 import ipaddress
 import secrets
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from mailkit.core.errors import LabError
+
+if TYPE_CHECKING:
+    import dns.zone
 from mailkit.lab.layout import (
     BACKUP_ADDRESS,
     BLOCKLIST_ZONE,
@@ -309,13 +313,10 @@ def publish_chain(secret: str, timeout: float = 60) -> str:
     return ". IN DS " + _signing_key_ds(".", timeout)
 
 
-def unsigned(text: str, origin: str) -> str:
-    """A zone's file as a snapshot kept it, without what signing added (the signer adds it afresh when it loads) and
-    without DS records (published again by :func:`publish_chain`)."""
+def _without_signing(zone: dns.zone.Zone) -> str:
+    """``zone`` as a file, without what signing added and without DS records (see :func:`unsigned`)."""
     import dns.rdatatype
-    import dns.zone
 
-    zone = dns.zone.from_text(text, origin if origin.endswith(".") else origin + ".", relativize=False)
     for name, node in list(zone.nodes.items()):
         for rdataset in list(node.rdatasets):
             if dns.rdatatype.to_text(rdataset.rdtype) in DNSSEC_TYPES:
@@ -323,3 +324,31 @@ def unsigned(text: str, origin: str) -> str:
         if not node.rdatasets:
             del zone.nodes[name]
     return zone.to_text(relativize=False)
+
+
+def unsigned(text: str, origin: str) -> str:
+    """A zone's file as a snapshot kept it, without what signing added (the signer adds it afresh when it loads) and
+    without DS records (published again by :func:`publish_chain`)."""
+    import dns.zone
+
+    return _without_signing(
+        dns.zone.from_text(text, origin if origin.endswith(".") else origin + ".", relativize=False)
+    )
+
+
+def served_zones(secret: str) -> dict[str, str]:
+    """Every lab zone as the name server serves it now (a signed zone transfer: updates included, however BIND keeps
+    its files), without what signing added: file name -> text, as a snapshot keeps them."""
+    import dns.query
+    import dns.tsigkeyring
+    import dns.zone
+
+    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
+    found = {}
+    for zone in (".", *ALL_ZONES):
+        origin = zone if zone == "." else zone + "."
+        transfer = dns.query.xfr(
+            NAMESERVER.address, origin, keyring=keyring, keyalgorithm="hmac-sha256", timeout=10, relativize=False
+        )
+        found[zone_filename(zone)] = _without_signing(dns.zone.from_xfr(transfer, relativize=False))
+    return found
