@@ -121,9 +121,9 @@ def write_student_kit(lab: Any, number: int, folder: Path) -> dict[str, str]:
 
 def student_settings(folder: Path, trust_anchor: str) -> dict[str, str]:
     """A student's settings for the own-server path, all from their folder: their SSH logins (their host, and
-    their account on the outside host for the outside checks), the lab's resolver, CA and DNSSEC root key
-    (``trust_anchor``), the registrar command that publishes with their own DNS key (their domain's names only),
-    their passwords file; and that the class has no route to the internet."""
+    their account on the outside host for the outside checks), the lab's resolver, CA, root name server and DNSSEC
+    root key (``trust_anchor``), the registrar command that publishes with their own DNS key (their domain's names
+    only), their passwords file; and that the class has no route to the internet."""
     from mailkit.lab.dns import NAMESERVER
 
     registrar = f"{sys.executable} -m mailkit.cli registrar rfc2136 --server {NAMESERVER.address} "
@@ -132,6 +132,7 @@ def student_settings(folder: Path, trust_anchor: str) -> dict[str, str]:
         "MAILKIT_OUTSIDE": "outside",
         "MAILKIT_NAMESERVER": NAMESERVER.address,
         "MAILKIT_TRUST_ANCHOR": trust_anchor,
+        "MAILKIT_DNS_ROOT": NAMESERVER.address,  # where their server's own resolver starts (part 3 section 13)
         "MAILKIT_CA_FILE": str(folder / "lab-ca.pem"),
         "MAILKIT_REGISTRAR": registrar + f"--key-file {shlex.quote(str(folder / 'dns.key'))}",
         "MAILKIT_PASSWORDS_FILE": str(folder / "passwords"),

@@ -178,6 +178,8 @@ for _svc in (
     _systemd("redis-server", ports="echo 6379"),
     _systemd("valkey-server", ports="echo 6379"),
     _systemd("named", check="named-checkconf"),
+    # The server's own validating resolver (part 3 section 13).
+    _systemd("unbound", ports="echo 53", check="unbound-checkconf"),
     # Part 4's ban on password guessers; "ping" answers once its jails are loaded.
     _systemd("fail2ban", probe="fail2ban-client ping", check="fail2ban-client -t"),
 ):

@@ -212,3 +212,12 @@ def validate(name: str, rtype: str, ask: Ask, anchor: str = ROOT_ANCHOR) -> Chai
     if why:
         return Chain("bogus", tuple(walked), why)
     return Chain("secure", tuple(walked), f"{rtype} signed, valid from the root: {' > '.join(walked)}")
+
+
+def answer_texts(ask: Ask, name: str, rtype: str) -> tuple[str, ...]:
+    """The ``rtype`` records at ``name`` as the resolver hands them over (rdata text; none: empty)."""
+    import dns.name
+
+    owner = dns.name.from_text(name.rstrip(".") + ".")
+    found, _ = _rrsets(ask(owner.to_text(), rtype), owner, rtype)
+    return tuple(rdata.to_text() for rdata in found) if found is not None else ()

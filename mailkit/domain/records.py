@@ -21,7 +21,7 @@ from typing import Any
 from mailkit.core.errors import MailkitError
 from mailkit.core.values import ValueRejected
 
-RDTYPES = ("A", "AAAA", "MX", "TXT", "PTR", "CNAME")
+RDTYPES = ("A", "AAAA", "MX", "TXT", "PTR", "CNAME", "TLSA")
 _TXT_CHUNK = 255
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 

@@ -216,13 +216,15 @@ class Lab:
             raise LabError("the lab has no DNSSEC trust anchor: bring it up again ('mailkit lab down', 'up')")
         return anchor
 
-    def _boot(self, spec: HostSpec, lowers: list[Path]) -> int:
+    def _boot(self, spec: HostSpec, lowers: list[Path], *, from_snapshot: bool = False) -> int:
+        """Boot ``spec`` over ``lowers``; a host from a snapshot keeps the resolver its guide set (part 3 section 13:
+        its own Unbound), a fresh one is given the lab's name server."""
         paths = self.host_paths(spec.name)
         machine.mount_root(paths, lowers)
         authorized = self.client_key.with_suffix(".pub").read_text()
         if self.student_key(spec.name).exists():
             authorized += self.student_key(spec.name).with_suffix(".pub").read_text()
-        machine.write_identity(paths.root, spec, self.host_key(spec.name), authorized)
+        machine.write_identity(paths.root, spec, self.host_key(spec.name), authorized, resolver=not from_snapshot)
         if spec.name == "dns":
             machine.write_dns_config(paths.root, self.tsig_secret(), self.student_dns_secrets())
         if spec.name != "dns":  # as real hosts trust public CAs
@@ -370,7 +372,7 @@ class Lab:
         base = rootfs.ensure_base(state["release"], progress)
         layers = [] if snapshot is None else snapshots.lowers(self.snapshot_store, snapshot)
         progress(f"booting {spec.name} " + (f"from snapshot {snapshot.name}" if snapshot else "as a fresh host"))
-        state["hosts"][spec.name]["pid"] = self._boot(spec, [*layers, base])
+        state["hosts"][spec.name]["pid"] = self._boot(spec, [*layers, base], from_snapshot=snapshot is not None)
         state["hosts"][spec.name]["snapshot"] = None if snapshot is None else snapshot.name
         self._write(state)
         machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], paths)

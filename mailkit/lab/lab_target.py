@@ -60,6 +60,7 @@ def make(name: str) -> LabTarget:
         outside_name="lab:outside",
         nameserver=NAMESERVER.address,
         trust_anchor=_trust_anchor(),
+        dns_root=NAMESERVER.address,  # the lab's root zone is on its name server
         blocklists=(f"{BLOCKLIST_ZONE}*3",),
         # Names in the lab block list's zone, as a domain list's are in theirs: nothing is listed until a test does.
         domain_blocklists=(f"dbl.{BLOCKLIST_ZONE}",),

@@ -114,15 +114,17 @@ def _put(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, i
     os.chmod(path, mode)
 
 
-def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: str) -> None:
-    """Give a host what must be its own before it boots: name, resolver, machine id, SSH keys, apt proxy."""
+def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: str, *, resolver: bool = True) -> None:
+    """Give a host what must be its own before it boots: name, resolver (unless ``resolver`` is False: a host from a
+    snapshot keeps the one it had), machine id, SSH keys, apt proxy."""
     from mailkit.lab.dns import NAMESERVER
 
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     hosts += [f"{spec.address}\t{spec.fqdn} {spec.name}", f"{spec.address6}\t{spec.fqdn} {spec.name}"]
     _put(root, "etc/hostname", spec.name + "\n")
     _put(root, "etc/hosts", "\n".join(hosts) + "\n")
-    _put(root, "etc/resolv.conf", f"nameserver {NAMESERVER.address}\n")
+    if resolver or not os.path.lexists(root / "etc/resolv.conf"):  # lexists: a link in the host is not followed
+        _put(root, "etc/resolv.conf", f"nameserver {NAMESERVER.address}\n")
     _put(root, "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     _put(

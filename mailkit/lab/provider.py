@@ -311,6 +311,7 @@ def _write_client_files(lab: Lab) -> None:
         "MAILKIT_OUTSIDE": PROBE_ALIAS,
         "MAILKIT_NAMESERVER": RESOLVER,
         "MAILKIT_TRUST_ANCHOR": lab.root_anchor(),  # the lab's root key: its world's IANA
+        "MAILKIT_DNS_ROOT": NAMESERVER.address,  # and its root server
         "MAILKIT_CA_FILE": str(acme_roots_path(lab)),
         "MAILKIT_REGISTRAR": f"{sys.executable} -m mailkit.cli lab registrar",
         "MAILKIT_BACKUP_AUTHORIZE": shlex.join(["ssh", "-F", str(ssh_config_path(lab)), BACKUP_ADMIN_ALIAS, authorize]),

@@ -15,6 +15,7 @@ Messages land in a Maildir the checks read over SSH.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.message
 import email.policy
@@ -26,6 +27,8 @@ from mailkit.core import engine
 from mailkit.core.resources import Directory, File, MasterService, Packages, Postconf, Resource, SystemAccount
 from mailkit.core.ssh import Connection
 from mailkit.core.values import EmailAddress
+from mailkit.domain.records import lookup_at
+from mailkit.domain.tlsa import tlsa_311, tlsa_name
 from mailkit.lab.layout import HOSTS
 
 VMAIL_ID = 5000
@@ -173,11 +176,28 @@ mariadb opendmarc -e "DELETE FROM messages"
 
 
 def ensure(outside: Connection) -> engine.ApplyResult:
-    """Configure the receiver on the outside host (no change when it already is)."""
+    """Configure the receiver on the outside host (no change when it already is), and publish its key as TLSA, as a
+    careful provider does (DANE: a sender that checks it sends only to this key, over TLS)."""
+    from mailkit.lab import dns
     from mailkit.lab.lab import Lab
 
-    chain, key = Lab().ca.certificate(RECEIVER.host)
-    return engine.apply(outside, RECEIVER.resources(chain, key))
+    lab = Lab()
+    chain, key = lab.ca.certificate(RECEIVER.host)
+    applied = engine.apply(outside, RECEIVER.resources(chain, key))
+    wanted = [tlsa_311(public_key(key))]
+    if list(lookup_at(dns.NAMESERVER.address)(tlsa_name(RECEIVER.host), "TLSA")) != wanted:
+        dns.set_records(tlsa_name(RECEIVER.host), "TLSA", wanted, lab.tsig_secret())
+    return applied
+
+
+def public_key(key_pem: bytes) -> str:
+    """The public half of a PEM private key, base64 DER (as :class:`~mailkit.core.resources.keys.PublicKey` reads
+    one on a host)."""
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(key_pem, password=None)
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
 
 
 def messages(outside: Connection, address: str) -> list[bytes]:

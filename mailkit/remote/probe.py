@@ -8,6 +8,7 @@ so many lines, the whole run has one deadline and a memory limit (:mod:`mailkit.
 
 from __future__ import annotations
 
+import hashlib
 import imaplib
 import json
 import os
@@ -262,10 +263,49 @@ def refused_offers(address: str, port: int, how: str) -> dict[str, str]:
     return seen
 
 
+def _der_items(der: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """The DER elements between ``start`` and ``end``: (tag, where it starts, where its content starts, its end)."""
+    items = []
+    at = start
+    while at < end:
+        tag, size, head = der[at], der[at + 1], 2
+        if size & 0x80:  # long form: the next (size & 0x7F) bytes give the length
+            count = size & 0x7F
+            if not 0 < count <= 4:
+                raise ValueError("a DER length of more than 4 bytes")
+            size, head = int.from_bytes(der[at + 2 : at + 2 + count], "big"), 2 + count
+        if at + head + size > end:
+            raise ValueError("a DER element runs past its container")
+        items.append((tag, at, at + head, at + head + size))
+        at += head + size
+    return items
+
+
+def spki_of(cert: bytes) -> bytes:
+    """The SubjectPublicKeyInfo of a DER certificate (RFC 5280: the 7th field of tbsCertificate, the 6th without the
+    explicit version): what a DANE ``3 1 1`` record is the SHA-256 of. ValueError when it is not one."""
+    _, _, content, end = _der_items(cert, 0, len(cert))[0]
+    _, _, tbs_content, tbs_end = _der_items(cert, content, end)[0]
+    fields = _der_items(cert, tbs_content, tbs_end)
+    fields = fields[1:] if fields and fields[0][0] == 0xA0 else fields  # [0] EXPLICIT version
+    if len(fields) < 6 or fields[5][0] != 0x30:
+        raise ValueError("no SubjectPublicKeyInfo where RFC 5280 puts it")
+    return cert[fields[5][1] : fields[5][3]]
+
+
 def tls_info(sock: Any) -> dict[str, Any]:
     cert = sock.getpeercert()
     days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
-    return {"version": sock.version(), "days_left": round(days, 1)}
+    return {"version": sock.version(), "days_left": round(days, 1), **key_digests(sock)}
+
+
+def key_digests(sock: Any) -> dict[str, str]:
+    """The SHA-256 of the served certificate and of its public key (what DANE's TLSA records name); {} if unread."""
+    der = sock.getpeercert(binary_form=True)
+    try:
+        return {"cert_sha256": hashlib.sha256(der).hexdigest(), "spki_sha256": hashlib.sha256(spki_of(der)).hexdigest()}
+    except (ValueError, IndexError, TypeError):
+        return {}
 
 
 def smtp(address: str, port: int, how: str, verify: bool = True) -> dict[str, Any]:
@@ -289,13 +329,14 @@ def smtp(address: str, port: int, how: str, verify: bool = True) -> dict[str, An
             s.starttls(context=ctx)
             s.ehlo()
         seen["tls"] = tls_info(s.sock) if verify else {}
+        seen["keys"] = key_digests(s.sock)  # also when the certificate is not trusted: DANE does not ask a CA
         seen["auth_after_tls"] = s.esmtp_features.get("auth", "").split()
         s.quit()
     except ssl.SSLError as e:
         seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
         if verify:  # the certificate is wrong: still see what the server offers once encrypted
             again = smtp(address, port, how, verify=False)
-            seen.update({k: v for k, v in again.items() if k.startswith("auth")})
+            seen.update({k: v for k, v in again.items() if k.startswith("auth") or k == "keys"})
     except (OSError, smtplib.SMTPException) as e:
         seen["error"] = type(e).__name__ + ": " + str(e)
     return seen

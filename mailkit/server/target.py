@@ -54,6 +54,9 @@ NAMESERVER_ENV = "MAILKIT_NAMESERVER"
 CA_FILE_ENV = "MAILKIT_CA_FILE"
 #: Where DNSSEC's chain starts for the checks, a DS record of the root; unset: IANA's root key.
 TRUST_ANCHOR_ENV = "MAILKIT_TRUST_ANCHOR"
+#: The root name server the server's own validating resolver starts from (an address), in a DNS world of its own
+#: (a lab, a class room) whose root key is ``MAILKIT_TRUST_ANCHOR``; unset: the internet's root servers.
+DNS_ROOT_ENV = "MAILKIT_DNS_ROOT"
 #: ``yes`` when the server has no route to the internet (an isolated network, a class room): rspamd's lookups off.
 OFFLINE_ENV = "MAILKIT_OFFLINE"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
@@ -139,6 +142,8 @@ class Target:
     ask (None: this machine's); ``ca_file`` verifies the server's certificate (None: the system's CAs).
     ``offline``: the server has no route to the internet (``MAILKIT_OFFLINE=yes``): rspamd's lookups are off.
     ``trust_anchor``: where DNSSEC's chain starts, a DS record of the root (None: IANA's root key).
+    ``dns_root``: the root name server of a DNS world of its own (None: the internet's), where the server's own
+    resolver starts (part 3 section 13); it comes with that world's ``trust_anchor``.
     """
 
     name: str
@@ -146,6 +151,7 @@ class Target:
     outside_name: str | None = None
     nameserver: str | None = None
     trust_anchor: str | None = None
+    dns_root: str | None = None
     ca_file: str | None = None
     blocklists: tuple[str, ...] = PUBLIC_BLOCKLISTS
     domain_blocklists: tuple[str, ...] = PUBLIC_DOMAIN_BLOCKLISTS
@@ -457,6 +463,26 @@ def _yes(value: str, name: str) -> bool:
     return answer[value.strip().lower()]
 
 
+def _dns_root(env: Mapping[str, str]) -> str | None:
+    """``MAILKIT_DNS_ROOT``: an address, and only with the root key that goes with it.
+
+    >>> _dns_root({"MAILKIT_DNS_ROOT": "198.51.100.53"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mailkit.core.values.ValueRejected: MAILKIT_DNS_ROOT: '198.51.100.53' comes without its root key: ...
+    """
+    root = env.get(DNS_ROOT_ENV) or None
+    if root is None:
+        return None
+    try:
+        ipaddress.ip_address(root)
+    except ValueError:
+        raise ValueRejected(DNS_ROOT_ENV, root, "is not an IP address") from None
+    if not env.get(TRUST_ANCHOR_ENV):
+        raise ValueRejected(DNS_ROOT_ENV, root, f"comes without its root key: set {TRUST_ANCHOR_ENV} too")
+    return root
+
+
 def _kind(kind: str) -> Any:
     return importlib.import_module(KINDS[kind])
 
@@ -472,7 +498,8 @@ def target_of(
 
     ``outside`` and ``nameserver`` override the target's own choice; for your own server the environment may give
     ``MAILKIT_OUTSIDE``, ``MAILKIT_NAMESERVER``, ``MAILKIT_CA_FILE``, ``MAILKIT_REGISTRAR``,
-    ``MAILKIT_BACKUP_AUTHORIZE`` and ``MAILKIT_PASSWORDS_FILE``.
+    ``MAILKIT_BACKUP_AUTHORIZE``, ``MAILKIT_PASSWORDS_FILE``, and for a DNS world of its own
+    ``MAILKIT_TRUST_ANCHOR`` and ``MAILKIT_DNS_ROOT``.
     """
     env = os.environ if env is None else env
     chosen = resolve_target(name, env=env)
@@ -486,6 +513,7 @@ def target_of(
             outside_name=env.get(OUTSIDE_ENV) or None,
             ca_file=env.get(CA_FILE_ENV) or None,
             trust_anchor=trust_anchor(env[TRUST_ANCHOR_ENV], TRUST_ANCHOR_ENV) if env.get(TRUST_ANCHOR_ENV) else None,
+            dns_root=_dns_root(env),
             registrar=env.get(REGISTRAR_ENV) or None,
             backup_authorize=env.get(BACKUP_AUTHORIZE_ENV) or None,
             passwords_file=env.get(PASSWORDS_ENV) or None,

@@ -18,6 +18,7 @@ from mailkit.domain.dnssec import ROOT_ANCHOR, resolver_ask
 from mailkit.domain.lookup import remembered, resolver_lookup, server_addresses
 from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
+from mailkit.status.dane_rows import tlsa_rows
 from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts, read_reports, report_rows
 from mailkit.status.outside import FIREWALL_SAMPLE, expected_ports, firewall_rows, outside_rows
@@ -100,6 +101,9 @@ def check_server(
         with connect(resolve_target(vantage)) as outside:
             seen = run_probe(request, outside)
     rows += outside_rows(seen, ports, facts.hostname, facts.domains[0], server.relay_domain)
+    if 3 in facts.parts:
+        served = seen.get("tls", {}).get("25", {}).get("keys")
+        rows += tlsa_rows(facts.hostname, served, resolver_ask(nameserver), server.trust_anchor or ROOT_ANCHOR)
     rows += firewall_rows(seen.get("closed", {})) if 4 in facts.parts else []
     return StatusReport(target, vantage or "this machine", rows)
 

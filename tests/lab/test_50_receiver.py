@@ -17,6 +17,7 @@ from mailkit.core import engine
 from mailkit.core.ssh import Connection
 from mailkit.domain import records as dnsrecords
 from mailkit.domain.records import RecordSet, txt
+from mailkit.domain.tlsa import tlsa_name
 from mailkit.lab import receiver
 from mailkit.lab.dns import NAMESERVER, reverse_name, set_records
 from mailkit.lab.lab import Lab
@@ -108,6 +109,41 @@ def test_without_reverse_dns_the_receiver_refuses_the_server(lab: Lab, outside: 
     with lab_connection("mail") as mail:
         mail.run(["postqueue", "-f"])
     assert _wait_for(outside, token) is not None, "with the PTR back, the deferred message is delivered"
+
+
+def test_a_tlsa_record_naming_another_key_holds_the_mail_in_the_queue_never_sent_in_clear(
+    lab: Lab, outside: Connection
+) -> None:
+    """DANE's point (03 section 13): the receiver's TLSA record names another key, as after an attack or a botched
+    key change. The server does not send in plain text nor to the key it finds: the message waits in its queue, the
+    reason said; with the right record back, the queue delivers it, once."""
+    name = tlsa_name(receiver.RECEIVER.host)
+    right = list(dnsrecords.lookup_at(NAMESERVER.address)(name, "TLSA"))
+    assert len(right) == 1 and right[0].startswith("3 1 1 "), right
+    token = f"wrong tlsa {secrets.token_hex(4)}"
+    secret = lab.tsig_secret()
+    set_records(name, "TLSA", ["3 1 1 " + "ab" * 32], secret)
+    try:
+        time.sleep(11)  # the server's resolver keeps an answer 10 s in the lab (its TTL on the internet)
+        _send_from_mail(token)
+        with lab_connection("mail") as mail:
+            deadline, queue = time.monotonic() + 30, ""
+            while time.monotonic() < deadline and "certificate not verified" not in queue.lower():
+                time.sleep(0.5)
+                queue = mail.run(["postqueue", "-p"]).stdout
+        assert "Server certificate not verified" in queue, queue
+        assert _wait_for(outside, token, seconds=1) is None, "nothing reached the receiver, in clear or not"
+    finally:
+        set_records(name, "TLSA", right, secret)
+    time.sleep(11)
+    with lab_connection("mail") as mail:
+        mail.run(["postqueue", "-f"])
+    assert _wait_for(outside, token) is not None, "with the right record back, the deferred message is delivered"
+    time.sleep(2)
+    copies = [m for m in receiver.messages(outside, DANA) if token.encode() in m]
+    assert len(copies) == 1, "delivered once"
+    received = email.message_from_bytes(copies[0]).get_all("Received", [])[0]
+    assert "TLS" in received, received
 
 
 def test_the_receiver_keeps_its_private_key_to_root(outside: Connection) -> None:

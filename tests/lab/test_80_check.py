@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from mailkit.core.facts import gather
+from mailkit.core.resources.keys import PublicKey
 from mailkit.core.ssh import Connection
 from mailkit.domain.records import lookup_at
+from mailkit.domain.tlsa import tlsa_311, tlsa_name
 from mailkit.lab.dns import NAMESERVER, reverse_name
 from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
@@ -162,7 +165,8 @@ def test_expired_certificate(mail: Connection, lab: Lab) -> None:
 
     with on_server(lambda: put(chain, key), lambda: put(saved[CERT], saved[KEY])):
         tls = {f"tls / TLS on {port} ({V4})" for port in (25, 465, 587, 143, 993, 4190)}
-        assert check() == {f"certificate / certificate {CERT}", *tls}
+        # The new certificate came with a new key, which no TLSA record names: DANE senders would hold the mail too.
+        assert check() == {f"certificate / certificate {CERT}", *tls, SERVED_KEY, ROLLOVER}
     assert check() == set()
 
 
@@ -313,12 +317,39 @@ def test_dnssec_chain_broken_at_the_registrar(mail: Connection, lab: Lab) -> Non
     with dns_changed(lab, "example.org", "DS", []):
         report = check_server("lab:mail", vantage="lab:outside")
         chained = {r.key for r in report.rows if r.key.startswith("dnssec / ")}
-        assert len(chained) >= 2 and red(report.rows) == chained, report.text()
+        # The mail host's TLSA records live in example.org too: senders ignore them once they are not signed.
+        assert len(chained) >= 2 and red(report.rows) == chained | {SERVED_KEY}, report.text()
         assert {r.detail for r in report.rows if r.key in chained} == {"not signed: no DS for example.org. in ."}
+        assert ROLLOVER not in {r.key for r in report.rows}, "the rollover row waits for signed records"
     with dns_changed(lab, "example.org", "DS", ["4242 13 2 " + "AB" * 32]):
         report = check_server("lab:mail", vantage="lab:outside")
-        assert red(report.rows) == chained, report.text()
+        assert red(report.rows) == chained | {SERVED_KEY}, report.text()
         said = {r.detail for r in report.rows if r.key in chained}
         bogus = "BOGUS (validating resolvers refuse it): no DNSKEY of example.org. matches its DS at the parent"
         assert said == {bogus}
+    assert check() == set()
+
+
+SERVED_KEY = f"dane / TLSA of {MAIL.fqdn} names the key it serves on 25 (DANE)"
+ROLLOVER = f"dane / TLSA of {MAIL.fqdn}: the next key published (rollover)"
+
+
+def test_dane_records_naming_another_key_no_next_key_or_none(mail: Connection, lab: Lab) -> None:
+    """The mail host's TLSA records changed at the registrar: naming other keys only (the served-key row red, and the
+    rollover one, as no record names the key in use), the key in use alone (the rollover row alone), none at all
+    (the served-key row alone, saying so)."""
+    name = tlsa_name(MAIL.fqdn)
+    in_use = tlsa_311(gather(mail, [PublicKey(KEY)])[0] or "")
+    published = list(lookup_at(NAMESERVER.address)(name, "TLSA"))
+    assert len(published) == 2 and in_use in published, published
+    with dns_changed(lab, name, "TLSA", ["3 1 1 " + "ab" * 32, "3 1 1 " + "cd" * 32]):
+        report = check_server("lab:mail", vantage="lab:outside")
+        assert red(report.rows) == {SERVED_KEY, ROLLOVER}, report.text()
+        assert "no record names the key served" in next(r.detail for r in report.rows if r.key == SERVED_KEY)
+    with dns_changed(lab, name, "TLSA", [in_use]):
+        assert check() == {ROLLOVER}
+    with dns_changed(lab, name, "TLSA", []):
+        report = check_server("lab:mail", vantage="lab:outside")
+        assert red(report.rows) == {SERVED_KEY}, report.text()
+        assert next(r.detail for r in report.rows if r.key == SERVED_KEY).startswith(f"no TLSA at {name}")
     assert check() == set()

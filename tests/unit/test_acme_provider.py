@@ -19,9 +19,9 @@ def test_no_lineage_means_certbot_runs_with_every_value_on_its_command_line() ->
     change = wanted.compare([None])
     assert change is not None and change.run is not None and change.script is None
     assert "HTTP-01 on port 80" in change.diff
-    assert wanted.argv() == ["certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos", "--email",
-                             "postmaster@example.org", "--server", PEBBLE, "--cert-name", "mail.example.org", "-d",
-                             "mail.example.org"]  # fmt: skip
+    assert wanted.argv() == ["certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos", "--reuse-key",
+                             "--email", "postmaster@example.org", "--server", PEBBLE, "--cert-name",
+                             "mail.example.org", "-d", "mail.example.org"]  # fmt: skip
     no_mail = AcmeCertificate("mail.example.org").argv()
     assert "--register-unsafely-without-email" in no_mail and LETS_ENCRYPT in no_mail
 

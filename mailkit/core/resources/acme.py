@@ -89,7 +89,8 @@ class AcmeCertificate(Resource):
     def argv(self) -> list[str]:
         """certbot's command line, as you would type it (every value validated above)."""
         contact = ["--email", str(self.email)] if self.email else ["--register-unsafely-without-email"]
-        return ["certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos", *contact,
+        # --reuse-key: a renewal keeps the key, so the TLSA records that name it (part 3 section 13) stay right.
+        return ["certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos", "--reuse-key", *contact,
                 "--server", self.server, "--cert-name", self.hostname, "-d", self.hostname]  # fmt: skip
 
     def compare(self, values: list[Any]) -> Change | None:
