@@ -120,8 +120,10 @@ class Dane:
         ]
 
     def use_resolver(self) -> list[Resource]:
-        """Every program on the server asks Unbound (after :meth:`resolver` runs and answers)."""
-        return [File("/etc/resolv.conf", RESOLV_CONF)]
+        """Every program on the server asks Unbound (after :meth:`resolver` runs and answers). Postfix restarts:
+        Debian's copies the file into the jail its smtp processes run in (bookworm's master.cf chroots them) only
+        when it starts, and ``postfix check`` warns while the two differ."""
+        return [File("/etc/resolv.conf", RESOLV_CONF, service="postfix", restart=True)]
 
     # -- the server's keys in DNS ------------------------------------------------------------------
     def next_key(self) -> list[Resource]:

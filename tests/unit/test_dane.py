@@ -126,7 +126,7 @@ def test_the_servers_resolver_is_debians_on_the_internet_and_told_the_root_in_a_
     kinds = [type(r).__name__ for r in own.resolver()]
     assert kinds == ["File", "Directory", "File", "Packages", "File"], "Unbound's first start: no IANA key to miss"
     assert files[UNBOUND_CONF].service == "unbound" and files[DEBIAN_ANCHOR_FILE].service is None
-    assert own.use_resolver() == [File("/etc/resolv.conf", RESOLV_CONF)]
+    assert own.use_resolver() == [File("/etc/resolv.conf", RESOLV_CONF, service="postfix", restart=True)]
     assert "nameserver 127.0.0.1" in RESOLV_CONF and "options trust-ad" in RESOLV_CONF
     record = own.records(["MCowBQYDK2VwAyEA", "MCowBQYDK2VwAyEB"])[0]
     assert record.name == "_25._tcp.mail.example.org" and record.rtype == "TLSA" and len(record.values) == 2
