@@ -296,7 +296,7 @@ def spki_of(cert: bytes) -> bytes:
 def tls_info(sock: Any) -> dict[str, Any]:
     cert = sock.getpeercert()
     days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
-    return {"version": sock.version(), "days_left": round(days, 1), **key_digests(sock)}
+    return {"version": sock.version(), "days_left": round(days, 1)}
 
 
 def key_digests(sock: Any) -> dict[str, str]:
