@@ -20,7 +20,8 @@ from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
 from mailkit.domain.records import Lookup, plan
 from mailkit.guide.dane import Dane
-from mailkit.guide.part3 import GUIDE
+from mailkit.guide.part3 import GUIDE, Part3
+from mailkit.server.target import Receiver
 
 #: What posttls-finger says of the connection it made (Postfix's words, as in its log).
 #: The host is named without the address it was reached at (IPv6 or IPv4, whichever answered first).
@@ -45,6 +46,14 @@ def finger(mail: Connection, destination: str) -> tuple[bool, str]:
         ["posttls-finger", "-c", "-l", "dane", "-t", "10", "-T", "20", destination], check=False, timeout=60
     )
     return finger_verdict(said.stdout + said.stderr)
+
+
+def direct_receivers(receiver: Receiver | None, part3: Part3) -> list[str]:
+    """The receiver's domain, to check by DANE from the server when the server sends there itself: through a relay
+    (section 8) the relay checks it, and port 25 out may well be closed to the server."""
+    if receiver is None or part3.smarthost is not None:
+        return []
+    return [receiver.address.split("@")[1]]
 
 
 def verify(dane: Dane, mail: Connection, lookup: Lookup, nameserver: str, others: list[str]) -> list[CheckResult]:

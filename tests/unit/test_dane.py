@@ -140,3 +140,20 @@ def test_a_dns_root_of_its_own_comes_from_the_environment_with_its_key() -> None
         target_of("admin@mail.example.net", env={**env, "MAILKIT_DNS_ROOT": "ns.example.net"})
     with pytest.raises(ValueRejected, match="comes without its root key"):
         target_of("admin@mail.example.net", env={"MAILKIT_DNS_ROOT": "198.51.100.53"})
+
+
+def test_the_receiver_is_checked_by_dane_only_when_the_server_sends_to_it_itself() -> None:
+    import dataclasses
+    import types
+
+    from mailkit.core.values import Hostname, Password
+    from mailkit.guide.dane_checks import direct_receivers
+    from mailkit.guide.part3 import Part3
+    from mailkit.guide.smarthost import Smarthost
+
+    receiver = types.SimpleNamespace(address="dana@example.net")
+    direct = Part3(Part1())
+    assert direct_receivers(receiver, direct) == ["example.net"]  # type: ignore[arg-type]
+    relayed = dataclasses.replace(direct, smarthost=Smarthost(Hostname("relay.example.net"), "u", Password("x" * 20)))
+    assert direct_receivers(receiver, relayed) == [], "through a relay, port 25 out may be closed: the relay checks"  # type: ignore[arg-type]
+    assert direct_receivers(None, direct) == []
