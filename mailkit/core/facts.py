@@ -67,9 +67,12 @@ class FileState:
 
 
 # With a known content's hash ($2), a file that still holds it is answered "=same" (never base64) instead of sent whole.
+# A file that goes while it is read (another apply's transaction removes its pending-reload) is absent, not an error.
 _FILE_SCRIPT = (
-    'if [ -f "$1" ]; then stat -c "%a %U %G" -- "$1" && '
-    'if [ -n "$2" ] && [ "$(sha256sum < "$1")" = "$2  -" ]; then echo =same; else base64 -w0 -- "$1"; fi; '
+    'if [ -f "$1" ] && meta=$(stat -c "%a %U %G" -- "$1" 2>/dev/null); then '
+    'if [ -n "$2" ] && [ "$(sha256sum < "$1" 2>/dev/null)" = "$2  -" ]; then body==same; '
+    'elif ! body=$(base64 -w0 -- "$1" 2>/dev/null); then echo absent; exit 0; fi; '
+    'printf "%s\\n%s\\n" "$meta" "$body"; '
     "else echo absent; fi"
 )
 

@@ -117,6 +117,25 @@ def test_a_file_that_holds_the_known_content_is_not_sent_back(tmp_path: Path) ->
     assert same.content == b"kept\n" and other.content == b"changed on the host\n"
 
 
+def test_a_file_removed_while_it_is_read_is_absent_not_an_error(tmp_path: Path) -> None:
+    """Another apply's transaction removes its pending-reload between `[ -f ]` and `stat` (a concurrent `mailkit add`
+    on bookworm failed so in ci53): the reader says absent. A `stat` on PATH that removes the file first plays it."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "stat").write_text('#!/bin/sh\nfor a; do f=$a; done\nrm -f -- "$f"\nexit 1\n')
+    (shim / "stat").chmod(0o755)
+    (tmp_path / "pending-reload").write_text("postfix\n")
+    fact = FileInfo(str(tmp_path / "pending-reload"))
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    ran = subprocess.run(fact.command(), capture_output=True, text=True, env=env, check=False)
+    assert not (tmp_path / "pending-reload").exists(), "the shim removed it in the window"
+    assert fact.parse(ran.stdout, ran.returncode).content is None
+    kept = tmp_path / "kept"
+    kept.write_bytes(b"x\n")
+    plain = subprocess.run(FileInfo(str(kept)).command(), capture_output=True, text=True, check=False)
+    assert FileInfo(str(kept)).parse(plain.stdout, plain.returncode).content == b"x\n"
+
+
 def test_batch_output_with_lookalike_boundaries_still_parses() -> None:
     facts = [PostconfExplicit(), ListeningPorts()]
     script = batch_script(facts, "--b")
