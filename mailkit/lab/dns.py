@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 import secrets
+import stat
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ from mailkit.core.errors import LabError
 
 if TYPE_CHECKING:
     import dns.zone
+
+    from mailkit.core.ssh import Connection
 from mailkit.lab.layout import (
     BACKUP_ADDRESS,
     BLOCKLIST_ZONE,
@@ -45,6 +49,36 @@ DNSSEC_POLICY = "default"
 #: How types DNSSEC adds are named in a zone's file: what a zone kept by a snapshot drops before it loads again (the
 #: signer makes them afresh) and a DS, which the parent's registrar step publishes again.
 DNSSEC_TYPES = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY", "DS", "TYPE65534"})
+
+
+#: Where BIND keeps the zones' signing keys on the DNS host (``key-directory``).
+KEY_DIRECTORY = "/var/lib/bind/keys"
+#: A signing key's files as BIND names them: ``K<zone>.+<algorithm>+<tag>`` and ``.key``, ``.private``, ``.state``.
+KEY_FILE = re.compile(r"K[a-z0-9.-]*\.\+[0-9]{3}\+[0-9]{5}\.(key|private|state)")
+#: No key file BIND writes is near this; a larger one is not a key file.
+KEY_FILE_MAX = 16 * 1024
+
+
+def read_signing_keys(conn: Connection) -> dict[str, str]:
+    """The zones' signing keys as BIND keeps them on the DNS host (file name -> text): regular files named as BIND
+    names them and of a key file's size, anything else in the directory is left alone. The lab keeps them, so the
+    zones are signed with the same keys, and its root key (the trust anchor) stays, in every life of the lab.
+
+    >>> bool(KEY_FILE.fullmatch("K.+013+27490.private")), bool(KEY_FILE.fullmatch("../K.+013+27490.key"))
+    (True, False)
+    """
+    keys = {}
+    for entry in conn.sftp.listdir_attr(KEY_DIRECTORY):
+        if not KEY_FILE.fullmatch(entry.filename) or entry.st_mode is None or not stat.S_ISREG(entry.st_mode):
+            continue
+        if (entry.st_size or 0) > KEY_FILE_MAX:
+            raise LabError(f"{KEY_DIRECTORY}/{entry.filename} on the DNS host is {entry.st_size} bytes: not a key")
+        with conn.sftp.open(f"{KEY_DIRECTORY}/{entry.filename}", "rb") as remote:
+            data = remote.read(KEY_FILE_MAX + 1)
+        if len(data) > KEY_FILE_MAX:
+            raise LabError(f"{KEY_DIRECTORY}/{entry.filename} on the DNS host grew past {KEY_FILE_MAX} bytes")
+        keys[entry.filename] = data.decode("ascii")
+    return keys
 
 
 def new_tsig_secret() -> str:
@@ -159,7 +193,7 @@ def named_conf(tsig_secret: str, student_secrets: Mapping[str, str] | None = Non
         zones.append(
             f'zone "{zone}" {{ type primary; file "/var/lib/bind/{zone_filename(zone)}"; '
             f'update-policy {{ {" ".join(grants)} }}; allow-transfer {{ key "{TSIG_KEY_NAME}"; }}; '
-            f'dnssec-policy "{DNSSEC_POLICY}"; key-directory "/var/lib/bind/keys"; }};'
+            f'dnssec-policy "{DNSSEC_POLICY}"; key-directory "{KEY_DIRECTORY}"; }};'
         )
     options = (
         "options {\n"

@@ -100,6 +100,30 @@ class Lab:
     def tsig_file(self) -> Path:
         return self.dir / "tsig.secret"
 
+    @property
+    def signing_keys_dir(self) -> Path:
+        """The zones' DNSSEC keys, kept from the lab's first life: its root key, the trust anchor written into a
+        server's resolver (and so into a part snapshot), stays the same when the lab comes up again."""
+        return self.dir / "dnssec-keys"
+
+    def _signing_keys(self) -> dict[str, str]:
+        folder = self.signing_keys_dir
+        if not folder.is_dir():
+            return {}
+        return {p.name: p.read_text() for p in sorted(folder.iterdir()) if dns.KEY_FILE.fullmatch(p.name)}
+
+    def _keep_signing_keys(self) -> None:
+        """Keep the keys BIND signs with now, when they are not the ones kept (the first life, or BIND made new)."""
+        with Connection(HOSTS["dns"].fqdn, ssh_config=self.ssh_config) as conn:
+            keys = dns.read_signing_keys(conn)
+        if not keys or keys == self._signing_keys():
+            return
+        folder = self.signing_keys_dir
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(mode=0o700)
+        for name, text in keys.items():
+            write_private(folder / name, text.encode())
+
     def host_paths(self, name: str) -> machine.HostPaths:
         return machine.HostPaths(self.dir / "hosts" / name)
 
@@ -208,6 +232,7 @@ class Lab:
         progress("the lab's zones signed (DNSSEC): each DS in its parent, the root's key the lab's trust anchor")
         state["root_anchor"] = dns.publish_chain(self.tsig_secret())
         self._write(state)
+        self._keep_signing_keys()
 
     def root_anchor(self) -> str:
         """The lab's DNSSEC trust anchor: its root zone's key as a DS record (``. IN DS ...``), as IANA's is."""
@@ -226,7 +251,7 @@ class Lab:
             authorized += self.student_key(spec.name).with_suffix(".pub").read_text()
         machine.write_identity(paths.root, spec, self.host_key(spec.name), authorized, resolver=not from_snapshot)
         if spec.name == "dns":
-            machine.write_dns_config(paths.root, self.tsig_secret(), self.student_dns_secrets())
+            machine.write_dns_config(paths.root, self.tsig_secret(), self.student_dns_secrets(), self._signing_keys())
         if spec.name != "dns":  # as real hosts trust public CAs
             machine.trust_ca(paths.root, self.ca.ensure())
         if self.student_key(spec.name).exists():  # a student's server comes with its certificate, as a rented one may
@@ -402,6 +427,9 @@ class Lab:
             "ca": self.ca.ensure(),
             "host key": self.host_key("mail").with_suffix(".pub").read_bytes(),
             "passwords": self._password_secret(),
+            # Part 3 writes the lab's root key into the server's resolver (section 13): a snapshot from a lab whose
+            # DNS was signed with other keys would validate nothing (every name a temporary failure).
+            "root anchor": self.root_anchor().encode(),
         }
         base = rootfs.build_id(rootfs.ensure_base(release, _quiet))
         notebooks = notebooks_for(range(1, part + 1))

@@ -140,8 +140,15 @@ def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: s
     os.chmod(root / "root/.ssh", 0o700)
 
 
-def write_dns_config(root: Path, tsig_secret: str, student_secrets: Mapping[str, str] | None = None) -> None:
-    """Install the lab zones and BIND's configuration into the DNS host's root."""
+def write_dns_config(
+    root: Path,
+    tsig_secret: str,
+    student_secrets: Mapping[str, str] | None = None,
+    signing_keys: Mapping[str, str] | None = None,
+) -> None:
+    """Install the lab zones and BIND's configuration into the DNS host's root, with the zones' ``signing_keys``
+    (file name -> text, as :func:`dns.read_signing_keys` read them in an earlier life of the lab; none: BIND makes
+    new ones)."""
     from mailkit.lab import dns
 
     bind = _owner(root, "bind")
@@ -149,10 +156,15 @@ def write_dns_config(root: Path, tsig_secret: str, student_secrets: Mapping[str,
         _put(root, f"etc/bind/{name}", text, 0o640, (0, bind[1]))
     for zone, text in dns.zone_files().items():
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
-    keys = root / "var/lib/bind/keys"  # where BIND keeps the zones' signing keys
+    keys = root / dns.KEY_DIRECTORY.lstrip("/")
     keys.mkdir(mode=0o750, exist_ok=True)
     base = uid_base(root)
     os.chown(keys, base + bind[0], base + bind[1])
+    for name, text in (signing_keys or {}).items():
+        if not dns.KEY_FILE.fullmatch(name):
+            raise LabError(f"not a signing key's file name: {name!r}")
+        mode = 0o600 if name.endswith(".private") else 0o644
+        _put(root, f"{dns.KEY_DIRECTORY}/{name}", text, mode, bind)
 
 
 def write_certificate(root: Path, paths: tuple[str, str], chain: bytes, key: bytes) -> None:

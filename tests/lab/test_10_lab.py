@@ -273,3 +273,18 @@ def test_the_zones_are_signed_and_validate_from_the_labs_root_key(lab: Lab) -> N
             ["delv", "-a", "/root/other-anchor.conf", f"@{NAMESERVER.address}", mail.fqdn, "A"], check=False
         )
         assert "; fully validated" not in other.stdout and "resolution failed" in other.stdout + other.stderr, other
+
+
+def test_the_lab_comes_up_again_signing_with_the_same_keys(lab: Lab) -> None:
+    """The zones' keys are kept on this machine (0600) from the lab's first life, so the root key, the trust anchor
+    a server's resolver and a part snapshot hold, is the same after 'lab down' and 'up' (and the chain validates)."""
+    from mailkit.lab import dns
+
+    anchor = lab.root_anchor()
+    kept = sorted(lab.signing_keys_dir.iterdir())
+    assert any(p.name.startswith("K.+") and p.suffix == ".private" for p in kept), kept
+    assert all(dns.KEY_FILE.fullmatch(p.name) and p.stat().st_mode & 0o777 == 0o600 for p in kept), kept
+    release = lab.status()["release"]
+    assert lab.down() and lab.up(release)
+    assert lab.root_anchor() == anchor, "BIND signs with the kept keys"
+    test_the_zones_are_signed_and_validate_from_the_labs_root_key(lab)

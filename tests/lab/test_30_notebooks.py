@@ -8,6 +8,8 @@ import pytest
 
 from mailkit.guide.chapters import CHAPTERS
 from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
+from mailkit.lab.layout import HOSTS
 from mailkit.status.run import check_server
 from tests.replay import NOTEBOOKS, replay
 
@@ -27,6 +29,10 @@ def test_guide_notebooks_replay_with_their_stored_outputs(lab: Lab) -> None:
     assert lab.reset() == "a fresh host"
     assert "v=DKIM1;" not in _dkim_records(lab), "a fresh host comes with the zones as the lab was made"
     assert lab.reset(to_part=4) == f"part 4 from snapshot {kept.name}"
+    with lab_connection("mail") as mail:  # its own resolver (part 3 section 13) validates from this lab's root key
+        assert lab.root_anchor() in mail.read("/etc/unbound/unbound.conf.d/mailkit.conf").decode()
+        found = mail.run(["getent", "ahosts", HOSTS["outside"].fqdn], check=False)
+        assert found.exited == 0 and HOSTS["outside"].address in found.stdout, found
     restored = _seen()
     assert restored == built, [(a, b) for a, b in zip(built, restored, strict=False) if a != b]
     if lab.status()["release"] == "trixie":  # mailkit check is green on the release it is tested on (test_80)
