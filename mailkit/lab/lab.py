@@ -766,7 +766,7 @@ class Lab:
 def leftovers() -> list[str]:
     """Anything the lab may leave behind on the machine: namespaces, mounts, cgroups, processes."""
     found = [f"netns {n}" for n in network.lab_namespaces()]
-    if Path(f"/sys/class/net/{network.MACHINE_LINK}").exists():
+    if network.machine_link_exists():
         found.append(f"link {network.MACHINE_LINK}")
     lab_dir = f"{state_dir()}/"
     with open("/proc/self/mounts") as mounts:

@@ -10,8 +10,10 @@ No IP forwarding and no NAT: hosts reach each other over the bridge and the mach
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from mailkit.core.errors import LabError
 from mailkit.core.local import run_local
 from mailkit.lab.layout import (
     BRIDGE,
@@ -210,9 +212,22 @@ def delete_namespace(name: str) -> None:
     run_local(["ip", "netns", "delete", name], check=False)
 
 
-def delete_all() -> None:
-    """Remove every lab namespace and the machine's link (deleting a namespace removes its veths)."""
+def machine_link_exists() -> bool:
+    """Whether the machine's end of the switch's veth exists in this process's network namespace. Asked over
+    netlink: ``/sys/class/net`` shows the namespace sysfs was mounted in, not one a suite's half entered (there the
+    link looked absent, was never deleted, and the next ``lab up`` found it: 'File exists')."""
+    return run_local(["ip", "-o", "link", "show", "dev", MACHINE_LINK], check=False).ok
+
+
+def delete_all(wait: float = 10) -> None:
+    """Remove every lab namespace and the machine's link, and wait (up to ``wait`` seconds) until the link is gone:
+    deleting a namespace removes its veths, and the kernel ends the pair's other half a little later."""
     for name in lab_namespaces():
         delete_namespace(name)
-    if Path(f"/sys/class/net/{MACHINE_LINK}").exists():
+    if machine_link_exists():
         run_local(["ip", "link", "delete", MACHINE_LINK], check=False)
+    deadline = time.monotonic() + wait
+    while machine_link_exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"the link {MACHINE_LINK} is still there {wait:g} s after it was deleted")
+        time.sleep(0.05)
