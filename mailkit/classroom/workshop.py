@@ -37,16 +37,17 @@ def student_parameters(number: int) -> dict[str, Any]:
     from mailkit.lab.layout import BLOCKLIST_ZONE
 
     spec = student_spec(number)
-    domain = spec.domain
+    domain, other = spec.mail_domains
     cert_file, key_file = certificates.default_paths(spec.fqdn)
     return {
         "TARGET": spec.name,  # the alias in their ssh/config
         "DOMAIN": domain,
         "HOSTNAME": spec.fqdn,
-        "OTHER_DOMAINS": [f"b.{domain}"],
-        "MAILBOXES": [f"alice@{domain}", f"bob@{domain}", f"carol@b.{domain}"],
+        "OTHER_DOMAINS": [other],
+        "MAILBOXES": [f"alice@{domain}", f"bob@{domain}", f"carol@{other}"],
         "ALIASES": {f"info@{domain}": [f"bob@{domain}"]},
-        "CERT_FILE": cert_file,  # the lab hands their server over with a certificate (no ACME CA in the class)
+        # The lab hands their server over with certificates, for it and its MTA-STS names (no ACME CA in the class).
+        "CERT_FILE": cert_file,
         "KEY_FILE": key_file,
         "BLOCKLISTS": [f"{BLOCKLIST_ZONE}*3"],  # the lab's own list (the public ones are not reachable here)
     }

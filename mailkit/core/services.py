@@ -180,6 +180,8 @@ for _svc in (
     _systemd("named", check="named-checkconf"),
     # The server's own validating resolver (part 3 section 13).
     _systemd("unbound", ports="echo 53", check="unbound-checkconf"),
+    # Part 3 section 14: the web server of the MTA-STS policies.
+    _systemd("nginx", ports="echo 443", check="nginx -t"),
     # Part 4's ban on password guessers; "ping" answers once its jails are loaded.
     _systemd("fail2ban", probe="fail2ban-client ping", check="fail2ban-client -t"),
 ):

@@ -65,6 +65,8 @@ BACKED_UP: dict[str, str] = {
     "/etc/ssl/private": "its private key",
     "/etc/letsencrypt": "certbot's account, certificates and renewal settings",
     "/etc/fail2ban": "the jails against password guessers",
+    "/etc/nginx": "the web server's configuration, which serves the MTA-STS policies",
+    "/var/www/mta-sts": "each domain's MTA-STS policy",
     "/etc/nftables.conf": "the firewall",
     "/etc/mailname": "the name the server gives itself in mail",
     "/etc/aliases": "where mail to root goes",

@@ -8,7 +8,7 @@ cutting off the session applying them, are :mod:`mailkit.core.resources.firewall
 >>> served_ports([1, 2], acme=False)
 (22, 25, 143, 465, 587, 993)
 >>> served_ports([1, 2, 3, 4], acme=True, ssh_port=2222)
-(25, 80, 143, 465, 587, 993, 2222, 4190)
+(25, 80, 143, 443, 465, 587, 993, 2222, 4190)
 """
 
 from __future__ import annotations

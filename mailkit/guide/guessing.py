@@ -87,7 +87,7 @@ def mail_ports() -> str:
     """The ports a guesser is banned from: every port the parts serve (SSH has its own jail).
 
     >>> mail_ports()
-    '25,143,465,587,993,4190'
+    '25,143,443,465,587,993,4190'
     """
     return ",".join(str(port) for port in sorted(PORTS))
 

@@ -254,9 +254,10 @@ class Lab:
             machine.write_dns_config(paths.root, self.tsig_secret(), self.student_dns_secrets(), self._signing_keys())
         if spec.name != "dns":  # as real hosts trust public CAs
             machine.trust_ca(paths.root, self.ca.ensure())
-        if self.student_key(spec.name).exists():  # a student's server comes with its certificate, as a rented one may
-            chain, key = self.ca.certificate(spec.fqdn)
-            machine.write_certificate(paths.root, certificates.default_paths(spec.fqdn), chain, key)
+        if self.student_key(spec.name).exists():  # a student's server comes with its certificates, as a rented one may
+            for name in (spec.fqdn, *(f"mta-sts.{domain}" for domain in spec.mail_domains)):  # part 3 section 14's
+                chain, key = self.ca.certificate(name)
+                machine.write_certificate(paths.root, certificates.default_paths(name), chain, key)
         pid = machine.boot(paths, spec)
         network.configure_host(spec, machine.host_netns(spec, pid, paths))
         return pid

@@ -84,6 +84,16 @@ class HostSpec:
     def domain(self) -> str:
         return self.fqdn.split(".", 1)[1]
 
+    @property
+    def mail_domains(self) -> tuple[str, str]:
+        """The two domains a mail host's guide serves: its own and ``b.`` under it (as the lab's example.org and
+        b.example.org).
+
+        >>> HOSTS["mail"].mail_domains
+        ('example.org', 'b.example.org')
+        """
+        return self.domain, f"b.{self.domain}"
+
 
 HOSTS: dict[str, HostSpec] = {
     spec.name: spec

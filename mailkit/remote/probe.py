@@ -419,7 +419,24 @@ def envelope(address: str) -> None:
         out["envelope_error"] = type(e).__name__ + ": " + str(e)
 
 
-CHECKS = {"smtp": smtp, "imap": imap, "sieve": sieve}
+def https(address: str, port: int, how: str) -> dict[str, Any]:
+    """TLS on connect, as a sender fetching an MTA-STS policy starts: the certificate verified for the server's name
+    (a web server's default one: the policies' own names have theirs)."""
+    seen: dict[str, Any] = {}
+    try:
+        with socket.create_connection((address, port), timeout=20) as sock:
+            tls = context().wrap_socket(sock, server_hostname=req["hostname"])
+            seen["tls"] = tls_info(tls)
+            seen["keys"] = key_digests(tls)
+            tls.close()
+    except ssl.SSLError as e:
+        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
+    except OSError as e:
+        seen["error"] = type(e).__name__ + ": " + str(e)
+    return seen
+
+
+CHECKS = {"smtp": smtp, "imap": imap, "sieve": sieve, "https": https}
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from mailkit.core.errors import MailkitError
 from mailkit.core.text import shorten
 from mailkit.core.values import Domain, ValueRejected
+from mailkit.domain import mtasts
 from mailkit.domain.dnssec import ROOT_ANCHOR, Ask, validate
 from mailkit.domain.lookup import forward_confirmed, spf_result
 from mailkit.domain.published import (
@@ -31,7 +32,6 @@ from mailkit.domain.published import (
     unauthorized_destinations,
 )
 from mailkit.server import rules
-from mailkit.status import mtasts
 from mailkit.status.rows import GUIDE_PARTS, Row
 
 P1, P2, P3, P4 = GUIDE_PARTS[1][1], GUIDE_PARTS[2][1], GUIDE_PARTS[3][1], GUIDE_PARTS[4][1]
@@ -265,7 +265,10 @@ def _mta_sts(domain: str, records: list[str], hostname: str, lookup: Lookup, ca_
     tags = dict(t.strip().partition("=")[::2] for t in records[0].split(";") if "=" in t)
     if len(records) != 1 or not tags.get("id", "").isalnum():
         return False, f"invalid record: {'; '.join(records)}"
-    addresses = lookup(f"mta-sts.{domain}", "A") or lookup(f"mta-sts.{domain}", "AAAA")
+    try:
+        addresses = mtasts.policy_host_addresses(lookup, domain)
+    except MailkitError as exc:
+        return False, str(exc)
     if not addresses:
         return False, f"mta-sts.{domain} has no address: the policy cannot be fetched"
     try:

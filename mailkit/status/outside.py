@@ -41,6 +41,11 @@ def port_rows(states: dict[str, dict[str, str]], ports: Sequence[int]) -> list[R
     return rows
 
 
+def _part_of(port: int) -> int:
+    """The part that opens ``port`` (2, TLS's part, for one the guide does not open)."""
+    return PORTS[port][2] if port in PORTS else 2
+
+
 def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str, first: str) -> list[Row]:
     """For each open port on the first address: a verified certificate for the server's name, not about to expire."""
     rows = []
@@ -49,19 +54,22 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
         if seen is None:
             continue  # not open: its port row already says so
         info = seen.get("tls")
+        part = _part_of(port)
         fix = f"02-dovecot.ipynb section 3: a certificate for {hostname} that clients trust, renewed in time (certbot)"
+        if part == 3:
+            fix = f"03-spam-outbound.ipynb section 14: nginx's default site serves {hostname}'s certificate"
         if "error" in seen and "tls_error" not in seen:
             closed = f"not reached: {seen['error']}"
             why = "journalctl -u 'postfix*' says why (465 and 587 close when Dovecot's auth service is down)"
-            rows.append(Row("tls", f"TLS on {port} ({first})", False, closed, why, part=2))
+            rows.append(Row("tls", f"TLS on {port} ({first})", False, closed, why, part=part))
             continue
         if info is None or "tls_error" in seen:
             detail = seen.get("tls_error") or "no TLS offered"
-            rows.append(Row("tls", f"TLS on {port} ({first})", False, detail, fix, part=2))
+            rows.append(Row("tls", f"TLS on {port} ({first})", False, detail, fix, part=part))
             continue
         # The probe verifies the certificate for ``hostname`` (a mismatch is its tls_error).
         seen_cert = rules.certificate(str(info["version"]), hostname, hostname, float(info["days_left"]))
-        rows.append(Row("tls", f"TLS on {port} ({first})", *_said(seen_cert), fix, part=2 if port != 4190 else 4))
+        rows.append(Row("tls", f"TLS on {port} ({first})", *_said(seen_cert), fix, part=part))
     return rows
 
 
@@ -73,18 +81,20 @@ def refusal_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: st
     ciphers_fix = (
         "02-dovecot.ipynb section 7: smtpd_tls_exclude_ciphers for Postfix (Dovecot's defaults leave them out)"
     )
+    web_fix = "03-spam-outbound.ipynb section 14: ssl_protocols and ssl_ciphers in /etc/nginx/nginx.conf"
     rows = []
     for port in ports:
         seen = tls.get(str(port))
         if seen is None or "refused" not in seen:
             continue  # not open, or not reached: the port and TLS rows say so
+        web = _part_of(port) == 3  # the web server's, not the mail services'
         refused = seen["refused"]
         versions = rules.old_tls_refused(refused)
-        rows.append(Row("tls", f"TLS 1.0 and 1.1 refused on {port} ({first})", *_said(versions), versions_fix, part=2))
+        fix, part = (web_fix, 3) if web else (versions_fix, 2)
+        rows.append(Row("tls", f"TLS 1.0 and 1.1 refused on {port} ({first})", *_said(versions), fix, part=part))
         ciphers = rules.insufficient_ciphers_refused(refused.get("insufficient_ciphers", ""))
-        rows.append(
-            Row("tls", f"insufficient ciphers refused on {port} ({first})", *_said(ciphers), ciphers_fix, part=2)
-        )
+        fix = web_fix if web else ciphers_fix
+        rows.append(Row("tls", f"insufficient ciphers refused on {port} ({first})", *_said(ciphers), fix, part=part))
     return rows
 
 

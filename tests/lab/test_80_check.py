@@ -116,8 +116,15 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "dnssec / MX of example.org signed (DNSSEC)",
         f"dnssec / A of {MAIL.fqdn} signed (DNSSEC)",
         "block lists / b.example.org on dbl.bl.example.net",
+        "mta-sts / MTA-STS of b.example.org",
+        "tls-rpt / TLS-RPT of example.org",
+        "ports / 443 HTTPS (the MTA-STS policies) on 2001:db8:100::25",
+        "tls / insufficient ciphers refused on 443 (198.51.100.25)",
+        "services / nginx running",
     ):
         assert expected in keys, expected
+    policy = next(r for r in report.rows if r.key == "mta-sts / MTA-STS of example.org")
+    assert policy.ok and "mode enforce" in policy.detail, "section 14 ends enforcing"
     assert mail.run(["sh", "-c", UNCHANGED]).stdout == before, "checking a server must not change it"
 
 
@@ -233,7 +240,7 @@ def test_old_tls_accepted(mail: Connection) -> None:
         assert row.detail == "TLS 1.0 ACCEPTED, TLS 1.1 ACCEPTED"
     report = check_server("lab:mail", vantage="lab:outside")
     assert red(report.rows) == set()
-    for port in (25, 465, 587, 143, 993, 4190):
+    for port in (25, 465, 587, 143, 993, 443, 4190):  # 443: nginx, serving the MTA-STS policies (section 14)
         row = next(r for r in report.rows if r.key == f"tls / TLS 1.0 and 1.1 refused on {port} ({V4})")
         assert row.detail == "TLS 1.0 refused, TLS 1.1 refused"
 
@@ -352,4 +359,20 @@ def test_dane_records_naming_another_key_no_next_key_or_none(mail: Connection, l
         report = check_server("lab:mail", vantage="lab:outside")
         assert red(report.rows) == {SERVED_KEY}, report.text()
         assert next(r.detail for r in report.rows if r.key == SERVED_KEY).startswith(f"no TLSA at {name}")
+    assert check() == set()
+
+
+def test_mta_sts_policy_naming_another_host_then_its_web_server_stopped(mail: Connection) -> None:
+    """Section 14's policy served with an mx that is not the server: its row red, nothing else (senders enforcing it
+    would refuse to deliver). nginx stopped: the policies cannot be fetched, port 443 is closed, the service is down."""
+    policy = "/var/www/mta-sts/example.org.txt"
+    saved = mail.read(policy)
+    wrong = saved.replace(f"mx: {MAIL.fqdn}".encode(), b"mx: mx.example.net")
+    assert wrong != saved
+    with on_server(lambda: mail.write(policy, wrong, mode=0o644), lambda: mail.write(policy, saved, mode=0o644)):
+        assert check() == {"mta-sts / MTA-STS of example.org"}
+    with on_server(commands(mail, ["systemctl", "stop", "nginx"]), commands(mail, ["systemctl", "start", "nginx"])):
+        ports = {f"ports / 443 HTTPS (the MTA-STS policies) on {address}" for address in (V4, V6)}
+        policies = {"mta-sts / MTA-STS of example.org", "mta-sts / MTA-STS of b.example.org"}
+        assert check() == {"services / nginx running", *ports, *policies}
     assert check() == set()

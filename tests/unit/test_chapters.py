@@ -34,8 +34,8 @@ def test_services_and_ports_are_the_chapters_facts() -> None:
     from mailkit.status.outside import expected_ports
 
     assert SERVICES is PART_OF_PACKAGE
-    assert expected_ports([1]) == [25] and expected_ports([1, 2, 3, 4]) == [25, 465, 587, 143, 993, 4190]
-    assert {part for _, _, part in PORTS.values()} == {1, 2, 4}, "part 3 opens no port"
+    assert expected_ports([1]) == [25] and expected_ports([1, 2, 3, 4]) == [25, 465, 587, 143, 993, 443, 4190]
+    assert {part for _, _, part in PORTS.values()} == {1, 2, 3, 4}, "part 3 opens 443 for the MTA-STS policies"
     probe = source("probe")
     for _, kind, _ in PORTS.values():
         protocol, _, start = kind.partition("-")

@@ -20,7 +20,7 @@ import pytest
 
 from mailkit.core.errors import MailkitError
 from mailkit.core.result import Result
-from mailkit.status.mtasts import fetch_policy
+from mailkit.domain.mtasts import fetch_policy
 from mailkit.status.vantage import CONNECTION_BYTES, run_probe
 from tests.loopback import serve
 

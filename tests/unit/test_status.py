@@ -329,8 +329,8 @@ def policy_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import ssl
     import threading
 
+    from mailkit.domain import mtasts
     from mailkit.lab.ca import CertificateAuthority
-    from mailkit.status import mtasts
 
     ca = CertificateAuthority(tmp_path / "ca")
     chain, key = ca.issue("mta-sts.example.org")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from collections.abc import Callable, Sequence
 
 from mailkit.core.errors import MailkitError
 
@@ -61,6 +62,27 @@ def policy_problems(policy: dict[str, list[str]], hostname: str) -> list[str]:
     if mode in ("enforce", "testing") and not any(mx_matches(p, hostname) for p in patterns):
         problems.append(f"{hostname} matches no mx line: senders will refuse to deliver")
     return problems
+
+
+def policy_host_addresses(lookup: Callable[[str, str], Sequence[str]], domain: str, hops: int = 8) -> list[str]:
+    """The addresses of ``mta-sts.<domain>``, its CNAMEs followed (at most ``hops``) as a recursive resolver does:
+    a name server that only answers for its own zones gives the CNAME and stops there.
+
+    >>> records = {("mta-sts.b.example.org", "CNAME"): ("mail.example.org.",),
+    ...            ("mail.example.org", "A"): ("198.51.100.25",)}
+    >>> policy_host_addresses(lambda name, rtype: records.get((name, rtype), ()), "b.example.org")
+    ['198.51.100.25']
+    """
+    name = f"mta-sts.{domain}"
+    for _ in range(hops):
+        found = [a for rtype in ("A", "AAAA") for a in lookup(name, rtype) if not a.endswith(".")]
+        if found:
+            return found
+        alias = lookup(name, "CNAME")
+        if not alias:
+            return []
+        name = alias[0].rstrip(".")
+    raise MailkitError(f"mta-sts.{domain}: more than {hops} CNAMEs in a row")
 
 
 def fetch_policy(
