@@ -20,6 +20,9 @@ from mailkit.core.values import EmailAddress
 
 #: The database file ``postmap`` makes for each map type (``hash`` and ``btree`` share ``.db``).
 DB_SUFFIX = {"lmdb": ".lmdb", "cdb": ".cdb", "hash": ".db", "btree": ".db"}
+#: Where a Maildir keeps its messages: ``new`` (delivered, not yet seen by a client) and ``cur``; ``tmp`` holds
+#: files still being written, never a message to read.
+MESSAGE_DIRS = ("cur", "new")
 
 
 @dataclass(frozen=True)

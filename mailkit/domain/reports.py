@@ -28,6 +28,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from mailkit.core.errors import MailkitError
+from mailkit.core.mail_layout import MESSAGE_DIRS
 from mailkit.core.text import shorten
 
 #: The largest message, attachment and unpacked report read (a big provider's daily report is a few hundred KB).
@@ -308,7 +309,7 @@ _REPORT_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"<", b"{", b"\xef\xbb\xbf")
 
 
 def reports_at(paths: Iterable[Path]) -> tuple[list[Report], list[str]]:
-    """The reports in files (a saved message, or a report as it was attached) and Maildirs (``cur`` and ``new``,
+    """The reports in files (a saved message, or a report as it was attached) and Maildirs (:data:`MESSAGE_DIRS`,
     the newest MAX_FILES messages); and what was refused, a line per file, saying why."""
     found: list[Report] = []
     refused: list[str] = []
@@ -331,7 +332,7 @@ def _files(paths: Iterable[Path]) -> list[Path]:
             files.append(path)
             continue
         dated = []
-        for sub in ("cur", "new"):
+        for sub in MESSAGE_DIRS:
             try:
                 entries = list(os.scandir(path / sub))
             except OSError:

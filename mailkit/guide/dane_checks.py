@@ -37,7 +37,24 @@ def finger_verdict(output: str) -> tuple[bool, str]:
     if seen:
         return seen[-1].startswith("Verified"), seen[-1]
     problems = _PROBLEM.findall(output)
-    return False, shorten(problems[-1] if problems else output.strip().splitlines()[-1:][0] if output.strip() else "")
+    if problems:
+        return False, shorten(problems[-1])
+    lines = output.strip().splitlines()
+    return False, shorten(lines[-1]) if lines else "no output"
+
+
+def receiver_fix(destination: str, said: str) -> str:
+    """What to do when another domain's server is not verified by DANE, from what posttls-finger said of it.
+
+    >>> receiver_fix("example.net", "Untrusted TLS connection established to mx.example.net")
+    "example.net's TLSA records name another key than its server's: mail there waits in the queue"
+    >>> receiver_fix("example.net", "connect to mx.example.net[198.51.100.9]:25: Connection timed out")
+    'example.net not reached (connect to mx.example.net[198.51.100.9]:25: Connection timed out): is port 25 out \
+open (section 8)? Mail there waits in the queue'
+    """
+    if "TLS connection established" in said or "certificate" in said or "TLSA" in said:
+        return f"{destination}'s TLSA records name another key than its server's: mail there waits in the queue"
+    return f"{destination} not reached ({said}): is port 25 out open (section 8)? Mail there waits in the queue"
 
 
 def finger(mail: Connection, destination: str) -> tuple[bool, str]:
@@ -79,7 +96,7 @@ def verify(dane: Dane, mail: Connection, lookup: Lookup, nameserver: str, others
         fix = (
             f"{SECTION}: is Unbound running (systemctl status unbound), /etc/resolv.conf naming 127.0.0.1?"
             if destination == domain
-            else f"{destination}'s TLSA records name another key than its server's: mail there waits in the queue"
+            else receiver_fix(destination, said)
         )
         results.append(CheckResult("dane", f"posttls-finger -l dane {destination}", ok, said, fix))
     return results

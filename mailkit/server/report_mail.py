@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from mailkit.core.errors import MailkitError
-from mailkit.core.mail_layout import LAYOUT
+from mailkit.core.mail_layout import LAYOUT, MESSAGE_DIRS
 from mailkit.core.ssh import Connection
 
 #: How far back reports are read, how many at most per domain (the newest), and the most bytes one may have.
@@ -29,12 +29,16 @@ MAX_LISTED = 5000
 
 #: Lists ``PATH<TAB>SUBJECT LINE`` for each message file under ``$1`` saved in the last ``$2`` days whose header
 #: (up to its first empty line) has a ``Subject: Report Domain:`` line. Run as the mail's account.
-_LIST = r"""find "$1" -mindepth 3 -maxdepth 5 -type f \( -path '*/cur/*' -o -path '*/new/*' \) \
-  -mtime "-$2" -size "-$3"c -print0 |
+_IN_MESSAGE_DIRS = " -o ".join(f"-path '*/{sub}/*'" for sub in MESSAGE_DIRS)
+_LIST = (
+    rf"""find "$1" -mindepth 3 -maxdepth 5 -type f \( {_IN_MESSAGE_DIRS} \) \
+"""
+    + r"""  -mtime "-$2" -size "-$3"c -print0 |
 xargs -0 -r awk 'FNR == 1 { head = 1 }
   head && /^\r?$/ { head = 0; nextfile }
   head && tolower($0) ~ /^subject:[ \t]*report domain:/ { print FILENAME "\t" $0; nextfile }'
 """
+)
 _SUBJECT = re.compile(r"subject:[ \t]*report domain:[ \t]*([^ \t\r]+)", re.IGNORECASE)
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]|/\.\.?/")
 

@@ -63,6 +63,7 @@ def check_server(
         return StatusReport(target, vantage or "this machine", rows)
     progress(f"asking DNS ({nameserver or 'the system resolver'})")
     lookup = remembered(resolver_lookup(nameserver))  # one answer per question in one run
+    ask, anchor = resolver_ask(nameserver), server.trust_anchor or ROOT_ANCHOR  # for the DNSSEC and DANE rows
     addresses = server_addresses(facts.hostname, lookup)
     here_ca = ca_file or server.ca_file_here()
     rows += dns_rows(
@@ -78,8 +79,8 @@ def check_server(
         ca_file=here_ca,
         domain_blocklists=domain_lists,
         parked_domains=parked,
-        ask=resolver_ask(nameserver),
-        trust_anchor=server.trust_anchor or ROOT_ANCHOR,
+        ask=ask,
+        trust_anchor=anchor,
     )
     rows += report_rows(report_messages, addresses)
     ports = expected_ports(facts.parts)
@@ -103,7 +104,7 @@ def check_server(
     rows += outside_rows(seen, ports, facts.hostname, facts.domains[0], server.relay_domain)
     if 3 in facts.parts:
         served = seen.get("tls", {}).get("25", {}).get("keys")
-        rows += tlsa_rows(facts.hostname, served, resolver_ask(nameserver), server.trust_anchor or ROOT_ANCHOR)
+        rows += tlsa_rows(facts.hostname, served, ask, anchor)
     rows += firewall_rows(seen.get("closed", {})) if 4 in facts.parts else []
     return StatusReport(target, vantage or "this machine", rows)
 
