@@ -173,15 +173,20 @@ def states_at_once(probes: dict[str, list[int]]) -> Callable[[], dict[str, dict[
     return states
 
 
-#: What a server must refuse, each offered alone by a client of its own: TLS 1.0 and 1.1 (RFC 8996), and at TLS 1.2
-#: only the cipher suites the NCSC guidelines call insufficient (no authentication, no encryption, export-grade,
-#: RC4, DES and 3DES, MD5 MACs), at OpenSSL's security level 0 so that this client can offer them at all.
+#: What a server is asked, each offered alone by a client of its own. To refuse: TLS 1.0 and 1.1 (RFC 8996), and at
+#: TLS 1.2 only the cipher suites the NCSC guidelines call insufficient (no authentication, no encryption,
+#: export-grade, RC4, DES and 3DES, MD5 MACs), at OpenSSL's security level 0 so that this client can offer them at
+#: all. And finite-field Diffie-Hellman (DHE) alone, at security level 2: this client then refuses a group under
+#: 2048 bits itself (``DH_KEY_TOO_SMALL``), which is how the group's size is seen; a server that offers no DHE
+#: refuses the offer (its key exchange is ECDHE, on curves OpenSSL chooses).
 ALL_AT_LEVEL_0 = "ALL:@SECLEVEL=0"
 INSUFFICIENT_CIPHERS = "aNULL:eNULL:EXPORT:LOW:RC4:DES:3DES:MD5:@SECLEVEL=0"
+DHE_AT_LEVEL_2 = "kDHE:!aNULL:!eNULL:@SECLEVEL=2"
 OFFERS = {
     "TLSv1": ("TLSv1", ALL_AT_LEVEL_0),
     "TLSv1_1": ("TLSv1_1", ALL_AT_LEVEL_0),
     "insufficient_ciphers": ("TLSv1_2", INSUFFICIENT_CIPHERS),
+    "dhe": ("TLSv1_2", DHE_AT_LEVEL_2),
 }
 
 

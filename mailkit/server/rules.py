@@ -130,6 +130,28 @@ def insufficient_ciphers_refused(state: str) -> Verdict:
     return Verdict(False, shorten(state or "not tried", 160))
 
 
+def dh_groups_strong(state: str) -> Verdict:
+    """No finite-field Diffie-Hellman group under 2048 bits (the NCSC guidelines call smaller ones insufficient: the
+    key exchange, and with it every message of the session, could be broken later). ``state``: what a client that
+    offered DHE alone, refusing groups under 2048 bits, saw. A client that could not offer it counts as not shown.
+
+    >>> dh_groups_strong("ACCEPTED: TLSv1.2 DHE-RSA-AES256-GCM-SHA384")
+    Verdict(ok=True, detail='DHE with a group of 2048 bits or more (DHE-RSA-AES256-GCM-SHA384)')
+    >>> dh_groups_strong("refused: DH_KEY_TOO_SMALL").detail
+    'DHE with a group under 2048 bits (the client said DH_KEY_TOO_SMALL)'
+    >>> dh_groups_strong("refused: NO_SHARED_CIPHER")
+    Verdict(ok=True, detail='no DHE offered: ECDHE only')
+    """
+    if state.startswith("ACCEPTED"):
+        cipher = state.split()[-1] if len(state.split()) > 2 else "?"
+        return Verdict(True, f"DHE with a group of 2048 bits or more ({shorten(cipher, 60)})")
+    if state.startswith("refused") and "DH_KEY_TOO_SMALL" in state:
+        return Verdict(False, "DHE with a group under 2048 bits (the client said DH_KEY_TOO_SMALL)")
+    if state.startswith("refused"):
+        return Verdict(True, "no DHE offered: ECDHE only")
+    return Verdict(False, shorten(state or "not tried", 160))
+
+
 def caa_allows_issuing(records: Sequence[str], owner: str = "") -> Verdict:
     """The CAA records that apply to the server's name (RFC 8659) let some CA issue its certificate: none at all is
     fine (any CA may); ``issue ";"`` alone, or a critical property no CA knows, means no CA will, and the next

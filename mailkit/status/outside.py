@@ -74,7 +74,8 @@ def tls_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], hostname: str
 
 
 def refusal_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: str) -> list[Row]:
-    """For each TLS port the probe reached: TLS 1.0 and 1.1 refused, and the insufficient cipher suites."""
+    """For each TLS port the probe reached: TLS 1.0 and 1.1 refused, the insufficient cipher suites, and the
+    finite-field Diffie-Hellman groups under 2048 bits."""
     versions_fix = (
         "02-dovecot.ipynb section 7: smtpd_tls_protocols for Postfix; Dovecot's ssl_min_protocol is in section 4"
     )
@@ -82,6 +83,10 @@ def refusal_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: st
         "02-dovecot.ipynb section 7: smtpd_tls_exclude_ciphers for Postfix (Dovecot's defaults leave them out)"
     )
     web_fix = "03-spam-outbound.ipynb section 14: ssl_protocols and ssl_ciphers in /etc/nginx/nginx.conf"
+    groups_fix = (
+        "02-dovecot.ipynb section 7: no DH parameter file of your own (smtpd_tls_dh1024_param_file for Postfix, "
+        "ssl_dh or ssl_server_dh_file for Dovecot): their built-in groups have 2048 bits or more"
+    )
     rows = []
     for port in ports:
         seen = tls.get(str(port))
@@ -95,6 +100,10 @@ def refusal_rows(tls: dict[str, dict[str, Any]], ports: Sequence[int], first: st
         ciphers = rules.insufficient_ciphers_refused(refused.get("insufficient_ciphers", ""))
         fix = web_fix if web else ciphers_fix
         rows.append(Row("tls", f"insufficient ciphers refused on {port} ({first})", *_said(ciphers), fix, part=part))
+        groups = rules.dh_groups_strong(refused.get("dhe", ""))
+        fix = web_fix if web else groups_fix
+        rows.append(Row("tls", f"no Diffie-Hellman group under 2048 bits on {port} ({first})", *_said(groups), fix,
+                        part=part))  # fmt: skip
     return rows
 
 

@@ -110,6 +110,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "firewall / other ports get no answer on 198.51.100.25",
         "tls / TLS 1.0 and 1.1 refused on 4190 (198.51.100.25)",
         "tls / insufficient ciphers refused on 25 (198.51.100.25)",
+        "tls / no Diffie-Hellman group under 2048 bits on 993 (198.51.100.25)",
         "reverse dns / SMTP greeting names the server (as its PTR does)",
         "dmarc / DMARC reports of b.example.org go where they are accepted",
         "dmarc / DMARC reports of example.org say your mail passes",
@@ -254,6 +255,38 @@ def test_insufficient_ciphers_accepted(mail: Connection) -> None:
         row = next(r for r in report.rows if r.key == f"tls / insufficient ciphers refused on 25 ({V4})")
         assert row.detail.startswith("ACCEPTED: TLSv1.2 ")
     assert check() == set()
+
+
+def test_a_1024_bit_dh_group_offered(mail: Connection) -> None:
+    # What old how-tos left: an RSA certificate (DHE needs one: the guide's ECDSA key allows only ECDHE), a
+    # 'dh1024.pem' made with 'openssl dhparam', and OpenSSL's security level lowered so that it can be used at all.
+    # The RSA pair is the second certificate: clients that can verify ECDSA still get the guide's.
+    old = "/root/old-how-to"
+    mail.run(["sh", "-c", 'mkdir -m 700 -p "$1" && cd "$1" && openssl dhparam -out dh1024.pem 1024 2>/dev/null && '
+              'openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout rsa.key -out rsa.pem -subj "/CN=$2" '
+              '2>/dev/null', "sh", old, MAIL.fqdn])  # fmt: skip
+    old_how_to = (f"smtpd_tls_eccert_file={CERT}", f"smtpd_tls_eckey_file={KEY}",
+                  f"smtpd_tls_cert_file={old}/rsa.pem", f"smtpd_tls_key_file={old}/rsa.key",
+                  f"smtpd_tls_dh1024_param_file={old}/dh1024.pem",
+                  "tls_medium_cipherlist=DEFAULT:@SECLEVEL=1")  # fmt: skip
+    try:
+        with main_cf_changed(mail, *old_how_to):
+            report = check_server("lab:mail", vantage="lab:outside")
+            small = {f"tls / no Diffie-Hellman group under 2048 bits on {port} ({V4})" for port in (25, 465, 587)}
+            # Also red, rightly: the certificate Postfix names first is now the self-signed RSA one, and dovecot.conf
+            # no longer names the server's certificate as the guide would (it renders it from Postfix's). main.cf's
+            # own drift rows compare the guide's settings only, and none of them changed.
+            also = {f"certificate / certificate {old}/rsa.pem", "drift / dovecot.conf as the guide renders it"}
+            assert red(report.rows) == {*also, *small}
+            row = next(r for r in report.rows if r.key == f"tls / no Diffie-Hellman group under 2048 bits on 25 ({V4})")
+            assert row.detail == "DHE with a group under 2048 bits (the client said DH_KEY_TOO_SMALL)"
+    finally:
+        mail.run(["rm", "-rf", "--", old])
+    report = check_server("lab:mail", vantage="lab:outside")
+    assert red(report.rows) == set()
+    for port in (25, 465, 587, 143, 993, 443, 4190):
+        row = next(r for r in report.rows if r.key == f"tls / no Diffie-Hellman group under 2048 bits on {port} ({V4})")
+        assert row.ok and row.detail == "no DHE offered: ECDHE only", (port, row.detail)
 
 
 def test_greeting_names_another_host(mail: Connection) -> None:
