@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from mailkit.server.target import Target
 
 #: Debian's Unbound file that makes IANA's root key the trust anchor (emptied in a DNS world with another root).
+#: The server's validating resolver.
+PACKAGES = ("unbound",)
 DEBIAN_ANCHOR_FILE = "/etc/unbound/unbound.conf.d/root-auto-trust-anchor-file.conf"
 #: mailkit's own Unbound settings (only in a DNS world of its own).
 UNBOUND_CONF = "/etc/unbound/unbound.conf.d/mailkit.conf"
@@ -108,14 +110,14 @@ class Dane:
         once installed (a restart), and never reaching out for IANA's key (Debian's helper would, at each start)."""
         conf = self.resolver_conf()
         if conf is None:
-            return [Packages(("unbound",))]
+            return [Packages(PACKAGES)]
         # Before the package: its first start must find neither IANA's key missing (Debian's helper makes that file
         # from the internet) nor a key of the wrong world; systemd gives up on a unit that fails a few times.
         return [
             File("/etc/default/unbound", "ROOT_TRUST_ANCHOR_UPDATE=false\n"),
             Directory("/etc/unbound/unbound.conf.d", mode=0o755),
             File(DEBIAN_ANCHOR_FILE, f"# This DNS world's root key is in {UNBOUND_CONF}.\n"),
-            Packages(("unbound",)),
+            Packages(PACKAGES),
             File(UNBOUND_CONF, conf, service="unbound"),
         ]
 

@@ -21,12 +21,15 @@ from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Packages, Resource, SystemAccount
 from mailkit.core.ssh import Connection
-from mailkit.guide import backups, firewall, guessing, mta_sts
+from mailkit.guide import backups, dane, firewall, guessing, mta_sts
 from mailkit.guide.parts import Parts
 
 #: What the archive brings back that systemd and the services must see: restarted in this order, if present
-#: (Postfix before Dovecot, whose LMTP and auth sockets live in Postfix's queue directory).
-SERVICES = ("nftables", "valkey-server", "redis-server", "rspamd", "postfix", "dovecot", "fail2ban", "nginx")
+#: (Unbound before Postfix, which copies resolv.conf into its jail when it starts; Postfix before Dovecot, whose
+#: LMTP and auth sockets live in Postfix's queue directory).
+SERVICES = (
+    "nftables", "unbound", "valkey-server", "redis-server", "rspamd", "postfix", "dovecot", "fail2ban", "nginx",
+)  # fmt: skip
 
 
 #: Postfix installed without a configuration of its own, so it does not start: until the archive's main.cf is
@@ -36,14 +39,15 @@ HOLD_MAIL = ("postfix postfix/main_mailer_type select No configuration",)
 
 
 def packages(guide: Parts, facts: HostFacts) -> list[Resource]:
-    """Every package the guide installs (parts 1-4, the MTA-STS policies' web server, the firewall, the guessers'
-    ban, borg) and the accounts it makes
+    """Every package the guide installs (parts 1-4, the server's validating resolver and the MTA-STS policies' web
+    server, the firewall, the guessers' ban, borg) and the accounts it makes
     (part 1's ``vmail``, with its numbers: the Maildirs come back owned by them), none of its settings: what a new
     server needs before the archive's files come back over Debian's own."""
     parts = [*guide.part1.install(), *guide.part2.install(), *guide.part3.install(), *guide.part4.install(facts)]
     installs = [r for r in parts if isinstance(r, Packages)]
     names = (
         *(n for r in installs for n in r.names),
+        *dane.PACKAGES,
         *mta_sts.PACKAGES,
         *firewall.PACKAGES,
         *guessing.PACKAGES,
@@ -81,6 +85,7 @@ if command -v postfix >/dev/null 2>&1; then postfix check; fi
 for unit in {services}; do
     systemctl cat "$unit.service" >/dev/null 2>&1 || continue
     systemctl enable --quiet "$unit"
+    systemctl reset-failed "$unit" 2>/dev/null || true  # a first start before its files were back may have failed
     systemctl restart "$unit"
 done"""
 

@@ -25,8 +25,9 @@ from mailkit.core.context import host_facts
 from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
-from mailkit.guide import backups, firewall, guessing, restore, upgrade
+from mailkit.guide import backups, dane_checks, firewall, guessing, restore, upgrade
 from mailkit.guide.chapters import verify_parts
+from mailkit.guide.dane import Dane
 from mailkit.guide.part1 import Part1
 from mailkit.guide.part2 import Part2
 from mailkit.guide.part3 import Part3
@@ -199,9 +200,10 @@ def test_the_servers_key_cannot_delete_a_backup(server: Backed) -> None:
 
 def test_the_restore_drill_brings_the_lost_server_back_whole(bookworm: None, server: Backed, lab: Lab) -> None:
     """The server is lost after its backup; a fresh one with the same name and addresses (the DNS untouched) is
-    restored from the backup host: the guide finds nothing to change, every check of parts 1-4 passes (the same
-    passwords, the same DKIM key verifying at the receiver), the mailboxes hold what they held, and a message sent
-    while the server was gone waits at the sender and arrives afterwards."""
+    restored from the backup host: the guide finds nothing to change (its own validating resolver included), every
+    check of parts 1-4 passes (the same passwords, the same DKIM key verifying at the receiver, DANE verifying it),
+    the mailboxes hold what they held, and a message sent while the server was gone waits at the sender and arrives
+    afterwards."""
     target = mk.target_of("lab:mail")
     part1 = Part1(
         "example.org", ["b.example.org"], mailboxes=MAILBOXES, aliases={"info@example.org": ["bob@example.org"]}
@@ -239,8 +241,11 @@ def test_the_restore_drill_brings_the_lost_server_back_whole(bookworm: None, ser
     facts = host_facts(mail)
     ban = guessing.ban_settings(target.never_ban, "1h", "10m", 5)
     everything = upgrade.final_state(part1, part2, part3, part4, facts, chain, key)
-    pending = engine.plan(mail, [*everything, *firewall.firewall(guide), *guessing.ban_guessers(ban)])
+    resolver = Dane.for_target(part2, target).everything()  # part 3 section 13: Unbound, resolv.conf, the next key
+    pending = engine.plan(mail, [*everything, *resolver, *firewall.firewall(guide), *guessing.ban_guessers(ban)])
     assert not pending.changes, [c.summary for c in pending.changes]
+    verified, said = dane_checks.finger(mail, "example.org")  # through its own resolver, by the TLSA records kept
+    assert verified, said
     receiver = target.receiver(server.outside)
     assert receiver is not None
     receiver.ensure()  # the other provider part 3's checks send to, whichever test ran before
