@@ -577,6 +577,18 @@ def rfc2136(server: str, key_file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON, for machines (and the workshop board).")
 @click.option("--markdown", is_flag=True, help="Markdown, for a ticket or a pull request.")
 @click.option("--changes", is_flag=True, help="Also say what changed since the previous run (kept in ~/.local/state).")
+@click.option(
+    "--send-to",
+    default=None,
+    help="Opt-in, the only row that sends anything: one message from the server's postmaster to this address of "
+    "yours at another provider, read back there (--read-at) to see that provider's SPF, DKIM and DMARC verdicts.",
+)
+@click.option("--read-at", default=None, help="The IMAP server (IMAPS, 993) of the --send-to address's provider.")
+@click.option(
+    "--read-as",
+    default=None,
+    help="The login there (default: the --send-to address); its password from the passwords file, or asked for.",
+)
 @friendly_errors
 def check_command(
     host: str | None,
@@ -591,8 +603,12 @@ def check_command(
     as_json: bool,
     markdown: bool,
     changes: bool,
+    send_to: str | None,
+    read_at: str | None,
+    read_as: str | None,
 ) -> None:
-    """The status of a live mail server, from inside and outside; exit 1 if a row fails. Changes nothing on it."""
+    """The status of a live mail server, from inside and outside; exit 1 if a row fails. Changes nothing on it
+    (with --send-to, it sends that one message)."""
     from mailkit.core.values import Domain
     from mailkit.server.target import resolve_target
     from mailkit.status.run import check_server, record_changes, state_file
@@ -623,6 +639,9 @@ def check_command(
         parked_domains=parked_domains,
         parts=_part_numbers(parts) if parts else None,
         ca_file=ca_file,
+        send_to=send_to,
+        read_at=read_at,
+        read_as=read_as,
         progress=_progress(),
     )
     if changes:

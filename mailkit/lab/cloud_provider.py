@@ -9,6 +9,11 @@ whose password is an *app password*, as such providers hand out for IMAP. Its fo
 The moving-in chapter then treats it as any provider: it knows only the host name, the port, the user and the app
 password (:mod:`mailkit.guide.moving_in`).
 
+It also lets *readers* log in: mailboxes of the lab's receiver (``dana@example.net``), whose mail the receiver
+stored with its own verdicts, read over IMAP as a reader reads their account at a big provider (``mailkit check
+--send-to``). Each account's owner and home come from the passwd-file, so the receiver's Maildirs are read as the
+receiver's mail account.
+
 >>> "listen = 198.51.100.71" in cloud_dovecot_conf("2.4")
 True
 >>> 'mailbox "[Cloud]/All Mail" {' in cloud_dovecot_conf("2.3")
@@ -18,15 +23,15 @@ True
 from __future__ import annotations
 
 import io
-import shlex
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mailkit.core import engine
 from mailkit.core.errors import LabError
 from mailkit.core.resources import File, Packages
 from mailkit.core.ssh import Connection
-from mailkit.core.values import Password
+from mailkit.core.values import EmailAddress, Password
 from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.cloud_account import SPECIAL_USE, Account
 from mailkit.lab.layout import CLOUD_ADDRESS
@@ -61,8 +66,8 @@ passdb {{
   args = scheme=SHA512-CRYPT {PASSWD_FILE}
 }}
 userdb {{
-  driver = static
-  args = uid={OWNER} gid={OWNER} home={STORE}/%d/%n
+  driver = passwd-file
+  args = {PASSWD_FILE}
 }}
 disable_plaintext_auth = yes
 ssl_cert = </etc/ssl/certs/{HOST}.pem
@@ -75,12 +80,8 @@ passdb passwd-file {{
   passwd_file_path = {PASSWD_FILE}
   default_password_scheme = SHA512-CRYPT
 }}
-userdb static {{
-  fields {{
-    uid = {OWNER}
-    gid = {OWNER}
-    home = {STORE}/%{{user | domain}}/%{{user | username}}
-  }}
+userdb passwd-file {{
+  passwd_file_path = {PASSWD_FILE}
 }}
 auth_allow_cleartext = no
 ssl_server_cert_file = /etc/ssl/certs/{HOST}.pem
@@ -130,8 +131,23 @@ def home_of(user: str) -> str:
     return f"{STORE}/{domain}/{local}"
 
 
-def setup(outside: Connection, ca: CertificateAuthority, account: Account, password: Password) -> CloudAccount:
-    """The provider on the outside host with ``account`` as it is today (its mail replaced with the account's)."""
+def _passwd_line(outside: Connection, user: str, password: Password, owner: str, home: str) -> str:
+    """``user:{SHA512-CRYPT}hash:uid:gid::home::`` for Dovecot's passwd-file (passdb and userdb alike); the hash is
+    made on the outside host, the password handed over on standard input."""
+    hashed = outside.run(["openssl", "passwd", "-6", "-stdin"], input=password.reveal() + "\n").stdout.strip()
+    ids = outside.run(["sh", "-c", 'echo "$(id -u -- "$1"):$(id -g -- "$1")"', "sh", owner]).stdout.strip()
+    return f"{EmailAddress(user)}:{{SHA512-CRYPT}}{hashed}:{ids}::{home}::\n"
+
+
+def setup(
+    outside: Connection,
+    ca: CertificateAuthority,
+    account: Account,
+    password: Password,
+    readers: Mapping[str, tuple[Password, str]] | None = None,
+) -> CloudAccount:
+    """The provider on the outside host with ``account`` as it is today (its mail replaced with the account's);
+    ``readers``: other accounts that may log in, each with its password and the Maildir it reads (the receiver's)."""
     chain, key = ca.certificate(HOST)
     engine.apply(
         outside,
@@ -145,14 +161,17 @@ def setup(outside: Connection, ca: CertificateAuthority, account: Account, passw
     if major not in ("2.3", "2.4"):
         raise LabError(f"the cloud provider knows Dovecot 2.3 and 2.4, not {major!r}")
     home = home_of(account.user)
-    script = f"""set -eu
-id {OWNER} >/dev/null 2>&1 || useradd --system --home-dir {STORE} --shell /usr/sbin/nologin {OWNER}
-hash=$(openssl passwd -6 -stdin)
-umask 077
-printf '%s:{{SHA512-CRYPT}}%s\\n' {shlex.quote(account.user)} "$hash" > {PASSWD_FILE}
-chown root:dovecot {PASSWD_FILE} && chmod 0640 {PASSWD_FILE}
-"""
-    outside.run(["sh", "-c", script], input=password.reveal() + "\n")
+    outside.run(["sh", "-c", f"id {OWNER} >/dev/null 2>&1 || useradd --system --home-dir {STORE} "
+                 f"--shell /usr/sbin/nologin {OWNER}"])  # fmt: skip
+    lines = [_passwd_line(outside, account.user, password, OWNER, home)]
+    for user, (reader_password, maildir) in sorted((readers or {}).items()):
+        reader_home = f"{STORE}/readers/{EmailAddress(user)}"
+        # The home's Maildir is the receiver's: the global mail location (~/Maildir) serves both kinds of account.
+        outside.run(["sh", "-c", 'mkdir -p -- "$1" && ln -sfn -- "$2" "$1/Maildir"', "sh", reader_home, maildir])
+        owner = outside.run(["stat", "-c", "%U", "--", maildir]).stdout.strip()
+        lines.append(_passwd_line(outside, user, reader_password, owner, reader_home))
+    write = f"umask 077 && cat > {PASSWD_FILE} && chown root:dovecot {PASSWD_FILE} && chmod 0640 {PASSWD_FILE}"
+    outside.run(["sh", "-c", write], input="".join(lines))
     outside.run(
         [
             "sh",

@@ -254,6 +254,32 @@ def own_mail_passes(found: Sequence[Source], reports: int) -> Verdict:
     return Verdict(True, detail)
 
 
+def judged_at_receiver(server: str, found: Sequence[tuple[str, str, Mapping[str, str]]] | None, domain: str) -> Verdict:
+    """The receiving provider's own ``Authentication-Results`` (``server``: its authserv-id, the topmost header's;
+    ``found``: the verdicts of its headers, the topmost first; None: there was none) say SPF, DKIM and DMARC pass for
+    mail from ``domain``, with a DKIM signature by ``domain`` itself. Headers with other authserv-ids are left alone:
+    anyone on the way could have written them.
+
+    >>> judged_at_receiver("mx.example.net", [("spf", "pass", {}), ("dkim", "pass", {"header.d": "example.org"}),
+    ...                                       ("dmarc", "pass", {})], "example.org")
+    Verdict(ok=True, detail='mx.example.net: spf=pass, dkim=pass (example.org), dmarc=pass')
+    >>> judged_at_receiver("mx.example.net", [("dkim", "pass", {"header.d": "example.net"})], "example.org").detail
+    'mx.example.net: spf=none, dkim=none (example.org), dmarc=none'
+    >>> judged_at_receiver("", None, "example.org").detail
+    'no Authentication-Results in the stored header: this provider does not say'
+    """
+    if found is None:
+        return Verdict(False, "no Authentication-Results in the stored header: this provider does not say")
+    first: dict[str, str] = {}
+    for method, result, _ in found:
+        first.setdefault(method, result)
+    signed = any(m == "dkim" and r == "pass" and p.get("header.d", "").lower() == domain.lower() for m, r, p in found)
+    dkim = "pass" if signed else next((r for m, r, p in found if m == "dkim" and r != "pass"), "none")
+    said = f"spf={first.get('spf', 'none')}, dkim={dkim} ({domain}), dmarc={first.get('dmarc', 'none')}"
+    ok = first.get("spf") == "pass" and signed and first.get("dmarc") == "pass"
+    return Verdict(ok, shorten(f"{server or '?'}: {said}", 300))
+
+
 def relay_refused(code: int, text: str) -> Verdict:
     """A stranger's mail for another domain is refused for good (5xx): a 4xx is retried, a 2xx is an open relay."""
     if not code:

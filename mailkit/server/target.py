@@ -327,7 +327,8 @@ LAB_ONLY = {
     "receiver": (
         "skipped: no receiver whose verdicts mailkit can read. Send a message to an address you own at a big "
         "provider, open it there, show the original message and paste its headers into 'mailkit headers FILE': "
-        "it reads their spf=, dkim= and dmarc= verdicts"
+        "it reads their spf=, dkim= and dmarc= verdicts (or 'mailkit check --send-to ADDRESS --read-at IMAP-HOST' "
+        "does both and shows them as a row)"
     ),
     "bot": (
         "skipped: there is no spam bot to borrow on the internet. 'journalctl -u postfix\\* -g PREGREET' on your "

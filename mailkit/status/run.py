@@ -8,22 +8,29 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mailkit.clients.read_back import ReadAccount
 from mailkit.clients.smtp import relay_tricks
 from mailkit.core.errors import UsageError
-from mailkit.core.values import Domain
+from mailkit.core.values import Domain, EmailAddress, Hostname
 from mailkit.domain.dnssec import ROOT_ANCHOR, resolver_ask
 from mailkit.domain.lookup import remembered, resolver_lookup, server_addresses
 from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
+from mailkit.status import sending
 from mailkit.status.dane_rows import tlsa_rows
 from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts, read_reports, report_rows
 from mailkit.status.outside import FIREWALL_SAMPLE, expected_ports, firewall_rows, outside_rows
 from mailkit.status.rows import Row, StatusReport
 from mailkit.status.vantage import run_probe
+
+if TYPE_CHECKING:
+    from mailkit.server.target import Target
 
 
 def check_server(
@@ -37,11 +44,16 @@ def check_server(
     parked_domains: Sequence[str] = (),
     parts: Sequence[int] | None = None,
     ca_file: str | None = None,
+    send_to: str | None = None,
+    read_at: str | None = None,
+    read_as: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> StatusReport:
     """Check the server at ``target`` from inside and from ``vantage`` (None: this machine). Never changes it.
 
     ``parked_domains``: domains of yours that send and take no mail, checked for a null MX, SPF -all and p=reject.
+    ``send_to``: opt-in, the only thing that sends: one message from the server to that address, read back over
+    IMAPS at ``read_at`` as ``read_as`` (default: the address itself), judged by that provider's verdicts.
     """
     from mailkit.server.target import connect, resolve_target, target_of
 
@@ -52,6 +64,8 @@ def check_server(
     lists = tuple(blocklists) if blocklists is not None else server.blocklists
     domain_lists = tuple(domain_blocklists) if domain_blocklists is not None else server.domain_blocklists
     nameserver = server.nameserver
+    reader = _read_account(server, send_to, read_at, read_as)
+    token = secrets.token_hex(8)
     with server.connect() as conn:
         progress(f"reading {target}")
         facts = read_facts(conn, parts)
@@ -59,6 +73,9 @@ def check_server(
             facts.domains = given
         rows: list[Row] = inside_rows(conn, facts, server.offline, lists, server.foreign_exchanger)
         report_messages = read_reports(conn, facts)
+        if reader is not None and facts.domains:
+            progress(f"sending one message to {send_to} (--send-to)")
+            sending.send_from_server(conn, facts.domains[0], EmailAddress(str(send_to)), token)
     if not facts.hostname:
         return StatusReport(target, vantage or "this machine", rows)
     progress(f"asking DNS ({nameserver or 'the system resolver'})")
@@ -106,7 +123,27 @@ def check_server(
         served = seen.get("tls", {}).get("25", {}).get("keys")
         rows += tlsa_rows(facts.hostname, served, ask, anchor)
     rows += firewall_rows(seen.get("closed", {})) if 4 in facts.parts else []
+    if reader is not None and facts.domains:
+        progress(f"reading it back at {reader.host} as {reader.user}")
+        rows.append(sending.read_back_row(reader, token, facts.domains[0], lookup, ca_file=here_ca))
+    elif 3 in facts.parts:
+        rows.append(sending.not_asked())
     return StatusReport(target, vantage or "this machine", rows)
+
+
+def _read_account(server: Target, send_to: str | None, read_at: str | None, read_as: str | None) -> ReadAccount | None:
+    """The account the message is read back from, every value checked (and its password found or asked for)
+    before anything is sent; None when nothing is to be sent."""
+    if send_to is None:
+        if read_at is not None or read_as is not None:
+            raise UsageError("--read-at and --read-as go with --send-to")
+        return None
+    if read_at is None:
+        raise UsageError("--send-to needs --read-at: the IMAP server of that address's provider")
+    EmailAddress(send_to, field="--send-to")
+    user = EmailAddress(read_as or send_to, field="--read-as")
+    host = Hostname(read_at, field="--read-at")
+    return ReadAccount(host, user, server.passwords([str(user)])[str(user)])
 
 
 # -- what changed since the last run ---------------------------------------------------------------------------------

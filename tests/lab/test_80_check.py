@@ -409,3 +409,40 @@ def test_mta_sts_policy_naming_another_host_then_its_web_server_stopped(mail: Co
         policies = {"mta-sts / MTA-STS of example.org", "mta-sts / MTA-STS of b.example.org"}
         assert check() == {"services / nginx running", *ports, *policies}
     assert check() == set()
+
+
+@pytest.fixture
+def reader(lab: Lab) -> Iterator[str]:
+    """dana@example.net at the lab's receiver, readable over IMAP at the lab's cloud provider, as a reader's account
+    at a big provider is; its password where mailkit finds the lab's (the passwords file, on your own server)."""
+    from mailkit.lab import cloud_account, cloud_provider, receiver
+
+    outside = lab_connection("outside")
+    try:
+        receiver.ensure(outside)
+        dana = "dana@example.net"
+        alice = lab.passwords(["alice@cloud.example.net"])["alice@cloud.example.net"]
+        readers = {dana: (lab.passwords([dana])[dana], receiver.RECEIVER.mailbox(dana))}
+        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=3, seed=3), alice, readers)
+        yield dana
+    finally:
+        outside.close()
+
+
+def test_a_message_read_back_at_another_provider(mail: Connection, lab: Lab, reader: str) -> None:
+    # Off unless asked: the row says how to ask, and nothing is sent.
+    quiet = check_server("lab:mail", vantage="lab:outside")
+    row = next(r for r in quiet.rows if r.group == "sending")
+    assert row.skipped and row.detail.startswith("not sent: the only row that sends anything"), row
+    # Asked: one message from postmaster@example.org, judged by the receiver's own OpenDKIM, SPF and OpenDMARC.
+    cloud = "imap.cloud.example.net"
+    asked = check_server("lab:mail", vantage="lab:outside", send_to=reader, read_at=cloud)
+    assert red(asked.rows) == set(), asked.text()
+    row = next(r for r in asked.rows if r.group == "sending")
+    assert not row.skipped and row.detail == "outside.example.net: spf=pass, dkim=pass (example.org), dmarc=pass"
+    # Broken: SPF names another host; DKIM still aligns, so the receiver takes it, and says spf=fail.
+    with dns_changed(lab, "example.org", "TXT", ['"v=spf1 a:outside.example.net -all"']):
+        broken = check_server("lab:mail", vantage="lab:outside", send_to=reader, read_at=cloud)
+        assert red(broken.rows) == {"spf / SPF of example.org", f"sending / {row.name}"}
+        said = next(r for r in broken.rows if r.group == "sending").detail
+        assert said.startswith("outside.example.net: spf=fail, dkim=pass (example.org), dmarc=pass"), said
