@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from mailkit.core.errors import MailkitError
+from mailkit.core.ssh import Connection
 from mailkit.core.values import ValueRejected
 from mailkit.domain.dnssec import Ask, answer_texts, validate
 from mailkit.domain.tlsa import judge, tlsa_name
+from mailkit.guide.dane_checks import finger
 from mailkit.status.rows import Row
 
 FIX = "03-spam-outbound.ipynb section 13"
@@ -50,3 +52,18 @@ def tlsa_rows(hostname: str, keys: dict[str, Any] | None, ask: Ask | None, ancho
         Row("dane", f"TLSA of {hostname}: the next key published (rollover)", verdict.next_key,
             verdict.rollover_detail, rollover_fix, part=3),
     ]  # fmt: skip
+
+
+def own_resolver_row(conn: Connection, domain: str) -> Row:
+    """Postfix's own DANE client on the server (``posttls-finger -l dane``: it resolves through the server's resolver
+    exactly as Postfix's smtp client does) verifies the server of ``domain`` by its TLSA records: the proof that the
+    resolver validates, which Postfix needs to send by DANE at all (it asks without validating otherwise, silently).
+    It connects to port 25 and says EHLO, STARTTLS and QUIT: nothing is sent."""
+    verified, said = finger(conn, domain)
+    fix = (
+        f"{FIX}: is Unbound running (systemctl status unbound), /etc/resolv.conf naming 127.0.0.1, and Postfix "
+        "restarted since (it copies resolv.conf when it starts)?"
+    )
+    return Row(
+        "dane", f"Postfix on the server verifies {domain} by DANE (its own resolver)", verified, said, fix, part=3
+    )

@@ -22,7 +22,7 @@ from mailkit.domain.lookup import remembered, resolver_lookup, server_addresses
 from mailkit.guide.chapters import PORTS
 from mailkit.server import rules
 from mailkit.status import sending
-from mailkit.status.dane_rows import tlsa_rows
+from mailkit.status.dane_rows import own_resolver_row, tlsa_rows
 from mailkit.status.dnschecks import dns_rows
 from mailkit.status.inside import inside_rows, read_facts, read_reports, report_rows
 from mailkit.status.outside import FIREWALL_SAMPLE, expected_ports, firewall_rows, outside_rows
@@ -73,6 +73,8 @@ def check_server(
             facts.domains = given
         rows: list[Row] = inside_rows(conn, facts, server.offline, lists, server.foreign_exchanger)
         report_messages = read_reports(conn, facts)
+        if 3 in facts.parts and facts.domains:
+            rows.append(own_resolver_row(conn, facts.domains[0]))
         if reader is not None and facts.domains:
             progress(f"sending one message to {send_to} (--send-to)")
             sending.send_from_server(conn, facts.domains[0], EmailAddress(str(send_to)), token)

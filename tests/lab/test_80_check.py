@@ -63,13 +63,19 @@ def check() -> set[str]:
 
 
 @contextmanager
-def dns_changed(lab: Lab, name: str, rtype: str, values: list[str]) -> Iterator[None]:
+def dns_changed(lab: Lab, name: str, rtype: str, values: list[str], forget: Connection | None = None) -> Iterator[None]:
+    """``name``'s ``rtype`` records changed, then put back; ``forget``: a server whose resolver (Unbound, section 13)
+    is restarted after each change, so that it does not answer from its cache (10 s in the lab) for a while."""
     before = list(lookup_at(NAMESERVER.address)(name, rtype))
     lab.set_dns_records(name, rtype, values)
+    if forget is not None:
+        forget.run(["systemctl", "restart", "unbound"])
     try:
         yield
     finally:
         lab.set_dns_records(name, rtype, before)
+        if forget is not None:
+            forget.run(["systemctl", "restart", "unbound"])
 
 
 def commands(mail: Connection, *argvs: list[str]) -> Callable[[], None]:
@@ -122,6 +128,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "ports / 443 HTTPS (the MTA-STS policies) on 2001:db8:100::25",
         "tls / insufficient ciphers refused on 443 (198.51.100.25)",
         "services / nginx running",
+        "dane / Postfix on the server verifies example.org by DANE (its own resolver)",
     ):
         assert expected in keys, expected
     policy = next(r for r in report.rows if r.key == "mta-sts / MTA-STS of example.org")
@@ -174,7 +181,7 @@ def test_expired_certificate(mail: Connection, lab: Lab) -> None:
     with on_server(lambda: put(chain, key), lambda: put(saved[CERT], saved[KEY])):
         tls = {f"tls / TLS on {port} ({V4})" for port in (25, 465, 587, 143, 993, 4190)}
         # The new certificate came with a new key, which no TLSA record names: DANE senders would hold the mail too.
-        assert check() == {f"certificate / certificate {CERT}", *tls, SERVED_KEY, ROLLOVER}
+        assert check() == {f"certificate / certificate {CERT}", *tls, SERVED_KEY, ROLLOVER, OWN_DANE}
     assert check() == set()
 
 
@@ -354,16 +361,16 @@ def test_parked_domain_that_takes_mail(mail: Connection, lab: Lab) -> None:
 def test_dnssec_chain_broken_at_the_registrar(mail: Connection, lab: Lab) -> None:
     """The lab's registrar drops example.org's DS, then publishes one naming no key of the zone: every name whose
     chain runs through example.org turns red, not signed the first time, bogus the second."""
-    with dns_changed(lab, "example.org", "DS", []):
+    with dns_changed(lab, "example.org", "DS", [], forget=mail):
         report = check_server("lab:mail", vantage="lab:outside")
         chained = {r.key for r in report.rows if r.key.startswith("dnssec / ")}
         # The mail host's TLSA records live in example.org too: senders ignore them once they are not signed.
-        assert len(chained) >= 2 and red(report.rows) == chained | {SERVED_KEY}, report.text()
+        assert len(chained) >= 2 and red(report.rows) == chained | {SERVED_KEY, OWN_DANE}, report.text()
         assert {r.detail for r in report.rows if r.key in chained} == {"not signed: no DS for example.org. in ."}
         assert ROLLOVER not in {r.key for r in report.rows}, "the rollover row waits for signed records"
-    with dns_changed(lab, "example.org", "DS", ["4242 13 2 " + "AB" * 32]):
+    with dns_changed(lab, "example.org", "DS", ["4242 13 2 " + "AB" * 32], forget=mail):
         report = check_server("lab:mail", vantage="lab:outside")
-        assert red(report.rows) == chained | {SERVED_KEY}, report.text()
+        assert red(report.rows) == chained | {SERVED_KEY, OWN_DANE}, report.text()
         said = {r.detail for r in report.rows if r.key in chained}
         bogus = "BOGUS (validating resolvers refuse it): no DNSKEY of example.org. matches its DS at the parent"
         assert said == {bogus}
@@ -372,6 +379,7 @@ def test_dnssec_chain_broken_at_the_registrar(mail: Connection, lab: Lab) -> Non
 
 SERVED_KEY = f"dane / TLSA of {MAIL.fqdn} names the key it serves on 25 (DANE)"
 ROLLOVER = f"dane / TLSA of {MAIL.fqdn}: the next key published (rollover)"
+OWN_DANE = "dane / Postfix on the server verifies example.org by DANE (its own resolver)"
 
 
 def test_dane_records_naming_another_key_no_next_key_or_none(mail: Connection, lab: Lab) -> None:
@@ -382,15 +390,15 @@ def test_dane_records_naming_another_key_no_next_key_or_none(mail: Connection, l
     in_use = tlsa_311(gather(mail, [PublicKey(KEY)])[0] or "")
     published = list(lookup_at(NAMESERVER.address)(name, "TLSA"))
     assert len(published) == 2 and in_use in published, published
-    with dns_changed(lab, name, "TLSA", ["3 1 1 " + "ab" * 32, "3 1 1 " + "cd" * 32]):
+    with dns_changed(lab, name, "TLSA", ["3 1 1 " + "ab" * 32, "3 1 1 " + "cd" * 32], forget=mail):
         report = check_server("lab:mail", vantage="lab:outside")
-        assert red(report.rows) == {SERVED_KEY, ROLLOVER}, report.text()
+        assert red(report.rows) == {SERVED_KEY, ROLLOVER, OWN_DANE}, report.text()
         assert "no record names the key served" in next(r.detail for r in report.rows if r.key == SERVED_KEY)
-    with dns_changed(lab, name, "TLSA", [in_use]):
+    with dns_changed(lab, name, "TLSA", [in_use], forget=mail):
         assert check() == {ROLLOVER}
-    with dns_changed(lab, name, "TLSA", []):
+    with dns_changed(lab, name, "TLSA", [], forget=mail):
         report = check_server("lab:mail", vantage="lab:outside")
-        assert red(report.rows) == {SERVED_KEY}, report.text()
+        assert red(report.rows) == {SERVED_KEY, OWN_DANE}, report.text()
         assert next(r.detail for r in report.rows if r.key == SERVED_KEY).startswith(f"no TLSA at {name}")
     assert check() == set()
 
@@ -446,3 +454,23 @@ def test_a_message_read_back_at_another_provider(mail: Connection, lab: Lab, rea
         assert red(broken.rows) == {"spf / SPF of example.org", f"sending / {row.name}"}
         said = next(r for r in broken.rows if r.group == "sending").detail
         assert said.startswith("outside.example.net: spf=fail, dkim=pass (example.org), dmarc=pass"), said
+
+
+def test_the_server_asking_a_resolver_that_does_not_validate(mail: Connection) -> None:
+    # As after 'apt install' of a package that rewrites resolv.conf, or a restore without section 13's files: Postfix
+    # goes on sending, without DANE, and says nothing. The lab's nameserver answers, but proves nothing.
+    saved = mail.read("/etc/resolv.conf")
+    restart = ["systemctl", "restart", "postfix"]
+    elsewhere = commands(mail, ["sh", "-c", f'echo "nameserver {NAMESERVER.address}" > /etc/resolv.conf'], restart)
+
+    def put_back() -> None:
+        mail.write("/etc/resolv.conf", saved, mode=0o644)
+        mail.run(restart)
+
+    row = OWN_DANE
+    with on_server(elsewhere, put_back):
+        report = check_server("lab:mail", vantage="lab:outside")
+        assert red(report.rows) == {row}, report.text()
+        said = next(r for r in report.rows if r.key == row).detail
+        assert not said.startswith("Verified"), said
+    assert check() == set()
