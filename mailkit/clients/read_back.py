@@ -27,6 +27,8 @@ TOKEN_HEADER = "X-Mailkit-Check"
 #: The most bytes of one stored header read, and of one line of the server's answers.
 MAX_HEADER = 64 * 1024
 MAX_LINE = 8 * 1024
+#: The longest one read waits for the provider, within the time asked in all.
+READ_TIMEOUT = 30.0
 #: Where a provider files a message: its inbox, or its spam folder (names differ; absent ones are passed over).
 FOLDERS = ("INBOX", "Junk", "Spam", "[Gmail]/Spam")
 _TOKEN = re.compile(r"[0-9a-f]{8,64}")
@@ -55,12 +57,20 @@ def search_criteria(token: str) -> str:
 
 
 class _Bounded(imaplib.IMAP4_SSL):
-    """imaplib's IMAPS client with its reads bounded, connecting to an address found by mailkit's own lookup (the
-    certificate still verified for the host's name)."""
+    """imaplib's IMAPS client with its reads bounded in size and in time (each read waits at most what is left
+    before ``deadline``, a :func:`time.monotonic` value), connecting to an address found by mailkit's own lookup
+    (the certificate still verified for the host's name)."""
 
-    def __init__(self, name: str, address: str, port: int, context: ssl.SSLContext, timeout: float) -> None:
-        self._name, self._address = name, address
-        super().__init__(name, port, ssl_context=context, timeout=timeout)
+    def __init__(self, name: str, address: str, port: int, context: ssl.SSLContext, deadline: float) -> None:
+        self._name, self._address, self._deadline = name, address, deadline
+        super().__init__(name, port, ssl_context=context, timeout=self._time_left())
+
+    def _time_left(self) -> float:
+        """Seconds a read may wait: what is left before the deadline, at most :data:`READ_TIMEOUT`."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the time asked has passed")
+        return min(READ_TIMEOUT, left)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         raw = socket.create_connection((self._address, self.port), timeout)
@@ -69,9 +79,11 @@ class _Bounded(imaplib.IMAP4_SSL):
     def read(self, size: int) -> bytes:
         if size > MAX_HEADER + MAX_LINE:
             raise MailkitError(f"the IMAP server sent {size} bytes where a header of at most {MAX_HEADER} was asked")
+        self.sock.settimeout(self._time_left())
         return super().read(size)
 
     def readline(self) -> bytes:
+        self.sock.settimeout(self._time_left())
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise MailkitError(f"the IMAP server sent a line longer than {MAX_LINE} bytes")
@@ -108,13 +120,14 @@ def read_back(
 ) -> bytes | None:
     """The header of the message carrying ``token`` in ``account``'s mailbox, asked for every ``every`` seconds until
     it is there or ``seconds`` have passed (None). ``address``: the IMAP host's address, from mailkit's lookup.
-    A login the provider refuses, or a connection that fails, is an error that says which."""
+    ``seconds`` bounds it all, a provider's slow answers too (each read waits at most what is left). A login the
+    provider refuses, a connection that fails, or answers that come too slowly are errors that say which."""
     search_criteria(token)
     context = ssl.create_default_context(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     deadline = time.monotonic() + seconds
     try:
-        imap = _Bounded(str(account.host), address, account.port, context, timeout=min(30.0, seconds))
+        imap = _Bounded(str(account.host), address, account.port, context, deadline)
     except (OSError, imaplib.IMAP4.error) as exc:
         raise MailkitError(f"cannot reach {account.host}:{account.port} over IMAPS: {str(exc)[:200]}") from None
     try:
@@ -127,8 +140,12 @@ def read_back(
             if header is not None or time.monotonic() + every > deadline:
                 return header
             time.sleep(every)
+    except TimeoutError:
+        raise MailkitError(f"{account.host}:{account.port} did not answer within the {seconds:g} s asked") from None
     except (OSError, imaplib.IMAP4.error) as exc:
         raise MailkitError(f"{account.host}:{account.port} failed while it was read: {str(exc)[:200]}") from None
     finally:
-        with contextlib.suppress(OSError, imaplib.IMAP4.error, MailkitError):
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
             imap.logout()
+        with contextlib.suppress(OSError):  # when the logout itself failed (imaplib closes only after it)
+            imap.shutdown()

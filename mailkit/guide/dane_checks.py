@@ -29,6 +29,11 @@ _CONNECTION = re.compile(r"((?:Verified|Trusted|Untrusted|Anonymous) TLS connect
 #: Why it made none (a TLSA that names another key, an MX not proven, nothing reached): its last line that says so.
 _PROBLEM = re.compile(r"posttls-finger: (.*(?:TLSA|DANE|MX RRset|insecure|not verified|failed|refused|timed out).*)")
 SECTION = f"{GUIDE} section 13"
+#: What to look at when Postfix on the server cannot verify its own domain by DANE: the resolver it asks.
+OWN_RESOLVER_FIX = (
+    f"{SECTION}: is Unbound running (systemctl status unbound), /etc/resolv.conf naming 127.0.0.1, and Postfix "
+    "restarted since (it copies resolv.conf when it starts)?"
+)
 
 
 def finger_verdict(output: str) -> tuple[bool, str]:
@@ -93,10 +98,6 @@ def verify(dane: Dane, mail: Connection, lookup: Lookup, nameserver: str, others
     domain = dane.part2.part1.domain
     for destination in [domain, *others]:
         ok, said = finger(mail, destination)
-        fix = (
-            f"{SECTION}: is Unbound running (systemctl status unbound), /etc/resolv.conf naming 127.0.0.1?"
-            if destination == domain
-            else receiver_fix(destination, said)
-        )
+        fix = OWN_RESOLVER_FIX if destination == domain else receiver_fix(destination, said)
         results.append(CheckResult("dane", f"posttls-finger -l dane {destination}", ok, said, fix))
     return results

@@ -8,6 +8,7 @@ so many lines, the whole run has one deadline and a memory limit (:mod:`mailkit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import imaplib
 import json
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: The request (read in :func:`main`) and what was seen so far (written out at the end, or at the deadline).
@@ -304,6 +305,32 @@ def tls_info(sock: Any) -> dict[str, Any]:
     return {"version": sock.version(), "days_left": round(days, 1)}
 
 
+def handshake(sock: socket.socket, *, keys: bool = False) -> dict[str, Any]:
+    """TLS on a connected socket (at once, or after STARTTLS was said yes to), the certificate verified for the
+    server's name: what :func:`tls_info` sees, and the key digests when asked; the connection closed after."""
+    tls = context().wrap_socket(sock, server_hostname=req["hostname"])
+    seen = {"tls": tls_info(tls), **({"keys": key_digests(tls)} if keys else {})}
+    tls.close()
+    return seen
+
+
+def tls_error(e: ssl.SSLError) -> str:
+    """Why a handshake failed: the certificate's verdict, or OpenSSL's reason."""
+    return getattr(e, "verify_message", None) or e.reason or str(e)
+
+
+@contextlib.contextmanager
+def recording(seen: dict[str, Any]) -> Iterator[None]:
+    """A probe's conversation, its failure recorded in ``seen``: ``tls_error`` for the handshake or the certificate,
+    ``error`` for the connection or the protocol."""
+    try:
+        yield
+    except ssl.SSLError as e:
+        seen["tls_error"] = tls_error(e)
+    except (OSError, imaplib.IMAP4.error, smtplib.SMTPException) as e:
+        seen["error"] = type(e).__name__ + ": " + str(e)
+
+
 def key_digests(sock: Any) -> dict[str, str]:
     """The SHA-256 of the served certificate and of its public key (what DANE's TLSA records name); {} if unread."""
     der = sock.getpeercert(binary_form=True)
@@ -338,7 +365,7 @@ def smtp(address: str, port: int, how: str, verify: bool = True) -> dict[str, An
         seen["auth_after_tls"] = s.esmtp_features.get("auth", "").split()
         s.quit()
     except ssl.SSLError as e:
-        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
+        seen["tls_error"] = tls_error(e)
         if verify:  # the certificate is wrong: still see what the server offers once encrypted
             again = smtp(address, port, how, verify=False)
             seen.update({k: v for k, v in again.items() if k.startswith("auth") or k == "keys"})
@@ -349,12 +376,9 @@ def smtp(address: str, port: int, how: str, verify: bool = True) -> dict[str, An
 
 def imap(address: str, port: int, how: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
-    try:
+    with recording(seen):
         if how == "imap-tls":
-            sock = socket.create_connection((address, port), timeout=20)
-            tls = context().wrap_socket(sock, server_hostname=req["hostname"])
-            seen["tls"] = tls_info(tls)
-            tls.close()
+            seen.update(handshake(socket.create_connection((address, port), timeout=20)))
             return seen
         m = IMAP(address, port, timeout=20)
         seen["capabilities_before_tls"] = list(m.capabilities)
@@ -363,16 +387,12 @@ def imap(address: str, port: int, how: str) -> dict[str, Any]:
         seen["tls"] = tls_info(m.sock)
         seen["capabilities"] = list(m.capabilities)
         m.logout()
-    except ssl.SSLError as e:
-        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
-    except (OSError, imaplib.IMAP4.error) as e:
-        seen["error"] = type(e).__name__ + ": " + str(e)
     return seen
 
 
 def sieve(address: str, port: int, how: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
-    try:
+    with recording(seen):
         sock = socket.create_connection((address, port), timeout=20)
         f = Bounded(sock.makefile("rb"), Budget())
         lines = []
@@ -390,13 +410,7 @@ def sieve(address: str, port: int, how: str) -> dict[str, Any]:
         if not answer.startswith("OK"):
             seen["error"] = "STARTTLS refused: " + answer
             return seen
-        tls = context().wrap_socket(sock, server_hostname=req["hostname"])
-        seen["tls"] = tls_info(tls)
-        tls.close()
-    except ssl.SSLError as e:
-        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
-    except OSError as e:
-        seen["error"] = type(e).__name__ + ": " + str(e)
+        seen.update(handshake(sock))
     return seen
 
 
@@ -428,16 +442,8 @@ def https(address: str, port: int, how: str) -> dict[str, Any]:
     """TLS on connect, as a sender fetching an MTA-STS policy starts: the certificate verified for the server's name
     (a web server's default one: the policies' own names have theirs)."""
     seen: dict[str, Any] = {}
-    try:
-        with socket.create_connection((address, port), timeout=20) as sock:
-            tls = context().wrap_socket(sock, server_hostname=req["hostname"])
-            seen["tls"] = tls_info(tls)
-            seen["keys"] = key_digests(tls)
-            tls.close()
-    except ssl.SSLError as e:
-        seen["tls_error"] = getattr(e, "verify_message", None) or e.reason or str(e)
-    except OSError as e:
-        seen["error"] = type(e).__name__ + ": " + str(e)
+    with recording(seen), socket.create_connection((address, port), timeout=20) as sock:
+        seen.update(handshake(sock, keys=True))
     return seen
 
 

@@ -14,10 +14,10 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import ValueRejected
 from mailkit.domain.dnssec import Ask, answer_texts, validate
 from mailkit.domain.tlsa import judge, tlsa_name
-from mailkit.guide.dane_checks import finger
+from mailkit.guide.dane_checks import OWN_RESOLVER_FIX, SECTION, finger
 from mailkit.status.rows import Row
 
-FIX = "03-spam-outbound.ipynb section 13"
+FIX = SECTION
 
 
 def tlsa_rows(hostname: str, keys: dict[str, Any] | None, ask: Ask | None, anchor: str) -> list[Row]:
@@ -60,10 +60,5 @@ def own_resolver_row(conn: Connection, domain: str) -> Row:
     resolver validates, which Postfix needs to send by DANE at all (it asks without validating otherwise, silently).
     It connects to port 25 and says EHLO, STARTTLS and QUIT: nothing is sent."""
     verified, said = finger(conn, domain)
-    fix = (
-        f"{FIX}: is Unbound running (systemctl status unbound), /etc/resolv.conf naming 127.0.0.1, and Postfix "
-        "restarted since (it copies resolv.conf when it starts)?"
-    )
-    return Row(
-        "dane", f"Postfix on the server verifies {domain} by DANE (its own resolver)", verified, said, fix, part=3
-    )
+    name = f"Postfix on the server verifies {domain} by DANE (its own resolver)"
+    return Row("dane", name, verified, said, OWN_RESOLVER_FIX, part=3)

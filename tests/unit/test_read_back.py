@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,14 +45,18 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def provider(header: bytes, *, folder: str = "INBOX", literal: int | None = None) -> Callable[[socket.socket], None]:
-    """An IMAP server's answers: ``header`` stored in ``folder`` as UID 7; ``literal``: the size it claims for it."""
+def provider(
+    header: bytes, *, folder: str = "INBOX", literal: int | None = None, slow: float = 0
+) -> Callable[[socket.socket], None]:
+    """An IMAP server's answers: ``header`` stored in ``folder`` as UID 7; ``literal``: the size it claims for it;
+    ``slow``: seconds it waits before each answer."""
 
     def handle(sock: socket.socket) -> None:
         f = sock.makefile("rb")
         sock.sendall(b"* OK ready\r\n")
         selected = ""
         while line := f.readline():
+            time.sleep(slow)
             tag, _, rest = line.decode().rstrip("\r\n").partition(" ")
             command = rest.split(" ", 1)[0].upper()
             if command == "CAPABILITY":
@@ -121,6 +126,17 @@ def test_a_provider_that_sends_more_than_a_header_is_cut_off(certificate: tuple[
     for port in imaps(certificate, provider(HEADER, literal=huge)):
         with pytest.raises(MailkitError, match=f"sent {huge} bytes where a header of at most {MAX_HEADER}"):
             read_back(account(port), TOKEN, "127.0.0.1", seconds=2, ca_file=str(certificate[0]))
+
+
+def test_a_provider_that_answers_each_command_just_in_time_is_still_bounded_in_all(
+    certificate: tuple[Path, Path],
+) -> None:
+    # Each answer well inside one read's timeout, but a poll over four folders would take 6 s: the 3 s asked win.
+    for port in imaps(certificate, provider(HEADER, folder="Archive", slow=0.8)):
+        start = time.monotonic()
+        with pytest.raises(MailkitError, match="did not answer within the 3 s asked"):
+            read_back(account(port), TOKEN, "127.0.0.1", seconds=3, ca_file=str(certificate[0]))
+        assert time.monotonic() - start < 5
 
 
 def test_only_a_hex_token_reaches_the_search() -> None:
