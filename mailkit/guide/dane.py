@@ -60,6 +60,47 @@ _DOCUMENTATION_REVERSE = (
 )  # fmt: skip
 
 
+def resolver_conf(dns_root: str | None, trust_anchor: str | None) -> str | None:
+    """mailkit's Unbound settings in a DNS world whose root server is ``dns_root`` and root key ``trust_anchor``;
+    None on the internet (Debian's are right there)."""
+    if dns_root is None:
+        return None
+    return "\n".join(
+        [
+            "# Written by mailkit: this server's DNS world has a root of its own (not the internet's).",
+            "server:",
+            "    # Trust starts from that root's key (Debian's file naming IANA's is emptied).",
+            f'    trust-anchor: "{trust_anchor}"',
+            f"    cache-max-ttl: {PRIVATE_WORLD_CACHE}",
+            f"    cache-max-negative-ttl: {PRIVATE_WORLD_CACHE}",
+            f"    val-bogus-ttl: {PRIVATE_WORLD_CACHE}",
+            "    # Its names live in the documentation ranges, which Unbound otherwise answers itself.",
+            *(f'    local-zone: "{zone}" nodefault' for zone in _DOCUMENTATION_REVERSE),
+            'stub-zone:\n    name: "."',
+            f"    stub-addr: {dns_root}",
+            "",
+        ]
+    )
+
+
+def validating_resolver(dns_root: str | None = None, trust_anchor: str | None = None) -> list[Resource]:
+    """Unbound, validating, for one host only; in a DNS world of its own (``dns_root``, ``trust_anchor``), told that
+    world's root and key once installed (a restart), and never reaching out for IANA's key (Debian's helper would,
+    at each start)."""
+    conf = resolver_conf(dns_root, trust_anchor)
+    if conf is None:
+        return [Packages(PACKAGES)]
+    # Before the package: its first start must find neither IANA's key missing (Debian's helper makes that file
+    # from the internet) nor a key of the wrong world; systemd gives up on a unit that fails a few times.
+    return [
+        File("/etc/default/unbound", "ROOT_TRUST_ANCHOR_UPDATE=false\n"),
+        Directory("/etc/unbound/unbound.conf.d", mode=0o755),
+        File(DEBIAN_ANCHOR_FILE, f"# This DNS world's root key is in {UNBOUND_CONF}.\n"),
+        Packages(PACKAGES),
+        File(UNBOUND_CONF, conf, service="unbound"),
+    ]
+
+
 @dataclass(frozen=True)
 class Dane:
     """Section 13 for part 2's server (its certificate's key is the key in use). ``dns_root`` and ``trust_anchor``:
@@ -86,40 +127,10 @@ class Dane:
     # -- the server's own resolver ---------------------------------------------------------------
     def resolver_conf(self) -> str | None:
         """mailkit's Unbound settings: None on the internet (Debian's are right there)."""
-        if self.dns_root is None:
-            return None
-        return "\n".join(
-            [
-                "# Written by mailkit: this server's DNS world has a root of its own (not the internet's).",
-                "server:",
-                "    # Trust starts from that root's key (Debian's file naming IANA's is emptied).",
-                f'    trust-anchor: "{self.trust_anchor}"',
-                f"    cache-max-ttl: {PRIVATE_WORLD_CACHE}",
-                f"    cache-max-negative-ttl: {PRIVATE_WORLD_CACHE}",
-                f"    val-bogus-ttl: {PRIVATE_WORLD_CACHE}",
-                "    # Its names live in the documentation ranges, which Unbound otherwise answers itself.",
-                *(f'    local-zone: "{zone}" nodefault' for zone in _DOCUMENTATION_REVERSE),
-                'stub-zone:\n    name: "."',
-                f"    stub-addr: {self.dns_root}",
-                "",
-            ]
-        )
+        return resolver_conf(self.dns_root, self.trust_anchor)
 
     def resolver(self) -> list[Resource]:
-        """Unbound, validating, for this server only; in a DNS world of its own, told that world's root and key
-        once installed (a restart), and never reaching out for IANA's key (Debian's helper would, at each start)."""
-        conf = self.resolver_conf()
-        if conf is None:
-            return [Packages(PACKAGES)]
-        # Before the package: its first start must find neither IANA's key missing (Debian's helper makes that file
-        # from the internet) nor a key of the wrong world; systemd gives up on a unit that fails a few times.
-        return [
-            File("/etc/default/unbound", "ROOT_TRUST_ANCHOR_UPDATE=false\n"),
-            Directory("/etc/unbound/unbound.conf.d", mode=0o755),
-            File(DEBIAN_ANCHOR_FILE, f"# This DNS world's root key is in {UNBOUND_CONF}.\n"),
-            Packages(PACKAGES),
-            File(UNBOUND_CONF, conf, service="unbound"),
-        ]
+        return validating_resolver(self.dns_root, self.trust_anchor)
 
     def use_resolver(self) -> list[Resource]:
         """Every program on the server asks Unbound (after :meth:`resolver` runs and answers). Postfix restarts:

@@ -85,6 +85,11 @@ class Receiver:
         local, domain = EmailAddress(address).split("@")
         return f"{self.base}/{domain}/{local}"
 
+    def maildir_paths(self) -> list[str]:
+        """The domain's directory, then each account's Maildir and its ``cur``, ``new`` and ``tmp``."""
+        mailboxes = [self.mailbox(f"{user}@{self.domain}") for user in self.users]
+        return [f"{self.base}/{self.domain}", *(f"{m}{sub}" for m in mailboxes for sub in ("", "/cur", "/new", "/tmp"))]
+
     def resources(self, chain: bytes, key: bytes) -> list[Resource]:
         cert, private = f"/etc/ssl/certs/{self.host}.pem", f"/etc/ssl/private/{self.host}.key"
         mailboxes = ", ".join(f"{u}@{self.domain}={self.domain}/{u}/" for u in self.users)
@@ -99,6 +104,9 @@ class Receiver:
             File("/etc/postfix-policyd-spf-python/policyd-spf.conf", POLICYD_SPF_CONF.format(**filled)),
             SystemAccount("vmail", "vmail", VMAIL_ID, VMAIL_ID, self.base),
             Directory(self.base, owner="vmail", group="vmail", mode=0o750),
+            # Each account's mailbox exists from the start, as a provider makes it with the account (Postfix would
+            # make it with the first message; a reader may log in before).
+            *(Directory(path, owner="vmail", group="vmail", mode=0o700) for path in self.maildir_paths()),
             MasterService(
                 "policyd-spf",
                 "unix",

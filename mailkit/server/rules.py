@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from mailkit.core.text import shorten
 from mailkit.domain.published import CAA_KNOWN_TAGS, caa_record, dmarc_tags
-from mailkit.domain.reports import Source
+from mailkit.domain.reports import Source, TlsReport
 from mailkit.server.certificates import MIN_DAYS_LEFT, fresh
 
 if TYPE_CHECKING:
@@ -252,6 +252,35 @@ def own_mail_passes(found: Sequence[Source], reports: int) -> Verdict:
         names = ", ".join(f"{s.address} ({s.failed})" for s in others[:3]) + (" ..." if len(others) > 3 else "")
         detail += f"; others sending as you failed: {names}"
     return Verdict(True, detail)
+
+
+def senders_reach_over_tls(reports: Sequence[TlsReport]) -> Verdict:
+    """The TLS-RPT reports of the last days about a domain say every sender's TLS handshakes with its servers
+    succeeded; a failure names its reporter, the policy that failed (DANE's ``tlsa``, at the MX host's name;
+    MTA-STS's ``sts``, at the domain's) and why.
+
+    >>> from mailkit.domain.reports import TlsPolicyResult as P
+    >>> ok = TlsReport("Google", "1", "", "", (P("sts", "example.org", 12, 0, ()),))
+    >>> senders_reach_over_tls([ok])
+    Verdict(ok=True, detail='1 report(s): 12 sessions over TLS, none failed (Google)')
+    >>> bad = TlsReport("example.net", "2", "", "", (P("tlsa", "mx.example.org", 1, 2, ("validation-failure",)),))
+    >>> senders_reach_over_tls([ok, bad]).detail
+    'senders FAILED to reach you over TLS: example.net (tlsa mx.example.org): 2 of 3 sessions (validation-failure)'
+    """
+    policies = [(r.reporter, p) for r in reports for p in r.policies]
+    if not policies:
+        return Verdict(True, "no TLS-RPT report in the last days (senders that report send them daily)")
+    failing = [(who, p) for who, p in policies if p.failed]
+    if failing:
+        shown = "; ".join(
+            f"{who} ({p.kind} {p.domain}): {p.failed} of {p.failed + p.successful} sessions"
+            + (f" ({shorten(', '.join(p.failures), 120)})" if p.failures else "")
+            for who, p in failing[:3]
+        )
+        return Verdict(False, f"senders FAILED to reach you over TLS: {shown}")
+    reporters = shorten(", ".join(sorted({who for who, _ in policies})), 80)
+    sessions = sum(p.successful for _, p in policies)
+    return Verdict(True, f"{len(reports)} report(s): {sessions} sessions over TLS, none failed ({reporters})")
 
 
 def judged_at_receiver(server: str, found: Sequence[tuple[str, str, Mapping[str, str]]] | None, domain: str) -> Verdict:

@@ -21,7 +21,7 @@ from mailkit.core.mail_layout import LAYOUT
 from mailkit.core.resources import Change, File, MasterService, Postconf, Resource
 from mailkit.core.ssh import Connection
 from mailkit.core.text import shorten
-from mailkit.domain.reports import DmarcReport, Report, ReportRefused, reports_in_message, sources
+from mailkit.domain.reports import DmarcReport, Report, ReportRefused, TlsReport, reports_in_message, sources
 from mailkit.guide import backups, chapters, smarthost
 from mailkit.guide.chapters import PART_OF_PACKAGE, chapter
 from mailkit.guide.guessing import JAILS, SECTION
@@ -353,17 +353,26 @@ def read_reports(conn: Connection, facts: ServerFacts) -> dict[str, list[bytes] 
         return {domain: shorten(str(exc), 120) for domain in facts.domains}
 
 
+#: What to do when a sender's TLS failed: the failure type says which (``tlsa``: section 13's DANE, ``sts``: 14's).
+TLS_REPORT_FIX = (
+    f"{P3}: read them (mailkit reports); a 'tlsa' failure: section 13 (the TLSA records and the served key), "
+    "an 'sts' one: section 14 (the policy and its host)"
+)
+
+
 def report_rows(messages: dict[str, list[bytes] | str], addresses: dict[str, list[str]]) -> list[Row]:
-    """What the receivers' DMARC reports of the last days say of the server's own mail (:func:`rules.own_mail_passes`);
-    other senders that failed are named in the row."""
+    """What the receivers' DMARC reports of the last days say of the server's own mail (:func:`rules.own_mail_passes`),
+    and their TLS-RPT reports of senders' TLS (:func:`rules.senders_reach_over_tls`); other senders that failed DMARC,
+    and senders whose TLS failed, are named in the rows."""
     rows = []
     for domain, got in messages.items():
         name = f"DMARC reports of {domain} say your mail passes"
+        tls_name = f"TLS-RPT reports of {domain} say senders reach you over TLS"
         fix = f"{P3} section 5: read them (mailkit reports), then see sections 3 and 4 for the failing check"
         if isinstance(got, str):
-            rows.append(
-                Row("dmarc", name, False, f"cannot tell: {got}", f"the Maildirs under {LAYOUT.vmail_base}", part=3)
-            )
+            where = f"the Maildirs under {LAYOUT.vmail_base}"
+            rows += [Row(group, row, False, f"cannot tell: {got}", where, part=3)
+                     for group, row in (("dmarc", name), ("tls-rpt", tls_name))]  # fmt: skip
             continue
         found: list[Report] = []
         refused = 0
@@ -376,6 +385,8 @@ def report_rows(messages: dict[str, list[bytes] | str], addresses: dict[str, lis
         seen = rules.own_mail_passes(sources(dmarc, [*addresses["4"], *addresses["6"]]), len(dmarc))
         detail = seen.detail + (f"; {refused} message(s) not readable as reports" if refused else "")
         rows.append(Row("dmarc", name, seen.ok, detail, fix, part=3))
+        tls = rules.senders_reach_over_tls([r for r in found if isinstance(r, TlsReport)])
+        rows.append(Row("tls-rpt", tls_name, tls.ok, tls.detail, TLS_REPORT_FIX, part=3))
     return rows
 
 

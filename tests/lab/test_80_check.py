@@ -120,6 +120,7 @@ def test_the_finished_server_is_green_and_the_check_changes_nothing(mail: Connec
         "reverse dns / SMTP greeting names the server (as its PTR does)",
         "dmarc / DMARC reports of b.example.org go where they are accepted",
         "dmarc / DMARC reports of example.org say your mail passes",
+        "tls-rpt / TLS-RPT reports of example.org say senders reach you over TLS",
         "dnssec / MX of example.org signed (DNSSEC)",
         f"dnssec / A of {MAIL.fqdn} signed (DNSSEC)",
         "block lists / b.example.org on dbl.bl.example.net",

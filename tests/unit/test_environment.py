@@ -24,7 +24,7 @@ def _conda_packages() -> set[str]:
     names = set()
     text = (ROOT / "environment.yml").read_text()
     for line in text.split("\ndependencies:\n", 1)[1].splitlines():
-        match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
+        match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line) or re.match(r"^      - ([A-Za-z0-9_.-]+)==", line)
         if match:
             names.add(_name(match.group(1)))
     return names - CONDA_ONLY

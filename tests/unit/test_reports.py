@@ -162,21 +162,40 @@ def test_mailkit_reports_reads_a_maildir_and_says_what_it_refused(tmp_path: Path
     assert bad.exit_code == 2 and "is not an IP address" in bad.output
 
 
-def test_mailkit_checks_row_judges_your_own_mail_and_names_the_others() -> None:
+def test_mailkit_checks_rows_judge_your_own_mail_and_senders_tls_and_name_the_others() -> None:
     from mailkit.status.inside import report_rows
 
     ours = {"4": ["198.51.100.25"], "6": ["2001:db8::25"]}
     good = _message((gzip.compress(SAMPLE), "application/gzip", "r.xml.gz"))
-    (row,) = report_rows({"example.org": [good]}, ours)
-    assert row.ok and row.key == "dmarc / DMARC reports of example.org say your mail passes" and row.part == 3
-    assert row.detail == "1 report(s): your mail passed (3 messages); others sending as you failed: 198.51.100.199 (1)"
+    dmarc, tls = report_rows({"example.org": [good]}, ours)
+    assert dmarc.ok and dmarc.key == "dmarc / DMARC reports of example.org say your mail passes" and dmarc.part == 3
+    assert dmarc.detail == (
+        "1 report(s): your mail passed (3 messages); others sending as you failed: 198.51.100.199 (1)"
+    )
+    assert tls.ok and tls.key == "tls-rpt / TLS-RPT reports of example.org say senders reach you over TLS"
+    assert tls.detail.startswith("no TLS-RPT report in the last days")
     failing = SAMPLE.replace(b"<dkim>pass</dkim><spf>pass</spf>", b"<dkim>fail</dkim><spf>fail</spf>")
-    (row,) = report_rows({"example.org": [_message((failing, "text/xml", "r.xml")), b"Subject: x\n\nnot one\n"]}, ours)
-    assert not row.ok and row.detail.startswith("your mail FAILED at receiver.example.net: 198.51.100.25 3 of 3")
-    (row,) = report_rows({"example.org": []}, ours)
-    assert row.ok and row.detail.startswith("no report in the last days")
-    (row,) = report_rows({"example.org": "listing the Maildirs failed: no such user"}, ours)
-    assert not row.ok and row.detail.startswith("cannot tell")
+    dmarc, tls = report_rows(
+        {"example.org": [_message((failing, "text/xml", "r.xml")), b"Subject: x\n\nnot one\n"]}, ours
+    )
+    assert not dmarc.ok and dmarc.detail.startswith("your mail FAILED at receiver.example.net: 198.51.100.25 3 of 3")
+    assert tls.ok
+    # A TLS-RPT report beside: its failed sessions name the reporter, the policy and why; DMARC's row is unchanged.
+    tls_report = (gzip.compress(json.dumps(TLS).encode()), "application/tlsrpt+gzip", "tls.json.gz")
+    dmarc, tls = report_rows({"example.org": [good, _message(tls_report)]}, ours)
+    assert dmarc.ok and not tls.ok and tls.part == 3
+    failing = "senders FAILED to reach you over TLS: receiver.example.net (sts example.org): 2 of 42 sessions"
+    assert tls.detail.startswith(failing), tls.detail
+    clean = dict(TLS, policies=[dict(TLS["policies"][0], summary={"total-successful-session-count": 40,
+                                                                   "total-failure-session-count": 0})])  # fmt: skip
+    (_, tls) = report_rows(
+        {"example.org": [_message((json.dumps(clean).encode(), "application/tlsrpt+json", "t"))]}, ours
+    )
+    assert tls.ok and tls.detail == "1 report(s): 40 sessions over TLS, none failed (receiver.example.net)"
+    (dmarc, tls) = report_rows({"example.org": []}, ours)
+    assert dmarc.ok and dmarc.detail.startswith("no report in the last days") and tls.ok
+    rows = report_rows({"example.org": "listing the Maildirs failed: no such user"}, ours)
+    assert [(r.ok, r.detail[:11]) for r in rows] == [(False, "cannot tell")] * 2
 
 
 def test_only_report_files_inside_the_maildirs_are_read_newest_first() -> None:

@@ -1,0 +1,151 @@
+"""TLS-RPT reports, end to end: the lab's receiver, as a provider that reports TLS (Postfix 3.10 with libtlsrpt and
+sys4's tlsrpt-reporter, sending by DANE through a validating resolver of its own), sends mail to example.org and
+reports its handshakes to the address in the record the guide published (``_smtp._tls``: postmaster@, alice's
+mailbox). ``mailkit check``'s row for the reports reads them on the server: green for DANE handshakes that
+succeeded; red, naming the reporter, the policy and the failure, once the server's TLSA records named other keys
+while the receiver sent (its mail deferred, then delivered when the records were right again).
+
+On trixie only: bookworm's Postfix (3.7) cannot report TLS.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mailkit.core.ssh import Connection
+from mailkit.domain.records import lookup_at
+from mailkit.domain.reports import TlsReport, reports_in_message
+from mailkit.domain.tlsa import tlsa_name
+from mailkit.lab import receiver, tls_reporter
+from mailkit.lab.dns import NAMESERVER
+from mailkit.lab.lab import Lab
+from mailkit.lab.lab_target import lab_connection
+from mailkit.lab.layout import HOSTS
+from mailkit.status.run import check_server
+
+pytestmark = pytest.mark.lab
+
+MAIL = HOSTS["mail"]
+ALICE_MAILDIR = "/var/vmail/example.org/alice"
+ROW = "tls-rpt / TLS-RPT reports of example.org say senders reach you over TLS"
+SENT = ["sent report for example.org to mailto:postmaster@example.org"]
+
+
+@pytest.fixture(scope="module")
+def outside(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Connection]:
+    if lab.status()["release"] == "bookworm":
+        pytest.skip("bookworm's Postfix (3.7) cannot report TLS: tested on trixie")
+    request.getfixturevalue("finished")  # the guide's finished server: TLSA (section 13), _smtp._tls (section 14)
+    conn = lab_connection("outside")
+    try:
+        receiver.ensure(conn)
+        tls_reporter.ensure(conn, lab.root_anchor())
+        tls_reporter.send_reports(conn)  # what came before is reported now: the tests' reports hold only their own
+        yield conn
+    finally:
+        tls_reporter.remove(conn)
+        conn.close()
+
+
+def _send(outside: Connection, subject: str) -> None:
+    body = f"From: dana@example.net\nTo: alice@example.org\nSubject: {subject}\n\nfrom the receiver\n"
+    outside.run(["/usr/sbin/sendmail", "-f", "dana@example.net", "alice@example.org"], input=body)
+
+
+def _status(outside: Connection, since: int, wanted: str, seconds: float = 60, *, flush: bool = False) -> str:
+    """The receiver's first log line since ``since`` saying a message to alice went with ``wanted`` status;
+    ``flush``: its queue flushed every few seconds meanwhile (a deferred message waits minutes for its next try)."""
+    deadline = time.monotonic() + seconds
+    flushed = 0.0
+    while True:
+        if flush and time.monotonic() - flushed > 5:
+            outside.run(["postqueue", "-f"])
+            flushed = time.monotonic()
+        said = outside.run(
+            [
+                "sh",
+                "-c",
+                f"journalctl -u 'postfix*' --since @{since} -o cat | "
+                f"grep -F 'to=<alice@example.org>' | grep -F 'status={wanted}' | head -n 1",
+            ]
+        ).stdout
+        if said.strip():
+            return said.strip()
+        assert time.monotonic() < deadline, f"no message to alice {wanted} since {since}"
+        time.sleep(0.5)
+
+
+def _tls_reports_at_home(since: int, seconds: float = 60) -> list[TlsReport]:
+    """The TLS-RPT reports for example.org in alice's Maildir delivered since ``since``."""
+    find = (
+        f'find {ALICE_MAILDIR} -type f \\( -path "*/new/*" -o -path "*/cur/*" \\) -newermt "@{since - 1}" '
+        '-exec grep -l "^Subject: Report Domain: example.org Submitter: example.net" {} + 2>/dev/null'
+    )
+    deadline = time.monotonic() + seconds
+    with lab_connection("mail") as mail:
+        while True:
+            paths = mail.run(["sh", "-c", find], check=False).stdout.split()
+            found = [r for path in paths for r in reports_in_message(mail.read(path))]
+            made = {r.report_id: r for r in found if isinstance(r, TlsReport)}
+            if made:
+                return list(made.values())
+            assert time.monotonic() < deadline, f"no TLS-RPT report since {since} in {ALICE_MAILDIR}"
+            time.sleep(1)
+
+
+def _row() -> tuple[bool, str]:
+    report = check_server("lab:mail", vantage="lab:outside")
+    row = next(r for r in report.rows if r.key == ROW)
+    return row.ok, row.detail
+
+
+def test_the_receivers_tls_report_comes_home_and_mailkit_check_reads_it(outside: Connection) -> None:
+    start = int(time.time())
+    _send(outside, f"tls report {secrets.token_hex(4)}")
+    sent = _status(outside, start, "sent")
+    assert f"relay={MAIL.fqdn}" in sent, sent
+    assert tls_reporter.send_reports(outside) == SENT
+    found = _tls_reports_at_home(start)
+    assert len(found) == 1, found
+    policy = found[0].policies[0]
+    # DANE's policy is the MX host's (its TLSA records); the report is example.org's, sent to its _smtp._tls address.
+    assert (found[0].reporter, policy.kind, policy.domain) == ("example.net", "tlsa", MAIL.fqdn), found
+    assert policy.successful >= 1 and policy.failed == 0, policy
+    ok, detail = _row()
+    assert ok and detail.endswith("none failed (example.net)"), detail
+
+
+def test_the_report_row_turns_red_when_a_sender_could_not_verify_the_server(outside: Connection, lab: Lab) -> None:
+    """The server's TLSA records naming other keys while the receiver sends: its message is deferred (DANE: not sent
+    without the right key, and never in the clear), the handshake reported as a failure."""
+    name = tlsa_name(MAIL.fqdn)
+    before = list(lookup_at(NAMESERVER.address)(name, "TLSA"))
+    start = int(time.time())
+    try:
+        lab.set_dns_records(name, "TLSA", ["3 1 1 " + "ab" * 32, "3 1 1 " + "cd" * 32])
+        outside.run(["systemctl", "restart", "unbound"])  # its 10 s cache
+        _send(outside, f"tls failure {secrets.token_hex(4)}")
+        deferred = _status(outside, start, "deferred")
+        assert "certificate" in deferred.lower() or "tlsa" in deferred.lower(), deferred
+    finally:
+        lab.set_dns_records(name, "TLSA", before)
+        outside.run(["systemctl", "restart", "unbound"])
+    try:
+        # The deferred message goes now that the records are right again (once the lab's DNS has signed them anew).
+        _status(outside, start, "sent", flush=True)
+        assert tls_reporter.send_reports(outside) == SENT
+        found = _tls_reports_at_home(start)
+        failed = [p for r in found for p in r.policies if p.failed]
+        assert failed and failed[0].kind == "tlsa" and failed[0].failures, found
+        ok, detail = _row()
+        failing = f"senders FAILED to reach you over TLS: example.net (tlsa {MAIL.fqdn}): "
+        assert not ok and detail.startswith(failing), detail
+    finally:  # the failing report goes: a later check of this server must not find it for the next 8 days
+        with lab_connection("mail") as mail:
+            mail.run(["sh", "-c", f"find {ALICE_MAILDIR} -type f -newermt @{start - 1} -exec grep -l "
+                      "'^Subject: Report Domain: example.org' {} + | xargs -r rm -f --; "
+                      "doveadm force-resync -u alice@example.org '*'"])  # fmt: skip
