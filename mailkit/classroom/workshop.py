@@ -121,11 +121,12 @@ def write_student_kit(lab: Any, number: int, folder: Path) -> dict[str, str]:
 
 
 def student_settings(folder: Path, trust_anchor: str) -> dict[str, str]:
-    """A student's settings for the own-server path, all from their folder: their SSH logins (their host, and
-    their account on the outside host for the outside checks), the lab's resolver, CA, root name server and DNSSEC
-    root key (``trust_anchor``), the registrar command that publishes with their own DNS key (their domain's names
-    only), their passwords file; and that the class has no route to the internet."""
+    """A student's settings for the own-server path, all from their folder: their SSH logins (their host, and their
+    account on the outside host for the outside checks), the lab's resolver, CA, root name server and DNSSEC root
+    key (``trust_anchor``) and another provider's mail server, the registrar command that publishes with their own
+    DNS key (their domain's names only), their passwords file; and that the class has no route to the internet."""
     from mailkit.lab.dns import NAMESERVER
+    from mailkit.lab.layout import HOSTS
 
     registrar = f"{sys.executable} -m mailkit.cli registrar rfc2136 --server {NAMESERVER.address} "
     return {
@@ -138,6 +139,7 @@ def student_settings(folder: Path, trust_anchor: str) -> dict[str, str]:
         "MAILKIT_REGISTRAR": registrar + f"--key-file {shlex.quote(str(folder / 'dns.key'))}",
         "MAILKIT_PASSWORDS_FILE": str(folder / "passwords"),
         "MAILKIT_OFFLINE": "yes",
+        "MAILKIT_EXCHANGER": HOSTS["outside"].fqdn,  # the class room's other provider, where Gmail's would be
     }
 
 

@@ -98,8 +98,9 @@ class LabReceiver:
 
     def ensure(self) -> None:
         from mailkit.lab import receiver
+        from mailkit.lab.lab import Lab
 
-        receiver.ensure(self.outside)
+        receiver.ensure(self.outside, Lab())
 
     def newest(
         self, wanted: Callable[[email.message.Message], bool], *, seconds: float = 0

@@ -14,9 +14,11 @@
   port 80 through the resolver, as Let's Encrypt does; its root is trusted on the lab's hosts and on this machine
   as Let's Encrypt's is everywhere;
 - the reader's old account at a cloud provider (``alice@cloud.example.net`` at ``imap.cloud.example.net``, its app
-  password in ``provider/passwords``) for the moving-in chapter, and a backup host (``backup.example.net``, account
-  ``borg``, its host key in the params as a storage box's page shows it) for the backups chapter, whose key page is
-  played by ``backup-admin`` in the SSH config: ``MAILKIT_BACKUP_AUTHORIZE`` hands it the chapter's line.
+  password in ``provider/passwords``) for the moving-in chapter, where ``dana@example.net`` also reads her mail
+  (the address ``mailkit check --send-to`` sends to and reads back, its password there too), and a backup host
+  (``backup.example.net``, account ``borg``, its host key in the params as a storage box's page shows it) for the
+  backups chapter, whose key page is played by ``backup-admin`` in the SSH config: ``MAILKIT_BACKUP_AUTHORIZE``
+  hands it the chapter's line.
 
 ``provider/env`` holds the settings a shell needs (``. /var/lib/mailkit/lab/provider/env``), ``provider/params.json``
 and ``provider/passwords`` what a reader writes for their own server.
@@ -44,7 +46,7 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
 from mailkit.domain.records import RecordSet
 from mailkit.domain.registrar import TsigKey, parse_zone_text, publish_rfc2136
-from mailkit.lab import backup_host, cloud_account, cloud_provider
+from mailkit.lab import backup_host, cloud_account, cloud_provider, receiver
 from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.dns import NAMESERVER
 from mailkit.lab.layout import BACKUP_ADDRESS, HOSTS, REVERSE_ZONE_V4, TSIG_KEY_NAME
@@ -79,6 +81,9 @@ PROBE_ALIAS = "probe"
 BACKUP_ADMIN_ALIAS = "backup-admin"
 #: The account you move out of (the moving-in chapter), at the lab's cloud provider.
 OLD_USER = f"alice@{cloud_account.DOMAIN}"
+#: An address of yours at another provider, read there over IMAP (``mailkit check --send-to``): the lab receiver's
+#: ``dana@example.net``, whose mail the cloud provider serves.
+READER = "dana@example.net"
 ACME_HOST = "acme.example.net"
 ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
 #: How long the lab's resolver keeps an answer (a real one keeps it for the record's TTL: 300 s for the guide's).
@@ -166,6 +171,12 @@ def acme_roots_path(lab: Lab) -> Path:
     return folder(lab) / "acme-root.pem"
 
 
+def public_roots_path(lab: Lab) -> Path:
+    """The CAs this machine trusts in the lab's world, as a laptop trusts the public ones: the ACME CA's root (the
+    rented server's certificate) and the lab CA's (the other providers', the cloud provider's IMAP among them)."""
+    return folder(lab) / "public-roots.pem"
+
+
 # -- setting it up --------------------------------------------------------------------------------------------------
 def setup(lab: Lab, progress: Progress) -> None:
     """Everything provider mode adds to a running lab (idempotent: what is there already is no change)."""
@@ -203,12 +214,17 @@ def setup(lab: Lab, progress: Progress) -> None:
         restart = "systemctl restart pebble" if applied.changed else "true"
         outside.run(["sh", "-c", f"systemctl daemon-reload && systemctl enable --now pebble && {restart}"])
         root = _pebble_root(outside)
-        progress(f"provider: {OLD_USER} at {cloud_provider.HOST}, and an empty account at {backup_host.HOST}")
-        old_password = lab.passwords([OLD_USER])[OLD_USER]
-        cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=1, user=OLD_USER), old_password)
+        progress(f"provider: {OLD_USER} at {cloud_provider.HOST}, where {READER} reads her mail too, and an empty "
+                 f"account at {backup_host.HOST}")  # fmt: skip
+        receiver.ensure(outside, lab)  # her mailbox: the lab's other provider's, for example.net
+        passwords = lab.passwords([OLD_USER, READER])
+        readers = {READER: (passwords[READER], receiver.RECEIVER.mailbox(READER))}
+        old = cloud_account.generate(count=300, seed=1, user=OLD_USER)
+        cloud_provider.setup(outside, lab.ca, old, passwords[OLD_USER], readers)
         backup_host.setup(outside, _outside_key(lab), HOSTS["mail"].fqdn)
     acme_root = acme_roots_path(lab)
     acme_root.write_bytes(root)
+    public_roots_path(lab).write_bytes(root.rstrip(b"\n") + b"\n" + lab.ca.cert_path.read_bytes())
     _trust_on(lab, "outside", root)
     prepare_mail_host(lab, progress)
     _write_client_files(lab)
@@ -302,7 +318,7 @@ def _write_client_files(lab: Lab) -> None:
     (here / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     write_private(
         here / "passwords",
-        "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords([*mailboxes, OLD_USER]).items()).encode(),
+        "".join(f"{m} {p.reveal()}\n" for m, p in lab.passwords([*mailboxes, OLD_USER, READER]).items()).encode(),
     )
     # As a reader would add a key for a storage box's account: as that account (root follows no link of its).
     authorize = f"runuser -u {backup_host.USER} -- tee -a {backup_host.HOME}/.ssh/authorized_keys >/dev/null"
@@ -312,7 +328,8 @@ def _write_client_files(lab: Lab) -> None:
         "MAILKIT_NAMESERVER": RESOLVER,
         "MAILKIT_TRUST_ANCHOR": lab.root_anchor(),  # the lab's root key: its world's IANA
         "MAILKIT_DNS_ROOT": NAMESERVER.address,  # and its root server
-        "MAILKIT_CA_FILE": str(acme_roots_path(lab)),
+        "MAILKIT_CA_FILE": str(public_roots_path(lab)),
+        "MAILKIT_EXCHANGER": outside.fqdn,  # the lab's other provider, where Gmail's would be
         "MAILKIT_REGISTRAR": f"{sys.executable} -m mailkit.cli lab registrar",
         "MAILKIT_BACKUP_AUTHORIZE": shlex.join(["ssh", "-F", str(ssh_config_path(lab)), BACKUP_ADMIN_ALIAS, authorize]),
     }

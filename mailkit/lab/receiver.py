@@ -22,6 +22,7 @@ import email.policy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailkit.core import engine
 from mailkit.core.resources import Directory, File, MasterService, Packages, Postconf, Resource, SystemAccount
@@ -29,6 +30,7 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import EmailAddress
 from mailkit.domain.records import lookup_at
 from mailkit.domain.tlsa import tlsa_311, tlsa_name
+from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.layout import HOSTS
 
 VMAIL_ID = 5000
@@ -183,13 +185,20 @@ mariadb opendmarc -e "DELETE FROM messages"
 """
 
 
-def ensure(outside: Connection) -> engine.ApplyResult:
+class LabKeys(Protocol):
+    """What the receiver needs of the lab (:class:`mailkit.lab.lab.Lab`): its CA and its DNS update key."""
+
+    @property
+    def ca(self) -> CertificateAuthority: ...
+
+    def tsig_secret(self) -> str: ...
+
+
+def ensure(outside: Connection, lab: LabKeys) -> engine.ApplyResult:
     """Configure the receiver on the outside host (no change when it already is), and publish its key as TLSA, as a
     careful provider does (DANE: a sender that checks it sends only to this key, over TLS)."""
     from mailkit.lab import dns
-    from mailkit.lab.lab import Lab
 
-    lab = Lab()
     chain, key = lab.ca.certificate(RECEIVER.host)
     applied = engine.apply(outside, RECEIVER.resources(chain, key))
     wanted = [tlsa_311(public_key(key))]

@@ -57,6 +57,9 @@ TRUST_ANCHOR_ENV = "MAILKIT_TRUST_ANCHOR"
 #: The root name server the server's own validating resolver starts from (an address), in a DNS world of its own
 #: (a lab, a class room) whose root key is ``MAILKIT_TRUST_ANCHOR``; unset: the internet's root servers.
 DNS_ROOT_ENV = "MAILKIT_DNS_ROOT"
+#: Another provider's mail server (a host name) that the outbound check greets on port 25 to see that the port is
+#: open; unset: Gmail's, in a DNS world of your own (a lab, a class room) one of that world's.
+EXCHANGER_ENV = "MAILKIT_EXCHANGER"
 #: ``yes`` when the server has no route to the internet (an isolated network, a class room): rspamd's lookups off.
 OFFLINE_ENV = "MAILKIT_OFFLINE"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
@@ -500,7 +503,7 @@ def target_of(
     ``outside`` and ``nameserver`` override the target's own choice; for your own server the environment may give
     ``MAILKIT_OUTSIDE``, ``MAILKIT_NAMESERVER``, ``MAILKIT_CA_FILE``, ``MAILKIT_REGISTRAR``,
     ``MAILKIT_BACKUP_AUTHORIZE``, ``MAILKIT_PASSWORDS_FILE``, and for a DNS world of its own
-    ``MAILKIT_TRUST_ANCHOR`` and ``MAILKIT_DNS_ROOT``.
+    ``MAILKIT_TRUST_ANCHOR``, ``MAILKIT_DNS_ROOT`` and ``MAILKIT_EXCHANGER``.
     """
     env = os.environ if env is None else env
     chosen = resolve_target(name, env=env)
@@ -520,6 +523,8 @@ def target_of(
             passwords_file=env.get(PASSWORDS_ENV) or None,
             offline=_yes(env.get(OFFLINE_ENV, ""), OFFLINE_ENV),
         )
+        if env.get(EXCHANGER_ENV):
+            made = dataclasses.replace(made, foreign_exchanger=str(Hostname(env[EXCHANGER_ENV], field=EXCHANGER_ENV)))
     if outside is not None and outside != made.outside_name:
         made = dataclasses.replace(made, outside_name=resolve_target(outside, env=env))
     nameserver = nameserver if nameserver is not None else (None if sep and kind in KINDS else env.get(NAMESERVER_ENV))

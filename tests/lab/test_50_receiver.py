@@ -36,8 +36,8 @@ DMARC = RecordSet("_dmarc.example.org", "TXT", (txt("v=DMARC1; p=reject"),))
 def outside(finished: Lab) -> Iterator[Connection]:
     lab = finished
     conn = lab_connection("outside")
-    receiver.ensure(conn)  # notebook 03 has configured it already
-    assert not receiver.ensure(conn).changed, "configuring the receiver again changes nothing"
+    receiver.ensure(conn, lab)  # notebook 03 has configured it already
+    assert not receiver.ensure(conn, lab).changed, "configuring the receiver again changes nothing"
     lookup = dnsrecords.lookup_at(NAMESERVER.address)
     before = {record.name: list(lookup(record.name, "TXT")) for record in (SPF, DMARC)}  # what the guide published
     target_of("lab:mail").publish([SPF, DMARC], lookup)

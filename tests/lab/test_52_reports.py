@@ -19,7 +19,7 @@ import pytest
 
 from mailkit.core.ssh import Connection
 from mailkit.domain.records import lookup_at
-from mailkit.domain.reports import DmarcReport, Report, reports_in_message, source_table, sources
+from mailkit.domain.reports import DmarcReport, Report, source_table, sources
 from mailkit.lab import receiver
 from mailkit.lab.dns import NAMESERVER
 from mailkit.lab.lab import Lab
@@ -27,12 +27,12 @@ from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
 from mailkit.status.inside import DKIM_SIGNING
 from mailkit.status.run import check_server
+from tests.lab.reports_at_home import ALICE_MAILDIR, reports_at_home
 
 pytestmark = pytest.mark.lab
 
 MAIL, OUTSIDE = HOSTS["mail"], HOSTS["outside"]
 DANA = "dana@example.net"
-ALICE_MAILDIR = "/var/vmail/example.org/alice"
 #: A spammer on the outside host, sending as alice straight to the receiver (the receiver's DMARC check fails it).
 FORGERY = """
 import smtplib, sys
@@ -56,31 +56,20 @@ def outside(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Connection]:
         pytest.skip("the receiver's reports are tested on bookworm (the same opendmarc as trixie)")
     request.getfixturevalue("finished")  # the guide's finished server, with its DMARC record's rua
     conn = lab_connection("outside")
-    receiver.ensure(conn)
+    receiver.ensure(conn, lab)
     receiver.send_reports(conn)  # what earlier tests left is reported now: the test's report holds only its own
     yield conn
     conn.close()
 
 
 def _reports_at_home(since: int, seconds: float = 60) -> list[Report]:
-    """The DMARC reports for example.org in alice's Maildir (any folder) made after ``since``: their period ends
-    then or later (an earlier report, delivered late, is not this one)."""
-    find = (
-        f'find {ALICE_MAILDIR} -type f \\( -path "*/new/*" -o -path "*/cur/*" \\) -newermt "@{since - 5}" '
-        '-exec grep -l "^Subject: Report Domain: example.org" {} + 2>/dev/null'
-    )
-    deadline = time.monotonic() + seconds
-    with lab_connection("mail") as mail:
-        while True:
-            paths = mail.run(["sh", "-c", find], check=False).stdout.split()
-            found = [r for path in paths for r in reports_in_message(mail.read(path))]
-            # One report once (a message moved from new/ to cur/ while listed is seen twice), only those made since.
-            made = {(r.reporter, r.report_id): r for r in found if isinstance(r, DmarcReport) and r.end >= since}
-            if made:
-                return list(made.values())
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no DMARC report made after {since} in {ALICE_MAILDIR} after {seconds:.0f} s")
-            time.sleep(1)
+    """The DMARC reports for example.org that reached alice made after ``since``: their period ends then or later (an
+    earlier report, delivered late, is not this one)."""
+
+    def made_since(report: Report) -> bool:
+        return isinstance(report, DmarcReport) and report.end >= since
+
+    return reports_at_home("Report Domain: example.org", made_since, since, seconds)
 
 
 def _next_second() -> int:

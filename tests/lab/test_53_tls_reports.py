@@ -18,7 +18,7 @@ import pytest
 
 from mailkit.core.ssh import Connection
 from mailkit.domain.records import lookup_at
-from mailkit.domain.reports import TlsReport, reports_in_message
+from mailkit.domain.reports import Report, TlsReport
 from mailkit.domain.tlsa import tlsa_name
 from mailkit.lab import receiver, tls_reporter
 from mailkit.lab.dns import NAMESERVER
@@ -26,11 +26,11 @@ from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
 from mailkit.status.run import check_server
+from tests.lab.reports_at_home import ALICE_MAILDIR, reports_at_home
 
 pytestmark = pytest.mark.lab
 
 MAIL = HOSTS["mail"]
-ALICE_MAILDIR = "/var/vmail/example.org/alice"
 ROW = "tls-rpt / TLS-RPT reports of example.org say senders reach you over TLS"
 SENT = ["sent report for example.org to mailto:postmaster@example.org"]
 
@@ -42,7 +42,7 @@ def outside(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Connection]:
     request.getfixturevalue("finished")  # the guide's finished server: TLSA (section 13), _smtp._tls (section 14)
     conn = lab_connection("outside")
     try:
-        receiver.ensure(conn)
+        receiver.ensure(conn, lab)
         tls_reporter.ensure(conn, lab.root_anchor())
         tls_reporter.send_reports(conn)  # what came before is reported now: the tests' reports hold only their own
         yield conn
@@ -79,22 +79,14 @@ def _status(outside: Connection, since: int, wanted: str, seconds: float = 60, *
         time.sleep(0.5)
 
 
-def _tls_reports_at_home(since: int, seconds: float = 60) -> list[TlsReport]:
-    """The TLS-RPT reports for example.org in alice's Maildir delivered since ``since``."""
-    find = (
-        f'find {ALICE_MAILDIR} -type f \\( -path "*/new/*" -o -path "*/cur/*" \\) -newermt "@{since - 1}" '
-        '-exec grep -l "^Subject: Report Domain: example.org Submitter: example.net" {} + 2>/dev/null'
-    )
-    deadline = time.monotonic() + seconds
-    with lab_connection("mail") as mail:
-        while True:
-            paths = mail.run(["sh", "-c", find], check=False).stdout.split()
-            found = [r for path in paths for r in reports_in_message(mail.read(path))]
-            made = {r.report_id: r for r in found if isinstance(r, TlsReport)}
-            if made:
-                return list(made.values())
-            assert time.monotonic() < deadline, f"no TLS-RPT report since {since} in {ALICE_MAILDIR}"
-            time.sleep(1)
+def _tls_reports_at_home(since: int) -> list[TlsReport]:
+    """The receiver's TLS-RPT reports for example.org that reached alice since ``since``."""
+    found = reports_at_home("Report Domain: example.org Submitter: example.net", _is_tls, since)
+    return [r for r in found if isinstance(r, TlsReport)]
+
+
+def _is_tls(report: Report) -> bool:
+    return isinstance(report, TlsReport)
 
 
 def _row() -> tuple[bool, str]:

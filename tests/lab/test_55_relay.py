@@ -41,7 +41,7 @@ def blocked(lab: Lab) -> Iterator[tuple[Connection, Connection]]:
     block lifted (each module starts from the host it asks for, so the relay settings left behind harm none)."""
     lab.reset(to_part=2)
     with lab_connection("outside") as outside:
-        receiver.ensure(outside)  # the other provider, whichever test ran before
+        receiver.ensure(outside, lab)  # the other provider, whichever test ran before
         relay_provider.setup(outside, lab.ca, lab.passwords([RELAY.host])[RELAY.host])
     network.block_outbound(MAIL)
     mail, outside = lab_connection("mail"), lab_connection("outside")

@@ -428,7 +428,7 @@ def reader(lab: Lab) -> Iterator[str]:
 
     outside = lab_connection("outside")
     try:
-        receiver.ensure(outside)
+        receiver.ensure(outside, lab)
         dana = "dana@example.net"
         alice = lab.passwords(["alice@cloud.example.net"])["alice@cloud.example.net"]
         readers = {dana: (lab.passwords([dana])[dana], receiver.RECEIVER.mailbox(dana))}

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from mailkit.lab import backup_host, provider
+from mailkit.lab import backup_host, cloud_provider, provider
 from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
+from mailkit.status import sending
 
 pytestmark = pytest.mark.lab
 MAIL = HOSTS["mail"]
@@ -172,6 +173,37 @@ def test_moving_in_and_backups_run_on_the_rented_server(
         archives = outside.run(["find", f"{backup_host.HOME}/{MAIL.fqdn}", "-maxdepth", "1", "-name", "config"])
     assert len(keys) == 1 and keys[0].startswith('command="borg serve --append-only '), keys
     assert archives.stdout.strip(), "the repository was made at the backup host"
+
+
+def test_mailkit_check_of_the_rented_server_and_the_message_read_back_at_another_provider(
+    guided: tuple[str, float], rented: dict[str, str], lab: Lab
+) -> None:
+    """``mailkit check`` as a reader runs it on their own server: from their second machine, through the provider's
+    resolver and the lab's root key, the ACME CA trusted as Let's Encrypt's is; the opt-in row sends one message to
+    an address of theirs at another provider and reads it back there over IMAPS (its password in the passwords
+    file), its block lists named as the guide's were. Every row green but pending updates; the DNSSEC, DANE, TLS,
+    TLS-RPT and own-resolver rows read the rented server as they read a lab host."""
+    passwords = {"MAILKIT_PASSWORDS_FILE": str(provider.folder(lab) / "passwords")}
+    params = json.loads((provider.folder(lab) / "params.json").read_text())
+    asked = ["--send-to", provider.READER, "--read-at", cloud_provider.HOST]
+    lists = [arg for blocklist in params["BLOCKLISTS"] for arg in ("--blocklist", blocklist)]  # as the guide's
+    done = _mailkit(["check", "--host", provider.ALIAS, "--from", provider.PROBE_ALIAS, "--json", *lists, *asked],
+                    {**rented, **passwords})  # fmt: skip
+    assert done.stdout.startswith("{"), done.stderr[-3000:]
+    rows = json.loads(done.stdout)["rows"]
+    red = [f"{r['group']} / {r['name']}: {r['detail']}" for r in rows if not r["ok"] and not r.get("skipped")]
+    assert all(line.startswith("updates / security updates pending") for line in red), "\n".join(red)
+    keys = {f"{r['group']} / {r['name']}": r for r in rows}
+    sent = keys[f"{sending.GROUP} / {sending.NAME}"]
+    assert sent["ok"] and sent["detail"].endswith("spf=pass, dkim=pass (example.org), dmarc=pass"), sent
+    for row in (
+        "dane / Postfix on the server verifies example.org by DANE (its own resolver)",
+        f"dane / TLSA of {MAIL.fqdn} names the key it serves on 25 (DANE)",
+        "dnssec / MX of example.org signed (DNSSEC)",
+        "tls / no Diffie-Hellman group under 2048 bits on 25 (198.51.100.25)",
+        "tls-rpt / TLS-RPT reports of example.org say senders reach you over TLS",
+    ):
+        assert keys[row]["ok"], keys.get(row)
 
 
 def _served_serials(outside_names: dict[int, str]) -> dict[int, str]:

@@ -80,6 +80,17 @@ def test_a_server_without_a_route_to_the_internet_says_so_in_the_environment() -
         target_of("admin@mail.example.net", env={"MAILKIT_OFFLINE": "maybe"})
 
 
+def test_the_mail_server_greeted_to_see_port_25_open_is_gmails_unless_the_environment_names_another() -> None:
+    from mailkit.core.values import ValueRejected
+    from mailkit.server.target import target_of
+
+    assert target_of("admin@mail.example.net", env={}).foreign_exchanger == "gmail-smtp-in.l.google.com"
+    named = target_of("admin@mail.example.net", env={"MAILKIT_EXCHANGER": "mx.example.net"})
+    assert named.foreign_exchanger == "mx.example.net"
+    with pytest.raises(ValueRejected, match=r"MAILKIT_EXCHANGER: 'mx\.example\.net; reboot' is not a valid host name"):
+        target_of("admin@mail.example.net", env={"MAILKIT_EXCHANGER": "mx.example.net; reboot"})
+
+
 def test_the_outside_checks_never_run_through_sudo() -> None:
     """An ordinary account on the outside host is enough (security review, finding 9): its connection never asks
     for ``sudo``, whoever logs in."""
