@@ -192,7 +192,9 @@ def ensure(outside: Connection, trust_anchor: str) -> engine.ApplyResult:
     if not supported(outside):
         raise LabError("the receiver's Postfix cannot report TLS (Postfix 3.10 and later: trixie's)")
     applied = engine.apply(outside, resources(trust_anchor))
-    outside.run(["sh", "-c", "systemctl daemon-reload && systemctl restart tlsrpt-collectd && "
+    # Unbound too: a receiver made plain again (remove) stopped it, and its files did not change since.
+    outside.run(["sh", "-c", "systemctl daemon-reload && systemctl start unbound && "
+                 "systemctl restart tlsrpt-collectd && "
                  f"for i in $(seq 100); do [ -S {SOCKET_DIR}/tlsrpt.sock ] && exit 0; sleep 0.1; done; "
                  "echo 'tlsrpt-collectd made no socket' >&2; exit 1"])  # fmt: skip
     return applied

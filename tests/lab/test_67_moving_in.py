@@ -72,6 +72,9 @@ def move(lab: Lab) -> Iterator[Move]:
     mail, outside = lab_connection("mail"), lab_connection("outside")
     try:
         account = cloud_provider.setup(outside, lab.ca, cloud_account.generate(count=300, seed=1), password)
+        # A host just booted from a snapshot: its resolver answers for the provider before a sync is timed or cut.
+        mail.run(["sh", "-c", f"for i in $(seq 60); do getent hosts {account.host} >/dev/null && exit 0; sleep 0.5; "
+                  f"done; echo 'no answer for {account.host}' >&2; exit 1"])  # fmt: skip
         old = moving_in.OldAccount(Hostname(account.host), EmailAddress(account.user), password)
         yield Move(mail, outside, old, lab.passwords([str(USER)])[str(USER)])
     finally:
