@@ -114,8 +114,9 @@ def delivered(mail: Connection, run: str, base: str = "/var/vmail") -> Delivered
 
 
 def wait_delivered(mail: Connection, run: str, expected: int, seconds: float = 300, flush: bool = True) -> Delivered:
-    """Poll until at least ``expected`` copies of the run's messages are delivered (or time is up).
+    """Poll until each of the run's messages 0 to ``expected - 1`` has a copy delivered (or time is up).
 
+    Messages are counted, not copies: a copy doubled by a restart must not stand in for one still queued.
     With ``flush``, what waits in the deferred queue is retried every ten seconds (``postqueue -f``), as an
     admin would after a restart, instead of at Postfix's next retry minutes later.
     """
@@ -123,7 +124,7 @@ def wait_delivered(mail: Connection, run: str, expected: int, seconds: float = 3
     flushed = 0.0
     while True:
         found = delivered(mail, run)
-        if sum(found.copies.values()) >= expected or time.monotonic() > deadline:
+        if len(set(range(expected)) & set(found.numbers())) == expected or time.monotonic() > deadline:
             return found
         if flush and time.monotonic() - flushed > 10:
             mail.run(["postqueue", "-f"], timeout=60)
