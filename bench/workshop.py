@@ -8,6 +8,10 @@ size (PSS, shared pages split among sharers) just after boot, what the machine's
 the time of a class board (``mailkit check`` of every student from the outside host), and the time to remove them.
 ``--with-guide`` also brings student01 to the end of part 4 and measures that host (Postfix, Dovecot, rspamd,
 Valkey): what a student's host weighs at the end of the workshop.
+
+``--resets K [--reset-students N]`` times ``workshop reset --to-part K`` for N students (default 3), side by side:
+the first reset of each (the guide builds part K on a fresh host, as the student would, and keeps it as that
+student's snapshot), then a second round (each from their own snapshot), and the disk each snapshot takes.
 """
 
 from __future__ import annotations
@@ -68,22 +72,62 @@ def finished_student(lab: Lab) -> float:
 
     lab.add_students(1)
     with TemporaryDirectory() as tmp:
-        run = reset_student("student01", 4, Path(tmp))
-    assert run is not None and run.ok, run.error if run else "no run"
+        done = reset_student("student01", 4, Path(tmp))
+    assert done.run is not None and done.ok, done
     settle()
     pss = machine.host_memory_kib(student_spec(1)) / 1024
     lab.remove_students()
     return pss
 
 
+def resets(lab: Lab, part: int, count: int) -> None:
+    """Each student reset to ``part`` twice: built by the guide (and kept), then from their own snapshot."""
+    import subprocess
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    from mailkit.classroom.workshop import reset_student
+    from mailkit.lab import snapshots
+
+    lab.remove_students()
+    lab.add_students(count)
+    names = [student_name(n) for n in range(1, count + 1)]
+    built, booted = [], []
+    with TemporaryDirectory() as tmp:
+        for name in names:
+            started = time.monotonic()
+            done = reset_student(name, part, Path(tmp) / name)
+            assert done.run is not None and done.ok and done.kept, done
+            built.append(time.monotonic() - started)
+        for name in names:
+            started = time.monotonic()
+            done = reset_student(name, part, Path(tmp) / name)
+            assert done.run is None and done.booted_from, done
+            booted.append(time.monotonic() - started)
+    print(f"workshop reset --to-part {part}, {count} students one after the other:")
+    print(f"  built by the guide (and kept)  {sum(built):7.1f} s  ({statistics.median(built):5.1f} s per student)")
+    print(f"  from their own snapshot        {sum(booted):7.1f} s  ({statistics.median(booted):5.1f} s per student)")
+    print(f"  snapshot / guide               {statistics.median(booted) / statistics.median(built):7.3f}x")
+    for kept in snapshots.listing(lab.snapshot_store):
+        if kept.host in names:
+            size = subprocess.run(["du", "-sh", str(kept.path)], capture_output=True, text=True).stdout.split()[0]
+            print(f"  {kept.name}: {size}")
+    lab.remove_students()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", default="1,10,30")
     parser.add_argument("--with-guide", action="store_true")
+    parser.add_argument("--resets", type=int, choices=(1, 2, 3, 4), help="time resets to this part instead")
+    parser.add_argument("--reset-students", type=int, default=3)
     args = parser.parse_args()
     counts = [int(n) for n in args.students.split(",")]
     lab = Lab()
     lab.up()
+    if args.resets:
+        resets(lab, args.resets, args.reset_students)
+        return
     release = lab.status()["release"]
     results = {n: measure(lab, n) for n in counts}
     base = results[counts[0]]["up"]

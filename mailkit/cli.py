@@ -218,7 +218,7 @@ def reset(to_part: int) -> None:
 @click.option("--clear", is_flag=True, help="Remove every snapshot not in use (the next reset builds again).")
 @friendly_errors
 def snapshots(clear: bool) -> None:
-    """The kept part snapshots of the mail host, and whether the lab's current inputs would use each."""
+    """The kept part snapshots (the mail host's and students'), and whether the lab's current inputs would use each."""
     from mailkit.lab.lab import Lab
 
     for line in Lab().snapshot_report(clear):
@@ -699,7 +699,13 @@ def workshop_notebooks(directory: Path) -> None:
 
 @workshop.command(name="reset")
 @click.argument("student")
-@click.option("--to-part", type=int, default=0, show_default=True, help="Apply parts 1..K after the fresh start.")
+@click.option(
+    "--to-part",
+    type=int,
+    default=0,
+    show_default=True,
+    help="End of part K: from the student's own snapshot, or parts 1..K applied now and kept as one.",
+)
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
@@ -708,19 +714,28 @@ def workshop_notebooks(directory: Path) -> None:
 )
 @friendly_errors
 def workshop_reset(student: str, to_part: int, output: Path | None) -> None:
-    """Give STUDENT a fresh mail host, then bring it to the end of part K (their own parameters)."""
+    """Give STUDENT a fresh mail host, then bring it to the end of part K (their own parameters): the first time
+    by the guide, kept as their snapshot; after that, from it in seconds."""
     from mailkit.classroom.workshop import reset_student
     from mailkit.core.checks import render_text
 
-    run = reset_student(student, to_part, output or Path("out/workshop") / student, _progress())
+    done = reset_student(student, to_part, output or Path("out/workshop") / student, _progress())
+    run = done.run
     if run is None:
-        click.echo(f"{student}: a fresh server, nothing applied")
+        if done.booted_from is None:
+            click.echo(f"{student}: a fresh server, nothing applied")
+        else:
+            click.echo(f"{student}: at the end of part {to_part}, from snapshot {done.booted_from}")
         return
     failed = sum(not c.ok for c in run.checks)
     if run.error or failed:
         click.echo(render_text([c for c in run.checks if not c.ok]))
         click.echo(f"mailkit: error: {run.error or 'checks failed'}", err=True)
-    click.echo(f"{student}: at the end of part {to_part}, {len(run.checks) - failed} checks passed, {failed} failed")
+    on = "" if done.booted_from is None else f" on snapshot {done.booted_from}"
+    kept = "" if done.kept is None else f", kept as snapshot {done.kept}"
+    click.echo(
+        f"{student}: at the end of part {to_part}{on}, {len(run.checks) - failed} checks passed, {failed} failed{kept}"
+    )
     sys.exit(0 if run.ok else 1)
 
 

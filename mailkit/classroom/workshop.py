@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,25 @@ def students_in_lab() -> int:
     return sum(1 for name in lab.hosts() if name.startswith("student"))
 
 
-def reset_student(name: str, to_part: int, output: Path, progress: Progress = lambda _: None) -> GuideRun | None:
-    """A fresh host for the student, then the guide's parts 1..``to_part`` applied as the student applies them."""
+@dataclass(frozen=True)
+class StudentReset:
+    """What ``workshop reset`` did: the guide's run (None when a snapshot alone brought the host there, or for
+    part 0), the snapshot the host booted from and the one kept after the run (names, or None)."""
+
+    run: GuideRun | None
+    booted_from: str | None = None
+    kept: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.run is None or self.run.ok
+
+
+def reset_student(name: str, to_part: int, output: Path, progress: Progress = lambda _: None) -> StudentReset:
+    """A fresh host for the student, then at the end of part ``to_part``: booted from the snapshot of that part made
+    for this student (same inputs: release, mailkit, notebooks, their keys), else the guide's parts applied as the
+    student applies them, from the highest snapshot below, and the result kept for the next reset. A run whose
+    checks fail is not kept."""
     from mailkit.lab.lab import Lab
 
     number = student_number(name)
@@ -171,12 +189,20 @@ def reset_student(name: str, to_part: int, output: Path, progress: Progress = la
     lab = Lab()
     if name not in lab.hosts():
         raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students {number}' first")
-    lab.reset(progress, name=name)
     if to_part == 0:
-        return None
-    parts = list(range(1, to_part + 1))
+        lab.reset(progress, name=name)
+        return StudentReset(None)
+    start = lab.boot_part(name, to_part, progress)
+    booted_from = None if start is None else start.name
+    if start is not None and start.part == to_part:
+        return StudentReset(None, booted_from)
+    parts = list(range(1 if start is None else start.part + 1, to_part + 1))
     with tempfile.TemporaryDirectory(prefix="mailkit-workshop-") as tmp:
         # Run as the student would: their notebooks, their folder's keys and settings, nothing of the lab's.
         settings = write_student_kit(lab, number, Path(tmp))
         write_student_notebooks(number, Path(tmp), parts)
-        return run_guide(parts, output, target=name, progress=progress, notebook_dir=Path(tmp), environ=settings)
+        run = run_guide(parts, output, target=name, progress=progress, notebook_dir=Path(tmp), environ=settings)
+    if not run.ok:
+        return StudentReset(run, booted_from)
+    kept, _ = lab.keep_snapshot(to_part, progress, name=name)
+    return StudentReset(run, booted_from, kept.name)

@@ -301,6 +301,96 @@ def delete_names_under(suffix: str, secret: str) -> list[str]:
     return sorted(n.to_text() for n in names)
 
 
+def _transfer(zone: str, secret: str) -> dns.zone.Zone:
+    """``zone`` as the name server serves it now (a signed zone transfer), whole names throughout."""
+    import dns.query
+    import dns.tsigkeyring
+    import dns.zone
+
+    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
+    origin = zone if zone == "." else zone.rstrip(".") + "."
+    transfer = dns.query.xfr(
+        NAMESERVER.address, origin, keyring=keyring, keyalgorithm="hmac-sha256", timeout=10, relativize=False
+    )
+    return dns.zone.from_xfr(transfer, relativize=False)
+
+
+def records_under(suffix: str, secret: str) -> str:
+    """Every record of ``suffix`` and of the names below it as the name server serves them, without what signing
+    adds, as zone file lines with whole names: what a student's snapshot keeps of the DNS (what their run published).
+
+    >>> print(records_under("student01.example.org", secret))  # doctest: +SKIP
+    mail.student01.example.org. 300 IN A 198.51.100.111
+    ...
+    """
+    import dns.name
+    import dns.rdatatype
+
+    top = dns.name.from_text(suffix.rstrip(".") + ".")
+    lines = [
+        rdataset.to_text(name)
+        for name, node in sorted(_transfer(zone_for(suffix), secret).nodes.items())
+        if name.is_subdomain(top)
+        for rdataset in node.rdatasets
+        if dns.rdatatype.to_text(rdataset.rdtype) not in DNSSEC_TYPES
+    ]
+    return "".join(line + "\n" for line in lines)
+
+
+def add_records(suffix: str, text: str, secret: str) -> int:
+    """Add the records ``text`` holds (zone file lines with whole names, as :func:`records_under` writes them) in one
+    update and wait until they are served; returns how many record sets. Each must be of ``suffix`` or a name below
+    it and of a type signing does not make, else nothing is changed.
+
+    >>> add_records("student01.example.org", 'x.example.net. 60 IN TXT "no"', "")
+    Traceback (most recent call last):
+    ...
+    mailkit.core.errors.LabError: refusing x.example.net. TXT: not student01.example.org or a name below it
+    """
+    import dns.exception
+    import dns.name
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+    import dns.rrset
+    import dns.tsigkeyring
+    import dns.update
+
+    zone = zone_for(suffix) + "."
+    top = dns.name.from_text(suffix.rstrip(".") + ".")
+    sets: dict[tuple[str, str], dns.rrset.RRset] = {}
+    for line in filter(None, (line.strip() for line in text.splitlines())):
+        fields = line.split(None, 4)
+        try:
+            if len(fields) != 5 or fields[2] != "IN":
+                raise ValueError("not NAME TTL IN TYPE DATA")
+            rrset = dns.rrset.from_text(fields[0], int(fields[1]), "IN", fields[3], fields[4])
+        except (ValueError, dns.exception.DNSException) as error:
+            raise LabError(f"the records kept for {suffix}: {line[:80]!r} does not read as a record: {error}") from None
+        rtype = dns.rdatatype.to_text(rrset.rdtype)
+        if not rrset.name.is_absolute() or not rrset.name.is_subdomain(top):
+            raise LabError(f"refusing {rrset.name} {rtype}: not {suffix} or a name below it")
+        if rtype in DNSSEC_TYPES or rtype == "SOA":
+            raise LabError(f"refusing {rrset.name} {rtype}: the name server makes those itself")
+        key = (rrset.name.to_text(), rtype)
+        if key in sets:
+            sets[key].union_update(rrset)
+        else:
+            sets[key] = rrset
+    if not sets:
+        return 0
+    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
+    update = dns.update.Update(zone, keyring=keyring, keyalgorithm="hmac-sha256")
+    for rrset in sets.values():
+        update.add(rrset.name, rrset)
+    response = dns.query.tcp(update, NAMESERVER.address, timeout=5)
+    if response.rcode() != dns.rcode.NOERROR:
+        raise LabError(f"DNS update under {suffix} refused: {dns.rcode.to_text(response.rcode())}")
+    for (name, rtype), rrset in sets.items():
+        _wait_until_served(name, rtype, [rdata.to_text() for rdata in rrset])
+    return len(sets)
+
+
 def parent_zone(zone: str) -> str:
     """The zone that delegates ``zone``: the root for a top zone.
 

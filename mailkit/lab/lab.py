@@ -344,10 +344,9 @@ class Lab:
         if not to_part:
             self._boot_afresh(name, progress, keep_dns=keep_dns)
             return "a fresh host" + (", the DNS records kept" if keep_dns else "")
-        self._check_snapshot_target(name, to_part)
-        # The newest snapshot on the way: part K itself, else the highest part below it to build on.
-        start = next((s for p in range(to_part, 0, -1) if (s := self._snapshot_for(p)) is not None), None)
-        self._boot_afresh(name, progress, start)
+        if name != snapshots.MAIL:
+            raise UsageError(f"{name} is a student's: 'mailkit workshop reset {name} --to-part {to_part}'")
+        start = self.boot_part(name, to_part, progress)
         if start is not None and start.part == to_part:
             return f"part {to_part} from snapshot {start.name}"
         first = 1 if start is None else start.part + 1
@@ -355,6 +354,15 @@ class Lab:
         kept, _ = self.keep_snapshot(to_part, progress)
         on = "" if start is None else f" on snapshot {start.name}"
         return f"parts {first}-{to_part} built by the guide{on}, kept as snapshot {kept.name}"
+
+    def boot_part(self, name: str, to_part: int, progress: Progress = _quiet) -> snapshots.Snapshot | None:
+        """Boot host ``name`` afresh from its newest snapshot on the way to part ``to_part`` (part K itself, else the
+        highest part below it, to build on); returns it, or None when there is none (the host boots fresh)."""
+        self._check_snapshot_target(name, to_part)
+        found = (self._snapshot_for(p, name) for p in range(to_part, 0, -1))
+        start = next((s for s in found if s is not None), None)
+        self._boot_afresh(name, progress, start)
+        return start
 
     def _boot_afresh(
         self, name: str, progress: Progress, snapshot: snapshots.Snapshot | None = None, keep_dns: bool = False
@@ -381,6 +389,11 @@ class Lab:
             else:
                 progress(f"restoring {name}'s DNS records")
                 self._publish_student(int(name[7:]))
+                if snapshot is not None:  # and what their run had published (DKIM, SPF, DMARC, TLSA, ...)
+                    records = snapshot.zones.get(snapshots.STUDENT_RECORDS)
+                    if records is None:
+                        raise LabError(f"snapshot {snapshot.name} keeps no DNS records of {name}'s domain")
+                    dns.add_records(student_spec(int(name[7:])).domain, records, self.tsig_secret())
                 self.forget_receiver_cache()
         if provider:  # the fresh server as the provider hands it over: admin with sudo, the provider's resolver
             from mailkit.lab import provider as provider_mode
@@ -413,32 +426,35 @@ class Lab:
     def _check_snapshot_target(self, name: str, part: int) -> None:
         if part not in snapshots.PARTS:
             raise UsageError(f"--to-part must be one of {', '.join(map(str, snapshots.PARTS))}, not {part}")
-        if name != "mail":
-            raise UsageError(f"part snapshots are the lab mail host's, not {name}'s")
         self.require_up()
-        if self._read().get("provider"):
+        if name != snapshots.MAIL and not (name.startswith("student") and name in self.hosts()):
+            raise UsageError(f"part snapshots are of the lab's mail host or a student's, not of {name!r}")
+        if name == snapshots.MAIL and self._read().get("provider"):
             raise UsageError("provider mode gives the reader a fresh server to build on: 'mailkit lab provider --off'")
 
-    def snapshot_digest(self, part: int) -> str:
-        """What a snapshot of parts 1..``part`` on the running lab's release depends on (:mod:`snapshots`)."""
+    def snapshot_digest(self, part: int, name: str = snapshots.MAIL) -> str:
+        """What a snapshot of host ``name`` (the mail host or a student's) at the end of parts 1..``part`` on the
+        running lab's release depends on (:mod:`snapshots`)."""
         from mailkit.guide.runner import notebooks_for
 
         release = self.require_up()["release"]
         identity = {
             "ca": self.ca.ensure(),
-            "host key": self.host_key("mail").with_suffix(".pub").read_bytes(),
+            "host key": self.host_key(name).with_suffix(".pub").read_bytes(),
             "passwords": self._password_secret(),
             # Part 3 writes the lab's root key into the server's resolver (section 13): a snapshot from a lab whose
             # DNS was signed with other keys would validate nothing (every name a temporary failure).
             "root anchor": self.root_anchor().encode(),
         }
+        if name != snapshots.MAIL:  # the student's login key is in the layer (their run's account): theirs alone
+            identity["student key"] = self.student_key(name).with_suffix(".pub").read_bytes()
         base = rootfs.build_id(rootfs.ensure_base(release, _quiet))
         notebooks = notebooks_for(range(1, part + 1))
         return snapshots.inputs_digest(release, base, notebooks, identity)
 
-    def _snapshot_for(self, part: int) -> snapshots.Snapshot | None:
+    def _snapshot_for(self, part: int, name: str = snapshots.MAIL) -> snapshots.Snapshot | None:
         release = self.require_up()["release"]
-        return snapshots.find(self.snapshot_store, release, part, self.snapshot_digest(part))
+        return snapshots.find(self.snapshot_store, release, part, self.snapshot_digest(part, name), name)
 
     def _build_parts(self, parts: Sequence[int], progress: Progress) -> None:
         """The guide's ``parts`` on the mail host, as ``mailkit guide run`` applies them."""
@@ -454,30 +470,44 @@ class Lab:
                 f"the guide's parts {list(parts)} failed on the mail host, nothing kept: {run.error or failed}"
             )
 
-    def keep_snapshot(self, part: int, progress: Progress = _quiet) -> tuple[snapshots.Snapshot, bool]:
-        """Keep the mail host as it is as the snapshot of part ``part`` (the caller ran the guide's parts 1..part
-        on it, and nothing else), with the lab's zones; the host goes on from it. Returns the snapshot and whether
-        it is new (False: the same inputs had made one already, kept as it was: "no change")."""
-        self._check_snapshot_target("mail", part)
+    def keep_snapshot(
+        self, part: int, progress: Progress = _quiet, name: str = snapshots.MAIL
+    ) -> tuple[snapshots.Snapshot, bool]:
+        """Keep host ``name`` (the mail host or a student's) as it is as the snapshot of part ``part`` (the caller
+        ran the guide's parts 1..part on it, and nothing else), with the lab's zones (a student's: their domain's
+        records); the host goes on from it. Returns the snapshot and whether it is new (False: the same inputs had
+        made one already, kept as it was: "no change")."""
+        self._check_snapshot_target(name, part)
         release = self.require_up()["release"]
-        digest = self.snapshot_digest(part)
-        existing = snapshots.find(self.snapshot_store, release, part, digest)
+        digest = self.snapshot_digest(part, name)
+        existing = snapshots.find(self.snapshot_store, release, part, digest, name)
         if existing is not None:
             return existing, False
-        spec = HOSTS["mail"]
-        paths = self.host_paths("mail")
+        paths = self.host_paths(name)
         with self._locked():
             state = self._read()
-            parent = state["hosts"]["mail"].get("snapshot")
-            zones = self.zones()
-            progress("stopping mail to keep its state")
-            machine.stop(paths, spec, state["hosts"]["mail"]["pid"])
+            spec = self.hosts(state)[name]
+            parent = state["hosts"][name].get("snapshot")
+            if name == snapshots.MAIL:
+                zones = self.zones()
+            else:
+                zones = {snapshots.STUDENT_RECORDS: dns.records_under(spec.domain, self.tsig_secret())}
+            progress(f"stopping {name} to keep its state")
+            machine.stop(paths, spec, state["hosts"][name]["pid"])
             self.snapshot_store.mkdir(mode=0o700, exist_ok=True)
-            name = snapshots.name_of(release, part, digest)
-            kept = snapshots.keep(self.snapshot_store, name, paths.upper, zones, release, part, parent)
+            kept = snapshots.keep(
+                self.snapshot_store,
+                snapshots.name_of(release, part, digest, name),
+                paths.upper,
+                zones,
+                release,
+                part,
+                parent,
+                name,
+            )
             self._boot_from(state, spec, kept, progress)
-            current = {snapshots.name_of(release, p, self.snapshot_digest(p)) for p in snapshots.PARTS}
-            for path in snapshots.replaced(self.snapshot_store, release, current | {kept.name}):
+            current = {snapshots.name_of(release, p, self.snapshot_digest(p, name), name) for p in snapshots.PARTS}
+            for path in snapshots.replaced(self.snapshot_store, release, current | {kept.name}, name):
                 progress(f"removing snapshot {path.name}: its inputs changed")
                 shutil.rmtree(path)
         return kept, True
@@ -490,8 +520,10 @@ class Lab:
         in_use = snapshots.with_parents(self.snapshot_store, running)
         up = self.status()["state"] == "up"
         lines = []
+        hosts = self.hosts(state) if up else {}
         for found in snapshots.listing(self.snapshot_store):
-            current = up and found.release == state.get("release") and found == self._snapshot_for(found.part)
+            here = up and found.release == state.get("release") and found.host in hosts
+            current = here and found == self._snapshot_for(found.part, found.host)
             how = "in use" if found.name in in_use else "current" if current else "stale (its inputs changed)"
             if clear and found.name not in in_use:
                 shutil.rmtree(found.path)

@@ -1,6 +1,9 @@
 """Part snapshots: a lab mail host's writable layer kept after the guide ran parts 1 to K, with the lab's DNS zones
 as they were then, so that "a server at the end of part K" is a reboot instead of minutes of the guide.
 
+A snapshot belongs to one host: the lab's ``mail``, or a workshop student's (``student07``), whose layer holds
+what that student's run made (their names, keys and passwords) and whose DNS is their domain's records only.
+
 A snapshot is named by everything that produced it (:func:`inputs_digest`): the release and its base image,
 mailkit's own files (resources, checks) and the templates it renders, the code of the notebooks of parts 1 to K,
 and the lab's identity (its CA, the mail host's SSH key, the secret the lab's passwords come from). Change any of
@@ -9,12 +12,15 @@ them and the name changes: a snapshot whose inputs changed is never found, so ne
 
 >>> name_of("trixie", 4, "0123456789abcdef0123")
 'trixie-part4-0123456789abcdef'
+>>> name_of("trixie", 2, "0123456789abcdef0123", host="student07")
+'trixie-student07-part2-0123456789abcdef'
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +34,16 @@ from mailkit.core.templates import TEMPLATE_DIR
 #: The parts a snapshot can be taken at: the server's own parts (5, the upgrade, changes the release).
 PARTS = (1, 2, 3, 4)
 META = "snapshot.json"
+#: The lab's own mail host: its snapshots keep every lab zone and are named without the host.
+MAIL = "mail"
+#: What a student's snapshot keeps of the DNS, in place of the zones: their domain's records as zone file lines.
+STUDENT_RECORDS = "records"
 
 
-def name_of(release: str, part: int, digest: str) -> str:
-    return f"{release}-part{part}-{digest[:16]}"
+def name_of(release: str, part: int, digest: str, host: str = MAIL) -> str:
+    if not re.fullmatch(r"mail|student\d{2}", host):
+        raise LabError(f"no snapshots of {host!r}: the lab's mail host or a student's")
+    return f"{release}-{'' if host == MAIL else host + '-'}part{part}-{digest[:16]}"
 
 
 def _notebook_code(path: Path) -> bytes:
@@ -118,12 +130,14 @@ def inputs_digest(
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One kept snapshot: ``layer`` (an overlay upper, used as a lower), the DNS zones, and its parent's name."""
+    """One kept snapshot: ``layer`` (an overlay upper, used as a lower), the DNS zones, its parent's name and the
+    host it was kept from (the zones of a student's snapshot: their domain's records alone)."""
 
     path: Path
     release: str
     part: int
     parent: str | None
+    host: str = MAIL
 
     @property
     def name(self) -> str:
@@ -142,15 +156,16 @@ class Snapshot:
 def _read(path: Path) -> Snapshot | None:
     try:
         meta = json.loads((path / META).read_text())
-        return Snapshot(path, str(meta["release"]), int(meta["part"]), meta["parent"])
+        return Snapshot(path, str(meta["release"]), int(meta["part"]), meta["parent"], str(meta.get("host", MAIL)))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # half written (a crash while keeping it): not a snapshot
 
 
-def find(store: Path, release: str, part: int, digest: str) -> Snapshot | None:
-    """The snapshot of ``part`` with these inputs, when it and every snapshot under it are complete."""
-    found = _read(store / name_of(release, part, digest))
-    return found if found is not None and _chain_complete(store, found) else None
+def find(store: Path, release: str, part: int, digest: str, host: str = MAIL) -> Snapshot | None:
+    """``host``'s snapshot of ``part`` with these inputs, when it and every snapshot under it are complete."""
+    found = _read(store / name_of(release, part, digest, host))
+    ok = found is not None and found.host == host and _chain_complete(store, found)
+    return found if ok else None
 
 
 def _chain_complete(store: Path, snapshot: Snapshot) -> bool:
@@ -178,7 +193,14 @@ def lowers(store: Path, snapshot: Snapshot) -> list[Path]:
 
 
 def keep(
-    store: Path, name: str, upper: Path, zones: Mapping[str, str], release: str, part: int, parent: str | None
+    store: Path,
+    name: str,
+    upper: Path,
+    zones: Mapping[str, str],
+    release: str,
+    part: int,
+    parent: str | None,
+    host: str = MAIL,
 ) -> Snapshot:
     """Copy a stopped host's upper layer and the zones into the store, whole or not at all.
 
@@ -196,7 +218,8 @@ def keep(
     run_local(["cp", "-a", "--reflink=auto", "--", f"{upper}/.", str(tmp / "layer")])
     for filename, text in zones.items():
         (tmp / "zones" / filename).write_text(text)
-    (tmp / META).write_text(json.dumps({"release": release, "part": part, "parent": parent}, indent=1) + "\n")
+    meta = {"release": release, "part": part, "parent": parent, "host": host}
+    (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -216,9 +239,10 @@ def with_parents(store: Path, names: set[str]) -> set[str]:
     return needed
 
 
-def replaced(store: Path, release: str, current: set[str]) -> list[Path]:
-    """The snapshots of ``release`` no search can find any more (their inputs changed) and the half-written ones;
-    never one in ``current`` (what this lab's inputs name, and what a running host boots from) or under them.
+def replaced(store: Path, release: str, current: set[str], host: str = MAIL) -> list[Path]:
+    """``host``'s snapshots of ``release`` no search can find any more (their inputs changed) and the half-written
+    ones; never one in ``current`` (what this lab's inputs name, and what a running host boots from) or under them,
+    never another host's.
 
     >>> replaced(Path("/nonexistent"), "trixie", set())
     []
@@ -231,7 +255,7 @@ def replaced(store: Path, release: str, current: set[str]) -> list[Path]:
         if not path.is_dir() or path.name in needed:
             continue
         found = _read(path)
-        if found is None or found.release == release:
+        if found is None or (found.release == release and found.host == host):
             gone.append(path)
     return gone
 

@@ -261,6 +261,53 @@ def test_reset_to_part_1_then_board_and_check(students: Lab, tmp_path: Path) -> 
     assert row.count('class="none"') == 3, row  # parts 2-4 not checked; the last cell is the server (updates)
 
 
+def test_a_reset_from_the_students_own_snapshot_passes_the_same_checks_with_their_records(
+    students: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: a student reset to part K twice boots the second time from the snapshot the first kept, with the
+    same `mailkit check` rows as the host the guide built, and the records their run had published (here one TXT
+    record, as part 3's DKIM, SPF and DMARC would be); what they published after it is gone."""
+    from mailkit.classroom.workshop import reset_student
+    from mailkit.lab import snapshots
+    from mailkit.status.run import check_server
+
+    name, domain = "student03", student_spec(3).domain
+    for old in snapshots.listing(students.snapshot_store):  # whatever an earlier run of this lab left for them
+        if old.host == name:
+            shutil.rmtree(old.path)
+    keep = Lab.keep_snapshot
+
+    def published_then_kept(lab: Lab, part: int, progress: object = None, name: str = "mail") -> object:
+        lab.set_dns_records(f"_run.{domain}", "TXT", ['"published by the run"'])
+        return keep(lab, part, name=name)
+
+    monkeypatch.setattr(Lab, "keep_snapshot", published_then_kept)
+    try:
+        built = reset_student(name, 1, tmp_path / "built")
+        assert built.run is not None and built.ok and built.booted_from is None and built.kept, built
+        monkeypatch.undo()
+
+        def seen() -> list[tuple[str, str, bool]]:
+            return [(r.group, r.name, r.ok) for r in check_server(f"lab:{name}", vantage="lab:outside").rows]
+
+        on_built = seen()
+        assert len(on_built) >= 20 and {"drift", "dns"} <= {group for group, _, _ in on_built}, on_built
+        students.set_dns_records(f"_later.{domain}", "TXT", ['"published after the snapshot"'])
+        started = time.monotonic()
+        again = mailkit("workshop", "reset", name, "--to-part", "1")
+        took = time.monotonic() - started
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{name}: at the end of part 1, from snapshot {built.kept}" in again.stdout, again.stdout
+        print(f"\nreset to part 1 from the student's snapshot: {took:.1f} s")
+        lookup = lookup_at(NAMESERVER.address)
+        assert lookup(f"_run.{domain}", "TXT") == ('"published by the run"',)
+        assert lookup(f"_later.{domain}", "TXT") == (), "what the student published after the snapshot is gone"
+        on_restored = seen()
+        assert on_restored == on_built, [(a, b) for a, b in zip(on_built, on_restored, strict=False) if a != b]
+    finally:
+        mailkit("workshop", "reset", name)  # fresh again: the board test counts on untouched students
+
+
 def test_reset_gives_a_fresh_host_and_clean_dns(students: Lab) -> None:
     lookup = lookup_at(NAMESERVER.address)
     spec = student_spec(3)

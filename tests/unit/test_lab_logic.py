@@ -210,3 +210,42 @@ mail A 198.51.100.25
     back = dns.unsigned(kept, "example.org")
     assert "MX 10 mail.example.org." in back and "A 198.51.100.25" in back and "b.example.org. 300 IN NS" in back
     assert not any(word in back for word in ("RRSIG", "DNSKEY", "NSEC", "TYPE65534", " DS "))
+
+
+def test_a_students_kept_records_go_back_only_under_their_domain_and_never_half(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A student's snapshot puts their domain's records back (issue 22): zone file lines, each checked before the
+    one update is sent; a line that names another domain, a type the signer makes, or is not a record changes
+    nothing. Long TXT records (DKIM keys) come back whole."""
+    sent: list[object] = []
+    monkeypatch.setattr("dns.query.tcp", lambda update, *_a, **_k: sent.append(update))
+    domain = "student01.example.org"
+    for text, why in (
+        ('student01.example.org. 300 IN TXT "v=spf1 mx -all"\n_dmarc.example.org. 300 IN TXT "x"', "not student01"),
+        ("student01.example.org. 300 IN DNSKEY 257 3 13 AAAA", "makes those itself"),
+        ("student01.example.org. 300 IN SOA ns. h. 1 2 3 4 5", "makes those itself"),
+        ("student01.example.org. 300 TXT x", "does not read as a record"),
+        ("evilstudent01.example.org. 300 IN TXT x", "not student01"),
+    ):
+        with pytest.raises(dns.LabError, match=why):
+            dns.add_records(domain, text, "secret")
+    assert sent == [], "nothing sent for a refused line"
+
+    class Answer:
+        def rcode(self) -> int:
+            return 0
+
+    monkeypatch.setattr("dns.query.tcp", lambda update, *_a, **_k: sent.append(update) or Answer())
+    served: list[tuple[str, str, list[str]]] = []
+    monkeypatch.setattr(dns, "_wait_until_served", lambda *args: served.append(args))
+    dkim = '"v=DKIM1; k=rsa; p=' + "A" * 200 + '" "' + "B" * 150 + '"'
+    text = (
+        f"s1._domainkey.{domain}. 300 IN TXT {dkim}\n{domain}. 300 IN MX 10 mail.{domain}.\n{domain}. 300 IN MX 20 b.\n"
+    )
+    assert dns.add_records(domain, text, "tsig") == 2
+    assert len(sent) == 1, "one update for all of them"
+    assert sorted(served) == sorted([
+        (f"{domain}.", "MX", [f"10 mail.{domain}.", "20 b."]),
+        (f"s1._domainkey.{domain}.", "TXT", [dkim]),
+    ])  # fmt: skip

@@ -13,13 +13,14 @@ from mailkit.core.errors import LabError
 from mailkit.lab import snapshots
 
 
-def _fake(store: Path, name: str, release: str, part: int, parent: str | None) -> Path:
-    """A kept snapshot's bookkeeping, without a layer worth the name."""
+def _fake(store: Path, name: str, release: str, part: int, parent: str | None, host: str | None = None) -> Path:
+    """A kept snapshot's bookkeeping, without a layer worth the name (no host: as kept before snapshots had one)."""
     path = store / name
     (path / "layer").mkdir(parents=True)
     (path / "zones").mkdir()
     (path / "zones" / "db.example.org").write_text("; zone\n")
-    (path / snapshots.META).write_text(json.dumps({"release": release, "part": part, "parent": parent}))
+    meta = {"release": release, "part": part, "parent": parent} | ({} if host is None else {"host": host})
+    (path / snapshots.META).write_text(json.dumps(meta))
     return path
 
 
@@ -39,6 +40,29 @@ def test_a_snapshot_is_found_by_its_inputs_and_only_with_its_whole_chain(tmp_pat
     assert snapshots.find(tmp_path, "trixie", 4, "b" * 64) is None
     with pytest.raises(LabError, match="gone"):
         snapshots.lowers(tmp_path, found)
+
+
+def test_a_students_snapshot_is_theirs_alone_and_a_new_one_replaces_none_of_anothers(tmp_path: Path) -> None:
+    """Workshop resets (issue 22): each student's host keeps snapshots of its own, beside the mail host's."""
+    mail = _fake(tmp_path, snapshots.name_of("trixie", 2, "a" * 64), "trixie", 2, None)
+    one = snapshots.name_of("trixie", 2, "a" * 64, host="student01")
+    assert one == "trixie-student01-part2-" + "a" * 16
+    _fake(tmp_path, one, "trixie", 2, None, host="student01")
+    found = snapshots.find(tmp_path, "trixie", 2, "a" * 64, host="student01")
+    assert found is not None and found.host == "student01"
+    assert snapshots.find(tmp_path, "trixie", 2, "a" * 64, host="student02") is None, "another student's is not his"
+    assert snapshots.find(tmp_path, "trixie", 2, "a" * 64) == snapshots.Snapshot(mail, "trixie", 2, None, "mail")
+    # A snapshot whose meta names another host than its name is not found (renamed by hand, or half copied).
+    _fake(tmp_path, snapshots.name_of("trixie", 4, "b" * 64, host="student02"), "trixie", 4, None, host="student01")
+    assert snapshots.find(tmp_path, "trixie", 4, "b" * 64, host="student02") is None
+
+    old = _fake(tmp_path, "trixie-student01-part4-old", "trixie", 4, None, host="student01")
+    assert snapshots.replaced(tmp_path, "trixie", {one}, host="student01") == [
+        old, tmp_path / snapshots.name_of("trixie", 4, "b" * 64, host="student02")]  # fmt: skip
+    assert snapshots.replaced(tmp_path, "trixie", {mail.name}) == [], "the mail host's keeping leaves students' be"
+    for bad in ("../mail", "student1", "outside", "student01/x"):
+        with pytest.raises(LabError, match="no snapshots of"):
+            snapshots.name_of("trixie", 2, "a" * 64, host=bad)
 
 
 def test_a_half_written_snapshot_is_not_one(tmp_path: Path) -> None:
@@ -76,6 +100,7 @@ def test_keep_copies_the_layer_whole_with_its_whiteouts_and_refuses_odd_zone_nam
     store = tmp_path / "store"
     store.mkdir()
     kept = snapshots.keep(store, "trixie-part1-x", upper, {"db.example.org": "; z\n"}, "trixie", 1, None)
+    assert kept.host == "mail"
     assert (kept.layer / "etc/postfix/main.cf").read_text() == "myhostname = mail.example.org\n"
     assert (kept.layer / "etc/motd").is_symlink(), "links are copied as links, never followed"
     kept_whiteout = (kept.layer / "etc/removed.conf").lstat()
