@@ -1,11 +1,12 @@
 """Where the guide's time goes, next to the bare floor, in one run.
 
-Run as root:  .venv/bin/python bench/guide.py [--release trixie] [--parts 1,2,3,4]
+Run as root:  .venv/bin/python bench/guide.py [--release trixie] [--parts 1,2,3,4] [--no-demos]
 
 1. The guide, on a fresh mail host, with every cell timed (nbclient's timing), each cell counted in one
    bucket by what it does: package installs (``.install(``), applies (``engine.apply``: backups, writes,
    validation, reloads and restarts), plans, checks (``checks.report`` / ``verify``), DNS publishing, and
-   the rest (imports, printing).
+   the rest (imports, printing). ``--no-demos`` skips the optional demo (part 4's greylisting), as
+   ``mailkit guide run --no-demos`` and the lab's snapshot builds do.
 2. The floor, on a fresh mail host again: the same packages in one ``apt-get install`` (Postfix preseeded),
    then the guide's services restarted once. That is what a server with these packages costs at the least.
 
@@ -27,6 +28,7 @@ from mailkit.guide.part4 import redis_package
 from mailkit.guide.runner import run_guide
 from mailkit.lab.lab import Lab, prepare_lab
 from mailkit.lab.lab_target import lab_connection
+from mailkit.server.target import DEMOS_ENV
 
 BUCKETS = (
     ("package installs", (".install(",)),
@@ -85,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--release", default="trixie")
     parser.add_argument("--parts", default=DEFAULT_PARTS)
+    parser.add_argument("--no-demos", action="store_true", help="skip the optional demo, as 'guide run --no-demos'")
     args = parser.parse_args()
     parts = [int(p) for p in args.parts.split(",")]
     prepare_lab(args.release, keep=False, progress=lambda _: None)
@@ -92,7 +95,8 @@ def main() -> None:
     slowest: list[tuple[float, str]] = []
     with tempfile.TemporaryDirectory() as out:
         start = time.monotonic()
-        run = run_guide(parts, Path(out), record_timing=True)
+        environ = {DEMOS_ENV: "no"} if args.no_demos else {}
+        run = run_guide(parts, Path(out), record_timing=True, environ=environ)
         wall = time.monotonic() - start
         if not run.ok:
             raise SystemExit(f"the guide failed: {run.error}")
@@ -107,7 +111,9 @@ def main() -> None:
     bare = floor(args.release, parts)
     Lab().reset()
     cells = sum(totals.values())
-    print(f"the guide, parts {args.parts}, Debian {args.release}: {wall:.1f} s wall, {cells:.1f} s in cells")
+    demos = "without" if args.no_demos else "with"
+    print(f"the guide, parts {args.parts}, Debian {args.release}, {demos} the optional demo: {wall:.1f} s wall, "
+          f"{cells:.1f} s in cells")  # fmt: skip
     for name, seconds in totals.items():
         print(f"  {name:17} {seconds:7.1f} s  {seconds / cells:6.1%}")
     print(f"floor (one apt-get install of the same packages, services restarted once): {bare:.1f} s")

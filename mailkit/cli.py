@@ -432,6 +432,12 @@ def guide_book(output: Path) -> None:
 @_file_option("--params", "params_file", "With --host: the notebooks' parameters (DOMAIN, MAILBOXES...), JSON or YAML.")
 @_file_option("--passwords", "passwords_file", "With --host: 'address password' lines, mode 0600 (default: asked).")
 @click.option("--outside", default=None, help="With --host: the host the outside checks run from (SSH).")
+@click.option(
+    "--demos/--no-demos",
+    default=None,
+    help="Run the lab's optional demos (part 4's greylisting: about 40 s of real waiting; default: as MAILKIT_DEMOS "
+    "says, else yes); your own server never does.",
+)
 @friendly_errors
 def guide_run(
     release: str | None,
@@ -442,6 +448,7 @@ def guide_run(
     params_file: Path | None,
     passwords_file: Path | None,
     outside: str | None,
+    demos: bool | None,
 ) -> None:
     """Execute the guide against the lab (or your server, with --host), print its checks; exit 1 if any fails."""
     from mailkit.core.checks import render_text
@@ -457,8 +464,11 @@ def guide_run(
         from mailkit.lab.layout import DEFAULT_RELEASE
 
         chosen = check_release(release or os.environ.get("MAILKIT_RELEASE") or DEFAULT_RELEASE)
+        from mailkit.server.target import DEMOS_ENV
+
         prepare_lab(chosen, keep, progress, after_part=min(numbers) - 1)  # 5, the upgrade, starts after 4
-        run = run_guide(numbers, output, progress=progress)
+        environ = {} if demos is None else {DEMOS_ENV: "yes" if demos else "no"}
+        run = run_guide(numbers, output, progress=progress, environ=environ)
         where = f"Debian {chosen}"
     else:
         if release or keep:

@@ -461,9 +461,12 @@ class Lab:
         import tempfile
 
         from mailkit.guide.runner import run_guide
+        from mailkit.server.target import DEMOS_ENV
 
         with tempfile.TemporaryDirectory(prefix="mailkit-snapshot-") as tmp:
-            run = run_guide(list(parts), Path(tmp), target="lab:mail", progress=progress)
+            # The optional demo changes nothing it does not put back: a snapshot need not wait for it.
+            environ = {DEMOS_ENV: "no"}
+            run = run_guide(list(parts), Path(tmp), target="lab:mail", progress=progress, environ=environ)
         if not run.ok:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in run.checks if not c.ok)
             raise LabError(

@@ -30,7 +30,7 @@ from mailkit.lab.layout import (
 )
 from mailkit.server.backup_space import BackupSpace
 from mailkit.server.old_account import OldAccount
-from mailkit.server.target import Guessers, Published, SpamSenders, Target
+from mailkit.server.target import Guessers, Published, SpamSenders, Target, demos_wanted
 
 
 def validate(name: str) -> None:
@@ -132,7 +132,8 @@ class LabTarget(Target):
 
     @property
     def demos(self) -> bool:
-        return True
+        """The lab shows the optional demos, unless the run was asked not to (``guide run --no-demos``)."""
+        return demos_wanted()
 
     def publish(self, records: Sequence[RecordSet], lookup: Lookup | None = None) -> RecordPlan | Published:
         """The lab's DNS provider has an API: a TSIG-signed dynamic update, in effect at once."""

@@ -62,6 +62,8 @@ DNS_ROOT_ENV = "MAILKIT_DNS_ROOT"
 EXCHANGER_ENV = "MAILKIT_EXCHANGER"
 #: ``yes`` when the server has no route to the internet (an isolated network, a class room): rspamd's lookups off.
 OFFLINE_ENV = "MAILKIT_OFFLINE"
+#: ``no``: a target that runs the guide's optional demos (the lab) skips them (``mailkit guide run --no-demos``).
+DEMOS_ENV = "MAILKIT_DEMOS"
 _DESTINATION = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
 #: Block lists a real server is looked up on by default (Spamhaus answers only through your own resolver).
 PUBLIC_BLOCKLISTS = ("zen.spamhaus.org", "bl.spamcop.net")
@@ -345,7 +347,7 @@ LAB_ONLY = {
         "skipped: mailkit cannot send to your old account from here. Until the MX record has moved (and for the "
         "resolvers' caches' TTL after), mail still arrives there: the final sync picks it up"
     ),
-    "greylisting": "skipped: the greylisting demo changes rspamd for a minute and is run in the lab only",
+    "greylisting": "skipped: the greylisting demo changes rspamd for a minute; it runs in the lab, unless asked not to",
 }
 
 
@@ -465,6 +467,16 @@ def _yes(value: str, name: str) -> bool:
     if value.strip().lower() not in answer:
         raise UsageError(f"{name}={value[:20]!r}: say yes or no")
     return answer[value.strip().lower()]
+
+
+def demos_wanted(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a target that can run the guide's optional demos runs them: unless ``MAILKIT_DEMOS`` says no.
+
+    >>> demos_wanted({}), demos_wanted({"MAILKIT_DEMOS": "no"})
+    (True, False)
+    """
+    value = (os.environ if env is None else env).get(DEMOS_ENV)
+    return True if value is None else _yes(value, DEMOS_ENV)
 
 
 def _dns_root(env: Mapping[str, str]) -> str | None:

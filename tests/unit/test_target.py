@@ -113,6 +113,35 @@ def test_lab_target_plays_each_part_the_lab_way() -> None:
     assert lab.offline and lab.demos
 
 
+def test_the_labs_demos_are_skipped_when_the_run_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 22: the optional demo is optional in the headless run too (``guide run --no-demos``)."""
+    from click.testing import CliRunner
+
+    import mailkit.guide.runner
+    import mailkit.lab.lab
+    from mailkit.cli import main
+    from mailkit.guide.runner import GuideRun
+    from mailkit.server.target import DEMOS_ENV, target_of
+
+    monkeypatch.setenv(DEMOS_ENV, "no")
+    assert not target_of("lab:mail", env={}).demos
+    monkeypatch.setenv(DEMOS_ENV, "perhaps")
+    with pytest.raises(UsageError, match="say yes or no"):
+        _ = target_of("lab:mail", env={}).demos
+    monkeypatch.delenv(DEMOS_ENV)
+    asked: list[dict[str, str]] = []
+    monkeypatch.setattr(mailkit.lab.lab, "prepare_lab", lambda *_a, **_k: None)
+    monkeypatch.setattr(mailkit.lab.lab, "check_release", lambda release: release)
+    monkeypatch.setattr(
+        mailkit.guide.runner, "run_guide", lambda *_a, environ, **_k: asked.append(environ) or GuideRun([], [], {})
+    )
+    for flag, wanted in (("--no-demos", {DEMOS_ENV: "no"}), ("--demos", {DEMOS_ENV: "yes"}), (None, {})):
+        argv = ["guide", "run", "--parts", "4", "--output", str(tmp_path), *([flag] if flag else [])]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 0, result.output
+        assert asked.pop() == wanted, flag
+
+
 def test_outside_and_nameserver_are_validated() -> None:
     from mailkit.core.values import ValueRejected
     from mailkit.server.target import target_of
