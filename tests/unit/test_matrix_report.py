@@ -27,9 +27,15 @@ def test_each_release_gets_its_own_instance_and_namespace() -> None:
 
 
 def test_the_suites_other_releases_run_in_labs_the_matrix_does_not_use_and_only_their_lab_tests() -> None:
-    first, second, third = suite_plan(["trixie", "bookworm", "sid"])
+    first, second, third, provider = suite_plan(["trixie", "bookworm", "sid"])
     assert (first.instance, first.namespace) == (0, None), "the first release runs here, in the guide's lab"
     assert [second.instance, third.instance] == [9, 8], "counted down: the matrix test meanwhile uses 1, 2, 3"
+    # Issue 22: the first release's provider mode (about seven minutes) in a lab of its own beside it.
+    assert (provider.release, provider.instance, provider.namespace) == ("trixie", 7, "mksuite7")
+    assert provider.argv(["-q"]) == [*provider.argv([])[:3], "-q", "tests/lab/test_90_provider.py"]
+    for run in (first, second, third):
+        assert "--ignore=tests/lab/test_90_provider.py" in run.argv(["-q"]), run.name
+    assert provider.name == "trixie provider mode"
     env = second.env(["trixie", "bookworm", "sid"])
     assert env["MAILKIT_TEST_RELEASES"] == "bookworm" and env["MAILKIT_SUITE_RELEASES"] == "trixie,bookworm,sid"
     assert (env["MAILKIT_LAB_INSTANCE"], env["MAILKIT_NETNS"], env["MAILKIT_LAB_PROXY"]) == (
@@ -45,10 +51,13 @@ def test_the_suites_other_releases_run_in_labs_the_matrix_does_not_use_and_only_
     first_argv = first.argv(["-q"])
     assert "--ignore=tests/unit" in first_argv and "--ignore=mailkit" in first_argv
     assert "--ignore=tests/browser/test_jupyterlab.py" not in first_argv, "JupyterLab runs against the first's lab"
-    (alone,) = suite_plan(["trixie"])
-    assert alone.argv(["-q"])[-1] == "-q", "a release alone runs the whole suite, unit tests and doctests too"
+    alone, its_provider = suite_plan(["trixie"])
+    assert alone.once and "--ignore=tests/unit" not in alone.argv(["-q"]), "a release alone runs unit tests too"
+    assert its_provider.instance == 9 and its_provider.only
     with pytest.raises(UsageError):
         suite_plan(["trixie", "trixie"])
+    with pytest.raises(UsageError, match="at most four"):
+        suite_plan(["trixie", "bookworm", "sid", "forky", "bullseye"])
     with pytest.raises(UsageError, match="unknown release"):
         suite_plan(["trixie", "woody"])
 
