@@ -108,8 +108,9 @@ def resets(lab: Lab, part: int, count: int) -> None:
     print(f"  built by the guide (and kept)  {sum(built):7.1f} s  ({statistics.median(built):5.1f} s per student)")
     print(f"  from their own snapshot        {sum(booted):7.1f} s  ({statistics.median(booted):5.1f} s per student)")
     print(f"  snapshot / guide               {statistics.median(booted) / statistics.median(built):7.3f}x")
+    release = lab.status()["release"]
     for kept in snapshots.listing(lab.snapshot_store):
-        if kept.host in names:
+        if kept.host in names and kept.release == release:
             size = subprocess.run(["du", "-sh", str(kept.path)], capture_output=True, text=True).stdout.split()[0]
             print(f"  {kept.name}: {size}")
     lab.remove_students()
