@@ -435,7 +435,7 @@ def guide_book(output: Path) -> None:
 @click.option(
     "--demos/--no-demos",
     default=None,
-    help="Run the lab's optional demos (part 4's greylisting: about 40 s of real waiting; default: as MAILKIT_DEMOS "
+    help="Run the lab's optional demos (part 4's greylisting: about 10 s of real waiting; default: as MAILKIT_DEMOS "
     "says, else yes); your own server never does.",
 )
 @friendly_errors
