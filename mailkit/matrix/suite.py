@@ -1,20 +1,20 @@
 """The test suite on several Debian releases side by side: one pytest per release, each with a lab of its own.
 
 The first release runs here, in lab 0 (the guide's lab), with `mailkit matrix`'s own test and the browser test
-that needs a lab (JupyterLab). The tests that need no lab (unit tests, doctests, the book's and the board's pages)
-run once, with the second release when there is one: the first release's half is the longer (tests run on trixie
-only), so they are better spent beside the second's (lint is the caller's). Every other release runs its lab tests
+that needs a lab (JupyterLab). Every other release runs its lab tests
 in a lab instance counted down from 9 (`mailkit matrix` counts up from 1, so the two never meet), inside a network
 namespace of its own, its apt proxy relayed to one of its own on loopback: the way :mod:`mailkit.matrix.releases`
 runs its labs.
 On two cores the releases' halves overlap their waits (boots, restarts, apt), which is most of their time.
 The first release's longest module, provider mode (a rented server built by the guide from nothing, about seven
-minutes, on that release only), runs in a lab of its own beside it (:data:`OWN_LAB_TESTS`), the next instance down.
+minutes, on that release only), runs in a lab of its own beside it (:data:`OWN_LAB_TESTS`), the next instance down,
+with the tests that need no lab (unit tests, doctests, the book's and the board's pages: lint is the caller's), run
+once there: that lane is the shortest by far (ci65: provider mode 7 min 8 s beside halves of 25 and 28 minutes).
 
     python -m mailkit.matrix.suite trixie,bookworm -- --durations=60
 
 >>> [(r.name, r.instance, r.namespace, r.once) for r in plan(["trixie", "bookworm"])]
-[('trixie', 0, None, False), ('bookworm', 9, 'mksuite9', True), ('trixie provider mode', 8, 'mksuite8', False)]
+[('trixie', 0, None, False), ('bookworm', 9, 'mksuite9', False), ('trixie provider mode', 8, 'mksuite8', True)]
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from mailkit.matrix.releases import build_images, stop_proxy
 #: The suite's own apt proxy for its other labs: not the matrix's (3143), whose test runs meanwhile.
 SUITE_PROXY_PORT = 3144
 SUITE_STATE = Path("/var/lib/mailkit/suite")
-#: The lab test directories; unit tests and doctests run once, with the first release.
+#: The lab test directories.
 LAB_TESTS = ("tests/lab", "tests/reliability", "tests/upgrade")
 #: Runs `mailkit matrix` on every release itself: once, in the first release's run.
 MATRIX_TEST = "tests/lab/test_70_matrix.py"
-#: What needs no lab: run once, in the second release's run (or the only one's).
+#: What needs no lab: run once, in the lane of :data:`OWN_LAB_TESTS`.
 ONCE_TESTS = (
     "tests/unit",
     "mailkit",
@@ -83,7 +83,7 @@ class Run:
     def argv(self, pytest_args: Sequence[str]) -> list[str]:
         base = [sys.executable, "-m", "pytest", *pytest_args]
         if self.only:
-            return [*base, *self.only]
+            return [*base, *self.only, *(ONCE_TESTS if self.once else ())]
         own_lab = [f"--ignore={path}" for paths in OWN_LAB_TESTS.values() for path in paths]
         if self.namespace is None:
             return [*base, *own_lab, *([] if self.once else (f"--ignore={path}" for path in ONCE_TESTS))]
@@ -97,13 +97,13 @@ def plan(releases: Sequence[str]) -> list[Run]:
     if len(set(releases)) != len(releases) or len(releases) > 4:
         # Four, so that the labs counted down from 9 (with the own-lab lanes) never meet the matrix's 1, 2, 3, 4.
         raise UsageError(f"releases: each at most once, at most four: {','.join(releases)}")
-    runs = [Run(check_release(releases[0]), 0, None, once=len(releases) == 1)]
+    runs = [Run(check_release(releases[0]), 0, None, once=False)]
     for i, release in enumerate(releases[1:]):
         instance = 9 - i
-        runs.append(Run(check_release(release), instance, f"mksuite{instance}", once=i == 0))
-    for label, paths in OWN_LAB_TESTS.items():
+        runs.append(Run(check_release(release), instance, f"mksuite{instance}", once=False))
+    for i, (label, paths) in enumerate(OWN_LAB_TESTS.items()):
         instance = 9 - (len(runs) - 1)
-        runs.append(Run(runs[0].release, instance, f"mksuite{instance}", once=False, only=paths, label=label))
+        runs.append(Run(runs[0].release, instance, f"mksuite{instance}", once=i == 0, only=paths, label=label))
     return runs
 
 
