@@ -97,7 +97,8 @@ def resets(lab: Lab, part: int, count: int) -> None:
         for name in names:
             started = time.monotonic()
             done = reset_student(name, part, Path(tmp) / name)
-            assert done.run is not None and done.ok and done.kept, done
+            failed = [f"{c.name}: {c.detail}" for c in done.run.checks if not c.ok] if done.run else []
+            assert done.run is not None and done.ok and done.kept, (done.run and done.run.error) or failed
             built.append(time.monotonic() - started)
         for name in names:
             started = time.monotonic()
