@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from mailkit.core.errors import LabError
 
 if TYPE_CHECKING:
+    import dns.name
+    import dns.node
     import dns.zone
 
     from mailkit.core.ssh import Connection
@@ -273,26 +275,16 @@ def delete_names_under(suffix: str, secret: str) -> list[str]:
     >>> delete_names_under("student01.example.org", secret)  # doctest: +SKIP
     ['student01.example.org.', 's202612._domainkey.student01.example.org.']
     """
-    import dns.name
     import dns.query
     import dns.rcode
     import dns.tsigkeyring
     import dns.update
-    import dns.zone
 
-    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
-    zone = zone_for(suffix) + "."
-    transfer = dns.query.xfr(NAMESERVER.address, zone, keyring=keyring, keyalgorithm="hmac-sha256", timeout=5)
-    origin = dns.name.from_text(zone)
-    top = dns.name.from_text(suffix.rstrip(".") + ".")
-    names = [
-        name.derelativize(origin)
-        for name in dns.zone.from_xfr(transfer).nodes
-        if name.derelativize(origin).is_subdomain(top)
-    ]
+    names = [name for name, _ in _nodes_under(suffix, secret)]
     if not names:
         return []
-    update = dns.update.Update(zone, keyring=keyring, keyalgorithm="hmac-sha256")
+    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
+    update = dns.update.Update(zone_for(suffix) + ".", keyring=keyring, keyalgorithm="hmac-sha256")
     for name in names:
         update.delete(name)
     response = dns.query.tcp(update, NAMESERVER.address, timeout=5)
@@ -315,6 +307,14 @@ def _transfer(zone: str, secret: str) -> dns.zone.Zone:
     return dns.zone.from_xfr(transfer, relativize=False)
 
 
+def _nodes_under(suffix: str, secret: str) -> list[tuple[dns.name.Name, dns.node.Node]]:
+    """The names at and below ``suffix`` in the zone that holds it, as served now, with their records."""
+    import dns.name
+
+    top = dns.name.from_text(suffix.rstrip(".") + ".")
+    return [(n, node) for n, node in sorted(_transfer(zone_for(suffix), secret).nodes.items()) if n.is_subdomain(top)]
+
+
 def records_under(suffix: str, secret: str) -> str:
     """Every record of ``suffix`` and of the names below it as the name server serves them, without what signing
     adds, as zone file lines with whole names: what a student's snapshot keeps of the DNS (what their run published).
@@ -323,14 +323,11 @@ def records_under(suffix: str, secret: str) -> str:
     mail.student01.example.org. 300 IN A 198.51.100.111
     ...
     """
-    import dns.name
     import dns.rdatatype
 
-    top = dns.name.from_text(suffix.rstrip(".") + ".")
     lines = [
         rdataset.to_text(name)
-        for name, node in sorted(_transfer(zone_for(suffix), secret).nodes.items())
-        if name.is_subdomain(top)
+        for name, node in _nodes_under(suffix, secret)
         for rdataset in node.rdatasets
         if dns.rdatatype.to_text(rdataset.rdtype) not in DNSSEC_TYPES
     ]
@@ -463,16 +460,4 @@ def unsigned(text: str, origin: str) -> str:
 def served_zones(secret: str) -> dict[str, str]:
     """Every lab zone as the name server serves it now (a signed zone transfer: updates included, however BIND keeps
     its files), without what signing added: file name -> text, as a snapshot keeps them."""
-    import dns.query
-    import dns.tsigkeyring
-    import dns.zone
-
-    keyring = dns.tsigkeyring.from_text({TSIG_KEY_NAME: secret})
-    found = {}
-    for zone in (".", *ALL_ZONES):
-        origin = zone if zone == "." else zone + "."
-        transfer = dns.query.xfr(
-            NAMESERVER.address, origin, keyring=keyring, keyalgorithm="hmac-sha256", timeout=10, relativize=False
-        )
-        found[zone_filename(zone)] = _without_signing(dns.zone.from_xfr(transfer, relativize=False))
-    return found
+    return {zone_filename(zone): _without_signing(_transfer(zone, secret)) for zone in (".", *ALL_ZONES)}
