@@ -26,6 +26,7 @@ from mailkit.lab.lab import Lab
 from mailkit.lab.lab_target import lab_connection
 from mailkit.lab.layout import HOSTS
 from mailkit.status.run import check_server
+from tests.lab.postfix_log import wait_for_status
 from tests.lab.reports_at_home import ALICE_MAILDIR, reports_at_home
 
 pytestmark = pytest.mark.lab
@@ -57,26 +58,8 @@ def _send(outside: Connection, subject: str) -> None:
 
 
 def _status(outside: Connection, since: int, wanted: str, seconds: float = 60, *, flush: bool = False) -> str:
-    """The receiver's first log line since ``since`` saying a message to alice went with ``wanted`` status;
-    ``flush``: its queue flushed every few seconds meanwhile (a deferred message waits minutes for its next try)."""
-    deadline = time.monotonic() + seconds
-    flushed = 0.0
-    while True:
-        if flush and time.monotonic() - flushed > 5:
-            outside.run(["postqueue", "-f"])
-            flushed = time.monotonic()
-        said = outside.run(
-            [
-                "sh",
-                "-c",
-                f"journalctl -u 'postfix*' --since @{since} -o cat | "
-                f"grep -F 'to=<alice@example.org>' | grep -F 'status={wanted}' | head -n 1",
-            ]
-        ).stdout
-        if said.strip():
-            return said.strip()
-        assert time.monotonic() < deadline, f"no message to alice {wanted} since {since}"
-        time.sleep(0.5)
+    """The receiver's first log line since ``since`` saying a message to alice went with ``wanted`` status."""
+    return wait_for_status(outside, since, "alice@example.org", wanted, seconds, flush=flush)
 
 
 def _tls_reports_at_home(since: int) -> list[TlsReport]:
