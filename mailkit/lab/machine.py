@@ -101,17 +101,24 @@ def uid_base(root: Path) -> int:
 
 
 def _put(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
-    """Write a file into the host's tree, owned by ``owner`` as the host sees it (shifted into its range)."""
+    """Write a file into the host's tree, owned by ``owner`` as the host sees it (shifted into its range); a link
+    on the way (which the host's root may have made, and a snapshot kept) is refused, never followed."""
     base = uid_base(root)
     path = root / rel.lstrip("/")
-    missing = [p for p in [path.parent, *path.parent.parents] if p.is_relative_to(root) and not p.exists()]
+    parents = [p for p in [path.parent, *path.parent.parents] if p.is_relative_to(root) and p != root]
+    linked = [p for p in parents if p.is_symlink()]
+    if linked:  # the host's root made it (a snapshot keeps it): the machine's root would write where it points
+        raise LabError(f"{linked[-1]} is a link in the host's tree: not written through ({rel})")
+    missing = [p for p in parents if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     for made in missing:
         os.chown(made, base, base)
-    path.unlink(missing_ok=True)
-    path.write_text(text)
-    os.chown(path, base + owner[0], base + owner[1])
-    os.chmod(path, mode)
+    path.unlink(missing_ok=True)  # a link there is removed, never followed
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+        os.fchown(out.fileno(), base + owner[0], base + owner[1])
+        os.fchmod(out.fileno(), mode)
 
 
 def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: str, *, resolver: bool = True) -> None:

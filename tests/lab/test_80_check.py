@@ -55,6 +55,11 @@ MAY_BE_RED = {"updates / security updates pending"}
 
 
 def red(report_rows: list) -> set[str]:
+    """The red rows' keys; what each said is printed, so that a failure here (in CI, with no lab left to look at)
+    shows why a row was red, not only which."""
+    for row in report_rows:
+        if not row.ok:
+            print(f"red: {row.key}: {row.detail}")
     return {r.key for r in report_rows if not r.ok} - MAY_BE_RED
 
 

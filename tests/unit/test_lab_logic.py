@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailkit.cli import main
+from mailkit.core.errors import LabError
 from mailkit.lab import dns, lab, machine, network
 from mailkit.lab.layout import HOSTS, NETWORK_V4
 from mailkit.lab.selfcheck import parse_os_release
@@ -176,6 +177,22 @@ def test_files_written_into_a_booted_host_belong_to_its_own_users(tmp_path: Path
     keys = root / "root/.ssh/authorized_keys"
     assert (keys.stat().st_uid, (root / "root/.ssh").stat().st_uid, (root / "root").stat().st_uid) == (base,) * 3
     assert (root / "etc/bind/named.conf").stat().st_gid == base + 113
+
+
+def test_a_link_in_a_hosts_tree_is_never_written_through(tmp_path: Path) -> None:
+    """A host's root may make /etc/ssh a link to anywhere, and a snapshot keeps it: the lab, writing the next boot's
+    identity as the machine's root, refuses it rather than writing where it points; a link as the file is replaced."""
+    root, elsewhere = tmp_path / "root", tmp_path / "machine-etc"
+    (root / "etc").mkdir(parents=True)
+    elsewhere.mkdir()
+    (root / "etc/ssh").symlink_to(elsewhere)
+    with pytest.raises(LabError, match="etc/ssh is a link in the host's tree"):
+        machine._put(root, "etc/ssh/sshd_config.d/mailkit-lab.conf", "PasswordAuthentication no\n")
+    assert list(elsewhere.iterdir()) == []
+    (root / "etc/hostname").symlink_to(elsewhere / "hostname")
+    machine._put(root, "etc/hostname", "mail\n")
+    assert not (root / "etc/hostname").is_symlink() and (root / "etc/hostname").read_text() == "mail\n"
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_every_zone_is_signed_and_delegated_down_from_the_labs_root() -> None:
