@@ -72,16 +72,13 @@ def _is_tls(report: Report) -> bool:
     return isinstance(report, TlsReport)
 
 
-def _tlsa_changed(lab: Lab, outside: Connection, name: str, values: list[str], seconds: float = 30) -> None:
-    """``name``'s TLSA records changed at the lab's registrar, served (signed anew: that lags the update a little),
-    then the receiver made to forget what it knew under the old ones, as it has some time after a change: its
-    resolver's answers (a 10 s cache), and Postfix's cached connections and TLS sessions (ci62 saw a message sent over
-    a session verified a few seconds before, under the old records, and no handshake to report)."""
+def _tlsa_changed(lab: Lab, outside: Connection, name: str, values: list[str]) -> None:
+    """``name``'s TLSA records changed at the lab's registrar and served (``set_dns_records`` waits until the zone,
+    signed anew, serves them), then the receiver made to forget what it knew under the old ones, as it has some time
+    after a change: its resolver's answers (a 10 s cache), and Postfix's cached connections and TLS sessions (ci62
+    saw a message sent over a session verified a few seconds before, under the old records, and no handshake to
+    report)."""
     lab.set_dns_records(name, "TLSA", values)
-    deadline = time.monotonic() + seconds
-    while sorted(v.lower() for v in lookup_at(NAMESERVER.address)(name, "TLSA")) != sorted(v.lower() for v in values):
-        assert time.monotonic() < deadline, f"the lab's name server still serves the old TLSA of {name}"
-        time.sleep(0.2)
     forget = "systemctl restart unbound && systemctl stop postfix && rm -f /var/lib/postfix/smtp_scache* && "
     outside.run(["sh", "-c", forget + "systemctl start postfix"])
 
