@@ -61,8 +61,8 @@ class Run:
     release: str
     instance: int
     namespace: str | None
-    #: This run has the tests that need no lab (:data:`ONCE_TESTS`).
-    once: bool = True
+    #: This run (one of :data:`OWN_LAB_TESTS`'s) has the tests that need no lab too (:data:`ONCE_TESTS`).
+    once: bool = False
     #: Only these test paths, under this name (:data:`OWN_LAB_TESTS`); empty: the release's lab tests.
     only: tuple[str, ...] = ()
     label: str = ""
@@ -85,9 +85,9 @@ class Run:
         if self.only:
             return [*base, *self.only, *(ONCE_TESTS if self.once else ())]
         own_lab = [f"--ignore={path}" for paths in OWN_LAB_TESTS.values() for path in paths]
-        if self.namespace is None:
-            return [*base, *own_lab, *([] if self.once else (f"--ignore={path}" for path in ONCE_TESTS))]
-        return [*base, f"--ignore={MATRIX_TEST}", *own_lab, *LAB_TESTS, *(ONCE_TESTS if self.once else ())]
+        if self.namespace is None:  # the first release: every test path but those run elsewhere
+            return [*base, *own_lab, *(f"--ignore={path}" for path in ONCE_TESTS)]
+        return [*base, f"--ignore={MATRIX_TEST}", *own_lab, *LAB_TESTS]
 
 
 def plan(releases: Sequence[str]) -> list[Run]:
@@ -97,10 +97,10 @@ def plan(releases: Sequence[str]) -> list[Run]:
     if len(set(releases)) != len(releases) or len(releases) > 4:
         # Four, so that the labs counted down from 9 (with the own-lab lanes) never meet the matrix's 1, 2, 3, 4.
         raise UsageError(f"releases: each at most once, at most four: {','.join(releases)}")
-    runs = [Run(check_release(releases[0]), 0, None, once=False)]
+    runs = [Run(check_release(releases[0]), 0, None)]
     for i, release in enumerate(releases[1:]):
         instance = 9 - i
-        runs.append(Run(check_release(release), instance, f"mksuite{instance}", once=False))
+        runs.append(Run(check_release(release), instance, f"mksuite{instance}"))
     for i, (label, paths) in enumerate(OWN_LAB_TESTS.items()):
         instance = 9 - (len(runs) - 1)
         runs.append(Run(runs[0].release, instance, f"mksuite{instance}", once=i == 0, only=paths, label=label))
@@ -174,7 +174,7 @@ def worst(codes: Sequence[int]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailkit.matrix.suite", description=__doc__.splitlines()[0])
-    parser.add_argument("releases", help="comma-separated; the second (or the only one) runs the unit tests too")
+    parser.add_argument("releases", help="comma-separated; the first's lab also runs the matrix's test")
     parser.add_argument("--logs", type=Path, default=SUITE_STATE / "logs")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to every pytest")
     opts = parser.parse_args(argv)
