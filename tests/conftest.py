@@ -81,6 +81,10 @@ def finished(lab: Lab) -> Lab:
 
 #: What a failed lab test shows of the mail host, so that a failure in CI (which keeps no lab) can be read afterwards.
 MAIL_HOST_LOGS = (
+    # First (CI shows the start of a long section) its own resolver (part 3 section 13), when it has one: whether
+    # it answers, whom it still asks, what it said.
+    "if [ -x /usr/sbin/unbound-control ]; then echo resolves: $(getent ahosts outside.example.net | head -n 1); "
+    "unbound-control dump_infra; journalctl -u unbound --no-pager -n 12 -o short-monotonic; fi; "
     "journalctl -u rspamd -u 'postfix*' -u dovecot --no-pager -n 120 -o short-monotonic; "
     "tail -n 60 /var/log/rspamd/rspamd.log 2>/dev/null; systemctl --no-pager --failed"
 )
