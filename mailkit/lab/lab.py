@@ -376,10 +376,13 @@ class Lab:
             if name not in hosts or name in ("dns", "outside"):
                 raise UsageError(f"{name!r} is not a mail host of this lab: choose mail or a student")
             spec = hosts[name]
+            records = None if snapshot is None or name == "mail" else snapshot.zones.get(snapshots.STUDENT_RECORDS)
+            if name != "mail" and snapshot is not None and records is None:
+                raise LabError(f"snapshot {snapshot.name} keeps no DNS records of {name}'s domain")
             progress(f"stopping {name}")
             machine.stop(self.host_paths(name), spec, state["hosts"][name]["pid"], timeout=0)  # its disk goes next
-            self._boot_from(state, spec, snapshot, progress)
-            provider = name == "mail" and state.get("provider", False)
+            # The DNS first, then the host, as a real server finds its DNS when it boots: one from a snapshot starts
+            # its own resolver at boot (part 3), which would otherwise meet the name server restarting below.
             if name == "mail":
                 if not keep_dns:
                     progress("restoring the lab DNS zones")
@@ -389,12 +392,11 @@ class Lab:
             else:
                 progress(f"restoring {name}'s DNS records")
                 self._publish_student(int(name[7:]))
-                if snapshot is not None:  # and what their run had published (DKIM, SPF, DMARC, TLSA, ...)
-                    records = snapshot.zones.get(snapshots.STUDENT_RECORDS)
-                    if records is None:
-                        raise LabError(f"snapshot {snapshot.name} keeps no DNS records of {name}'s domain")
+                if records is not None:  # and what their run had published (DKIM, SPF, DMARC, TLSA, ...)
                     dns.add_records(student_spec(int(name[7:])).domain, records, self.tsig_secret())
                 self.forget_receiver_cache()
+            self._boot_from(state, spec, snapshot, progress)
+            provider = name == "mail" and state.get("provider", False)
         if provider:  # the fresh server as the provider hands it over: admin with sudo, the provider's resolver
             from mailkit.lab import provider as provider_mode
 
