@@ -11,7 +11,9 @@ Valkey): what a student's host weighs at the end of the workshop.
 
 ``--resets K [--reset-students N]`` times ``workshop reset --to-part K`` for N students (default 3), side by side:
 the first reset of each (the guide builds part K on a fresh host, as the student would, and keeps it as that
-student's snapshot), then a second round (each from their own snapshot), and the disk each snapshot takes.
+student's snapshot), then a second round (each from their own snapshot, one after the other), then all of them at
+once (``workshop reset student01 student02 ... --to-part K``: their hosts boot side by side), and the disk each
+snapshot takes.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def resets(lab: Lab, part: int, count: int) -> None:
     from pathlib import Path
     from tempfile import TemporaryDirectory
 
-    from mailkit.classroom.workshop import reset_student
+    from mailkit.classroom.workshop import StudentReset, reset_student, reset_students
     from mailkit.lab import snapshots
 
     lab.remove_students()
@@ -105,10 +107,15 @@ def resets(lab: Lab, part: int, count: int) -> None:
             done = reset_student(name, part, Path(tmp) / name)
             assert done.run is None and done.booted_from, done
             booted.append(time.monotonic() - started)
+        started = time.monotonic()
+        together = reset_students(names, part, Path(tmp))
+        at_once = time.monotonic() - started
+        assert all(isinstance(d, StudentReset) and d.run is None and d.booted_from for d in together.values()), together
     print(f"workshop reset --to-part {part}, {count} students one after the other:")
     print(f"  built by the guide (and kept)  {sum(built):7.1f} s  ({statistics.median(built):5.1f} s per student)")
     print(f"  from their own snapshot        {sum(booted):7.1f} s  ({statistics.median(booted):5.1f} s per student)")
     print(f"  snapshot / guide               {statistics.median(booted) / statistics.median(built):7.3f}x")
+    print(f"  all at once from their snapshots {at_once:5.1f} s  ({at_once / sum(booted):5.3f}x one after the other)")
     release = lab.status()["release"]
     for kept in snapshots.listing(lab.snapshot_store):
         if kept.host in names and kept.release == release:

@@ -21,6 +21,7 @@ from mailkit.core.errors import MailkitError, UsageError
 from mailkit.guide.chapters import DEFAULT_PARTS
 
 if TYPE_CHECKING:
+    from mailkit.classroom.workshop import StudentReset
     from mailkit.core.resources import Resource
     from mailkit.core.ssh import Connection
     from mailkit.core.values import Password
@@ -708,7 +709,7 @@ def workshop_notebooks(directory: Path) -> None:
 
 
 @workshop.command(name="reset")
-@click.argument("student")
+@click.argument("students", nargs=-1, required=True)
 @click.option(
     "--to-part",
     type=int,
@@ -720,33 +721,51 @@ def workshop_notebooks(directory: Path) -> None:
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where the executed notebooks go (default: out/workshop/STUDENT).",
+    help="Where the executed notebooks go (default: out/workshop/STUDENT; for several, OUTPUT/STUDENT).",
 )
 @friendly_errors
-def workshop_reset(student: str, to_part: int, output: Path | None) -> None:
-    """Give STUDENT a fresh mail host, then bring it to the end of part K (their own parameters): the first time
-    by the guide, kept as their snapshot; after that, from it in seconds."""
-    from mailkit.classroom.workshop import reset_student
+def workshop_reset(students: tuple[str, ...], to_part: int, output: Path | None) -> None:
+    """Give each STUDENT a fresh mail host, then bring it to the end of part K (their own parameters): the first
+    time by the guide, kept as their snapshot; after that, from it in seconds. Several students' hosts boot side by
+    side (the guide, where it must run, runs for one after the other)."""
+    from mailkit.classroom.workshop import reset_student, reset_students
+
+    if len(students) == 1:
+        student = students[0]
+        done = reset_student(student, to_part, output or Path("out/workshop") / student, _progress())
+        sys.exit(0 if _said_reset(student, to_part, done) else 1)
+    results = reset_students(list(students), to_part, output or Path("out/workshop"), _progress())
+    ok = True
+    for student, result in results.items():
+        if isinstance(result, MailkitError):
+            click.echo(f"mailkit: error: {student}: {result}", err=True)
+            ok = False
+        else:
+            ok = _said_reset(student, to_part, result) and ok
+    sys.exit(0 if ok else 1)
+
+
+def _said_reset(student: str, to_part: int, done: StudentReset) -> bool:
+    """What one student's reset did, in a line (and the checks that failed); whether it went well."""
     from mailkit.core.checks import render_text
 
-    done = reset_student(student, to_part, output or Path("out/workshop") / student, _progress())
     run = done.run
     if run is None:
         if done.booted_from is None:
             click.echo(f"{student}: a fresh server, nothing applied")
         else:
             click.echo(f"{student}: at the end of part {to_part}, from snapshot {done.booted_from}")
-        return
+        return True
     failed = sum(not c.ok for c in run.checks)
     if run.error or failed:
         click.echo(render_text([c for c in run.checks if not c.ok]))
-        click.echo(f"mailkit: error: {run.error or 'checks failed'}", err=True)
+        click.echo(f"mailkit: error: {student}: {run.error or 'checks failed'}", err=True)
     on = "" if done.booted_from is None else f" on snapshot {done.booted_from}"
     kept = "" if done.kept is None else f", kept as snapshot {done.kept}"
     click.echo(
         f"{student}: at the end of part {to_part}{on}, {len(run.checks) - failed} checks passed, {failed} failed{kept}"
     )
-    sys.exit(0 if run.ok else 1)
+    return run.ok
 
 
 @workshop.command(name="board")

@@ -17,17 +17,22 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailkit.core.errors import UsageError
+from mailkit.core.errors import MailkitError, UsageError
 from mailkit.core.local import write_private
 from mailkit.core.progress import Progress
 from mailkit.guide.chapters import SERVER_PARTS
 from mailkit.guide.runner import GuideRun, inject_parameters, notebooks_for, run_guide
 from mailkit.lab.layout import host_spec, student_spec
 from mailkit.server import certificates
+
+if TYPE_CHECKING:
+    from mailkit.lab.lab import Lab
+    from mailkit.lab.snapshots import Snapshot
 
 #: The guide's parts a student works through (05, the upgrade, needs a bookworm server of its own).
 WORKSHOP_PARTS = SERVER_PARTS
@@ -179,6 +184,10 @@ class StudentReset:
         return self.run is None or self.run.ok
 
 
+#: How many students' hosts boot at once in :func:`reset_students` (each boot is mostly waiting for systemd).
+BOOTS_AT_ONCE = 8
+
+
 def reset_student(name: str, to_part: int, output: Path, progress: Progress = lambda _: None) -> StudentReset:
     """A fresh host for the student, then at the end of part ``to_part``: booted from the snapshot of that part made
     for this student (same inputs: release, mailkit, notebooks, their keys), else the guide's parts applied as the
@@ -186,20 +195,75 @@ def reset_student(name: str, to_part: int, output: Path, progress: Progress = la
     checks fail is not kept."""
     from mailkit.lab.lab import Lab
 
+    lab = Lab()
+    _check_student(lab, name, to_part)
+    return _finish(lab, name, to_part, _boot_student(lab, name, to_part, progress), output, progress)
+
+
+def reset_students(
+    names: Sequence[str], to_part: int, output: Path, progress: Progress = lambda _: None
+) -> dict[str, StudentReset | MailkitError]:
+    """:func:`reset_student` for several students: their hosts boot side by side (at most :data:`BOOTS_AT_ONCE` at
+    a time), then the guide runs, one student after the other, for those whose own snapshot did not bring them to
+    part ``to_part``; each student's notebooks go to ``output``/NAME. Every name is checked before any host is
+    touched; after that one student's failure is theirs (their entry is the error) and the others go on.
+
+    >>> reset_students(["student01", "student02"], 2, Path("out/workshop"))  # doctest: +SKIP
+    {'student01': StudentReset(run=None, booted_from='trixie-student01-part2-...', kept=None), ...}
+    """
+    from mailkit.lab.lab import Lab
+
+    if len(set(names)) != len(names) or not names:
+        raise UsageError(f"name each student once: {' '.join(names) or 'none named'}")
+    lab = Lab()
+    for name in names:
+        _check_student(lab, name, to_part)
+
+    def said_by(name: str) -> Progress:
+        return lambda line: progress(f"{name}: {line}")
+
+    def boot(name: str) -> Snapshot | None:
+        return _boot_student(Lab(), name, to_part, said_by(name))
+
+    with ThreadPoolExecutor(max_workers=min(len(names), BOOTS_AT_ONCE)) as pool:
+        booting = {name: pool.submit(boot, name) for name in names}
+    done: dict[str, StudentReset | MailkitError] = {}
+    for name, future in booting.items():
+        try:
+            start = future.result()
+            done[name] = _finish(lab, name, to_part, start, output / name, said_by(name))
+        except MailkitError as exc:
+            done[name] = exc
+    return done
+
+
+def _check_student(lab: Lab, name: str, to_part: int) -> None:
+    """Refused before anything changes: a part the workshop does not have, a student the lab does not have."""
     number = student_number(name)
     if not 0 <= to_part <= max(WORKSHOP_PARTS):
         raise UsageError(f"--to-part must be from 0 to {max(WORKSHOP_PARTS)}, not {to_part}")
-    lab = Lab()
     if name not in lab.hosts():
         raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students {number}' first")
+
+
+def _boot_student(lab: Lab, name: str, to_part: int, progress: Progress) -> Snapshot | None:
+    """The student's host booted afresh: from their highest snapshot up to part ``to_part`` (returned), else bare."""
     if to_part == 0:
         lab.reset(progress, name=name)
-        return StudentReset(None)
-    start = lab.boot_part(name, to_part, progress)
+        return None
+    return lab.boot_part(name, to_part, progress)
+
+
+def _finish(
+    lab: Lab, name: str, to_part: int, start: Snapshot | None, output: Path, progress: Progress
+) -> StudentReset:
+    """The rest of the way to part ``to_part`` from where the boot left the host (``start``): the guide's parts as
+    the student runs them, and the result kept as their snapshot."""
     booted_from = None if start is None else start.name
-    if start is not None and start.part == to_part:
+    if to_part == 0 or (start is not None and start.part == to_part):
         return StudentReset(None, booted_from)
     parts = list(range(1 if start is None else start.part + 1, to_part + 1))
+    number = student_number(name)
     with tempfile.TemporaryDirectory(prefix="mailkit-workshop-") as tmp:
         # Run as the student would: their notebooks, their folder's keys and settings, nothing of the lab's.
         settings = write_student_kit(lab, number, Path(tmp))

@@ -395,18 +395,26 @@ class Lab:
                 if records is not None:  # and what their run had published (DKIM, SPF, DMARC, TLSA, ...)
                     dns.add_records(student_spec(int(name[7:])).domain, records, self.tsig_secret())
                 self.forget_receiver_cache()
-            self._boot_from(state, spec, snapshot, progress)
+            pid = self._boot_from(state, spec, snapshot, progress, wait=False)
             provider = name == "mail" and state.get("provider", False)
+        # Waited for after the lock: students' hosts reset at once (workshop reset) boot side by side.
+        self._wait_up(spec, pid, from_snapshot=snapshot is not None)
         if provider:  # the fresh server as the provider hands it over: admin with sudo, the provider's resolver
             from mailkit.lab import provider as provider_mode
 
             provider_mode.prepare_mail_host(self, progress)
 
     def _boot_from(
-        self, state: dict[str, Any], spec: HostSpec, snapshot: snapshots.Snapshot | None, progress: Progress
-    ) -> None:
+        self,
+        state: dict[str, Any],
+        spec: HostSpec,
+        snapshot: snapshots.Snapshot | None,
+        progress: Progress,
+        wait: bool = True,
+    ) -> int:
         """Boot the stopped host ``spec`` with a new writable layer over ``snapshot`` (None: the base image alone)
-        and wait until it is up. The caller holds the lab's lock and writes nothing else of ``state`` meanwhile."""
+        and (``wait``) wait until it is up; returns its PID. The caller holds the lab's lock and writes nothing else
+        of ``state`` meanwhile."""
         paths = self.host_paths(spec.name)
         machine.wipe(paths)
         network.create_host_network(spec)
@@ -416,8 +424,15 @@ class Lab:
         state["hosts"][spec.name]["pid"] = self._boot(spec, [*layers, base], from_snapshot=snapshot is not None)
         state["hosts"][spec.name]["snapshot"] = None if snapshot is None else snapshot.name
         self._write(state)
-        machine.wait_for_ssh(spec, state["hosts"][spec.name]["pid"], paths)
-        if snapshot is not None:
+        pid: int = state["hosts"][spec.name]["pid"]
+        if wait:
+            self._wait_up(spec, pid, from_snapshot=snapshot is not None)
+        return pid
+
+    def _wait_up(self, spec: HostSpec, pid: int, from_snapshot: bool) -> None:
+        """Until the booted host answers SSH, and one from a snapshot has finished booting."""
+        machine.wait_for_ssh(spec, pid, self.host_paths(spec.name))
+        if from_snapshot:
             self._wait_until_booted(spec)
 
     # -- part snapshots ------------------------------------------------------------------------------

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 
 from mailkit.classroom.board import board_html
 from mailkit.classroom.workshop import (
+    StudentReset,
     inject_parameters,
+    reset_students,
     student_number,
     student_parameters,
     student_settings,
     write_student_notebooks,
 )
-from mailkit.core.errors import UsageError
+from mailkit.core.errors import LabError, UsageError
 from mailkit.guide.guessing import ban_settings
 from mailkit.guide.part1 import Part1
 from mailkit.lab.layout import BOT_ADDRESS, HOSTS, LISTED_ADDRESS, MAX_STUDENTS, NETWORK_V4, host_spec, student_spec
@@ -177,3 +182,64 @@ def test_the_served_board_is_the_page_only_and_only_for_this_machine(tmp_path: P
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Booting:
+    """A lab whose students' hosts take a moment to boot, as from their snapshots: which booted, how many at once."""
+
+    def __init__(self, students: int, fails: str = "") -> None:
+        self.students, self.fails = students, fails
+        self.booted: list[str] = []
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> _Booting:  # stands in for the class: Lab() is this lab
+        return self
+
+    def hosts(self) -> dict[str, object]:
+        return {f"student{n:02d}": object() for n in range(1, self.students + 1)}
+
+    def boot_part(self, name: str, to_part: int, progress: object) -> SimpleNamespace:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.2)
+        with self.lock:
+            self.now -= 1
+            self.booted.append(name)
+        if name == self.fails:
+            raise LabError(f"host {name} did not answer SSH")
+        return SimpleNamespace(name=f"trixie-{name}-part{to_part}-abc", part=to_part)
+
+
+def test_several_students_boot_side_by_side_and_one_failure_is_theirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = _Booting(students=4, fails="student03")
+    monkeypatch.setattr("mailkit.lab.lab.Lab", lab)
+    names = ["student01", "student02", "student03", "student04"]
+    done = reset_students(names, 2, Path("/nonexistent"))
+    assert sorted(lab.booted) == names and lab.most == 4, "all four at once"
+    assert isinstance(done["student03"], LabError) and "did not answer SSH" in str(done["student03"])
+    others = [done[n] for n in names if n != "student03"]
+    assert [d.booted_from for d in others if isinstance(d, StudentReset)] == [
+        f"trixie-{n}-part2-abc" for n in ("student01", "student02", "student04")
+    ]
+    assert all(isinstance(d, StudentReset) and d.run is None for d in others), "their snapshots were part 2's"
+
+
+@pytest.mark.parametrize(
+    ("names", "part", "refused"),
+    [
+        (["student01", "student09"], 2, "the lab has no student09"),
+        (["student01", "student01"], 2, "name each student once"),
+        (["student01", "mail"], 2, "mail"),
+        (["student01", "student02"], 7, "--to-part must be from 0 to"),
+    ],
+)
+def test_several_students_are_all_checked_before_any_host_is_touched(
+    monkeypatch: pytest.MonkeyPatch, names: list[str], part: int, refused: str
+) -> None:
+    lab = _Booting(students=2)
+    monkeypatch.setattr("mailkit.lab.lab.Lab", lab)
+    with pytest.raises(UsageError, match=refused):
+        reset_students(names, part, Path("/nonexistent"))
+    assert lab.booted == []
