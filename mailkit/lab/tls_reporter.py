@@ -116,15 +116,16 @@ while True:
 
 #: The day's results filed as yesterday's (the collector moves its database to ``.yesterday``: the same file, so the
 #: same inode, once done), then a reportd that has reported nothing yet started (it reports a day once). A collector
-#: just restarted binds its socket (what :func:`ensure` waits for) before it opens its database, and once (ci68)
-#: did not roll over within 20 s of that: it is asked again, with the file it has then, up to four times in those 20 s
-#: (that is at a run's start, with nothing counted yet; later, a collector long up rolls over at the first signal).
+#: just restarted binds its socket (what :func:`ensure` waits for) before it opens its database, and once (ci68) did
+#: not roll over within 20 s of the signal: then, and only then, it is asked once more, with the file it has then
+#: (a second signal while the first is still being handled would file an empty day over the counted one; ci69,
+#: asking again after 5 s, found a failure it had counted missing from the report).
 _NEW_DAY = f"""set -eu
 rolled() {{ [ "$(stat -c %i {COLLECTD_DB}.yesterday 2>/dev/null)" = "$1" ]; }}
-for attempt in 1 2 3 4; do
+for wait in 200 150; do
     today=$(stat -c %i {COLLECTD_DB})
     systemctl kill -s USR2 tlsrpt-collectd
-    for i in $(seq 50); do
+    for i in $(seq "$wait"); do
         if rolled "$today"; then break 2; fi
         sleep 0.1
     done
