@@ -158,33 +158,43 @@ def _unplug(spec: HostSpec) -> None:
     unblock_outbound(spec)
 
 
-def outbound_block(spec: HostSpec, port: int = 25) -> str:
+def outbound_block(spec: HostSpec, port: int = 25, *, silent: bool = False) -> str:
     """nftables rules that refuse every connection the host opens to ``port`` elsewhere, as many hosting providers
     do to port 25 on new accounts. They sit on the host's port of the switch, which the machine owns: root on the
     host cannot lift them, as a customer cannot lift the provider's. The lab resets the connection (a provider may
     drop it instead: then the sender waits for a timeout), so mail waits in the queue at once, with the reason.
+    ``silent``: every packet the host sends to ``port`` (TCP and UDP) is dropped without a word instead, as by a
+    network that lost it: the sender learns only by waiting (a name server out of reach for a moment).
 
     >>> from mailkit.lab.layout import HOSTS
     >>> rules = outbound_block(HOSTS["mail"])
     >>> 'hook ingress device "mk-mail" priority 0' in rules, "tcp dport 25 reject with tcp reset" in rules
     (True, True)
+    >>> "meta l4proto { tcp, udp } th dport 53 drop" in outbound_block(HOSTS["mail"], 53, silent=True)
+    True
     """
     table = _block_table(spec, port)
+    if silent:
+        rule = f"meta l4proto {{ tcp, udp }} th dport {port} drop"
+    else:
+        rule = f"meta l4proto tcp tcp dport {port} reject with tcp reset"
     return (
         f"table netdev {table}\ndelete table netdev {table}\n"
         f"table netdev {table} {{\n    chain from_host {{\n"
         f'        type filter hook ingress device "{spec.switch_link}" priority 0; policy accept;\n'
-        f"        meta l4proto tcp tcp dport {port} reject with tcp reset\n"
+        f"        {rule}\n"
         "    }\n}\n"
     )
 
 
-def block_outbound(spec: HostSpec, port: int = 25) -> None:
-    """Refuse the host's outgoing connections to ``port`` (the lab as a provider that blocks port 25).
+def block_outbound(spec: HostSpec, port: int = 25, *, silent: bool = False) -> None:
+    """Refuse the host's outgoing connections to ``port`` (the lab as a provider that blocks port 25); ``silent``:
+    drop what it sends there without a word (:func:`outbound_block`).
 
     A reset of the host hands over a fresh server without the block, as its switch port is made anew.
     """
-    run_local(["ip", "netns", "exec", SWITCH_NETNS, "nft", "-f", "-"], input=outbound_block(spec, port))
+    rules = outbound_block(spec, port, silent=silent)
+    run_local(["ip", "netns", "exec", SWITCH_NETNS, "nft", "-f", "-"], input=rules)
 
 
 def unblock_outbound(spec: HostSpec, port: int = 25) -> None:

@@ -46,6 +46,7 @@ from mailkit.core.ssh import Connection
 from mailkit.core.values import Password
 from mailkit.domain.records import RecordSet
 from mailkit.domain.registrar import TsigKey, parse_zone_text, publish_rfc2136
+from mailkit.guide import dane
 from mailkit.lab import backup_host, cloud_account, cloud_provider, receiver
 from mailkit.lab.ca import CertificateAuthority
 from mailkit.lab.dns import NAMESERVER
@@ -72,8 +73,6 @@ class Lab(Protocol):
 
 
 RESOLVER = HOSTS["dns"].extra_addresses[0]
-#: Debian's Unbound file that makes IANA's root key the trust anchor (kept empty in the lab, whose root is its own).
-DEBIAN_ANCHOR_FILE = "root-auto-trust-anchor-file.conf"
 ADMIN = "admin"
 ALIAS = "mail-vps"
 PROBE_ALIAS = "probe"
@@ -106,6 +105,7 @@ def unbound_conf(anchor: str) -> str:
             f'    trust-anchor: "{anchor}"',
             f"    cache-max-ttl: {CACHE_MAX_TTL}",
             f"    cache-max-negative-ttl: {CACHE_MAX_TTL}",
+            *dane.KEEP_ASKING_A_SILENT_ROOT,
             "    qname-minimisation: no",
             "    # Unbound answers the documentation ranges' reverse zones itself (NXDOMAIN): the lab lives in them.",
             f'    local-zone: "{REVERSE_ZONE_V4}." nodefault',
@@ -189,7 +189,7 @@ def setup(lab: Lab, progress: Progress) -> None:
         # The configuration first: Unbound starts as it is installed, and must not take BIND's port 53.
         conf = File("/etc/unbound/unbound.conf.d/mailkit-provider.conf", unbound_conf(lab.root_anchor()))
         iana = File(
-            f"/etc/unbound/unbound.conf.d/{DEBIAN_ANCHOR_FILE}",
+            dane.DEBIAN_ANCHOR_FILE,  # Debian's file naming IANA's root key: kept empty in the lab
             "# The lab's root is not IANA's: see mailkit-provider.conf.\n",
         )
         configured = engine.apply(dns_host, [Directory("/etc/unbound/unbound.conf.d", mode=0o755), conf, iana])

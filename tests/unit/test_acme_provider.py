@@ -8,6 +8,7 @@ from mailkit.core.checks import CheckResult
 from mailkit.core.resources.acme import LETS_ENCRYPT, AcmeCertificate, AcmeLineage
 from mailkit.core.result import Result
 from mailkit.core.values import ValueRejected
+from mailkit.guide.dane import KEEP_ASKING_A_SILENT_ROOT
 from mailkit.lab.provider import parse_zone_text, unbound_conf
 from mailkit.server.target import zone_text_with_deletions
 
@@ -68,6 +69,7 @@ def test_the_resolver_answers_the_labs_reverse_zones_and_validates_from_the_labs
     assert 'local-zone: "100.51.198.in-addr.arpa." nodefault' in conf
     assert 'module-config: "validator iterator"' in conf and "interface: 198.51.100.54" in conf
     assert 'trust-anchor: ". IN DS 4242 13 2 ABCD"' in conf
+    assert all(line in conf.splitlines() for line in KEEP_ASKING_A_SILENT_ROOT), "as section 13's resolver does"
 
 
 class _SieveTest:
