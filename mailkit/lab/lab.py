@@ -48,7 +48,9 @@ from mailkit.lab.layout import (
 )
 from mailkit.server import certificates
 
-REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "nft", "unshare", "ssh-keygen", "mount")
+REQUIRED_TOOLS = (
+    "debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "nft", "unshare", "ssh-keygen", "mount", "openssl",
+)  # fmt: skip
 
 
 def _quiet(_: str) -> None:
@@ -69,7 +71,8 @@ def check_can_run_lab() -> None:
     if missing:
         raise UsageError(
             f"missing {', '.join(missing)}: install with "
-            "'apt-get install debootstrap systemd-container apt-cacher-ng iproute2 nftables openssh-client'"
+            "'apt-get install debootstrap systemd-container apt-cacher-ng iproute2 nftables openssh-client "
+            "openssl'"
         )
 
 

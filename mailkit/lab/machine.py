@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -86,8 +88,41 @@ def mount_root(paths: HostPaths, lowers: list[Path]) -> None:
     )
 
 
+#: The most the lab reads of a file in a host's tree (its passwd, its CA bundle): the host's root may have made it.
+READ_LIMIT = 4 * 1024 * 1024
+
+
+def _host_path(root: Path, rel: str) -> Path:
+    """``rel`` in the host's tree, refused when a directory on the way is a link: the host's root may have made it
+    (a snapshot and a kept layer keep it), and the machine's root would act where it points."""
+    path = root / rel.lstrip("/")
+    parents = [p for p in [path.parent, *path.parent.parents] if p.is_relative_to(root) and p != root]
+    linked = [p for p in parents if p.is_symlink()]
+    if linked:
+        raise LabError(f"{linked[-1]} is a link in the host's tree: not followed ({rel})")
+    return path
+
+
+def _read(root: Path, rel: str) -> str:
+    """A file of the host's tree as text: empty when absent or a link (never followed); refused when it is no
+    plain file (a FIFO would hold the lab forever) or larger than :data:`READ_LIMIT`."""
+    try:
+        fd = os.open(_host_path(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the file itself is a link
+            return ""
+        raise
+    with os.fdopen(fd, "rb") as src:
+        found = os.fstat(src.fileno())
+        if not stat.S_ISREG(found.st_mode) or found.st_size > READ_LIMIT:
+            raise LabError(f"{rel} in the host's tree is not a plain file of at most {READ_LIMIT} bytes")
+        return src.read(READ_LIMIT).decode(errors="replace")
+
+
 def _owner(root: Path, user: str) -> tuple[int, int]:
-    for line in (root / "etc/passwd").read_text().splitlines():
+    for line in _read(root, "etc/passwd").splitlines():
         fields = line.split(":")
         if fields[0] == user:
             return int(fields[2]), int(fields[3])
@@ -104,11 +139,8 @@ def _put(root: Path, rel: str, text: str, mode: int = 0o644, owner: tuple[int, i
     """Write a file into the host's tree, owned by ``owner`` as the host sees it (shifted into its range); a link
     on the way (which the host's root may have made, and a snapshot kept) is refused, never followed."""
     base = uid_base(root)
-    path = root / rel.lstrip("/")
+    path = _host_path(root, rel)
     parents = [p for p in [path.parent, *path.parent.parents] if p.is_relative_to(root) and p != root]
-    linked = [p for p in parents if p.is_symlink()]
-    if linked:  # the host's root made it (a snapshot keeps it): the machine's root would write where it points
-        raise LabError(f"{linked[-1]} is a link in the host's tree: not written through ({rel})")
     missing = [p for p in parents if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     for made in missing:
@@ -133,7 +165,7 @@ def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: s
     if resolver or not os.path.lexists(root / "etc/resolv.conf"):  # lexists: a link in the host is not followed
         _put(root, "etc/resolv.conf", f"nameserver {NAMESERVER.address}\n")
     _put(root, "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
-    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    _host_path(root, "var/lib/dbus/machine-id").unlink(missing_ok=True)
     _put(
         root,
         "etc/apt/apt.conf.d/00mailkit-lab-proxy",
@@ -144,7 +176,7 @@ def write_identity(root: Path, spec: HostSpec, host_key: Path, authorized_key: s
     _put(root, "etc/ssh/ssh_host_ed25519_key", host_key.read_text(), 0o600)
     _put(root, "etc/ssh/ssh_host_ed25519_key.pub", host_key.with_suffix(".pub").read_text())
     _put(root, "root/.ssh/authorized_keys", authorized_key, 0o600)
-    os.chmod(root / "root/.ssh", 0o700)
+    os.chmod(_host_path(root, "root/.ssh/authorized_keys").parent, 0o700)  # no link: _put refused one there
 
 
 def write_dns_config(
@@ -163,10 +195,12 @@ def write_dns_config(
         _put(root, f"etc/bind/{name}", text, 0o640, (0, bind[1]))
     for zone, text in dns.zone_files().items():
         _put(root, f"var/lib/bind/{dns.zone_filename(zone)}", text, 0o644, bind)
-    keys = root / dns.KEY_DIRECTORY.lstrip("/")
+    keys = _host_path(root, dns.KEY_DIRECTORY)
+    if keys.is_symlink():
+        raise LabError(f"{dns.KEY_DIRECTORY} is a link in the DNS host's tree: not followed")
     keys.mkdir(mode=0o750, exist_ok=True)
     base = uid_base(root)
-    os.chown(keys, base + bind[0], base + bind[1])
+    os.chown(keys, base + bind[0], base + bind[1], follow_symlinks=False)
     for name, text in (signing_keys or {}).items():
         if not dns.KEY_FILE.fullmatch(name):
             raise LabError(f"not a signing key's file name: {name!r}")
@@ -187,13 +221,15 @@ def trust_ca(root: Path, ca_pem: bytes, name: str = "mailkit-lab") -> None:
     appended to the bundle every TLS client reads (what update-ca-certificates would do, without its cost)."""
     local = f"usr/local/share/ca-certificates/{name}.crt"
     _put(root, local, ca_pem.decode())
-    bundle = root / "etc/ssl/certs/ca-certificates.crt"
-    current = bundle.read_text() if bundle.exists() else ""
+    current = _read(root, "etc/ssl/certs/ca-certificates.crt")
     _put(root, "etc/ssl/certs/ca-certificates.crt", current + ca_pem.decode())
-    # Clients that look CAs up by subject hash (OpenSSL's CApath) need the hash link too; the host's own
-    # openssl computes it, so it matches that host's OpenSSL.
-    digest = run_local(["chroot", str(root), "openssl", "x509", "-hash", "-noout", "-in", "/" + local]).stdout.strip()
-    link = root / "etc/ssl/certs" / f"{digest}.0"
+    # Clients that look CAs up by subject hash (OpenSSL's CApath) need the hash link too. The machine's openssl
+    # computes it (the hash is the same in every OpenSSL since 1.0): never a program of the host's tree, which
+    # its root may have replaced, run as the machine's root.
+    digest = run_local(["openssl", "x509", "-hash", "-noout"], input=ca_pem.decode()).stdout.strip()
+    if not digest.isalnum():
+        raise LabError(f"openssl gave no subject hash for the CA: {digest!r}")
+    link = _host_path(root, f"etc/ssl/certs/{digest}.0")
     link.unlink(missing_ok=True)
     link.symlink_to("/" + local)
     os.lchown(link, uid_base(root), uid_base(root))

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mailkit.cli import main
 from mailkit.core.errors import LabError
+from mailkit.core.local import run_local
 from mailkit.lab import dns, lab, machine, network
 from mailkit.lab.layout import HOSTS, NETWORK_V4
 from mailkit.lab.selfcheck import parse_os_release
@@ -193,6 +194,50 @@ def test_a_link_in_a_hosts_tree_is_never_written_through(tmp_path: Path) -> None
     machine._put(root, "etc/hostname", "mail\n")
     assert not (root / "etc/hostname").is_symlink() and (root / "etc/hostname").read_text() == "mail\n"
     assert list(elsewhere.iterdir()) == []
+
+
+def _ca_pem(tmp_path: Path) -> bytes:
+    key, cert = tmp_path / "ca.key", tmp_path / "ca.pem"
+    run_local(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+               "-subj", "/CN=mailkit test CA", "-days", "1", "-keyout", str(key), "-out", str(cert)])  # fmt: skip
+    return cert.read_bytes()
+
+
+def test_a_hosts_ca_bundle_that_is_a_link_is_never_read_through(tmp_path: Path) -> None:
+    """A host's root may make its CA bundle a link to a secret of the machine's: trusting the lab CA, which appends to
+    the bundle as the machine's root, must not copy that secret into the host's tree; a FIFO there must not hold the
+    lab; the subject hash comes from the machine's openssl, never from a program in the host's tree."""
+    root, secret = tmp_path / "root", tmp_path / "shadow"
+    (root / "etc/ssl/certs").mkdir(parents=True)
+    secret.write_text("root:$6$secret:19000:0:99999:7:::\n")
+    bundle = root / "etc/ssl/certs/ca-certificates.crt"
+    bundle.symlink_to(secret)
+    pem = _ca_pem(tmp_path)
+    machine.trust_ca(root, pem)
+    assert bundle.read_bytes() == pem and not bundle.is_symlink(), "the link replaced, the secret not read"
+    assert secret.read_text().startswith("root:$6$secret"), "and not written either"
+    hashed = [p for p in (root / "etc/ssl/certs").iterdir() if p.name.endswith(".0")]
+    assert len(hashed) == 1 and os.readlink(hashed[0]) == "/usr/local/share/ca-certificates/mailkit-lab.crt"
+    bundle.unlink()
+    os.mkfifo(bundle)
+    with pytest.raises(LabError, match="not a plain file"):
+        machine.trust_ca(root, pem)
+
+
+def test_a_link_on_the_way_to_what_the_lab_removes_or_chmods_is_refused(tmp_path: Path) -> None:
+    """The lab removes the image's D-Bus machine id and tightens /root/.ssh as the machine's root: a link on the way
+    (var/lib/dbus pointing at the machine's own) is refused before anything is removed or written."""
+    root, machines_dbus = tmp_path / "root", tmp_path / "machine-dbus"
+    (root / "var/lib").mkdir(parents=True)
+    machines_dbus.mkdir()
+    (machines_dbus / "machine-id").write_text("the machine's own id\n")
+    (root / "var/lib/dbus").symlink_to(machines_dbus)
+    host_key = tmp_path / "ssh_host_ed25519_key"
+    host_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    host_key.with_suffix(".pub").write_text("ssh-ed25519 AAAA test\n")
+    with pytest.raises(LabError, match="var/lib/dbus is a link in the host's tree"):
+        machine.write_identity(root, HOSTS["mail"], host_key, "ssh-ed25519 AAAA you\n")
+    assert (machines_dbus / "machine-id").read_text() == "the machine's own id\n"
 
 
 def test_every_zone_is_signed_and_delegated_down_from_the_labs_root() -> None:
