@@ -204,9 +204,10 @@ def reset_students(
     names: Sequence[str], to_part: int, output: Path, progress: Progress = lambda _: None
 ) -> dict[str, StudentReset | MailkitError]:
     """:func:`reset_student` for several students: their hosts boot side by side (at most :data:`BOOTS_AT_ONCE` at
-    a time), then the guide runs, one student after the other, for those whose own snapshot did not bring them to
-    part ``to_part``; each student's notebooks go to ``output``/NAME. Every name is checked before any host is
-    touched; after that one student's failure is theirs (their entry is the error) and the others go on.
+    a time), the receiver forgets what it cached of their domains once for all, then the guide runs, one student
+    after the other, for those whose own snapshot did not bring them to part ``to_part``; each student's notebooks
+    go to ``output``/NAME. Every name is checked before any host is touched; after that one student's failure is
+    theirs (their entry is the error) and the others go on.
 
     >>> reset_students(["student01", "student02"], 2, Path("out/workshop"))  # doctest: +SKIP
     {'student01': StudentReset(run=None, booted_from='trixie-student01-part2-...', kept=None), ...}
@@ -223,10 +224,14 @@ def reset_students(
         return lambda line: progress(f"{name}: {line}")
 
     def boot(name: str) -> Snapshot | None:
-        return _boot_student(Lab(), name, to_part, said_by(name))
+        return _boot_student(Lab(), name, to_part, said_by(name), forget_receiver=False)
 
     with ThreadPoolExecutor(max_workers=min(len(names), BOOTS_AT_ONCE)) as pool:
         booting = {name: pool.submit(boot, name) for name in names}
+    # The receiver forgets what it cached of the students' domains once for all of them (it restarts its verifiers:
+    # OpenDMARC takes 5 s to stop), before any student's guide sends it mail.
+    if any(not future.exception() for future in booting.values()):
+        lab.forget_receiver_cache()
     done: dict[str, StudentReset | MailkitError] = {}
     for name, future in booting.items():
         try:
@@ -246,12 +251,15 @@ def _check_student(lab: Lab, name: str, to_part: int) -> None:
         raise UsageError(f"the lab has no {name}: 'mailkit workshop up --students {number}' first")
 
 
-def _boot_student(lab: Lab, name: str, to_part: int, progress: Progress) -> Snapshot | None:
-    """The student's host booted afresh: from their highest snapshot up to part ``to_part`` (returned), else bare."""
+def _boot_student(
+    lab: Lab, name: str, to_part: int, progress: Progress, *, forget_receiver: bool = True
+) -> Snapshot | None:
+    """The student's host booted afresh: from their highest snapshot up to part ``to_part`` (returned), else bare;
+    ``forget_receiver`` False: the receiver's caches are the caller's to clear (:meth:`Lab.forget_receiver_cache`)."""
     if to_part == 0:
-        lab.reset(progress, name=name)
+        lab.reset(progress, name=name, forget_receiver=forget_receiver)
         return None
-    return lab.boot_part(name, to_part, progress)
+    return lab.boot_part(name, to_part, progress, forget_receiver=forget_receiver)
 
 
 def _finish(

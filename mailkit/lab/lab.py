@@ -334,18 +334,27 @@ class Lab:
         with open("/proc/self/mounts") as mounts:
             return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
-    def reset(self, progress: Progress = _quiet, name: str = "mail", to_part: int = 0, keep_dns: bool = False) -> str:
+    def reset(
+        self,
+        progress: Progress = _quiet,
+        name: str = "mail",
+        to_part: int = 0,
+        keep_dns: bool = False,
+        *,
+        forget_receiver: bool = True,
+    ) -> str:
         """A fresh ``mail`` host (a reinstalled server), same addresses, same host key; the lab DNS as at ``up``
         (``keep_dns``: as it is now, as a registrar keeps a lost server's records: the restore drill).
 
         ``to_part`` K: the mail host at the end of the guide's part K, booted from the snapshot the same inputs
         made (:mod:`mailkit.lab.snapshots`) with the DNS zones of that moment; when there is none, the guide builds
         it now on the fresh host and it is kept for next time. ``name`` may be a student's host instead (a fresh one
-        only): then only that student's DNS records are put back. Returns what was done, in words.
+        only): then only that student's DNS records are put back (``forget_receiver`` False: the receiver's caches
+        of them are the caller's to clear, as :meth:`boot_part`'s). Returns what was done, in words.
         """
         check_can_run_lab()
         if not to_part:
-            self._boot_afresh(name, progress, keep_dns=keep_dns)
+            self._boot_afresh(name, progress, keep_dns=keep_dns, forget_receiver=forget_receiver)
             return "a fresh host" + (", the DNS records kept" if keep_dns else "")
         if name != snapshots.MAIL:
             raise UsageError(f"{name} is a student's: 'mailkit workshop reset {name} --to-part {to_part}'")
@@ -358,17 +367,27 @@ class Lab:
         on = "" if start is None else f" on snapshot {start.name}"
         return f"parts {first}-{to_part} built by the guide{on}, kept as snapshot {kept.name}"
 
-    def boot_part(self, name: str, to_part: int, progress: Progress = _quiet) -> snapshots.Snapshot | None:
+    def boot_part(
+        self, name: str, to_part: int, progress: Progress = _quiet, *, forget_receiver: bool = True
+    ) -> snapshots.Snapshot | None:
         """Boot host ``name`` afresh from its newest snapshot on the way to part ``to_part`` (part K itself, else the
-        highest part below it, to build on); returns it, or None when there is none (the host boots fresh)."""
+        highest part below it, to build on); returns it, or None when there is none (the host boots fresh).
+        ``forget_receiver``: False when the caller makes the receiver forget once for several students
+        (:meth:`forget_receiver_cache`)."""
         self._check_snapshot_target(name, to_part)
         found = (self._snapshot_for(p, name) for p in range(to_part, 0, -1))
         start = next((s for s in found if s is not None), None)
-        self._boot_afresh(name, progress, start)
+        self._boot_afresh(name, progress, start, forget_receiver=forget_receiver)
         return start
 
     def _boot_afresh(
-        self, name: str, progress: Progress, snapshot: snapshots.Snapshot | None = None, keep_dns: bool = False
+        self,
+        name: str,
+        progress: Progress,
+        snapshot: snapshots.Snapshot | None = None,
+        keep_dns: bool = False,
+        *,
+        forget_receiver: bool = True,
     ) -> None:
         with self._locked():
             state = self._read()
@@ -400,8 +419,8 @@ class Lab:
             pid = self._boot_from(state, spec, snapshot, progress, wait=False)
             provider = name == "mail" and state.get("provider", False)
         # After the lock: students' hosts reset at once (workshop reset) boot side by side, and the receiver's
-        # restart (OpenDMARC takes 5 s to stop) is one for all of them rather than one after the other.
-        if name != "mail":
+        # restart (OpenDMARC takes 5 s to stop) is one for all of them (forget_receiver False, the caller's).
+        if name != "mail" and forget_receiver:
             self.forget_receiver_cache()
         self._wait_up(spec, pid, from_snapshot=snapshot is not None)
         if provider:  # the fresh server as the provider hands it over: admin with sudo, the provider's resolver

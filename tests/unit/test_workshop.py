@@ -191,6 +191,8 @@ class _Booting:
         self.students, self.fails = students, fails
         self.booted: list[str] = []
         self.now = self.most = 0
+        self.forgot = 0  # how often the receiver was made to forget (restarted: 5 s each)
+        self.forgot_alone: list[str] = []  # students whose own boot restarted it
         self.lock = threading.Lock()
 
     def __call__(self) -> _Booting:  # stands in for the class: Lab() is this lab
@@ -199,7 +201,13 @@ class _Booting:
     def hosts(self) -> dict[str, object]:
         return {f"student{n:02d}": object() for n in range(1, self.students + 1)}
 
-    def boot_part(self, name: str, to_part: int, progress: object) -> SimpleNamespace:
+    def forget_receiver_cache(self) -> None:
+        with self.lock:
+            self.forgot += 1
+
+    def boot_part(self, name: str, to_part: int, progress: object, *, forget_receiver: bool = True) -> SimpleNamespace:
+        if forget_receiver:
+            self.forgot_alone.append(name)
         with self.lock:
             self.now += 1
             self.most = max(self.most, self.now)
@@ -218,6 +226,7 @@ def test_several_students_boot_side_by_side_and_one_failure_is_theirs(monkeypatc
     names = ["student01", "student02", "student03", "student04"]
     done = reset_students(names, 2, Path("/nonexistent"))
     assert sorted(lab.booted) == names and lab.most == 4, "all four at once"
+    assert (lab.forgot, lab.forgot_alone) == (1, []), "the receiver restarted once for the class, not per student"
     assert isinstance(done["student03"], LabError) and "did not answer SSH" in str(done["student03"])
     others = [done[n] for n in names if n != "student03"]
     assert [d.booted_from for d in others if isinstance(d, StudentReset)] == [
