@@ -83,6 +83,15 @@ def _tlsa_changed(lab: Lab, outside: Connection, name: str, values: list[str]) -
     outside.run(["sh", "-c", forget + "systemctl start postfix"])
 
 
+def _receiver_said(outside: Connection, since: int) -> str:
+    """What the receiver's Postfix and TLS collector logged since ``since`` about TLS (for a failure's message)."""
+    script = (
+        f"journalctl -u 'postfix*' -u tlsrpt-collectd -u tlsrpt-reportd --since @{since} -o short-monotonic "
+        "--no-pager | grep -i -E 'tls|dane|tlsa|status=|collectd|reportd' | tail -n 40"
+    )
+    return outside.run(["sh", "-c", script], check=False).stdout
+
+
 def _row() -> tuple[bool, str]:
     report = check_server("lab:mail", vantage="lab:outside")
     row = next(r for r in report.rows if r.key == ROW)
@@ -128,7 +137,10 @@ def test_the_report_row_turns_red_when_a_sender_could_not_verify_the_server(outs
         assert tls_reporter.send_reports(outside) == SENT
         found = _tls_reports_at_home(start)
         failed = [p for r in found for p in r.policies if p.failed]
-        assert failed and failed[0].kind == "tlsa" and failed[0].failures, (deferred, found)
+        assert failed and failed[0].kind == "tlsa" and failed[0].failures, (
+            f"no failure reported: {found}\nthe deferral: {deferred}\n"
+            f"the receiver said:\n{_receiver_said(outside, start)}"
+        )
         ok, detail = _row()
         failing = f"senders FAILED to reach you over TLS: example.net (tlsa {MAIL.fqdn}): "
         assert not ok and detail.startswith(failing), detail
