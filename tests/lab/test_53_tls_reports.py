@@ -11,6 +11,7 @@ On trixie only: bookworm's Postfix (3.7) cannot report TLS.
 from __future__ import annotations
 
 import secrets
+import shlex
 import time
 from collections.abc import Iterator
 
@@ -83,11 +84,26 @@ def _tlsa_changed(lab: Lab, outside: Connection, name: str, values: list[str]) -
     outside.run(["sh", "-c", forget + "systemctl start postfix"])
 
 
+#: What the collector counted: its tables in the day it holds and in the day before (for a failure's message).
+_COUNTED = """import sqlite3, sys
+for path in sys.argv[1:]:
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        for table in ("finalresults", "failures"):
+            print(path, table, list(db.execute(f"SELECT * FROM {table}")))
+    except sqlite3.Error as exc:
+        print(path, exc)
+"""
+
+
 def _receiver_said(outside: Connection, since: int) -> str:
-    """What the receiver's Postfix and TLS collector logged since ``since`` about TLS (for a failure's message)."""
+    """What the receiver's Postfix, resolver and TLS reporter logged since ``since`` (the reporter's settings left
+    out), and what the collector counted (for a failure's message)."""
+    db = tls_reporter.COLLECTD_DB
     script = (
-        f"journalctl -u 'postfix*' -u tlsrpt-collectd -u tlsrpt-reportd --since @{since} -o short-monotonic "
-        "--no-pager | grep -i -E 'tls|dane|tlsa|status=|collectd|reportd' | tail -n 40"
+        f"journalctl -u 'postfix*' -u tlsrpt-collectd -u tlsrpt-reportd -u unbound --since @{since} "
+        "-o short-monotonic --no-pager | grep -v 'CONFIG from' | tail -n 80; "
+        f"python3 -c {shlex.quote(_COUNTED)} {db} {db}.yesterday"
     )
     return outside.run(["sh", "-c", script], check=False).stdout
 
