@@ -115,25 +115,36 @@ while True:
 """
 
 #: The day's results filed as yesterday's (the collector moves its database to ``.yesterday``: the same file, so the
-#: same inode, once done), then a reportd that has reported nothing yet started (it reports a day once). A collector
-#: just restarted binds its socket (what :func:`ensure` waits for) before it opens its database, and once (ci68) did
-#: not roll over within 20 s of the signal: then, and only then, it is asked once more, with the file it has then
-#: (a second signal while the first is still being handled would file an empty day over the counted one; ci69,
-#: asking again after 5 s, found a failure it had counted missing from the report).
+#: same inode, once done), then a reportd that has reported nothing yet started (it reports a day once). One signal
+#: only: a second one would file the day again, an empty one over the counted (ci69-ci71 lost a counted failure so,
+#: asking again when the first roll-over seemed late; it seemed late because the collector was still filing its
+#: first day when asked: :func:`ensure` now waits for that).
 _NEW_DAY = f"""set -eu
-rolled() {{ [ "$(stat -c %i {COLLECTD_DB}.yesterday 2>/dev/null)" = "$1" ]; }}
-for wait in 200 150; do
-    today=$(stat -c %i {COLLECTD_DB})
-    systemctl kill -s USR2 tlsrpt-collectd
-    for i in $(seq "$wait"); do
-        if rolled "$today"; then break 2; fi
-        sleep 0.1
-    done
+today=$(stat -c %i {COLLECTD_DB})
+systemctl kill -s USR2 tlsrpt-collectd
+for i in $(seq 300); do
+    [ "$(stat -c %i {COLLECTD_DB}.yesterday 2>/dev/null)" = "$today" ] && break
+    sleep 0.1
 done
-rolled "$today" || {{ echo "tlsrpt-collectd did not roll over" >&2; exit 1; }}
+[ "$(stat -c %i {COLLECTD_DB}.yesterday)" = "$today" ] || {{ echo "tlsrpt-collectd did not roll over" >&2; exit 1; }}
 systemctl stop tlsrpt-reportd
 rm -f -- {REPORTD_DB}
 systemctl start tlsrpt-reportd
+"""
+#: The collector started afresh, with nothing counted, and waited for until it is ready for a day's roll-over: a
+#: collector binds its socket before it opens its database, and one that finds none makes it and at once files it as
+#: yesterday's; a roll-over asked for meanwhile is done after that one, on another file than the one it was asked for
+#: (what ci68 and ci72 saw as a collector that "did not roll over").
+_FRESH_COLLECTOR = f"""set -eu
+systemctl stop tlsrpt-reportd tlsrpt-collectd
+rm -f -- {COLLECTD_DB} {COLLECTD_DB}.yesterday {REPORTD_DB}
+systemctl start tlsrpt-collectd
+for i in $(seq 150); do
+    [ -S {SOCKET_DIR}/tlsrpt.sock ] && [ -e {COLLECTD_DB}.yesterday ] && [ -e {COLLECTD_DB} ] && exit 0
+    sleep 0.1
+done
+echo "tlsrpt-collectd did not start: no socket or no first day filed" >&2
+exit 1
 """
 
 
@@ -195,15 +206,14 @@ def supported(outside: Connection) -> bool:
 
 
 def ensure(outside: Connection, trust_anchor: str) -> engine.ApplyResult:
-    """Make the receiver one that sends by DANE and reports TLS (no change when it already is)."""
+    """Make the receiver one that sends by DANE and reports TLS (no change when it already is), its collector
+    started afresh with nothing counted."""
     if not supported(outside):
         raise LabError("the receiver's Postfix cannot report TLS (Postfix 3.10 and later: trixie's)")
     applied = engine.apply(outside, resources(trust_anchor))
     # Unbound too: a receiver made plain again (remove) stopped it, and its files did not change since.
-    outside.run(["sh", "-c", "systemctl daemon-reload && systemctl start unbound && "
-                 "systemctl restart tlsrpt-collectd && "
-                 f"for i in $(seq 100); do [ -S {SOCKET_DIR}/tlsrpt.sock ] && exit 0; sleep 0.1; done; "
-                 "echo 'tlsrpt-collectd made no socket' >&2; exit 1"])  # fmt: skip
+    outside.run(["sh", "-c", "systemctl daemon-reload && systemctl start unbound"])
+    outside.run(["sh", "-c", _FRESH_COLLECTOR], timeout=60)
     return applied
 
 
